@@ -1,0 +1,121 @@
+"""Reading images the same way everywhere: EXIF orientation applied once, any mode converted to RGB.
+
+``probe`` is the cheap check at ingest (header, size limits, truncation); ``decode`` is the full decode used by
+training, inference and thumbnails.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from visionloop.core.errors import ImageError
+
+_ORIENTATION_TAG = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    """Pixels after EXIF orientation."""
+    height: int
+    format: str
+    mode: str
+    orientation: int
+
+
+def _check_complete(data: bytes, fmt: str, name: str) -> None:
+    tail = data[-64:].rstrip(b"\x00\r\n ")
+    if fmt == "jpeg" and not tail.endswith(b"\xff\xd9"):
+        raise ImageError(name, "truncated JPEG (no end-of-image marker); re-export or re-download the file")
+    if fmt == "png" and b"IEND" not in data[-32:]:
+        raise ImageError(name, "truncated PNG (no IEND chunk); re-export or re-download the file")
+
+
+def probe(data: bytes, *, name: str = "<bytes>", max_pixels: int = 100_000_000) -> ImageInfo:
+    """Read the header: format, size after EXIF orientation; refuse bombs, non-images and truncated files."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            w, h = im.size
+            fmt = (im.format or "").lower()
+            mode = im.mode
+            orientation = 1
+            if fmt in {"jpeg", "tiff", "webp", "png", "mpo"}:
+                orientation = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        if isinstance(e, UnidentifiedImageError):
+            raise ImageError(name, "not an image (or a format Pillow cannot read)") from e
+        raise ImageError(name, f"image too large: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(name, f"corrupt image header: {e}") from e
+    if w <= 0 or h <= 0:
+        raise ImageError(name, f"image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise ImageError(
+            name, f"{w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,} (decompression-bomb guard); "
+            "raise VISIONLOOP_MAX_IMAGE_PIXELS if the image is genuine"
+        )
+    _check_complete(data, fmt, name)
+    if orientation in _SWAPS_AXES:
+        w, h = h, w
+    return ImageInfo(width=w, height=h, format=fmt or "unknown", mode=mode, orientation=orientation)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any mode to 8-bit RGB: 16-bit and float scaled to 0..255, palette/LA/RGBA/CMYK/grayscale converted.
+
+    Transparent pixels become white, as image viewers show them.
+    """
+    if im.mode == "RGB":
+        return im
+    if im.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:
+        arr = np.asarray(im, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        return Image.fromarray(((arr - lo) * scale).astype(np.uint8), "L").convert("RGB")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in {"RGBA", "LA", "PA"}:
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGB", rgba.size, (255, 255, 255))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    return im.convert("RGB")
+
+
+def decode(source: bytes | str | Path, *, max_pixels: int = 100_000_000, draft: tuple[int, int] | None = None) -> Image.Image:
+    """Full decode to an RGB PIL image with EXIF orientation applied.
+
+    ``draft=(w, h)`` lets JPEG decoding shrink by a power of two to at least that size (fast thumbnails/hashes).
+    """
+    name = str(source) if not isinstance(source, bytes) else "<bytes>"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            if im.size[0] * im.size[1] > max_pixels:
+                raise ImageError(name, f"{im.size[0]}x{im.size[1]} exceeds {max_pixels:,} pixels")
+            if draft is not None and im.format == "JPEG":
+                im.draft("RGB", draft)
+            im.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(name, f"cannot decode: {e}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(name, f"corrupt or truncated image: {e}") from e
+    im = ImageOps.exif_transpose(im) or im
+    return to_rgb(im)
+
+
+def decode_array(source: bytes | str | Path, **kwargs: object) -> np.ndarray:
+    """(H, W, 3) uint8 RGB array."""
+    return np.asarray(decode(source, **kwargs))  # type: ignore[arg-type]

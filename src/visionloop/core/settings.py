@@ -1,0 +1,24 @@
+"""Settings: one pydantic-settings object, read from ``VISIONLOOP_*`` environment variables, passed explicitly."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VISIONLOOP_", extra="ignore")
+
+    max_image_pixels: int = 100_000_000
+    """Images above this many pixels are refused at ingest (decompression-bomb guard)."""
+    max_file_bytes: int = 512 * 1024 * 1024
+    """Files above this size are refused at ingest."""
+    max_archive_members: int = 1_000_000
+    max_archive_bytes: int = 64 * 1024**3
+    """Total uncompressed size an archive may unpack to."""
+    thumbnail_size: int = 256
+    import_batch: int = 256
+    """Images per database transaction during import; a kill loses at most one batch, a re-run completes it."""
+    weights_dir: str | None = None
+    """Directory of pretrained weight files for offline machines (also ``TORCH_HOME``/``HF_HOME`` caches)."""
+    api_tokens: str = ""
+    """Comma-separated bearer tokens; when set every API route but health requires one."""

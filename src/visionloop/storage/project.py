@@ -1,0 +1,405 @@
+"""A project: settings file, database and blob store, and the operations on images, classes and annotations.
+
+A project is a directory holding ``visionloop.toml``, ``db.sqlite`` and ``blobs/`` (or, for teams, a database URL and a
+blob URL named in the toml file). Writes to the database go through short transactions; annotation saves use an
+atomic compare-and-set on the head revision, so a concurrent edit is refused, never lost.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from visionloop.core.annotations import (
+    Annotation,
+    Boxes,
+    Instances,
+    Label,
+    SemanticMask,
+    Tags,
+    annotation_class_counts,
+    annotation_from_payload,
+    annotation_to_payload,
+)
+from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError, StaleRevisionError
+from visionloop.core.ontology import ClassDef, Ontology
+from visionloop.core.records import ImageRecord
+from visionloop.core.settings import Settings
+from visionloop.core.task import Task
+from visionloop.storage import db
+from visionloop.storage.blobs import BlobStore
+from visionloop.storage.models import (
+    AnnotationRow,
+    ClassRow,
+    HeadCountRow,
+    ImageRow,
+    ProjectRow,
+    RevisionRow,
+    utcnow,
+)
+
+CONFIG_FILE = "visionloop.toml"
+
+ALLOWED: dict[Task, tuple[type, ...]] = {
+    Task.CLASSIFICATION: (Label,),
+    Task.TAGGING: (Tags,),
+    Task.DETECTION: (Boxes,),
+    Task.SEGMENTATION: (Instances, SemanticMask),
+}
+
+
+@dataclass(kw_only=True)
+class NewImage:
+    """An image about to be added; its bytes are already in the blob store under ``sha256``."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    name: str
+    source_uri: str = ""
+    video_id: str | None = None
+    frame_index: int | None = None
+    timestamp: float | None = None
+    phash: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Revision:
+    revision: int
+    revision_id: int
+    author: str
+    created_at: datetime
+    annotation: Annotation
+
+
+def _image_record(row: Any) -> ImageRecord:
+    return ImageRecord(
+        id=row.id, sha256=row.sha256, width=row.width, height=row.height, format=row.format, name=row.name,
+        source_uri=row.source_uri, ingested_at=row.ingested_at, video_id=row.video_id,
+        frame_index=row.frame_index, timestamp=row.timestamp, phash=row.phash, meta=row.meta or {},
+    )
+
+
+def _write_toml(path: Path, values: dict[str, str]) -> None:
+    lines = [f'{k} = "{v}"' for k, v in values.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class Project:
+    """Open with :meth:`open` or make with :meth:`create`; close with :meth:`close` or use as a context manager."""
+
+    def __init__(self, root: Path, *, db_url: str, blob_url: str, settings: Settings | None = None) -> None:
+        self.root = root
+        self.settings = settings or Settings()
+        self.engine = db.make_engine(db_url)
+        db.upgrade(self.engine)
+        self.blobs = BlobStore(blob_url)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(ProjectRow)).first()
+        if row is None:
+            raise NotFoundError("project", str(root))
+        self.name: str = row.name
+        self.task = Task(row.task)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _urls(root: Path, cfg: dict[str, str]) -> tuple[str, str]:
+        db_url = cfg.get("db_url") or f"sqlite:///{(root / 'db.sqlite').resolve()}"
+        blob_url = cfg.get("blob_url") or str((root / "blobs").resolve())
+        return db_url, blob_url
+
+    @classmethod
+    def create(
+        cls, root: str | Path, *, task: Task | str, name: str | None = None, db_url: str | None = None,
+        blob_url: str | None = None, settings: Settings | None = None,
+    ) -> Project:
+        root = Path(root)
+        task = Task(task)
+        if (root / CONFIG_FILE).exists():
+            raise ConflictError(f"{root} is already a visionloop project; open it instead of creating it")
+        root.mkdir(parents=True, exist_ok=True)
+        cfg = {"name": name or root.resolve().name, "task": task.value}
+        if db_url:
+            cfg["db_url"] = db_url
+        if blob_url:
+            cfg["blob_url"] = blob_url
+        url, blobs = cls._urls(root, cfg)
+        engine = db.make_engine(url)
+        db.upgrade(engine)
+        with engine.begin() as conn:
+            if conn.execute(select(ProjectRow)).first() is None:
+                conn.execute(insert(ProjectRow).values(id=1, name=cfg["name"], task=task.value))
+        engine.dispose()
+        _write_toml(root / CONFIG_FILE, cfg)
+        for sub in ("runs", "packages"):
+            (root / sub).mkdir(exist_ok=True)
+        return cls(root, db_url=url, blob_url=blobs, settings=settings)
+
+    @classmethod
+    def open(cls, root: str | Path, *, settings: Settings | None = None) -> Project:
+        root = Path(root)
+        cfg_path = root / CONFIG_FILE
+        if not cfg_path.exists():
+            raise NotFoundError("project", str(root), choices=["create it with: visionloop init PROJECT --task ..."])
+        cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+        url, blobs = cls._urls(root, cfg)
+        return cls(root, db_url=url, blob_url=blobs, settings=settings)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ---- classes ------------------------------------------------------------------------------------------
+    def ontology(self, conn: Connection | None = None) -> Ontology:
+        def read(c: Connection) -> Ontology:
+            rows = c.execute(select(ClassRow).order_by(ClassRow.id)).all()
+            return Ontology(tuple(
+                ClassDef(id=r.id, name=r.name, colour=r.colour, parent_id=r.parent_id,
+                         orientation_sensitive=r.orientation_sensitive, colour_sensitive=r.colour_sensitive,
+                         active=r.active, meta=r.meta or {})
+                for r in rows
+            ))
+
+        if conn is not None:
+            return read(conn)
+        with self.engine.connect() as c:
+            return read(c)
+
+    def add_class(
+        self, name: str, *, orientation_sensitive: bool = False, colour_sensitive: bool = False,
+        colour: str = "", parent: str | None = None, conn: Connection | None = None,
+    ) -> ClassDef:
+        with self._conn(conn) as c:
+            onto = self.ontology(c)
+            if onto.get(name) is not None:
+                raise ConflictError(f"class {name!r} exists already; rename or merge instead")
+            parent_id = onto.by_name(parent).id if parent else None
+            cid = c.execute(insert(ClassRow).values(
+                name=name, colour=colour, parent_id=parent_id, orientation_sensitive=orientation_sensitive,
+                colour_sensitive=colour_sensitive, active=True, meta={},
+            )).inserted_primary_key[0]
+            cdef = ClassDef(id=cid, name=name, colour=colour, parent_id=parent_id,
+                            orientation_sensitive=orientation_sensitive, colour_sensitive=colour_sensitive)
+            c.execute(update(ClassRow).where(ClassRow.id == cid).values(colour=cdef.colour))
+            return cdef
+
+    def class_ids(self, names: Sequence[str], *, create: bool = True, conn: Connection | None = None) -> dict[str, int]:
+        """Project class id of each name; unknown names are added when ``create`` (else NotFoundError)."""
+        with self._conn(conn) as c:
+            onto = self.ontology(c)
+            out: dict[str, int] = {}
+            for name in names:
+                found = onto.get(name)
+                if found is None:
+                    if not create:
+                        onto.by_name(name)  # raises with suggestions
+                    found = self.add_class(name, conn=c)
+                    onto = onto.with_class(found)
+                out[name] = found.id
+            return out
+
+    def set_class_flags(self, name: str, **flags: Any) -> ClassDef:
+        allowed = {"orientation_sensitive", "colour_sensitive", "colour"}
+        unknown = set(flags) - allowed
+        if unknown:
+            raise AnnotationValidationError("class flags", expected=sorted(allowed), actual=sorted(unknown))
+        with self.transaction() as c:
+            cid = self.ontology(c).by_name(name).id
+            c.execute(update(ClassRow).where(ClassRow.id == cid).values(**{k: v for k, v in flags.items()}))
+            return self.ontology(c).by_id(cid)
+
+    @contextmanager
+    def _conn(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as c:
+                yield c
+
+    # ---- images -------------------------------------------------------------------------------------------
+    def add_images(self, images: Sequence[NewImage], *, conn: Connection | None = None) -> list[tuple[int, bool]]:
+        """Insert images whose blobs are stored; returns (image id, created) per input, idempotent by sha256."""
+        with self._conn(conn) as c:
+            shas = [im.sha256 for im in images]
+            existing = dict(c.execute(select(ImageRow.sha256, ImageRow.id).where(ImageRow.sha256.in_(shas))).all())
+            fresh = [im for im in {im.sha256: im for im in images}.values() if im.sha256 not in existing]
+            if fresh:
+                now = utcnow()
+                c.execute(insert(ImageRow), [
+                    {"sha256": im.sha256, "width": im.width, "height": im.height, "format": im.format,
+                     "name": im.name, "source_uri": im.source_uri, "ingested_at": now, "video_id": im.video_id,
+                     "frame_index": im.frame_index, "timestamp": im.timestamp, "phash": im.phash, "meta": im.meta}
+                    for im in fresh
+                ])
+                ids = dict(c.execute(
+                    select(ImageRow.sha256, ImageRow.id).where(ImageRow.sha256.in_([im.sha256 for im in fresh]))
+                ).all())
+            else:
+                ids = {}
+            created = set(ids)
+            return [(existing.get(s) or ids[s], s in created and s not in existing) for s in shas]
+
+    def image(self, image_id: int) -> ImageRecord:
+        with self.engine.connect() as c:
+            row = c.execute(select(ImageRow).where(ImageRow.id == image_id)).first()
+        if row is None:
+            raise NotFoundError("image", image_id)
+        return _image_record(row)
+
+    def images(self, *, offset: int = 0, limit: int | None = None, ids: Sequence[int] | None = None) -> list[ImageRecord]:
+        q = select(ImageRow).order_by(ImageRow.id).offset(offset)
+        if limit is not None:
+            q = q.limit(limit)
+        if ids is not None:
+            q = q.where(ImageRow.id.in_(list(ids)))
+        with self.engine.connect() as c:
+            return [_image_record(r) for r in c.execute(q).all()]
+
+    def count_images(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.count(ImageRow.id))).scalar_one())
+
+    def image_bytes(self, image_id: int) -> bytes:
+        return self.blobs.read(self.image(image_id).sha256)
+
+    def set_phashes(self, values: dict[int, str]) -> None:
+        with self.transaction() as c:
+            for image_id, ph in values.items():
+                c.execute(update(ImageRow).where(ImageRow.id == image_id).values(phash=ph))
+
+    # ---- annotations --------------------------------------------------------------------------------------
+    def _check(self, ann: Annotation, onto: Ontology, image: ImageRecord | None = None) -> None:
+        allowed = ALLOWED[self.task]
+        if not isinstance(ann, allowed):
+            raise AnnotationValidationError(
+                f"annotation for a {self.task.value} project",
+                expected=" or ".join(t.__name__ for t in allowed), actual=type(ann).__name__,
+            )
+        active = {c.id for c in onto.active}
+        unknown = sorted(set(annotation_class_counts(ann)) - active)
+        if isinstance(ann, SemanticMask):
+            unknown = [c for c in unknown if c != 0]
+        if unknown:
+            raise AnnotationValidationError(
+                "class ids", expected=f"ids of active classes {sorted(active)}", actual=unknown,
+                hint="add the classes first (visionloop classes add) or map them to existing ones",
+            )
+
+    def save_annotation(
+        self, image_id: int, annotation: Annotation, *, base_revision: int | None, author: str,
+        conn: Connection | None = None, _onto: Ontology | None = None,
+    ) -> int:
+        """Append a revision; returns the new head revision number.
+
+        ``base_revision`` is the head the edit started from (None for an image never annotated). When the head
+        moved meanwhile, :class:`StaleRevisionError` names both revisions and nothing is written. Saving a payload
+        equal to the head's is a no-op that returns the head.
+        """
+        with self._conn(conn) as c:
+            self._check(annotation, _onto or self.ontology(c))
+            payload = annotation_to_payload(annotation)
+            row = c.execute(select(AnnotationRow.id, AnnotationRow.head, AnnotationRow.head_revision_id)
+                            .where(AnnotationRow.image_id == image_id)).first()
+            head = row.head if row else None
+            if head != base_revision:
+                raise StaleRevisionError(image_id, base_revision=base_revision, head_revision=head)
+            if row is not None:
+                current = c.execute(select(RevisionRow.payload).where(RevisionRow.id == row.head_revision_id))
+                if current.scalar_one() == payload:
+                    return head
+                moved = c.execute(update(AnnotationRow)
+                                  .where(AnnotationRow.id == row.id, AnnotationRow.head == base_revision)
+                                  .values(head=base_revision + 1, updated_at=utcnow()))
+                if moved.rowcount != 1:
+                    now_head = c.execute(select(AnnotationRow.head).where(AnnotationRow.id == row.id)).scalar()
+                    raise StaleRevisionError(image_id, base_revision=base_revision, head_revision=now_head)
+                ann_id, new = row.id, base_revision + 1
+            else:
+                try:
+                    with c.begin_nested():
+                        ann_id = c.execute(insert(AnnotationRow).values(
+                            image_id=image_id, head=1, updated_at=utcnow())).inserted_primary_key[0]
+                except IntegrityError as e:
+                    raise StaleRevisionError(image_id, base_revision=None, head_revision=1) from e
+                new = 1
+            rev_id = c.execute(insert(RevisionRow).values(
+                annotation_id=ann_id, revision=new, author=author, created_at=utcnow(), payload=payload,
+            )).inserted_primary_key[0]
+            c.execute(update(AnnotationRow).where(AnnotationRow.id == ann_id).values(head_revision_id=rev_id))
+            c.execute(HeadCountRow.__table__.delete().where(HeadCountRow.annotation_id == ann_id))
+            counts = annotation_class_counts(annotation)
+            if counts:
+                c.execute(insert(HeadCountRow), [
+                    {"annotation_id": ann_id, "class_id": k, "count": v} for k, v in counts.items()
+                ])
+            return new
+
+    def head(self, image_id: int) -> tuple[int | None, Annotation | None]:
+        """(head revision number, annotation) of an image; (None, None) when never annotated."""
+        with self.engine.connect() as c:
+            row = c.execute(
+                select(AnnotationRow.head, RevisionRow.payload)
+                .join(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
+                .where(AnnotationRow.image_id == image_id)
+            ).first()
+        if row is None:
+            return None, None
+        return row.head, annotation_from_payload(row.payload)
+
+    def heads(self, image_ids: Sequence[int] | None = None) -> dict[int, tuple[int, Annotation]]:
+        """image id -> (head revision id, annotation) for annotated images (all, or those given)."""
+        q = (select(AnnotationRow.image_id, AnnotationRow.head_revision_id, RevisionRow.payload)
+             .join(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id))
+        if image_ids is not None:
+            q = q.where(AnnotationRow.image_id.in_(list(image_ids)))
+        with self.engine.connect() as c:
+            return {r.image_id: (r.head_revision_id, annotation_from_payload(r.payload)) for r in c.execute(q)}
+
+    def history(self, image_id: int) -> list[Revision]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(RevisionRow).join(AnnotationRow, AnnotationRow.id == RevisionRow.annotation_id)
+                .where(AnnotationRow.image_id == image_id).order_by(RevisionRow.revision)
+            ).all()
+        return [Revision(r.revision, r.id, r.author, r.created_at, annotation_from_payload(r.payload)) for r in rows]
+
+    def revision_annotations(self, revision_ids: Sequence[int]) -> dict[int, Annotation]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(RevisionRow.id, RevisionRow.payload).where(RevisionRow.id.in_(list(revision_ids))))
+            return {r.id: annotation_from_payload(r.payload) for r in rows}
+
+    # ---- stats --------------------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """``images``, ``annotated_images``, ``annotations`` (instances in head revisions), ``classes`` name -> count."""
+        with self.engine.connect() as c:
+            images = c.execute(select(func.count(ImageRow.id))).scalar_one()
+            annotated = c.execute(select(func.count(AnnotationRow.id))).scalar_one()
+            counts = dict(c.execute(
+                select(HeadCountRow.class_id, func.sum(HeadCountRow.count)).group_by(HeadCountRow.class_id)
+            ).all())
+            onto = self.ontology(c)
+        classes = {cd.name: int(counts.get(cd.id, 0)) for cd in onto.active}
+        return {
+            "project": self.name, "task": self.task.value, "images": int(images),
+            "annotated_images": int(annotated), "annotations": int(sum(counts.values())), "classes": classes,
+        }
