@@ -1,0 +1,92 @@
+"""Shared test fixtures: real data locations, small synthetic images, fresh projects."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("VISIONLOOP_SHARED", REPO.parent / "shared"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow (long, on real data)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not found at {path}; put the shared/ folder beside the repo or set VISIONLOOP_SHARED")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bccd_dir() -> Path:
+    return _need(SHARED / "datasets" / "bccd")
+
+
+@pytest.fixture(scope="session")
+def dsb_dir() -> Path:
+    return _need(SHARED / "datasets" / "dsb2018-nuclei")
+
+
+@pytest.fixture(scope="session")
+def formats_dir() -> Path:
+    """``shared/formats/datumaro/tests/assets``: real annotation files written by other tools."""
+    return _need(SHARED / "formats" / "datumaro" / "tests" / "assets")
+
+
+def make_image_bytes(width: int = 64, height: int = 48, *, fmt: str = "JPEG", mode: str = "RGB", seed: int = 0) -> bytes:
+    """A small noisy image encoded in ``fmt``; different seeds give perceptually different images."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, size=(height // 8 + 1, width // 8 + 1, 3), dtype=np.uint8)
+    im = Image.fromarray(arr, "RGB").resize((width, height), Image.NEAREST)
+    if mode != "RGB":
+        im = im.convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def image_factory(tmp_path: Path):
+    """``image_factory(name, **kw) -> Path`` writes a synthetic image under tmp_path."""
+
+    def make(name: str, **kw: object) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = kw.pop("fmt", None) or {".png": "PNG", ".bmp": "BMP", ".tif": "TIFF"}.get(path.suffix.lower(), "JPEG")
+        path.write_bytes(make_image_bytes(fmt=fmt, **kw))  # type: ignore[arg-type]
+        return path
+
+    return make
+
+
+@pytest.fixture
+def project_factory(tmp_path: Path):
+    """``project_factory(task) -> Project`` in a fresh directory; closed at teardown."""
+    from visionloop.storage import Project
+
+    made = []
+
+    def make(task: str = "detection", name: str = "p") -> Project:
+        p = Project.create(tmp_path / f"{name}-{len(made)}", task=task)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
