@@ -80,7 +80,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
         arr = np.asarray(im, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        return Image.fromarray(((arr - lo) * scale).astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(np.round((arr - lo) * scale).astype(np.uint8), "L").convert("RGB")
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in {"RGBA", "LA", "PA"}:

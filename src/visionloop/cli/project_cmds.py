@@ -1,0 +1,291 @@
+"""Project commands: init, import, export, stats, classes, version, derive, serve-projects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionloop.cli.output import emit, handle_errors
+from visionloop.core.task import Task
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+ProjectArg = Annotated[Path, typer.Argument(help="project directory")]
+
+
+def _open(path: Path):  # noqa: ANN202
+    from visionloop.storage import Project
+
+    return Project.open(path)
+
+
+@handle_errors
+def init(
+    project: ProjectArg,
+    task: Annotated[Task, typer.Option(help="what each image's annotation says")],
+    name: Annotated[str | None, typer.Option(help="project name (default: folder name)")] = None,
+    db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://...")] = None,
+    blob_url: Annotated[str | None, typer.Option(help="blob store URL (folder or s3://, gs://)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a project for one task."""
+    from visionloop.storage import Project
+
+    with Project.create(project, task=task, name=name, db_url=db_url, blob_url=blob_url) as p:
+        emit({"project": str(project), "name": p.name, "task": p.task.value}, as_json=as_json, title="created")
+
+
+@handle_errors
+def import_(
+    project: ProjectArg,
+    source: Annotated[Path, typer.Argument(help="folder, annotation file or archive (.zip, .tar.gz)")],
+    format: Annotated[str | None, typer.Option("--format", help="format name (default: detect)")] = None,
+    no_new_classes: Annotated[bool, typer.Option(help="drop instances of classes not in the project")] = False,
+    author: Annotated[str, typer.Option(help="author recorded on the revisions")] = "import",
+    as_json: JsonOpt = False,
+) -> None:
+    """Import images and annotations; re-running the same import adds nothing and completes a killed one."""
+    from visionloop.ingest import import_source
+
+    with _open(project) as p:
+        report = import_source(p, source, format=format, author=author, create_classes=not no_new_classes,
+                               progress=not as_json)
+    data = report.to_json()
+    if as_json:
+        emit(data, as_json=True)
+        return
+    problems = data.pop("problems")
+    emit({**data, "problems": len(problems)}, as_json=False, title="import")
+    for prob in problems[:30]:
+        typer.echo(f"  {prob['action']}: {prob['path']}: {prob['reason']}")
+    if len(problems) > 30:
+        typer.echo(f"  ... and {len(problems) - 30} more (use --json for all)")
+
+
+@handle_errors
+def export(
+    project: ProjectArg,
+    out: Annotated[Path, typer.Argument(help="output folder")],
+    format: Annotated[str, typer.Option("--format", help="format name, e.g. coco, voc, yolo, cvat")],
+    version: Annotated[str | None, typer.Option(help="export a frozen dataset version (default: current heads)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export annotations and images in a format other tools read."""
+    from visionloop.formats.exporter import export_project
+
+    with _open(project) as p:
+        emit(export_project(p, out, format=format, version=version), as_json=as_json, title="export")
+
+
+@handle_errors
+def stats(project: ProjectArg, as_json: JsonOpt = False) -> None:
+    """Images, annotations and instances per class."""
+    with _open(project) as p:
+        emit(p.stats(), as_json=as_json, title="stats")
+
+
+classes_app = typer.Typer(help="List and edit classes: rename, merge, split (recorded, annotations rewritten).")
+
+
+@classes_app.command("list")
+@handle_errors
+def classes_list(project: ProjectArg, as_json: JsonOpt = False) -> None:
+    """All classes with ids and flags (retired ones included)."""
+    with _open(project) as p:
+        emit(p.ontology().to_json(), as_json=as_json, title="classes")
+
+
+@classes_app.command("add")
+@handle_errors
+def classes_add(
+    project: ProjectArg, name: str,
+    orientation_sensitive: Annotated[bool, typer.Option(help="mirroring changes the class: never flip")] = False,
+    colour_sensitive: Annotated[bool, typer.Option(help="colour tells classes apart: no colour jitter")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a class."""
+    with _open(project) as p:
+        c = p.add_class(name, orientation_sensitive=orientation_sensitive, colour_sensitive=colour_sensitive)
+        emit({"id": c.id, "name": c.name}, as_json=as_json)
+
+
+@classes_app.command("flag")
+@handle_errors
+def classes_flag(
+    project: ProjectArg, name: str,
+    orientation_sensitive: Annotated[bool | None, typer.Option("--orientation-sensitive/--no-orientation-sensitive")] = None,
+    colour_sensitive: Annotated[bool | None, typer.Option("--colour-sensitive/--no-colour-sensitive")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the flags augmentation follows."""
+    flags = {k: v for k, v in {"orientation_sensitive": orientation_sensitive,
+                               "colour_sensitive": colour_sensitive}.items() if v is not None}
+    with _open(project) as p:
+        c = p.set_class_flags(name, **flags)
+        emit({"id": c.id, "name": c.name, "orientation_sensitive": c.orientation_sensitive,
+              "colour_sensitive": c.colour_sensitive}, as_json=as_json)
+
+
+@classes_app.command("rename")
+@handle_errors
+def classes_rename(project: ProjectArg, old: str, new: str, author: str = "cli", as_json: JsonOpt = False) -> None:
+    """Rename a class; its id and annotations stay."""
+    from visionloop.storage.ontology_ops import rename_class
+
+    with _open(project) as p:
+        emit(_jsonable(rename_class(p, old, new, author=author)), as_json=as_json, title="rename")
+
+
+@classes_app.command("merge")
+@handle_errors
+def classes_merge(
+    project: ProjectArg,
+    sources: Annotated[list[str], typer.Argument(help="classes to merge")],
+    into: Annotated[str, typer.Option("--into", help="target class (existing or new)")],
+    author: str = "cli", as_json: JsonOpt = False,
+) -> None:
+    """Merge classes into one; annotations get new revisions, old ones are kept."""
+    from visionloop.storage.ontology_ops import merge_classes
+
+    with _open(project) as p:
+        emit(_jsonable(merge_classes(p, sources, into, author=author)), as_json=as_json, title="merge")
+
+
+@classes_app.command("split")
+@handle_errors
+def classes_split(
+    project: ProjectArg, source: str,
+    into: Annotated[list[str], typer.Option("--into", help="new class (repeat)")],
+    assign: Annotated[Path | None, typer.Option(help="CSV image_id,object_index,class of instances to move")] = None,
+    author: str = "cli", as_json: JsonOpt = False,
+) -> None:
+    """Split a class into new ones; instances named in --assign move, the rest stay for review."""
+    import csv
+
+    from visionloop.storage.ontology_ops import split_class
+
+    mapping = None
+    if assign is not None:
+        with assign.open(newline="", encoding="utf-8") as f:
+            mapping = {(int(r["image_id"]), int(r["object_index"])): r["class"] for r in csv.DictReader(f)}
+    with _open(project) as p:
+        emit(_jsonable(split_class(p, source, into, assign=mapping, author=author)), as_json=as_json, title="split")
+
+
+def _jsonable(obj: object) -> object:
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(obj) if is_dataclass(obj) and not isinstance(obj, type) else obj
+
+
+version_app = typer.Typer(help="Immutable dataset versions with leak-free train/val/test splits.")
+
+
+def _version_json(info) -> dict:  # noqa: ANN001
+    return {"version": info.name, "task": info.task.value, "hash": info.hash, "created_at": info.created_at,
+            "splits": info.summary.get("splits", {}), "summary": info.summary, "params": info.params}
+
+
+@version_app.command("create")
+@handle_errors
+def version_create(
+    project: ProjectArg,
+    name: Annotated[str | None, typer.Option(help="version name (default v1, v2, ...)")] = None,
+    seed: Annotated[int, typer.Option(help="split seed")] = 0,
+    val: Annotated[float, typer.Option(help="validation fraction")] = 0.15,
+    test: Annotated[float, typer.Option(help="test fraction")] = 0.15,
+    include_unannotated: bool = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Freeze images, annotation revisions, classes and a split."""
+    from visionloop.storage.versions import create_version
+
+    with _open(project) as p:
+        info = create_version(p, name=name, seed=seed, fractions=(1 - val - test, val, test),
+                              include_unannotated=include_unannotated)
+        emit(_version_json(info), as_json=as_json, title="version")
+
+
+@version_app.command("list")
+@handle_errors
+def version_list(project: ProjectArg, as_json: JsonOpt = False) -> None:
+    """All versions."""
+    from visionloop.storage.versions import list_versions
+
+    with _open(project) as p:
+        rows = [{k: v for k, v in _version_json(i).items() if k in {"version", "hash", "created_at", "splits"}}
+                for i in list_versions(p)]
+        emit(rows, as_json=as_json, title="versions")
+
+
+@version_app.command("show")
+@handle_errors
+def version_show(project: ProjectArg, name: str, as_json: JsonOpt = False) -> None:
+    """One version's hash, splits and class counts."""
+    from visionloop.storage.versions import get_version
+
+    with _open(project) as p:
+        emit(_version_json(get_version(p, name)), as_json=as_json, title=name)
+
+
+@handle_errors
+def derive(
+    project: ProjectArg,
+    version: Annotated[str, typer.Option(help="source version")],
+    to: Annotated[str, typer.Option(help="detection, tagging or crops")],
+    out_project: Annotated[Path, typer.Argument(help="new project directory")],
+    margin: Annotated[float, typer.Option(help="crop margin, fraction of box size per side")] = 0.1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a new project by information reduction (masks -> boxes -> tags, boxes -> crops)."""
+    from visionloop.quality.derive import derive_project
+
+    with _open(project) as p:
+        emit(_jsonable(derive_project(p, version, to=to, out=out_project, margin=margin)), as_json=as_json,
+             title="derive")
+
+
+@handle_errors
+def serve_projects(
+    projects: Annotated[list[Path], typer.Argument(help="project directories")],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> None:
+    """Run the platform server (project API, docs) for these projects."""
+    from visionloop.core.settings import Settings
+    from visionloop.serving.app import run_server
+
+    run_server(projects, host=host, port=port, settings=Settings())
+
+
+@handle_errors
+def demo(
+    project: Annotated[Path, typer.Argument(help="where to create the sample project")] = Path("data/sample-bccd"),
+    source: Annotated[Path, typer.Option(help="sample data")] = Path("examples/bccd-sample"),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    no_serve: bool = False,
+) -> None:
+    """Create (once) the sample BCCD project from examples/, then serve it."""
+    from visionloop.ingest import import_source
+    from visionloop.storage import Project
+
+    p = Project.open(project) if (project / "visionloop.toml").exists() else Project.create(project, task="detection")
+    with p:
+        report = import_source(p, source, progress=True)
+        typer.echo(f"sample project {project}: {p.stats()['images']} images, {report.images_added} new")
+    if not no_serve:
+        serve_projects([project], host=host, port=port)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("import")(import_)
+    app.command("export")(export)
+    app.command("stats")(stats)
+    app.add_typer(classes_app, name="classes")
+    app.add_typer(version_app, name="version")
+    app.command("derive")(derive)
+    app.command("serve-projects")(serve_projects)
+    app.command("demo")(demo)

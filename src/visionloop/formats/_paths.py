@@ -1,0 +1,109 @@
+"""File helpers shared by the formats of this package: image sizes, split names, finding images, peeking files."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from visionloop.formats.base import IMAGE_EXTENSIONS, Sample
+
+__all__ = [
+    "SPLIT_NAMES",
+    "ImageFinder",
+    "image_size",
+    "read_head",
+    "read_tail",
+    "relative_in_subset",
+    "split_of",
+]
+
+SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test", "testing", "dev", "trainval"})
+"""Folder or file-name words that name a subset (compared lower-case)."""
+
+_ORIENTATION_TAG = 0x0112
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) in pixels after EXIF orientation, read from the header only; None if not readable."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if (im.format or "").upper() in {"JPEG", "MPO", "TIFF", "WEBP", "PNG"}:
+                if int(im.getexif().get(_ORIENTATION_TAG, 1) or 1) in {5, 6, 7, 8}:
+                    w, h = h, w
+            return int(w), int(h)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None
+
+
+def split_of(text: str) -> str | None:
+    """The split a file or folder name names (``train-export`` -> ``train``), or None."""
+    low = text.lower()
+    if low in SPLIT_NAMES:
+        return text
+    for token in re.split(r"[^a-z0-9]+", low):
+        if token in SPLIT_NAMES:
+            return token
+    return None
+
+
+def read_head(path: Path, size: int = 65536) -> str:
+    """The first ``size`` bytes of a file as text (undecodable bytes replaced); '' when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def read_tail(path: Path, size: int = 65536) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def relative_in_subset(sample: Sample) -> str:
+    """The sample's name without a leading ``<subset>/`` folder (the subset gets its own folder on export)."""
+    name = sample.name.replace("\\", "/").lstrip("/")
+    if sample.subset and name.startswith(f"{sample.subset}/"):
+        return name[len(sample.subset) + 1:]
+    return name
+
+
+class ImageFinder:
+    """Finds images named by an annotation among candidate folders, trying the folder that worked last first.
+
+    A name without an image extension also matches ``name.<ext>`` for any image extension.
+    """
+
+    def __init__(self, folders: Iterable[Path]) -> None:
+        self.folders: list[Path] = []
+        for f in folders:
+            if f not in self.folders and f.is_dir():
+                self.folders.append(f)
+        self._last = 0
+
+    def find(self, name: str) -> Path | None:
+        name = name.replace("\\", "/")
+        order = [self._last, *(i for i in range(len(self.folders)) if i != self._last)]
+        for i in order:
+            if i >= len(self.folders):
+                continue
+            cand = self.folders[i] / name
+            if cand.is_file():
+                self._last = i
+                return cand
+            if cand.suffix.lower() not in IMAGE_EXTENSIONS:
+                for ext in (".jpg", ".png", ".jpeg", *sorted(IMAGE_EXTENSIONS)):
+                    alt = cand.with_name(cand.name + ext)
+                    if alt.is_file():
+                        self._last = i
+                        return alt
+        return None

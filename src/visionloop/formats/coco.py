@@ -1,0 +1,415 @@
+"""COCO JSON: boxes (detection), polygons and RLE (instance segmentation), bare category labels (classification).
+
+Accepted layouts (``path`` may be the JSON file itself or the dataset folder):
+
+- ``annotations/instances_<subset>.json`` with images in ``images/<subset>/`` (official COCO), ``<subset>/`` (mmdet),
+  ``images/`` or next to the JSON;
+- ``<subset>/_annotations.coco.json`` with the images beside it (Roboflow);
+- any ``*.json`` holding ``images`` and ``annotations`` (Kaggle, CVAT and Label Studio COCO exports).
+
+When a folder holds several kinds (``instances_``, ``person_keypoints_``, ``labels_``, ``image_info_``, ...), the first
+of that list present is read; captions and panoptic files are not annotations this package carries.
+
+What is read: categories by name (ids need not be contiguous); images by ``file_name``; ``bbox`` as x, y, width,
+height pixels (converted to xyxy); ``segmentation`` as polygons, uncompressed RLE (``iscrowd`` 1) or compressed RLE
+(all kept as :class:`~visionloop.core.annotations.RLE` in the compressed form); ``iscrowd`` 1 becomes the box attribute
+``iscrowd: True``; a CVAT-style ``attributes`` dict becomes box attributes; ``score`` and ``track_id`` when present.
+The task is segmentation when any annotation has a segmentation, detection when any has a bbox, else classification
+(at most one category per image) or tagging.
+
+Export writes ``annotations/instances_<subset>.json`` (``labels_`` for classification/tagging; no suffix when the
+samples have no subset) and copies images to ``images/<subset>/``; category ids are 1..N in class order. The files load
+in pycocotools (``COCO(path)``, ``loadRes``, ``COCOeval``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from visionloop.core.annotations import RLE, Annotation, Boxes, Instances, Label, Polygons, SemanticMask, Tags
+from visionloop.core.errors import FormatError
+from visionloop.core.task import Task
+from visionloop.formats._boxes import check_boxes, polygon_bbox, rect_polygon
+from visionloop.formats._paths import ImageFinder, image_size, read_head, read_tail, relative_in_subset, split_of
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image
+
+__all__ = ["NAME", "TASKS", "detect", "load", "save"]
+
+NAME = "coco"
+TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
+
+_KINDS = ("instances", "person_keypoints", "stuff", "labels", "image_info")
+"""File-name prefixes read, in order of preference."""
+_UNSUPPORTED = ("captions", "panoptic")
+_EXPECTED = (
+    "expected a COCO JSON file (a dict with 'images', 'annotations' and 'categories'), or a folder holding "
+    "annotations/instances_<subset>.json or <subset>/_annotations.coco.json"
+)
+
+
+def _looks_like_coco(path: Path) -> bool:
+    head = read_head(path, 65536)
+    if not head.lstrip().startswith("{"):
+        return False
+    text = head + read_tail(path, 65536) if path.stat().st_size > 65536 else head
+    return '"images"' in text and ('"annotations"' in text or '"categories"' in text)
+
+
+def _candidate_jsons(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for pattern in ("annotations/*.json", "*.json", "*/*.json"):
+        for p in sorted(root.glob(pattern)):
+            if p.is_file() and p not in found:
+                found.append(p)
+    return found
+
+
+def _kind_subset(path: Path) -> tuple[str, str | None]:
+    stem = path.name[: -len(".json")] if path.name.lower().endswith(".json") else path.stem
+    stem = stem.removesuffix(".coco")
+    for kind in (*_KINDS, *_UNSUPPORTED):
+        if stem == kind:
+            return kind, split_of(path.parent.name) if path.parent.name != "annotations" else None
+        if stem.startswith(kind + "_"):
+            return kind, stem[len(kind) + 1:] or None
+    parent = path.parent.name
+    return "instances", parent if split_of(parent) == parent.lower() else None
+
+
+def detect(path: Path) -> float:
+    path = Path(path)
+    if path.is_file():
+        return 0.9 if path.suffix.lower() == ".json" and _looks_like_coco(path) else 0.0
+    if not path.is_dir():
+        return 0.0
+    for i, p in enumerate(_candidate_jsons(path)):
+        if i >= 20:
+            break
+        if _looks_like_coco(p):
+            return 0.9 if (p.parent.name == "annotations" or p.name.endswith(".coco.json")) else 0.8
+    return 0.0
+
+
+def _files_to_read(path: Path) -> tuple[list[Path], Path]:
+    if path.is_file():
+        root = path.parent.parent if path.parent.name == "annotations" else path.parent
+        return [path], root
+    if not path.is_dir():
+        raise FormatError(path, NAME, f"no such file or folder; {_EXPECTED}")
+    cands = [p for p in _candidate_jsons(path) if _looks_like_coco(p)]
+    kinds = {p: _kind_subset(p)[0] for p in cands}
+    for kind in _KINDS:
+        chosen = [p for p in cands if kinds[p] == kind]
+        if chosen:
+            return chosen, path
+    raise FormatError(path, NAME, _EXPECTED + (
+        f"; found only {', '.join(sorted({kinds[p] for p in cands}))} files, which carry no boxes, masks or labels"
+        if cands else ""))
+
+
+def _image_folders(json_path: Path, root: Path, subset: str | None) -> list[Path]:
+    d = json_path.parent
+    up = d.parent
+    folders = [d]
+    for base in dict.fromkeys([up, root]):
+        if subset:
+            folders += [base / "images" / subset, base / subset]
+        folders += [base / "images", base]
+    folders += [d / "images"]
+    return folders
+
+
+def _nonempty(seg: Any) -> bool:
+    return bool(seg) and (isinstance(seg, dict) or any(isinstance(r, list) and r for r in seg))
+
+
+def load(path: Path) -> FormatDataset:
+    """Read COCO JSON(s); see the module docstring for the accepted layouts."""
+    path = Path(path)
+    files, root = _files_to_read(path)
+    problems: list[Problem] = []
+    parsed: list[tuple[Path, str | None, dict[str, Any]]] = []
+    for f in files:
+        where = _rel(f, root)
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            problems.append(Problem(path=where, reason=f"not readable as JSON: {e}"))
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            problems.append(Problem(path=where, reason="not a COCO file: expected a JSON object with an 'images' list"))
+            continue
+        for key in ("annotations", "categories"):
+            if not isinstance(data.get(key, []), list):
+                problems.append(Problem(path=where, reason=f"'{key}' is not a list; ignored"))
+                data[key] = []
+        parsed.append((f, _kind_subset(f)[1], data))
+    if not parsed:
+        raise FormatError(path, NAME, "no readable COCO file: " + "; ".join(p.reason for p in problems))
+
+    all_anns = [a for _, _, d in parsed for a in d.get("annotations") or [] if isinstance(a, dict)]
+    if any(_nonempty(a.get("segmentation")) for a in all_anns):
+        task = Task.SEGMENTATION
+    elif any(a.get("bbox") for a in all_anns) or not all_anns:
+        task = Task.DETECTION
+    else:
+        per_image: dict[tuple[int, Any], set[Any]] = defaultdict(set)
+        for n, (_, _, d) in enumerate(parsed):
+            for a in d.get("annotations") or []:
+                if isinstance(a, dict):
+                    per_image[(n, a.get("image_id"))].add(a.get("category_id"))
+        task = Task.TAGGING if any(len(v) > 1 for v in per_image.values()) else Task.CLASSIFICATION
+    ds = FormatDataset(task=task, problems=problems, meta={"coco_files": [str(f) for f, _, _ in parsed]})
+    for f, subset, data in parsed:
+        _read_file(ds, f, root, subset, data, has_annotations=bool(all_anns))
+    return ds
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _read_file(ds: FormatDataset, f: Path, root: Path, subset: str | None, data: dict[str, Any], *,
+               has_annotations: bool) -> None:
+    where = _rel(f, root)
+    cats: dict[Any, int] = {}
+    for c in data.get("categories") or []:
+        if not isinstance(c, dict) or "id" not in c:
+            ds.problems.append(Problem(path=where, reason=f"category without an id ignored: {c!r}"))
+            continue
+        cats[c["id"]] = ds.class_index(str(c.get("name") or f"category_{c['id']}"))
+    finder = ImageFinder(_image_folders(f, root, subset))
+    samples: dict[Any, Sample] = {}
+    for img in data["images"]:
+        if not isinstance(img, dict) or "id" not in img or not img.get("file_name"):
+            ds.problems.append(Problem(path=where, reason=f"image entry without 'id' or 'file_name' skipped: {img!r}"[:300]))
+            continue
+        if img["id"] in samples:
+            ds.problems.append(Problem(path=where, reason=f"image id {img['id']} listed twice; the second is ignored"))
+            continue
+        name = str(img["file_name"]).replace("\\", "/")
+        image_path = finder.find(name) or (finder.find(name.rsplit("/", 1)[-1]) if "/" in name else None)
+        if "/" in name and Path(name).is_absolute():
+            name = name.rsplit("/", 1)[-1]
+        w, h = img.get("width"), img.get("height")
+        sample = Sample(
+            name=name, image_path=image_path, subset=subset, meta={"coco_image_id": img["id"]},
+            width=int(w) if isinstance(w, int | float) and w > 0 else None,
+            height=int(h) if isinstance(h, int | float) and h > 0 else None,
+        )
+        if image_path is None:
+            ds.problems.append(Problem(path=f"{where}: {name}", reason=(
+                f"image {name!r} not found (looked in {', '.join(_rel(d, root) or '.' for d in finder.folders)})")))
+        samples[img["id"]] = sample
+    grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for a in data.get("annotations") or []:
+        if not isinstance(a, dict):
+            ds.problems.append(Problem(path=where, reason=f"annotation is not an object: {a!r}"[:300]))
+        elif a.get("image_id") not in samples:
+            ds.problems.append(Problem(path=where, reason=(
+                f"annotation {a.get('id')} refers to image_id {a.get('image_id')!r}, which is not in 'images'")))
+        elif a.get("category_id") not in cats:
+            ds.problems.append(Problem(path=where, reason=(
+                f"annotation {a.get('id')} has unknown category_id {a.get('category_id')!r} "
+                f"(categories: {sorted(cats, key=str)})")))
+        else:
+            grouped[a["image_id"]].append(a)
+    for image_id, sample in samples.items():
+        anns = grouped.get(image_id, [])
+        item = f"{where}: {sample.name}"
+        if ds.task in (Task.CLASSIFICATION, Task.TAGGING):
+            ids = sorted({cats[a["category_id"]] for a in anns})
+            if ids:
+                sample.annotation = Label(ids[0]) if ds.task is Task.CLASSIFICATION else Tags(frozenset(ids))
+        elif has_annotations or anns:
+            sample.annotation = _boxes_or_instances(ds, anns, cats, sample, item)
+        ds.samples.append(sample)
+
+
+def _parse_seg(seg: Any, sample: Sample) -> tuple[Polygons | RLE | None, str]:
+    """(segmentation, problem text or '')."""
+    if isinstance(seg, list):
+        rings = [[float(v) for v in r] for r in seg if isinstance(r, list) and len(r) >= 6 and len(r) % 2 == 0]
+        bad = len(seg) - len(rings)
+        return (rings or None), (f"{bad} polygon ring(s) with fewer than 3 points dropped" if bad else "")
+    if isinstance(seg, dict) and "counts" in seg and isinstance(seg.get("size"), list) and len(seg["size"]) == 2:
+        h, w = (int(v) for v in seg["size"])
+        counts = seg["counts"]
+        if isinstance(counts, list):
+            enc = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+            counts = enc["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        note = ""
+        if sample.width and sample.height and (w, h) != (sample.width, sample.height):
+            note = f"RLE size {w}x{h} differs from the image size {sample.width}x{sample.height}"
+        return RLE(size=(h, w), counts=str(counts)), note
+    return None, f"unreadable segmentation {str(seg)[:80]!r}"
+
+
+def _boxes_or_instances(ds: FormatDataset, anns: list[dict[str, Any]], cats: dict[Any, int], sample: Sample,
+                        item: str) -> Annotation:
+    segmented = ds.task is Task.SEGMENTATION
+    raw_boxes: list[list[float]] = []
+    segs: list[Polygons | RLE] = []
+    class_ids: list[int] = []
+    attrs: list[dict[str, Any]] = []
+    scores: list[float] = []
+    tracks: list[int] = []
+    for a in anns:
+        seg, note = (_parse_seg(a.get("segmentation"), sample) if _nonempty(a.get("segmentation")) else (None, ""))
+        if note:
+            ds.problems.append(Problem(path=item, action="kept", reason=f"annotation {a.get('id')}: {note}"))
+        bbox = a.get("bbox")
+        if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox):
+            x, y, w, h = (float(v) for v in bbox)
+            box = [x, y, x + w, y + h]
+        elif seg is not None:
+            box = (polygon_bbox(seg) if isinstance(seg, list) else
+                   _xywh_to_xyxy(mask_utils.toBbox(seg.to_coco()).tolist()))
+        else:
+            ds.problems.append(Problem(path=item, reason=f"annotation {a.get('id')} has neither bbox nor segmentation"))
+            continue
+        if segmented and seg is None:
+            seg = rect_polygon(box) if box[2] > box[0] and box[3] > box[1] else None
+            if seg is None:
+                ds.problems.append(Problem(path=item, reason=f"annotation {a.get('id')} has no segmentation and an empty box"))
+                continue
+            ds.problems.append(Problem(path=item, action="repaired", reason=(
+                f"annotation {a.get('id')} has no segmentation; its bbox is used as a rectangle outline")))
+        at: dict[str, Any] = dict(a["attributes"]) if isinstance(a.get("attributes"), dict) else {}
+        if a.get("iscrowd"):
+            at["iscrowd"] = True
+        raw_boxes.append(box)
+        segs.append(seg)  # type: ignore[arg-type]
+        class_ids.append(cats[a["category_id"]])
+        attrs.append(at)
+        scores.append(a["score"] if isinstance(a.get("score"), int | float) else -1.0)
+        tracks.append(int(a["track_id"]) if isinstance(a.get("track_id"), int) else -1)
+    size = (sample.width, sample.height) if sample.width and sample.height else None
+    labels = [ds.classes[c] for c in class_ids]
+    xyxy, kept = check_boxes(raw_boxes, size=size, where=item, problems=ds.problems, labels=labels)
+    score = np.asarray([scores[i] for i in kept]) if kept and all(scores[i] >= 0 for i in kept) else None
+    track = np.asarray([tracks[i] for i in kept]) if kept and all(tracks[i] >= 0 for i in kept) else None
+    boxes = Boxes(xyxy, np.asarray([class_ids[i] for i in kept], dtype=np.int64), score, track,
+                  [attrs[i] for i in kept])
+    if segmented:
+        return Instances(boxes, [segs[i] for i in kept])
+    return boxes
+
+
+def _xywh_to_xyxy(b: list[float]) -> list[float]:
+    return [b[0], b[1], b[0] + b[2], b[1] + b[3]]
+
+
+# --- export -----------------------------------------------------------------------------------------------------
+
+
+def _polygon_area(rings: Polygons) -> float:
+    total = 0.0
+    for r in rings:
+        xs, ys = np.asarray(r[0::2], dtype=np.float64), np.asarray(r[1::2], dtype=np.float64)
+        total += 0.5 * abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
+    return total
+
+
+def _box_entries(boxes: Boxes) -> list[dict[str, Any]]:
+    out = []
+    for i, (x1, y1, x2, y2) in enumerate(boxes.xyxy.tolist()):
+        at = dict(boxes.attributes[i]) if boxes.attributes else {}
+        entry: dict[str, Any] = {
+            "category_id": int(boxes.class_id[i]) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1],
+            "area": (x2 - x1) * (y2 - y1), "segmentation": [], "iscrowd": 1 if at.pop("iscrowd", False) else 0,
+        }
+        if at:
+            entry["attributes"] = at
+        if boxes.score is not None:
+            entry["score"] = float(boxes.score[i])
+        if boxes.track_id is not None:
+            entry["track_id"] = int(boxes.track_id[i])
+        out.append(entry)
+    return out
+
+
+def _entries(ann: Annotation | None) -> list[dict[str, Any]]:
+    if ann is None:
+        return []
+    if isinstance(ann, Label):
+        return [{"category_id": ann.class_id + 1}]
+    if isinstance(ann, Tags):
+        return [{"category_id": c + 1} for c in sorted(ann.class_ids)]
+    if isinstance(ann, Boxes):
+        return _box_entries(ann)
+    if isinstance(ann, Instances):
+        entries = _box_entries(ann.boxes)
+        for entry, seg in zip(entries, ann.segmentations, strict=True):
+            if isinstance(seg, RLE):
+                entry["segmentation"] = {"size": list(seg.size), "counts": seg.counts}
+                entry["area"] = float(seg.area())
+            else:
+                entry["segmentation"] = [[float(v) for v in r] for r in seg]
+                entry["area"] = _polygon_area(seg)
+        return entries
+    if isinstance(ann, SemanticMask):
+        entries = []
+        for c in ann.class_ids():
+            rle = RLE.encode(ann.mask == c)
+            x, y, w, h = mask_utils.toBbox(rle.to_coco()).tolist()
+            entries.append({"category_id": c + 1, "bbox": [x, y, w, h], "area": float(rle.area()), "iscrowd": 0,
+                            "segmentation": {"size": list(rle.size), "counts": rle.counts}})
+        return entries
+    raise FormatError(None, NAME, f"cannot write a {type(ann).__name__} annotation as COCO")
+
+
+def _size(sample: Sample) -> tuple[int, int]:
+    if sample.width and sample.height:
+        return sample.width, sample.height
+    if sample.image_path is not None and (wh := image_size(sample.image_path)):
+        return wh
+    ann = sample.annotation
+    if isinstance(ann, SemanticMask):
+        return ann.mask.shape[1], ann.mask.shape[0]
+    if isinstance(ann, Instances):
+        for seg in ann.segmentations:
+            if isinstance(seg, RLE):
+                return seg.size[1], seg.size[0]
+    return 0, 0
+
+
+def save(dataset: FormatDataset, out: Path) -> None:
+    """Write ``annotations/<kind>[_<subset>].json`` and copy the images to ``images/[<subset>/]``."""
+    out = Path(out)
+    if dataset.task not in TASKS:
+        raise FormatError(out, NAME, f"COCO carries {', '.join(sorted(TASKS))}, not {dataset.task}")
+    kind = "instances" if dataset.task in (Task.DETECTION, Task.SEGMENTATION) else "labels"
+    categories = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(dataset.classes)]
+    by_subset: dict[str | None, list[Sample]] = defaultdict(list)
+    for s in dataset.samples:
+        by_subset[s.subset].append(s)
+    if not by_subset:
+        by_subset[None] = []
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for subset, samples in by_subset.items():
+        image_dir = out / "images" / subset if subset else out / "images"
+        images: list[dict[str, Any]] = []
+        annotations: list[dict[str, Any]] = []
+        for image_id, s in enumerate(samples, 1):
+            rel = relative_in_subset(s)
+            copy_image(s, image_dir, rel)
+            w, h = _size(s)
+            images.append({"id": image_id, "file_name": rel, "width": w, "height": h})
+            for entry in _entries(s.annotation):
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, **entry})
+        doc = {"info": {"description": "exported by visionloop"}, "licenses": [], "categories": categories,
+               "images": images, "annotations": annotations}
+        name = f"{kind}_{subset}.json" if subset else f"{kind}.json"
+        (out / "annotations" / name).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")

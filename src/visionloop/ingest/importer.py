@@ -1,0 +1,269 @@
+"""Import a folder, file or archive in any registered format into a project.
+
+Each image is read once: hashed (sha256), its header probed (size limits, truncation, EXIF orientation), stored in
+the blob store by atomic rename, and recorded with its annotation in a batch transaction. A kill mid-import loses
+at most the open batch; running the same import again skips what is stored (images by sha256, annotations whose
+payload is already in the image's history) and completes the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy import insert, select, update
+
+from visionloop.core.annotations import (
+    Annotation,
+    Boxes,
+    Instances,
+    Label,
+    SemanticMask,
+    Tags,
+    annotation_to_payload,
+)
+from visionloop.core.errors import AnnotationValidationError, FormatError, ImageError
+from visionloop.core.imageio import probe
+from visionloop.core.ontology import remap_annotation
+from visionloop.core.task import Task
+from visionloop.formats import detect_format, get_format
+from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
+from visionloop.ingest.archives import extract, is_archive
+from visionloop.storage.models import AnnotationRow, ImportRow, RevisionRow, utcnow
+from visionloop.storage.project import NewImage, Project
+
+
+@dataclass
+class ImportReport:
+    source: str
+    format: str
+    images_seen: int = 0
+    images_added: int = 0
+    images_existing: int = 0
+    annotations_saved: int = 0
+    annotations_unchanged: int = 0
+    classes_added: list[str] = field(default_factory=list)
+    instances: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "format": self.format, "images_seen": self.images_seen,
+            "images_added": self.images_added, "images_existing": self.images_existing,
+            "annotations_saved": self.annotations_saved, "annotations_unchanged": self.annotations_unchanged,
+            "classes_added": self.classes_added, "instances": self.instances,
+            "problems": [{"path": p.path, "reason": p.reason, "action": p.action} for p in self.problems],
+        }
+
+
+def images_only(root: Path, task: Task) -> FormatDataset:
+    """A folder (or single file) of images without annotations."""
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
+    base = root.parent if root.is_file() else root
+    return FormatDataset(task=task, samples=[Sample(name=p.relative_to(base).as_posix(), image_path=p) for p in files])
+
+
+def adapt(ann: Annotation, task: Task) -> Annotation:
+    """Fit an annotation to the project's task by information reduction; raises when information would be invented."""
+    if task is Task.DETECTION and isinstance(ann, Instances):
+        return ann.boxes
+    if task is Task.TAGGING and isinstance(ann, Label):
+        return Tags(frozenset({ann.class_id}))
+    if task is Task.TAGGING and isinstance(ann, Boxes | Instances):
+        boxes = ann.boxes if isinstance(ann, Instances) else ann
+        return Tags(frozenset(boxes.class_id.tolist()))
+    if task is Task.CLASSIFICATION and isinstance(ann, Tags) and len(ann.class_ids) == 1:
+        return Label(next(iter(ann.class_ids)))
+    return ann
+
+
+def _fit_boxes(ann: Annotation, w: int, h: int, where: str, problems: list[Problem]) -> Annotation:
+    boxes = ann.boxes if isinstance(ann, Instances) else ann
+    if not isinstance(boxes, Boxes) or not len(boxes):
+        return ann
+    clipped, changed = boxes.clip(w, h)
+    if changed:
+        problems.append(Problem(path=where, action="clipped", reason=(
+            f"{len(changed)} box(es) outside the {w}x{h} image clipped to it: "
+            + "; ".join(str([round(v, 1) for v in boxes.xyxy[i]]) for i in changed[:5]))))
+    return Instances(clipped, ann.segmentations) if isinstance(ann, Instances) else clipped
+
+
+def _resolve(source: Path, project: Project, fmt: str | None, report_problems: list[Problem]) -> tuple[Path, str, FormatDataset]:
+    root = source
+    if is_archive(source):
+        root, probs = extract(source, project.root / ".cache" / "archives", project.settings)
+        report_problems.extend(probs)
+        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+        if len(entries) == 1 and entries[0].is_dir():
+            root = entries[0]
+    if fmt is None:
+        try:
+            fmt, _ = detect_format(root)
+        except FormatError:
+            fmt = "images"
+    if fmt == "images":
+        return root, fmt, images_only(root, project.task)
+    return root, fmt, get_format(fmt).load(root)
+
+
+def import_source(
+    project: Project, source: str | Path, *, format: str | None = None, author: str = "import",
+    create_classes: bool = True, progress: bool = False,
+) -> ImportReport:
+    """Import ``source`` (folder, annotation file or archive) into ``project``; returns a per-file report.
+
+    ``format`` is a registry name from :data:`visionloop.formats.FORMATS`, ``"images"`` for plain images, or None to
+    detect it. Unknown class names are added to the ontology unless ``create_classes`` is False, in which case their
+    instances are dropped and reported.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FormatError(source, format, "no such file or folder")
+    report = ImportReport(source=str(source), format=format or "")
+    root, fmt, ds = _resolve(source, project, format, report.problems)
+    report.format = fmt
+    report.problems.extend(ds.problems)
+    with project.transaction() as conn:
+        run_id = conn.execute(insert(ImportRow).values(
+            source=str(source.resolve()), format=fmt, status="running", report={})).inserted_primary_key[0]
+
+    before = set(project.ontology().names)
+    known = {n: project.ontology().get(n) for n in ds.classes}
+    if create_classes:
+        mapping_names = project.class_ids(ds.classes, create=True)
+    else:
+        mapping_names = {n: c.id for n, c in known.items() if c is not None}
+    local_to_project = {i: mapping_names[n] for i, n in enumerate(ds.classes) if n in mapping_names}
+    report.classes_added = [n for n in project.ontology().names if n not in before]
+    onto = project.ontology()
+
+    counts: Counter[str] = Counter()
+    batch: list[tuple[Sample, NewImage]] = []
+    columns = (TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task_id = bar.add_task("import", total=len(ds.samples))
+        for sample in ds.samples:
+            bar.advance(task_id)
+            report.images_seen += 1
+            new = _read_sample(project, sample, report)
+            if new is None:
+                continue
+            batch.append((sample, new))
+            if len(batch) >= project.settings.import_batch:
+                _commit(project, batch, local_to_project, onto, author, report, counts)
+                batch = []
+        if batch:
+            _commit(project, batch, local_to_project, onto, author, report, counts)
+    report.instances = dict(counts)
+    with project.transaction() as conn:
+        conn.execute(update(ImportRow).where(ImportRow.id == run_id).values(
+            status="done", finished_at=utcnow(), report=report.to_json()))
+    return report
+
+
+def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewImage | None:
+    where = sample.name
+    if sample.image_path is None:
+        report.problems.append(Problem(path=where, reason="annotation names an image that is not there"))
+        return None
+    try:
+        size = sample.image_path.stat().st_size
+        if size > project.settings.max_file_bytes:
+            raise ImageError(where, f"file of {size:,} bytes exceeds VISIONLOOP_MAX_FILE_BYTES")
+        data = sample.image_path.read_bytes()
+        info = probe(data, name=where, max_pixels=project.settings.max_image_pixels)
+    except ImageError as e:
+        report.problems.append(Problem(path=where, reason=e.reason))
+        return None
+    except OSError as e:
+        report.problems.append(Problem(path=where, reason=f"cannot read file: {e}"))
+        return None
+    sha = hashlib.sha256(data).hexdigest()
+    project.blobs.put(data, sha)
+    meta = dict(sample.meta)
+    if info.orientation != 1:
+        meta["exif_orientation"] = info.orientation
+    if info.mode not in {"RGB", "L"}:
+        meta["mode"] = info.mode
+    if sample.subset:
+        meta["subset"] = sample.subset
+    if (sample.width, sample.height) not in {(None, None), (info.width, info.height)}:
+        report.problems.append(Problem(path=where, action="kept", reason=(
+            f"annotation says {sample.width}x{sample.height} but the image is {info.width}x{info.height}")))
+    return NewImage(
+        sha256=sha, width=info.width, height=info.height, format=info.format, name=sample.name,
+        source_uri=str(sample.image_path.resolve()), video_id=sample.video_id, frame_index=sample.frame_index,
+        timestamp=sample.timestamp, meta=meta,
+    )
+
+
+def _commit(
+    project: Project, batch: list[tuple[Sample, NewImage]], local_to_project: dict[int, int], onto: Any,
+    author: str, report: ImportReport, counts: Counter[str],
+) -> None:
+    with project.transaction() as conn:
+        results = project.add_images([n for _, n in batch], conn=conn)
+        ids = [image_id for image_id, _ in results]
+        heads = dict(conn.execute(select(AnnotationRow.image_id, AnnotationRow.head).where(AnnotationRow.image_id.in_(ids))).all())
+        history: dict[int, list[Any]] = {}
+        for image_id, payload in conn.execute(
+            select(AnnotationRow.image_id, RevisionRow.payload)
+            .join(RevisionRow, RevisionRow.annotation_id == AnnotationRow.id)
+            .where(AnnotationRow.image_id.in_(ids))
+        ):
+            history.setdefault(image_id, []).append(payload)
+        for (sample, new), (image_id, created) in zip(batch, results, strict=True):
+            if created:
+                report.images_added += 1
+            else:
+                report.images_existing += 1
+            if sample.annotation is None:
+                continue
+            try:
+                ann = _to_project(sample.annotation, local_to_project, project.task, sample.name, report)
+                ann = _fit_boxes(ann, new.width, new.height, sample.name, report.problems)
+                payload = annotation_to_payload(ann)
+                if payload in history.get(image_id, []):
+                    report.annotations_unchanged += 1
+                    continue
+                project.save_annotation(image_id, ann, base_revision=heads.get(image_id), author=author,
+                                        conn=conn, _onto=onto)
+                report.annotations_saved += 1
+                history.setdefault(image_id, []).append(payload)
+                heads[image_id] = (heads.get(image_id) or 0) + 1
+                from visionloop.core.annotations import annotation_class_counts
+
+                for cid, n in annotation_class_counts(ann).items():
+                    counts[onto.by_id(cid).name] += n
+            except AnnotationValidationError as e:
+                report.problems.append(Problem(path=sample.name, reason=f"annotation not imported: {e}"))
+
+
+def _to_project(
+    ann: Annotation, local_to_project: dict[int, int], task: Task, where: str, report: ImportReport,
+) -> Annotation:
+    """Map the format's class indexes to project ids; drop (and report) instances of classes not mapped."""
+    boxes = ann.boxes if isinstance(ann, Instances) else ann if isinstance(ann, Boxes) else None
+    if boxes is not None:
+        keep = [i for i, c in enumerate(boxes.class_id.tolist()) if c in local_to_project]
+        if len(keep) < len(boxes):
+            report.problems.append(Problem(path=where, action="dropped", reason=(
+                f"{len(boxes) - len(keep)} instance(s) of unknown classes")))
+            sub = Boxes(boxes.xyxy[keep], boxes.class_id[keep],
+                        None if boxes.score is None else boxes.score[keep],
+                        None if boxes.track_id is None else boxes.track_id[keep],
+                        None if boxes.attributes is None else [boxes.attributes[i] for i in keep])
+            ann = Instances(sub, [ann.segmentations[i] for i in keep]) if isinstance(ann, Instances) else sub
+    elif isinstance(ann, Label) and ann.class_id not in local_to_project:
+        raise AnnotationValidationError("label", expected="a known class", actual=ann.class_id)
+    elif isinstance(ann, Tags) and not ann.class_ids <= set(local_to_project):
+        report.problems.append(Problem(path=where, action="dropped", reason="tags of unknown classes"))
+        ann = Tags(frozenset(c for c in ann.class_ids if c in local_to_project))
+    elif isinstance(ann, SemanticMask):
+        pass
+    return adapt(remap_annotation(ann, local_to_project), task)

@@ -1,0 +1,59 @@
+"""The platform server's FastAPI app: the project read API (plus annotation saves) under ``/api/v1``.
+
+``create_app`` finds the project directories at once (so a wrong path fails before the server starts) and opens
+the projects in the app's lifespan, keeping them open until shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from visionloop import __version__
+from visionloop.core.settings import Settings
+from visionloop.serving import routes_health, routes_images, routes_projects, routes_versions
+from visionloop.serving.docs import install_offline_docs, offline_assets_dir
+from visionloop.serving.error_handlers import install_error_handlers
+from visionloop.serving.project_registry import ProjectRegistry, find_project_dirs
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Settings) -> FastAPI:
+    """App serving the projects at ``projects_root``: project directories, or folders of project directories.
+
+    Routes: ``GET /health``, ``/api/v1/projects/...`` (see ``/docs``). Raises NotFoundError when a path holds no
+    project.
+    """
+    dirs = find_project_dirs(projects_root)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = ProjectRegistry.open(dirs, settings=settings)
+        app.state.projects = registry
+        try:
+            yield
+        finally:
+            app.state.projects = None
+            registry.close()
+
+    assets = offline_assets_dir()
+    app = FastAPI(
+        title="visionloop", version=__version__, lifespan=lifespan,
+        description="Projects, images, thumbnails, annotations, classes, dataset versions and stats.",
+        docs_url=None if assets else "/docs", redoc_url=None if assets else "/redoc",
+    )
+    app.state.settings = settings
+    app.state.projects = None
+    if assets is not None:
+        install_offline_docs(app, assets)
+    install_error_handlers(app)
+    app.include_router(routes_health.router)
+    for module in (routes_projects, routes_images, routes_versions):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,73 @@
+"""Typed FastAPI dependencies: the open projects, one project by its URL name, the settings, paging."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Query, Request
+
+from visionloop.core.settings import Settings
+from visionloop.serving.project_registry import ProjectRegistry
+from visionloop.storage.project import Project
+
+__all__ = [
+    "DEFAULT_PAGE",
+    "MAX_PAGE",
+    "Page",
+    "PageDep",
+    "ProjectDep",
+    "RegistryDep",
+    "SettingsDep",
+    "get_project",
+    "get_registry",
+    "get_settings",
+]
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+
+
+def get_registry(request: Request) -> ProjectRegistry:
+    registry = getattr(request.app.state, "projects", None)
+    if registry is None:
+        raise HTTPException(
+            status_code=503,
+            detail="the projects are not open yet: run the app with its lifespan (uvicorn, or `with TestClient(app)`)",
+        )
+    return registry
+
+
+RegistryDep = Annotated[ProjectRegistry, Depends(get_registry)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_project(
+    registry: RegistryDep, project: Annotated[str, Path(description="Project name, as GET /projects lists it.")]
+) -> Project:
+    return registry.get(project)
+
+
+ProjectDep = Annotated[Project, Depends(get_project)]
+
+
+@dataclass(frozen=True)
+class Page:
+    offset: int
+    limit: int
+
+
+def get_page(
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (max {MAX_PAGE}).")] = DEFAULT_PAGE,
+) -> Page:
+    return Page(offset=offset, limit=limit)
+
+
+PageDep = Annotated[Page, Depends(get_page)]

@@ -1,0 +1,54 @@
+"""visionloop errors as JSON 4xx answers (``ErrorPublic``), so client input never produces a 5xx.
+
+- NotFoundError -> 404, with ``choices`` (the known names) when there are any
+- AnnotationValidationError -> 422
+- StaleRevisionError -> 409 with ``base_revision`` and ``head_revision``; other ConflictError -> 409
+- ImageError (a stored file that cannot be decoded) -> 422
+- FormatError and any other VisionloopError -> 400
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from visionloop.core.errors import (
+    AnnotationValidationError,
+    ConflictError,
+    ImageError,
+    NotFoundError,
+    StaleRevisionError,
+    VisionloopError,
+)
+from visionloop.serving.schemas import ErrorPublic
+
+__all__ = ["error_body", "install_error_handlers", "status_for"]
+
+
+def status_for(exc: VisionloopError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, AnnotationValidationError | ImageError):
+        return 422
+    return 400
+
+
+def error_body(exc: VisionloopError) -> ErrorPublic:
+    extra: dict[str, object] = {}
+    if isinstance(exc, NotFoundError) and exc.choices:
+        extra["choices"] = [str(c) for c in exc.choices]
+    if isinstance(exc, StaleRevisionError):
+        extra.update(base_revision=exc.base_revision, head_revision=exc.head_revision)
+    return ErrorPublic(detail=str(exc), error=type(exc).__name__, **extra)
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, VisionloopError):  # registered for VisionloopError only
+        raise exc
+    return JSONResponse(error_body(exc).model_dump(exclude_unset=True), status_code=status_for(exc))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VisionloopError, _handle)

@@ -1,0 +1,159 @@
+"""Routes of a project's images: the paged list, one image, its bytes, its thumbnail, its annotation and history."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import PurePosixPath
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from visionloop.core.annotations import annotation_from_payload
+from visionloop.core.errors import AnnotationValidationError
+from visionloop.serving.deps import PageDep, ProjectDep, SettingsDep
+from visionloop.serving.image_queries import ImageHead, count_images, image_head, image_page, image_revisions
+from visionloop.serving.schemas import (
+    AnnotationSave,
+    AnnotationSaved,
+    ErrorPublic,
+    ImageDetailPublic,
+    ImagePublic,
+    ImagesPublic,
+    RevisionPublic,
+)
+from visionloop.serving.thumbnails import MAX_THUMBNAIL, MIN_THUMBNAIL, make_thumbnail
+from visionloop.storage.project import Project
+
+__all__ = ["IMMUTABLE_CACHE", "router"]
+
+router = APIRouter(prefix="/projects/{project}/images", tags=["images"])
+
+IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
+"""Blobs and their thumbnails never change; ``private`` because the API will sit behind tokens."""
+
+_MEDIA_TYPES = {"jpeg": "image/jpeg", "mpo": "image/jpeg", "png": "image/png", "gif": "image/gif",
+                "bmp": "image/bmp", "tiff": "image/tiff", "webp": "image/webp"}
+
+_NOT_FOUND = {404: {"model": ErrorPublic, "description": "Unknown project or image."}}
+_IMAGE_BYTES = {200: {"content": {"image/*": {}}, "description": "The image."},
+                304: {"description": "Not modified (the If-None-Match ETag matches)."}, **_NOT_FOUND}
+
+
+def _media_type(fmt: str) -> str:
+    return _MEDIA_TYPES.get(fmt.lower()) or mimetypes.guess_type(f"x.{fmt}")[0] or "application/octet-stream"
+
+
+def _images_path(request: Request, project: Project) -> str:
+    return request.url_for("list_images", project=project.name).path
+
+
+def _public(item: ImageHead, base: str) -> dict[str, object]:
+    return {
+        "id": item.id, "sha256": item.sha256, "name": item.name, "width": item.width, "height": item.height,
+        "format": item.format, "url": f"{base}/{item.id}/file", "thumbnail_url": f"{base}/{item.id}/thumbnail",
+        "annotated": item.head_revision is not None, "head_revision": item.head_revision,
+    }
+
+
+def _etag_matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags
+
+
+def _cache_headers(etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": IMMUTABLE_CACHE}
+
+
+@router.get("", response_model=ImagesPublic, responses=_NOT_FOUND, summary="A page of images, ordered by id")
+def list_images(request: Request, project: ProjectDep, page: PageDep) -> ImagesPublic:
+    base = _images_path(request, project)
+    items = image_page(project, offset=page.offset, limit=page.limit)
+    return ImagesPublic.model_validate({
+        "total": count_images(project), "offset": page.offset, "limit": page.limit,
+        "items": [_public(i, base) for i in items],
+    })
+
+
+@router.get("/{image_id}", response_model=ImageDetailPublic, responses=_NOT_FOUND,
+            summary="One image's record with its head annotation payload and revision")
+def get_image(request: Request, project: ProjectDep, image_id: int) -> ImageDetailPublic:
+    item = image_head(project, image_id)
+    return ImageDetailPublic.model_validate({
+        **_public(item, _images_path(request, project)), "source_uri": item.source_uri,
+        "ingested_at": item.ingested_at, "video_id": item.video_id, "frame_index": item.frame_index,
+        "timestamp": item.timestamp, "meta": item.meta or {}, "annotation": item.payload,
+    })
+
+
+@router.get("/{image_id}/file", response_class=Response, responses=_IMAGE_BYTES,
+            summary="The original bytes (ETag = sha256; cache forever)")
+def get_image_file(request: Request, project: ProjectDep, image_id: int) -> Response:
+    item = image_head(project, image_id, with_payload=False)
+    etag = f'"{item.sha256}"'
+    headers = _cache_headers(etag)
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    media_type = _media_type(item.format)
+    if project.blobs.local:
+        return FileResponse(project.blobs.path(item.sha256), media_type=media_type, headers=headers,
+                            filename=PurePosixPath(item.name).name, content_disposition_type="inline")
+    return Response(project.blobs.read(item.sha256), media_type=media_type, headers=headers)
+
+
+@router.get("/{image_id}/thumbnail", response_class=Response, responses=_IMAGE_BYTES,
+            summary="A JPEG fitted inside size x size (never enlarged), EXIF orientation applied")
+def get_thumbnail(
+    request: Request, project: ProjectDep, settings: SettingsDep, image_id: int,
+    size: Annotated[int | None, Query(ge=MIN_THUMBNAIL, le=MAX_THUMBNAIL,
+                                      description="Longest side in pixels; the server's default when left out.")] = None,
+) -> Response:
+    size = size or settings.thumbnail_size
+    item = image_head(project, image_id, with_payload=False)
+    etag = f'"{item.sha256}-{size}"'
+    headers = _cache_headers(etag)
+    if _etag_matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(make_thumbnail(project, item.sha256, size), media_type="image/jpeg", headers=headers)
+
+
+@router.get("/{image_id}/revisions", response_model=list[RevisionPublic], responses=_NOT_FOUND,
+            summary="Every saved revision of the image's annotation, oldest first")
+def list_revisions(project: ProjectDep, image_id: int) -> list[RevisionPublic]:
+    image_head(project, image_id, with_payload=False)
+    return [RevisionPublic(revision=r.revision, author=r.author, created_at=r.created_at, payload=r.payload)
+            for r in image_revisions(project, image_id)]
+
+
+def _check_payload_size(payload: dict[str, object], item: ImageHead) -> None:
+    """Refuse semantic masks whose size is not the image's before allocating them."""
+    if payload.get("type") == "semantic" and payload.get("size") != [item.height, item.width]:
+        raise AnnotationValidationError(
+            "semantic mask size", expected=[item.height, item.width], actual=payload.get("size"),
+            hint="a semantic mask covers the whole image: size is [height, width]",
+        )
+
+
+@router.put(
+    "/{image_id}/annotation", response_model=AnnotationSaved,
+    responses={**_NOT_FOUND, 409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale."},
+               422: {"model": ErrorPublic, "description": "The payload is not a valid annotation for the project."}},
+    summary="Save a new annotation revision (refused with 409 when base_revision is not the head)",
+)
+def save_annotation(project: ProjectDep, image_id: int, body: AnnotationSave) -> AnnotationSaved:
+    item = image_head(project, image_id, with_payload=False)
+    _check_payload_size(body.payload, item)
+    try:
+        annotation = annotation_from_payload(body.payload)
+    except AnnotationValidationError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise AnnotationValidationError(
+            "annotation payload", expected="a payload as GET .../images/{id} returns it (see core.annotations)",
+            actual=f"{type(e).__name__}: {e}",
+        ) from e
+    revision = project.save_annotation(image_id, annotation, base_revision=body.base_revision, author=body.author)
+    return AnnotationSaved(image_id=image_id, revision=revision)

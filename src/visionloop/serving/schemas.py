@@ -1,0 +1,135 @@
+"""Pydantic request and response bodies of the project API (``...Public`` are responses)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AnnotationSave",
+    "AnnotationSaved",
+    "ClassPublic",
+    "ErrorPublic",
+    "HealthPublic",
+    "ImageDetailPublic",
+    "ImagePublic",
+    "ImagesPublic",
+    "ProjectDetailPublic",
+    "ProjectPublic",
+    "RevisionPublic",
+    "StatsPublic",
+    "VersionPublic",
+]
+
+
+class ErrorPublic(BaseModel):
+    """Body of every 4xx answer raised from a visionloop error."""
+
+    detail: str = Field(description="What went wrong and how to fix it.")
+    error: str = Field(description="Error class, e.g. NotFoundError, StaleRevisionError.")
+    choices: list[str] | None = Field(default=None, description="Known names, when something was not found.")
+    base_revision: int | None = None
+    head_revision: int | None = None
+
+
+class HealthPublic(BaseModel):
+    status: str
+    version: str
+    projects: int
+
+
+class ProjectPublic(BaseModel):
+    name: str
+    task: str
+    images: int
+
+
+class StatsPublic(BaseModel):
+    """As :meth:`visionloop.storage.Project.stats` gives it; ``annotations`` counts instances in head revisions."""
+
+    project: str
+    task: str
+    images: int
+    annotated_images: int
+    annotations: int
+    classes: dict[str, int] = Field(description="Active class name -> instances in head revisions.")
+
+
+class ProjectDetailPublic(ProjectPublic):
+    stats: StatsPublic
+
+
+class ImagePublic(BaseModel):
+    id: int
+    sha256: str
+    name: str
+    width: int = Field(description="Pixels after EXIF orientation.")
+    height: int = Field(description="Pixels after EXIF orientation.")
+    format: str
+    url: str = Field(description="Original bytes (path relative to the server).")
+    thumbnail_url: str = Field(description="JPEG thumbnail at the default size; add ?size=N for another.")
+    annotated: bool
+    head_revision: int | None = Field(description="Head revision number, or null when never annotated.")
+
+
+class ImagesPublic(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[ImagePublic]
+
+
+class ImageDetailPublic(ImagePublic):
+    source_uri: str
+    ingested_at: datetime | None
+    video_id: str | None
+    frame_index: int | None
+    timestamp: float | None
+    meta: dict[str, Any]
+    annotation: dict[str, Any] | None = Field(description="Head annotation payload (see core.annotations).")
+
+
+class RevisionPublic(BaseModel):
+    revision: int
+    author: str
+    created_at: datetime
+    payload: dict[str, Any]
+
+
+class ClassPublic(BaseModel):
+    id: int
+    name: str
+    colour: str
+    parent_id: int | None
+    orientation_sensitive: bool
+    colour_sensitive: bool
+    active: bool = Field(description="False for classes merged into another or split away; ids stay reserved.")
+    meta: dict[str, Any]
+
+
+class VersionPublic(BaseModel):
+    name: str
+    task: str
+    hash: str
+    created_at: datetime | None
+    ontology: list[dict[str, Any]]
+    params: dict[str, Any]
+    summary: dict[str, Any]
+
+
+class AnnotationSave(BaseModel):
+    """A new annotation revision, based on the head revision the edit started from."""
+
+    base_revision: int | None = Field(description="Head revision the edit started from; null if never annotated.")
+    payload: dict[str, Any] = Field(
+        description='Annotation payload with a "type" key: label, tags, boxes, instances or semantic.',
+        examples=[{"type": "boxes", "xyxy": [[10, 20, 110, 220]], "class_id": [1]}],
+    )
+    author: str = Field(min_length=1, max_length=128)
+
+
+class AnnotationSaved(BaseModel):
+    image_id: int
+    revision: int

@@ -1,0 +1,405 @@
+"""Immutable dataset versions: a frozen list of (image, annotation revision, split), an ontology snapshot, a hash.
+
+Training, evaluation and export always name a version, so a model can be traced to exactly the data it saw.
+Nothing here changes a version after :func:`create_version` wrote it; later edits append revisions that a version
+does not see (``version_items`` returns the frozen revisions, not the current heads).
+
+The content hash is sha256 over the task, the ontology snapshot and the sorted
+``(image sha256, canonical revision payload JSON, split)`` of every item, so two versions with the same content have the
+same hash whatever their names and creation times.
+
+Splits are leak-free and stratified; see :func:`create_version` and :mod:`visionloop.storage.splits`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from visionloop.core.annotations import Annotation, annotation_from_payload
+from visionloop.core.errors import AnnotationValidationError, ConflictError, ImageError, NotFoundError
+from visionloop.core.ontology import Ontology
+from visionloop.core.records import ImageRecord
+from visionloop.core.task import Task
+from visionloop.storage.models import AnnotationRow, HeadCountRow, ImageRow, RevisionRow, VersionItemRow, VersionRow
+from visionloop.storage.project import Project, _image_record
+from visionloop.storage.splits import (
+    SPLITS,
+    GroupItem,
+    UnionFind,
+    assign_groups,
+    class_presence,
+    group_hint,
+    near_duplicate_pairs,
+    phash_hex,
+)
+
+__all__ = [
+    "SPLITS",
+    "VersionInfo",
+    "VersionItem",
+    "compute_missing_phashes",
+    "create_version",
+    "get_version",
+    "list_versions",
+    "version_items",
+]
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``; stages: ``"phash"``, ``"split"``."""
+
+_HASH_MAGIC = b"visionloop-version/1\n"
+_PHASH_BATCH = 512
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version's header.
+
+    ``summary``: ``images`` (count), ``splits`` {split: images}, ``fractions`` {split: achieved fraction},
+    ``classes`` {class name: {split: instances}}, ``groups`` (groups kept whole), ``near_duplicate_pairs``,
+    ``largest_group``, ``hinted_groups``, ``unannotated`` (images without annotation), ``phash_failed``.
+    ``params``: what it was created with (``seed``, ``fractions``, ``include_unannotated``, ``phash_distance``,
+    ``author``).
+    """
+
+    name: str
+    task: Task
+    hash: str
+    created_at: datetime
+    ontology: Ontology
+    params: dict[str, Any]
+    summary: dict[str, Any]
+
+    @property
+    def splits(self) -> dict[str, int]:
+        return dict(self.summary.get("splits", {}))
+
+
+@dataclass(frozen=True)
+class VersionItem:
+    """One frozen item: the image, its annotation at the frozen revision (None: not annotated), its split."""
+
+    image: ImageRecord
+    annotation: Annotation | None
+    split: str
+    """``"train"``, ``"val"`` or ``"test"``."""
+    revision_id: int | None = None
+    """Database id of the frozen revision (None when not annotated)."""
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _info(row: Any) -> VersionInfo:
+    return VersionInfo(
+        name=row.name, task=Task(row.task), hash=row.hash, created_at=row.created_at,
+        ontology=Ontology.from_json(row.ontology), params=dict(row.params or {}), summary=dict(row.summary or {}),
+    )
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    values = tuple(float(x) for x in fractions)
+    if len(values) != 3 or any(not (0 <= x <= 1) for x in values) or abs(sum(values) - 1) > 1e-6:
+        raise AnnotationValidationError(
+            "split fractions", expected="three numbers in [0, 1] for train, val, test that sum to 1",
+            actual=list(fractions), hint="for example 0.7 0.15 0.15",
+        )
+    return values  # type: ignore[return-value]
+
+
+def _next_name(conn: Connection) -> str:
+    names = conn.execute(select(VersionRow.name)).scalars().all()
+    numbers = [int(m.group(1)) for n in names if (m := re.fullmatch(r"v(\d+)", n))]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+# ---- perceptual hashes ----------------------------------------------------------------------------------------
+
+
+def _phash_or_none(project: Project, sha: str) -> str | None:
+    try:
+        return phash_hex(project.blobs.read(sha))
+    except (ImageError, OSError):
+        return None
+
+
+def compute_missing_phashes(
+    project: Project, *, image_ids: Sequence[int] | None = None, workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> int:
+    """Compute and store the perceptual hash of every image (or of ``image_ids``) that has none; returns how many.
+
+    Images are decoded at reduced size in a thread pool and the hashes are written in batches, so an interrupted run
+    keeps what it computed. Images that cannot be decoded keep no hash (they then group only by video/source).
+    """
+    q = select(ImageRow.id, ImageRow.sha256).where(ImageRow.phash.is_(None)).order_by(ImageRow.id)
+    with project.engine.connect() as conn:
+        todo = [(r.id, r.sha256) for r in conn.execute(q)]
+    if image_ids is not None:
+        wanted = set(image_ids)
+        todo = [t for t in todo if t[0] in wanted]
+    if not todo:
+        return 0
+    workers = workers or min(8, os.cpu_count() or 1)
+    done = 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(todo), _PHASH_BATCH):
+            batch = todo[start:start + _PHASH_BATCH]
+            hashes = list(pool.map(lambda t: _phash_or_none(project, t[1]), batch))
+            project.set_phashes({i: h for (i, _), h in zip(batch, hashes, strict=True) if h is not None})
+            done += len(batch)
+            if progress:
+                progress("phash", done, len(todo))
+    return len(todo)
+
+
+# ---- create -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    image_id: int
+    sha256: str
+    video_id: str | None
+    meta: dict[str, Any]
+    phash: str | None
+    revision_id: int | None
+    payload: dict[str, Any] | None
+    counts: dict[int, int]
+
+
+def _read_items(conn: Connection, *, include_unannotated: bool) -> list[_Item]:
+    q = (
+        select(ImageRow.id, ImageRow.sha256, ImageRow.video_id, ImageRow.meta, ImageRow.phash,
+               AnnotationRow.id.label("ann_id"), AnnotationRow.head_revision_id, RevisionRow.payload)
+        .outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id)
+        .outerjoin(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
+        .order_by(ImageRow.id)
+    )
+    counts: dict[int, dict[int, int]] = {}
+    for r in conn.execute(select(HeadCountRow.annotation_id, HeadCountRow.class_id, HeadCountRow.count)):
+        counts.setdefault(r.annotation_id, {})[r.class_id] = r.count
+    items = []
+    for r in conn.execute(q):
+        if r.head_revision_id is None and not include_unannotated:
+            continue
+        items.append(_Item(
+            image_id=r.id, sha256=r.sha256, video_id=r.video_id, meta=r.meta or {}, phash=r.phash,
+            revision_id=r.head_revision_id, payload=r.payload,
+            counts=counts.get(r.ann_id, {}) if r.ann_id is not None else {},
+        ))
+    return items
+
+
+def _groups(items: list[_Item], phash_distance: int) -> tuple[list[list[int]], int]:
+    """Item indexes per group (near-duplicates, one video, one meta ``group``) and the near-duplicate pair count."""
+    uf = UnionFind(len(items))
+    hashed = [(i, int(it.phash, 16)) for i, it in enumerate(items) if it.phash]
+    pairs = near_duplicate_pairs([h for _, h in hashed], phash_distance) if phash_distance >= 0 else []
+    for a, b in pairs:
+        uf.union(hashed[a][0], hashed[b][0])
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for i, it in enumerate(items):
+        if it.video_id:
+            by_key.setdefault(("video", it.video_id), []).append(i)
+        group = it.meta.get("group")
+        if group is not None and group != "":
+            by_key.setdefault(("group", str(group)), []).append(i)
+    for members in by_key.values():
+        uf.union_all(members)
+    out: dict[int, list[int]] = {}
+    for i, root in enumerate(uf.labels()):
+        out.setdefault(root, []).append(i)
+    return sorted(out.values(), key=lambda m: m[0]), len(pairs)
+
+
+def _content_hash(task: Task, ontology: Ontology, records: list[tuple[str, Any, str]]) -> str:
+    h = hashlib.sha256(_HASH_MAGIC)
+    h.update(_canonical({"task": task.value, "ontology": ontology.to_json()}) + b"\n")
+    for line in sorted(_canonical(list(r)) for r in records):
+        h.update(line + b"\n")
+    return h.hexdigest()
+
+
+def create_version(
+    project: Project,
+    *,
+    name: str | None = None,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    include_unannotated: bool = False,
+    phash_distance: int = 4,
+    author: str = "cli",
+    progress: ProgressFn | None = None,
+) -> VersionInfo:
+    """Freeze the project's current annotations into a new, immutable version with a train/val/test split.
+
+    ``name`` defaults to the next free ``v1``, ``v2``, ...; an existing name is a ConflictError. Images without an
+    annotation are left out unless ``include_unannotated`` (an empty Boxes/Tags counts as annotated).
+
+    Split (deterministic for ``seed``; see :func:`visionloop.storage.splits.assign_groups` for the greedy rule):
+
+    * Groups that never straddle splits: near-duplicates (64-bit perceptual hashes within ``phash_distance`` bits,
+      joined transitively; a negative distance turns this off), frames of one video (same ``video_id``), and images
+      sharing ``meta["group"]`` (e.g. crops of one parent image, patients, scenes).
+    * Stratified by class: each group is placed where it brings per-class image counts closest to the fractions,
+      each class normalised by its total, so a group follows its rarest class (detection/segmentation: rarest class
+      present; tagging: rarest tag; classification: its label). Every class reaches every split when it occurs in
+      at least three groups.
+    * ``meta["split_hint"]``: when every image of a group carries one, the group goes to that split (the most common
+      hint if they disagree) before the greedy pass. Derived projects (:mod:`visionloop.quality.derive`) set it so a
+      derived version keeps the split of its source version.
+
+    Missing perceptual hashes are computed first (and stored, so the next version is fast). The version is written
+    in one transaction. ``progress(stage, done, total)`` is called during long stages.
+    """
+    fr = _check_fractions(fractions)
+    if name is not None and (not name or name != name.strip() or len(name) > 128):
+        raise AnnotationValidationError("version name", expected="1-128 characters without surrounding spaces",
+                                        actual=repr(name))
+    if phash_distance >= 0:
+        compute_missing_phashes(project, progress=progress)
+    with project.transaction() as conn:
+        if name is None:
+            name = _next_name(conn)
+        elif conn.execute(select(VersionRow.id).where(VersionRow.name == name)).first() is not None:
+            raise ConflictError(f"version {name!r} exists already and versions never change; choose another name")
+        ontology = project.ontology(conn)
+        params = {"seed": seed, "fractions": list(fr), "include_unannotated": include_unannotated,
+                  "phash_distance": phash_distance, "author": author}
+        version_id = conn.execute(insert(VersionRow).values(
+            name=name, task=project.task.value, hash="", ontology=ontology.to_json(), params=params, summary={},
+        )).inserted_primary_key[0]
+        items = _read_items(conn, include_unannotated=include_unannotated)
+        if not items:
+            raise ConflictError(
+                "nothing to put in a version: the project has no annotated images; import or annotate some, "
+                "or pass include_unannotated=True (--include-unannotated)"
+            )
+        late = [it for it in items if it.phash is None] if phash_distance >= 0 else []
+        phash_failed = 0
+        for it in late:  # images added after the phash pass
+            it.phash = _phash_or_none(project, it.sha256)
+            if it.phash is None:
+                phash_failed += 1
+            else:
+                conn.execute(update(ImageRow).where(ImageRow.id == it.image_id).values(phash=it.phash))
+        members, n_pairs = _groups(items, phash_distance)
+        groups: list[GroupItem] = []
+        for g_members in members:
+            classes: Counter[int] = Counter()
+            for i in g_members:
+                classes.update(class_presence(items[i].counts))
+            hint = group_hint(items[i].meta.get("split_hint") for i in g_members)
+            groups.append(GroupItem(key=g_members[0], size=len(g_members), classes=dict(classes), hint=hint))
+        if progress:
+            progress("split", 0, len(groups))
+        placed = assign_groups(groups, fr, seed=seed)
+        split_of: dict[int, str] = {}
+        for g, g_members in zip(groups, members, strict=True):
+            for i in g_members:
+                split_of[i] = placed[g.key]
+        if progress:
+            progress("split", len(groups), len(groups))
+
+        records = [(it.sha256, it.payload, split_of[i]) for i, it in enumerate(items)]
+        digest = _content_hash(project.task, ontology, records)
+        split_sizes = Counter(split_of.values())
+        class_split: dict[str, dict[str, int]] = {}
+        for i, it in enumerate(items):
+            for cid, n in it.counts.items():
+                cname = _class_name(ontology, cid)
+                per = class_split.setdefault(cname, dict.fromkeys(SPLITS, 0))
+                per[split_of[i]] += int(n)
+        summary = {
+            "images": len(items),
+            "splits": {s: split_sizes.get(s, 0) for s in SPLITS},
+            "fractions": {s: round(split_sizes.get(s, 0) / len(items), 4) for s in SPLITS},
+            "target_fractions": dict(zip(SPLITS, fr, strict=True)),
+            "classes": {c.name: class_split.get(c.name, dict.fromkeys(SPLITS, 0)) for c in ontology.active}
+            | {k: v for k, v in class_split.items() if ontology.get(k) is None},
+            "groups": len(groups),
+            "largest_group": max(g.size for g in groups),
+            "near_duplicate_pairs": n_pairs,
+            "hinted_groups": sum(1 for g in groups if g.hint is not None),
+            "unannotated": sum(1 for it in items if it.revision_id is None),
+            "phash_failed": phash_failed + sum(1 for it in items if it.phash is None and phash_distance >= 0
+                                               and it not in late),
+        }
+        conn.execute(insert(VersionItemRow), [
+            {"version_id": version_id, "image_id": it.image_id, "revision_id": it.revision_id, "split": split_of[i]}
+            for i, it in enumerate(items)
+        ])
+        conn.execute(update(VersionRow).where(VersionRow.id == version_id).values(hash=digest, summary=summary))
+        row = conn.execute(select(VersionRow).where(VersionRow.id == version_id)).one()
+        return _info(row)
+
+
+def _class_name(ontology: Ontology, class_id: int) -> str:
+    for c in ontology.classes:
+        if c.id == class_id:
+            return c.name
+    return f"#{class_id}"
+
+
+# ---- read -------------------------------------------------------------------------------------------------------
+
+
+def list_versions(project: Project) -> list[VersionInfo]:
+    """Every version, oldest first."""
+    with project.engine.connect() as conn:
+        return [_info(r) for r in conn.execute(select(VersionRow).order_by(VersionRow.id))]
+
+
+def _version_row(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(VersionRow).where(VersionRow.name == name)).first()
+    if row is None:
+        names = conn.execute(select(VersionRow.name).order_by(VersionRow.id)).scalars().all()
+        raise NotFoundError("version", name, choices=list(names) or ["none yet: create one with visionloop version create"])
+    return row
+
+
+def get_version(project: Project, name: str) -> VersionInfo:
+    """The version called ``name``; NotFoundError lists the known names."""
+    with project.engine.connect() as conn:
+        return _info(_version_row(conn, name))
+
+
+def version_items(project: Project, name: str, *, split: str | None = None) -> list[VersionItem]:
+    """The frozen items of a version (all, or one split), ordered by image id.
+
+    Annotations are those of the frozen revisions, not the current heads.
+    """
+    if split is not None and split not in SPLITS:
+        raise NotFoundError("split", split, choices=list(SPLITS))
+    with project.engine.connect() as conn:
+        vid = _version_row(conn, name).id
+        q = (
+            select(ImageRow, VersionItemRow.split, VersionItemRow.revision_id, RevisionRow.payload)
+            .join(ImageRow, ImageRow.id == VersionItemRow.image_id)
+            .outerjoin(RevisionRow, RevisionRow.id == VersionItemRow.revision_id)
+            .where(VersionItemRow.version_id == vid)
+            .order_by(VersionItemRow.image_id)
+        )
+        if split is not None:
+            q = q.where(VersionItemRow.split == split)
+        rows = conn.execute(q).all()
+    return [
+        VersionItem(
+            image=_image_record(r.ImageRow), split=r.split, revision_id=r.revision_id,
+            annotation=None if r.payload is None else annotation_from_payload(r.payload),
+        )
+        for r in rows
+    ]
