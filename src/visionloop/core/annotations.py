@@ -254,12 +254,13 @@ class SemanticMask:
 Annotation: TypeAlias = Label | Tags | Boxes | Instances | SemanticMask
 
 
-def _round(values: np.ndarray) -> list[float]:
-    return [round(float(v), 4) for v in values]
+def _round(values: np.ndarray) -> list[Any]:
+    """Coordinates to 1/10000 pixel, as plain floats (JSON payloads compare equal after a round trip)."""
+    return np.round(np.asarray(values, dtype=np.float64), 4).tolist()
 
 
 def _boxes_payload(b: Boxes) -> dict[str, Any]:
-    out: dict[str, Any] = {"xyxy": [_round(r) for r in b.xyxy], "class_id": b.class_id.tolist()}
+    out: dict[str, Any] = {"xyxy": _round(b.xyxy), "class_id": b.class_id.tolist()}
     if b.score is not None:
         out["score"] = _round(b.score)
     if b.track_id is not None:

@@ -53,7 +53,8 @@ def probe(data: bytes, *, name: str = "<bytes>", max_pixels: int = 100_000_000) 
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         if isinstance(e, UnidentifiedImageError):
             raise ImageError(name, "not an image (or a format Pillow cannot read)") from e
-        raise ImageError(name, f"image too large: {e}") from e
+        raise ImageError(name, f"image too large for the decompression-bomb guard ({e}); if the image is genuine, "
+                         "split it into tiles") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(name, f"corrupt image header: {e}") from e
     if w <= 0 or h <= 0:

@@ -23,6 +23,7 @@ def check_boxes(
     where: str,
     problems: list[Problem],
     labels: Sequence[str] | None = None,
+    tolerance: float = 1e-6,
 ) -> tuple[np.ndarray, list[int]]:
     """Validate and clip the boxes of one image; returns ``(xyxy (K, 4) float64, kept indexes into boxes)``.
 
@@ -32,11 +33,13 @@ def check_boxes(
     - partly outside the image: clipped to it, reported with ``action="clipped"``;
     - entirely outside the image (nothing left after clipping): skipped and reported;
     - zero width or height in the source: kept and reported (``action="kept"``) so counts match the source.
+
+    Boxes sticking out by at most ``tolerance`` pixels (rounding of normalised coordinates) are clipped silently.
     """
     kept: list[int] = []
     rows: list[list[float]] = []
     for i, box in enumerate(boxes):
-        what = f"{where}: box {i}" + (f" ({labels[i]})" if labels is not None else "")
+        what = f"box {i}" + (f" ({labels[i]})" if labels is not None else "")
         try:
             x1, y1, x2, y2 = (float(v) for v in box)
         except (TypeError, ValueError):
@@ -52,7 +55,10 @@ def check_boxes(
         if size is not None and size[0] > 0 and size[1] > 0:
             w, h = size
             c = [min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h)]
-            if c != [x1, y1, x2, y2]:
+            excess = max(abs(a - b) for a, b in zip(c, (x1, y1, x2, y2), strict=True))
+            if 0 < excess <= tolerance:
+                x1, y1, x2, y2 = c
+            elif excess > 0:
                 had_area = x2 > x1 and y2 > y1
                 if had_area and (c[2] <= c[0] or c[3] <= c[1]):
                     problems.append(Problem(path=where, reason=(

@@ -91,7 +91,7 @@ def detect(path: Path) -> float:
     for i, p in enumerate(_candidate_jsons(path)):
         if i >= 20:
             break
-        if _looks_like_coco(p):
+        if _kind_subset(p)[0] in _KINDS and _looks_like_coco(p):
             return 0.9 if (p.parent.name == "annotations" or p.name.endswith(".coco.json")) else 0.8
     return 0.0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from visionloop.core.annotations import (
     Label,
     SemanticMask,
     Tags,
+    annotation_class_counts,
     annotation_to_payload,
 )
 from visionloop.core.errors import AnnotationValidationError, FormatError, ImageError
@@ -35,6 +37,9 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_fil
 from visionloop.ingest.archives import extract, is_archive
 from visionloop.storage.models import AnnotationRow, ImportRow, RevisionRow, utcnow
 from visionloop.storage.project import NewImage, Project
+
+READERS = 4
+"""Threads that read, hash, probe and store image files."""
 
 
 @dataclass
@@ -143,22 +148,20 @@ def import_source(
     onto = project.ontology()
 
     counts: Counter[str] = Counter()
-    batch: list[tuple[Sample, NewImage]] = []
+    size = project.settings.import_batch
     columns = (TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+    # Reading, hashing, probing and writing blobs release the GIL: a small pool keeps both cores busy while the
+    # database work of the previous batch runs.
+    with Progress(*columns, disable=not progress, transient=True) as bar, ThreadPoolExecutor(READERS) as pool:
         task_id = bar.add_task("import", total=len(ds.samples))
-        for sample in ds.samples:
-            bar.advance(task_id)
-            report.images_seen += 1
-            new = _read_sample(project, sample, report)
-            if new is None:
-                continue
-            batch.append((sample, new))
-            if len(batch) >= project.settings.import_batch:
+        for start in range(0, len(ds.samples), size):
+            chunk = ds.samples[start:start + size]
+            news = list(pool.map(lambda s: _read_sample(project, s, report), chunk))
+            report.images_seen += len(chunk)
+            batch = [(s, n) for s, n in zip(chunk, news, strict=True) if n is not None]
+            if batch:
                 _commit(project, batch, local_to_project, onto, author, report, counts)
-                batch = []
-        if batch:
-            _commit(project, batch, local_to_project, onto, author, report, counts)
+            bar.advance(task_id, len(chunk))
     report.instances = dict(counts)
     with project.transaction() as conn:
         conn.execute(update(ImportRow).where(ImportRow.id == run_id).values(
@@ -217,6 +220,8 @@ def _commit(
             .where(AnnotationRow.image_id.in_(ids))
         ):
             history.setdefault(image_id, []).append(payload)
+        fresh: list[tuple[int, Annotation]] = []
+        fresh_payloads: dict[int, dict[str, Any]] = {}
         for (sample, new), (image_id, created) in zip(batch, results, strict=True):
             if created:
                 report.images_added += 1
@@ -227,21 +232,30 @@ def _commit(
             try:
                 ann = _to_project(sample.annotation, local_to_project, project.task, sample.name, report)
                 ann = _fit_boxes(ann, new.width, new.height, sample.name, report.problems)
-                payload = annotation_to_payload(ann)
-                if payload in history.get(image_id, []):
-                    report.annotations_unchanged += 1
-                    continue
-                project.save_annotation(image_id, ann, base_revision=heads.get(image_id), author=author,
-                                        conn=conn, _onto=onto)
+                if image_id not in heads and image_id not in fresh_payloads:
+                    project._check(ann, onto)
+                    fresh.append((image_id, ann))
+                    fresh_payloads[image_id] = annotation_to_payload(ann)
+                else:
+                    payload = annotation_to_payload(ann)
+                    if payload in history.get(image_id, []) or fresh_payloads.get(image_id) == payload:
+                        report.annotations_unchanged += 1
+                        continue
+                    if image_id in fresh_payloads:  # the same image twice in one batch: first one must be stored
+                        project.save_new_annotations(fresh, author=author, conn=conn, onto=onto)
+                        heads.update({i: 1 for i, _ in fresh})
+                        history.update({i: [fresh_payloads[i]] for i, _ in fresh})
+                        fresh, fresh_payloads = [], {}
+                    project.save_annotation(image_id, ann, base_revision=heads.get(image_id), author=author,
+                                            conn=conn, _onto=onto)
+                    history.setdefault(image_id, []).append(payload)
+                    heads[image_id] = (heads.get(image_id) or 0) + 1
                 report.annotations_saved += 1
-                history.setdefault(image_id, []).append(payload)
-                heads[image_id] = (heads.get(image_id) or 0) + 1
-                from visionloop.core.annotations import annotation_class_counts
-
                 for cid, n in annotation_class_counts(ann).items():
                     counts[onto.by_id(cid).name] += n
             except AnnotationValidationError as e:
                 report.problems.append(Problem(path=sample.name, reason=f"annotation not imported: {e}"))
+        project.save_new_annotations(fresh, author=author, conn=conn, onto=onto)
 
 
 def _to_project(

@@ -18,7 +18,6 @@ from visionloop.serving.schemas import (
     AnnotationSaved,
     ErrorPublic,
     ImageDetailPublic,
-    ImagePublic,
     ImagesPublic,
     RevisionPublic,
 )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 __all__ = [
     "AnnotationSave",
@@ -20,8 +20,17 @@ __all__ = [
     "ProjectPublic",
     "RevisionPublic",
     "StatsPublic",
+    "UtcDatetime",
     "VersionPublic",
 ]
+
+
+def _as_utc(value: datetime) -> datetime:
+    # The store keeps UTC; SQLite hands it back without a zone, so say it is UTC rather than leave it ambiguous.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class ErrorPublic(BaseModel):
@@ -83,7 +92,7 @@ class ImagesPublic(BaseModel):
 
 class ImageDetailPublic(ImagePublic):
     source_uri: str
-    ingested_at: datetime | None
+    ingested_at: UtcDatetime | None
     video_id: str | None
     frame_index: int | None
     timestamp: float | None
@@ -94,7 +103,7 @@ class ImageDetailPublic(ImagePublic):
 class RevisionPublic(BaseModel):
     revision: int
     author: str
-    created_at: datetime
+    created_at: UtcDatetime
     payload: dict[str, Any]
 
 
@@ -113,7 +122,7 @@ class VersionPublic(BaseModel):
     name: str
     task: str
     hash: str
-    created_at: datetime | None
+    created_at: UtcDatetime | None
     ontology: list[dict[str, Any]]
     params: dict[str, Any]
     summary: dict[str, Any]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 import fsspec
@@ -55,13 +55,13 @@ class BlobStore:
         if self.local:
             dest = self.path(sha)
             dest.parent.mkdir(exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
+            tmp = dest.parent / f".tmp-{os.getpid()}-{threading.get_ident()}-{sha[:16]}"
             try:
-                with os.fdopen(fd, "wb") as f:
+                with open(tmp, "wb") as f:
                     f.write(data)
                 os.replace(tmp, dest)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
                 raise
         else:
             self.fs.pipe_file(f"{self.root}/{self._key(sha)}", data)

@@ -79,7 +79,7 @@ class OntologyOpRow(Base):
 
 
 class AnnotationRow(Base):
-    """The chain of revisions of one image's annotation; ``head`` is the current truth."""
+    """The chain of revisions of one image's annotation; ``head`` is the current truth. ``id`` equals the image id."""
 
     __tablename__ = "annotations"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from visionloop.core.annotations import (
@@ -338,7 +338,7 @@ class Project:
                 try:
                     with c.begin_nested():
                         ann_id = c.execute(insert(AnnotationRow).values(
-                            image_id=image_id, head=1, updated_at=utcnow())).inserted_primary_key[0]
+                            id=image_id, image_id=image_id, head=1, updated_at=utcnow())).inserted_primary_key[0]
                 except IntegrityError as e:
                     raise StaleRevisionError(image_id, base_revision=None, head_revision=1) from e
                 new = 1
@@ -353,6 +353,36 @@ class Project:
                     {"annotation_id": ann_id, "class_id": k, "count": v} for k, v in counts.items()
                 ])
             return new
+
+    def save_new_annotations(
+        self, items: Sequence[tuple[int, Annotation]], *, author: str, conn: Connection, onto: Ontology | None = None,
+    ) -> None:
+        """First revision for many images that have no annotation yet, in bulk (the import fast path).
+
+        Same checks as :meth:`save_annotation`; an image annotated meanwhile makes the insert fail (unique image id)
+        and the transaction roll back, so nothing is overwritten.
+        """
+        if not items:
+            return
+        onto = onto or self.ontology(conn)
+        for _, ann in items:
+            self._check(ann, onto)
+        now = utcnow()
+        conn.execute(insert(AnnotationRow), [
+            {"id": image_id, "image_id": image_id, "head": 1, "updated_at": now} for image_id, _ in items
+        ])
+        rows = conn.execute(insert(RevisionRow).returning(RevisionRow.id, RevisionRow.annotation_id), [
+            {"annotation_id": image_id, "revision": 1, "author": author, "created_at": now,
+             "payload": annotation_to_payload(ann)} for image_id, ann in items
+        ]).all()
+        conn.execute(
+            update(AnnotationRow).where(AnnotationRow.id == bindparam("aid")).values(head_revision_id=bindparam("rid")),
+            [{"aid": r.annotation_id, "rid": r.id} for r in rows],
+        )
+        counts = [{"annotation_id": image_id, "class_id": k, "count": v}
+                  for image_id, ann in items for k, v in annotation_class_counts(ann).items()]
+        if counts:
+            conn.execute(insert(HeadCountRow), counts)
 
     def head(self, image_id: int) -> tuple[int | None, Annotation | None]:
         """(head revision number, annotation) of an image; (None, None) when never annotated."""

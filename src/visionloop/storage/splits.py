@@ -133,7 +133,9 @@ def near_duplicate_pairs(hashes: Sequence[int], max_distance: int, *, bits: int 
                 for b in np.flatnonzero(dist <= max_distance):
                     u, v = int(members[a]), int(members[a + 1 + b])
                     found.add((min(u, v), max(u, v)))
-    pairs.extend((int(rep[u]), int(rep[v])) for u, v in found)
+    for u, v in sorted(found):
+        a, b = int(rep[u]), int(rep[v])
+        pairs.append((min(a, b), max(a, b)))
     return pairs
 
 

@@ -289,12 +289,9 @@ def create_version(
                 "or pass include_unannotated=True (--include-unannotated)"
             )
         late = [it for it in items if it.phash is None] if phash_distance >= 0 else []
-        phash_failed = 0
-        for it in late:  # images added after the phash pass
+        for it in late:  # images added after the phash pass, or undecodable
             it.phash = _phash_or_none(project, it.sha256)
-            if it.phash is None:
-                phash_failed += 1
-            else:
+            if it.phash is not None:
                 conn.execute(update(ImageRow).where(ImageRow.id == it.image_id).values(phash=it.phash))
         members, n_pairs = _groups(items, phash_distance)
         groups: list[GroupItem] = []
@@ -318,9 +315,12 @@ def create_version(
         digest = _content_hash(project.task, ontology, records)
         split_sizes = Counter(split_of.values())
         class_split: dict[str, dict[str, int]] = {}
+        names = {c.id: c.name for c in ontology.classes}
         for i, it in enumerate(items):
             for cid, n in it.counts.items():
-                cname = _class_name(ontology, cid)
+                cname = names.get(cid)
+                if cname is None:  # e.g. background 0 of a semantic mask
+                    continue
                 per = class_split.setdefault(cname, dict.fromkeys(SPLITS, 0))
                 per[split_of[i]] += int(n)
         summary = {
@@ -329,14 +329,13 @@ def create_version(
             "fractions": {s: round(split_sizes.get(s, 0) / len(items), 4) for s in SPLITS},
             "target_fractions": dict(zip(SPLITS, fr, strict=True)),
             "classes": {c.name: class_split.get(c.name, dict.fromkeys(SPLITS, 0)) for c in ontology.active}
-            | {k: v for k, v in class_split.items() if ontology.get(k) is None},
+            | {k: v for k, v in class_split.items() if ontology.get(k) is None},  # retired ids still in use
             "groups": len(groups),
             "largest_group": max(g.size for g in groups),
             "near_duplicate_pairs": n_pairs,
             "hinted_groups": sum(1 for g in groups if g.hint is not None),
             "unannotated": sum(1 for it in items if it.revision_id is None),
-            "phash_failed": phash_failed + sum(1 for it in items if it.phash is None and phash_distance >= 0
-                                               and it not in late),
+            "phash_failed": sum(1 for it in items if it.phash is None) if phash_distance >= 0 else 0,
         }
         conn.execute(insert(VersionItemRow), [
             {"version_id": version_id, "image_id": it.image_id, "revision_id": it.revision_id, "split": split_of[i]}
@@ -345,13 +344,6 @@ def create_version(
         conn.execute(update(VersionRow).where(VersionRow.id == version_id).values(hash=digest, summary=summary))
         row = conn.execute(select(VersionRow).where(VersionRow.id == version_id)).one()
         return _info(row)
-
-
-def _class_name(ontology: Ontology, class_id: int) -> str:
-    for c in ontology.classes:
-        if c.id == class_id:
-            return c.name
-    return f"#{class_id}"
 
 
 # ---- read -------------------------------------------------------------------------------------------------------
@@ -398,7 +390,7 @@ def version_items(project: Project, name: str, *, split: str | None = None) -> l
         rows = conn.execute(q).all()
     return [
         VersionItem(
-            image=_image_record(r.ImageRow), split=r.split, revision_id=r.revision_id,
+            image=_image_record(r), split=r.split, revision_id=r.revision_id,
             annotation=None if r.payload is None else annotation_from_payload(r.payload),
         )
         for r in rows

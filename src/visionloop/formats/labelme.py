@@ -1,0 +1,302 @@
+"""LabelMe JSON (the ``labelme`` desktop tool): one ``.json`` per image, usually beside it.
+
+Each file holds ``imagePath`` (relative to the JSON file), ``imageHeight`` / ``imageWidth``, optional ``imageData``
+(base64 image, used when the image file is missing), image-level ``flags`` (``{name: bool}``) and ``shapes``:
+``rectangle`` (two corners), ``polygon``, ``circle`` (centre and a point on the rim; kept as a 32-point polygon),
+``mask`` (base64 PNG of the box between its two points, inclusive). ``line``, ``linestrip``, ``point`` and
+``points`` have no area and are skipped with a problem. Shapes with the same ``group_id`` and label are one instance.
+When no file has any shape, the true ``flags`` are the image's classes (classification or tagging).
+
+``save`` writes ``<name>`` and ``<name stem>.json`` side by side, with ``imageData`` null.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
+from visionloop.core.errors import FormatError
+from visionloop.core.task import Task
+from visionloop.formats._files import head, image_size, read_json
+from visionloop.formats._geometry import (
+    Shape,
+    annotation_shapes,
+    clip_shapes,
+    ellipse_ring,
+    rect_ring,
+    shapes_to_annotation,
+)
+from visionloop.formats.base import IMAGE_EXTENSIONS, FormatDataset, Problem, Sample, copy_image
+
+__all__ = ["NAME", "TASKS", "detect", "load", "save"]
+
+NAME = "labelme"
+TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
+LABELME_VERSION = "5.4.1"
+_NO_AREA = {"line", "linestrip", "point", "points"}
+
+
+def _looks_like(path: Path) -> bool:
+    text = head(path, 16384)
+    return text.startswith("{") and '"shapes"' in text and ('"imagePath"' in text or '"imageHeight"' in text)
+
+
+def _json_files(path: Path, *, limit: int | None = None) -> list[Path]:
+    if path.is_file():
+        return [path] if path.suffix.lower() == ".json" else []
+    out = []
+    found = path.rglob("*.json")
+    for p in (found if limit is not None else sorted(found)):
+        if not any(part.startswith(".") for part in p.relative_to(path).parts):
+            out.append(p)
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def detect(path: Path) -> float:
+    """0.9 when the JSON files under ``path`` (the first 20 looked at) include LabelMe files."""
+    path = Path(path)
+    if not path.exists():
+        return 0.0
+    files = _json_files(path, limit=20)
+    return 0.9 if any(_looks_like(p) for p in files) else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------- reading
+
+
+def _cache_image(data: str, stem: str) -> Path:
+    raw = base64.b64decode(data, validate=False)
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    with Image.open(io.BytesIO(raw)) as im:
+        ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}.get(im.format or "", ".png")
+    folder = Path(tempfile.gettempdir()) / "visionloop-labelme-imagedata"
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"{stem}-{digest}{ext}"
+    if not dest.exists():
+        tmp = dest.with_suffix(dest.suffix + ".tmp")
+        tmp.write_bytes(raw)
+        tmp.replace(dest)
+    return dest
+
+
+def _find_image(doc: dict[str, Any], src: Path) -> Path | None:
+    ref = str(doc.get("imagePath") or "").replace("\\", "/")
+    cands = []
+    if ref:
+        cands += [src.parent / ref, src.parent / Path(ref).name]
+    cands += [src.with_suffix(ext) for ext in sorted(IMAGE_EXTENSIONS)]
+    return next((c for c in cands if c.is_file()), None)
+
+
+def _mask_shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Shape:
+    if not width or not height:
+        raise ValueError("mask shape in a file without imageWidth/imageHeight")
+    (x1, y1), _ = shape["points"][:2]
+    with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as im:
+        crop = np.asarray(im.convert("L")) > 0
+    full = np.zeros((height, width), dtype=bool)
+    x1, y1 = int(round(x1)), int(round(y1))
+    h, w = crop[: max(0, height - y1), : max(0, width - x1)].shape
+    full[y1:y1 + h, x1:x1 + w] = crop[:h, :w]
+    return Shape(class_id=cid, rle=RLE.encode(full))
+
+
+def _shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Shape:
+    kind = shape.get("shape_type") or "polygon"
+    pts = [(float(x), float(y)) for x, y in shape.get("points") or []]
+    if kind == "rectangle":
+        if len(pts) < 2:
+            raise ValueError("rectangle needs 2 points")
+        xs, ys = [p[0] for p in pts[:2]], [p[1] for p in pts[:2]]
+        return Shape(class_id=cid, xyxy=(min(xs), min(ys), max(xs), max(ys)))
+    if kind == "polygon":
+        if len(pts) < 3:
+            raise ValueError(f"polygon with {len(pts)} points, needs >= 3")
+        return Shape(class_id=cid, rings=[[v for p in pts for v in p]])
+    if kind == "circle":
+        if len(pts) < 2:
+            raise ValueError("circle needs its centre and a point on the rim")
+        r = math.dist(pts[0], pts[1])
+        return Shape(class_id=cid, rings=[ellipse_ring(pts[0][0], pts[0][1], r, r)])
+    if kind == "mask":
+        return _mask_shape(shape, cid, width, height)
+    raise ValueError(f"unknown shape_type {kind!r}")
+
+
+def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) -> tuple[Sample, list[Shape], list[str]]:
+    where = src.relative_to(root).as_posix() if src.is_relative_to(root) else str(src)
+    width, height = int(doc.get("imageWidth") or 0), int(doc.get("imageHeight") or 0)
+    image_path = _find_image(doc, src)
+    if image_path is None and doc.get("imageData"):
+        try:
+            image_path = _cache_image(doc["imageData"], src.stem)
+            ds.problems.append(Problem(path=where, reason=f"image {doc.get('imagePath')!r} missing; used the "
+                                       "imageData embedded in the JSON", action="repaired"))
+        except (ValueError, OSError) as e:
+            ds.problems.append(Problem(path=where, reason=f"embedded imageData is not an image: {e}"))
+    if image_path is None:
+        ds.problems.append(Problem(path=where, reason=f"image {doc.get('imagePath')!r} not found beside {src.name}",
+                                   action="kept without image"))
+    ref = Path(str(doc.get("imagePath") or src.with_suffix(".jpg").name).replace("\\", "/")).name
+    if image_path is not None and image_path.is_relative_to(root):
+        name = image_path.relative_to(root).as_posix()
+    else:
+        rel = src.relative_to(root).parent.as_posix() if src.is_relative_to(root) else ""
+        name = f"{rel}/{ref}" if rel not in ("", ".") else ref
+    sample = Sample(name=name, image_path=image_path, width=width or None, height=height or None)
+    if not width and image_path is not None:
+        size = image_size(image_path)
+        if size:
+            sample.width, sample.height = size
+    shapes: list[Shape] = []
+    groups: dict[tuple[int, Any], Shape] = {}
+    for k, raw in enumerate(doc.get("shapes") or []):
+        kind = raw.get("shape_type") or "polygon"
+        if kind in _NO_AREA:
+            ds.problems.append(Problem(path=where, reason=f"shape {k} is a {kind} (no area); visionloop keeps "
+                                       "rectangles, polygons, circles and masks"))
+            continue
+        label = str(raw.get("label") or "").strip()
+        if not label:
+            ds.problems.append(Problem(path=where, reason=f"shape {k} has no label"))
+            continue
+        try:
+            shape = _shape(raw, ds.class_index(label), sample.width or 0, sample.height or 0)
+        except (ValueError, TypeError, KeyError, OSError) as e:
+            ds.problems.append(Problem(path=where, reason=f"shape {k} ({kind}): {e}"))
+            continue
+        if raw.get("flags"):
+            shape.attributes["flags"] = dict(raw["flags"])
+        if raw.get("description"):
+            shape.attributes["description"] = str(raw["description"])
+        group = raw.get("group_id")
+        if group is not None:
+            key = (shape.class_id, group)
+            if key in groups and groups[key].rle is None and shape.rle is None:
+                first = groups[key]
+                if first.rings is None and first.xyxy is not None:
+                    first.rings, first.xyxy = [rect_ring(*first.xyxy)], None
+                if first.rings is not None:
+                    first.rings.extend(shape.rings or ([rect_ring(*shape.xyxy)] if shape.xyxy else []))
+                continue
+            groups[key] = shape
+            shape.attributes["group_id"] = group
+        shapes.append(shape)
+    flags = [str(k) for k, v in (doc.get("flags") or {}).items() if v]
+    for k in (doc.get("flags") or {}):
+        sample.meta.setdefault("flag_names", []).append(str(k))
+    return sample, clip_shapes(shapes, sample.width, sample.height, ds, where), flags
+
+
+def load(path: Path) -> FormatDataset:
+    """Read every LabelMe JSON file under ``path`` (a folder, searched recursively, or one file)."""
+    path = Path(path)
+    root = path if path.is_dir() else path.parent
+    files = [p for p in _json_files(path) if _looks_like(p)] if path.exists() else []
+    if not files:
+        raise FormatError(path, NAME, "expected LabelMe JSON files (with 'shapes' and 'imagePath') in the folder")
+    ds = FormatDataset(task=Task.DETECTION)
+    pending = []
+    for src in files:
+        try:
+            doc = read_json(src)
+            if not isinstance(doc, dict) or not isinstance(doc.get("shapes", []), list):
+                raise ValueError("not a LabelMe object with a 'shapes' list")
+            pending.append(_read_file(src, root, doc, ds))
+        except (OSError, ValueError) as e:
+            ds.problems.append(Problem(path=str(src), reason=f"unreadable LabelMe file: {e}"))
+    shapes_all = [s for _, shapes, _ in pending for s in shapes]
+    has_flags = any(flags for _, _, flags in pending)
+    if any(not s.is_rectangle for s in shapes_all):
+        ds.task = Task.SEGMENTATION
+    elif shapes_all or not has_flags:
+        ds.task = Task.DETECTION
+    else:
+        ds.task = Task.TAGGING if any(len(f) > 1 for _, _, f in pending) else Task.CLASSIFICATION
+        for sample, _, _ in pending:
+            for name in sample.meta.get("flag_names", []):
+                ds.class_index(name)
+    for sample, shapes, flags in pending:
+        names = sample.meta.pop("flag_names", [])
+        if ds.task in (Task.DETECTION, Task.SEGMENTATION):
+            sample.annotation = shapes_to_annotation(shapes, segmentation=ds.task == Task.SEGMENTATION)
+            if flags:
+                sample.meta["flags"] = {n: n in flags for n in names}
+        elif ds.task == Task.TAGGING:
+            sample.annotation = Tags(frozenset(ds.class_index(f) for f in flags))
+        elif flags:
+            sample.annotation = Label(ds.class_index(flags[0]))
+        ds.samples.append(sample)
+    return ds
+
+
+# ---------------------------------------------------------------------------------------------------------- writing
+
+
+def _pts(ring: list[float]) -> list[list[float]]:
+    return [[float(ring[i]), float(ring[i + 1])] for i in range(0, len(ring), 2)]
+
+
+def _mask_b64(mask: np.ndarray) -> tuple[list[list[float]], str]:
+    ys, xs = np.nonzero(mask)
+    x1, y1, x2, y2 = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())) if len(xs) else (0, 0, 0, 0)
+    buf = io.BytesIO()
+    Image.fromarray(mask[y1:y2 + 1, x1:x2 + 1].astype(np.uint8) * 255, "L").save(buf, format="PNG")
+    return [[float(x1), float(y1)], [float(x2), float(y2)]], base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _shape_docs(shape: Shape, classes: list[str], group: int) -> list[dict[str, Any]]:
+    attrs = dict(shape.attributes)
+    base = {"label": classes[shape.class_id], "description": str(attrs.pop("description", "")),
+            "flags": dict(attrs.pop("flags", {}) or {}), "mask": None}
+    group_id = attrs.pop("group_id", None)
+    if shape.rle is not None:
+        pts, b64 = _mask_b64(shape.rle.decode())
+        return [{**base, "points": pts, "group_id": group_id, "shape_type": "mask", "mask": b64}]
+    if shape.rings is not None:
+        gid = group_id if group_id is not None else (group if len(shape.rings) > 1 else None)
+        return [{**base, "points": _pts(r), "group_id": gid, "shape_type": "polygon"} for r in shape.rings]
+    assert shape.xyxy is not None
+    x1, y1, x2, y2 = shape.xyxy
+    return [{**base, "points": [[x1, y1], [x2, y2]], "group_id": group_id, "shape_type": "rectangle"}]
+
+
+def save(dataset: FormatDataset, out: Path) -> None:
+    """Write ``out/<name>`` and ``out/<name stem>.json`` per sample (LabelMe 5 layout)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for sample in dataset.samples:
+        ann = sample.annotation
+        size = (sample.width, sample.height) if sample.width and sample.height else image_size(sample.image_path)
+        if size is None and isinstance(ann, SemanticMask):
+            size = (ann.mask.shape[1], ann.mask.shape[0])
+        flags: dict[str, bool] = dict(sample.meta.get("flags", {}))
+        shapes: list[Shape] = []
+        if isinstance(ann, Label | Tags):
+            present = {ann.class_id} if isinstance(ann, Label) else set(ann.class_ids)
+            flags = {name: i in present for i, name in enumerate(dataset.classes)}
+        elif isinstance(ann, Boxes | Instances):
+            shapes = annotation_shapes(ann)
+        elif isinstance(ann, SemanticMask):
+            shapes = [Shape(class_id=c, rle=RLE.encode(ann.mask == c)) for c in ann.class_ids()]
+        docs = [d for g, s in enumerate(shapes, start=1) for d in _shape_docs(s, dataset.classes, 1000 + g)]
+        dest = copy_image(sample, out)
+        doc = {"version": LABELME_VERSION, "flags": flags, "shapes": docs, "imagePath": dest.name, "imageData": None,
+               "imageHeight": size[1] if size else None, "imageWidth": size[0] if size else None}
+        json_path = dest.with_suffix(".json")
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = json_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        tmp.replace(json_path)

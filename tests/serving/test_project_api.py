@@ -1,0 +1,444 @@
+"""The project API: routes through TestClient, one real uvicorn server over HTTP, and the list page's speed."""
+
+from __future__ import annotations
+
+import io
+import re
+import statistics
+import sys
+import time
+import types
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import insert, update
+
+from visionloop.core.annotations import Boxes
+from visionloop.core.errors import ConflictError, NotFoundError
+from visionloop.core.imageio import probe
+from visionloop.core.ontology import ClassDef, Ontology
+from visionloop.core.settings import Settings
+from visionloop.core.task import Task
+from visionloop.serving.app import create_app
+from visionloop.serving.server import ServerThread
+from visionloop.storage import NewImage, Project
+from visionloop.storage.models import AnnotationRow, ClassRow, HeadCountRow, ImageRow, RevisionRow, utcnow
+
+API = "/api/v1"
+RED = (255, 0, 0)
+
+
+def add_image(project: Project, data: bytes, name: str) -> int:
+    sha = project.blobs.put(data)
+    info = probe(data, name=name)
+    [(image_id, _)] = project.add_images([NewImage(
+        sha256=sha, width=info.width, height=info.height, format=info.format, name=name,
+    )])
+    return image_id
+
+
+def exif_rotated_jpeg() -> bytes:
+    """Stored 400x200 (landscape) with EXIF orientation 6: shown 200x400 (portrait); stored top-left is red.
+
+    Orientation 6 means "rotate 90 degrees clockwise to display", so the red corner is shown at the top right.
+    """
+    arr = np.full((200, 400, 3), 40, dtype=np.uint8)
+    arr[:50, :50] = RED
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(arr, "RGB").save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    return buf.getvalue()
+
+
+@dataclass
+class Sample:
+    project: Project
+    root: Path
+    ids: list[int]
+    """Plain images (the first three annotated), then a PNG, then the EXIF-rotated JPEG last."""
+    png_id: int
+    exif_id: int
+    classes: dict[str, int]
+
+    @property
+    def name(self) -> str:
+        return self.project.name
+
+
+@pytest.fixture
+def sample(project_factory, image_factory) -> Sample:
+    project: Project = project_factory("detection", name="cells")
+    classes = project.class_ids(["rbc", "wbc"])
+    ids = [add_image(project, image_factory(f"img{i}.jpg", width=320, height=240, seed=i).read_bytes(), f"img{i}.jpg")
+           for i in range(5)]
+    for i in ids[:3]:
+        project.save_annotation(i, Boxes([[10, 10, 50, 60], [100, 100, 150, 170]], [classes["rbc"], classes["wbc"]]),
+                                base_revision=None, author="alice")
+    png_id = add_image(project, image_factory("small.png", width=64, height=48, seed=9).read_bytes(), "dir/small.png")
+    exif_id = add_image(project, exif_rotated_jpeg(), "phone.jpg")
+    return Sample(project, project.root, ids, png_id, exif_id, classes)
+
+
+@pytest.fixture
+def client(sample: Sample):
+    with TestClient(create_app(sample.root, settings=Settings())) as c:
+        yield c
+
+
+def images_url(sample: Sample, *parts: object) -> str:
+    return "/".join([f"{API}/projects/{sample.project.name}/images", *map(str, parts)])
+
+
+def jpeg(content: bytes) -> Image.Image:
+    im = Image.open(io.BytesIO(content))
+    assert im.format == "JPEG"
+    return im.convert("RGB")
+
+
+# ---- projects, stats, classes --------------------------------------------------------------------------------
+
+
+def test_projects_list_detail_and_stats(client: TestClient, sample: Sample) -> None:
+    assert client.get(f"{API}/projects").json() == [{"name": sample.name, "task": "detection", "images": 7}]
+    detail = client.get(f"{API}/projects/{sample.name}").json()
+    assert detail["images"] == 7
+    assert detail["stats"]["annotations"] == 6
+    assert detail["stats"]["classes"] == {"rbc": 3, "wbc": 3}
+    assert detail["stats"]["annotated_images"] == 3
+    assert client.get(f"{API}/projects/{sample.name}/stats").json() == sample.project.stats()
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["projects"] == 1
+
+
+def test_classes_include_flags_and_inactive(client: TestClient, sample: Sample) -> None:
+    sample.project.set_class_flags("wbc", orientation_sensitive=True)
+    with sample.project.transaction() as conn:
+        conn.execute(insert(ClassRow).values(name="old", colour="#000000", orientation_sensitive=False,
+                                             colour_sensitive=True, active=False, meta={"merged_into": 1}))
+    classes = {c["name"]: c for c in client.get(f"{API}/projects/{sample.name}/classes").json()}
+    assert set(classes) == {"rbc", "wbc", "old"}
+    assert classes["wbc"]["orientation_sensitive"] is True and classes["rbc"]["orientation_sensitive"] is False
+    assert classes["old"]["active"] is False and classes["old"]["colour_sensitive"] is True
+    assert classes["old"]["meta"] == {"merged_into": 1}
+    assert classes["rbc"]["id"] == sample.classes["rbc"]
+
+
+def test_serves_a_folder_of_projects_and_refuses_bad_paths(project_factory, tmp_path: Path) -> None:
+    a, b = project_factory("detection", name="a"), project_factory("tagging", name="b")
+    with TestClient(create_app(tmp_path, settings=Settings())) as c:
+        listed = {p["name"]: p["task"] for p in c.get(f"{API}/projects").json()}
+    assert listed == {a.name: "detection", b.name: "tagging"}
+    with pytest.raises(NotFoundError, match="visionloop.toml"):
+        create_app(tmp_path / "nothing-here", settings=Settings())
+    with pytest.raises(ConflictError, match="two projects are named"), \
+            TestClient(create_app([a.root, a.root], settings=Settings())):
+        pass
+
+
+# ---- image list and records ----------------------------------------------------------------------------------
+
+
+def test_image_paging(client: TestClient, sample: Sample) -> None:
+    all_ids = [*sample.ids, sample.png_id, sample.exif_id]
+    first = client.get(images_url(sample)).json()
+    assert first["total"] == 7 and first["limit"] == 50 and first["offset"] == 0
+    assert [i["id"] for i in first["items"]] == all_ids
+    seen: list[int] = []
+    for offset in (0, 3, 6):
+        page = client.get(images_url(sample), params={"offset": offset, "limit": 3}).json()
+        assert page["total"] == 7
+        seen += [i["id"] for i in page["items"]]
+    assert seen == all_ids
+    assert client.get(images_url(sample), params={"offset": 7}).json()["items"] == []
+    for bad in ({"limit": 501}, {"limit": 0}, {"offset": -1}, {"limit": "many"}):
+        assert client.get(images_url(sample), params=bad).status_code == 422, bad
+    assert len(client.get(images_url(sample), params={"limit": 500}).json()["items"]) == 7
+
+    item = first["items"][0]
+    record = sample.project.image(sample.ids[0])
+    assert item["sha256"] == record.sha256 and item["name"] == "img0.jpg"
+    assert (item["width"], item["height"]) == (320, 240)
+    assert item["annotated"] is True and item["head_revision"] == 1
+    assert first["items"][3]["annotated"] is False and first["items"][3]["head_revision"] is None
+    assert client.get(item["url"]).content == sample.project.image_bytes(sample.ids[0])
+    assert client.get(item["thumbnail_url"]).headers["content-type"] == "image/jpeg"
+
+
+def test_image_detail_has_head_payload(client: TestClient, sample: Sample) -> None:
+    body = client.get(images_url(sample, sample.ids[0])).json()
+    assert body["head_revision"] == 1 and body["annotated"] is True
+    assert body["annotation"] == {"type": "boxes", "xyxy": [[10.0, 10.0, 50.0, 60.0], [100.0, 100.0, 150.0, 170.0]],
+                                  "class_id": [sample.classes["rbc"], sample.classes["wbc"]]}
+    assert datetime.fromisoformat(body["ingested_at"]).tzinfo is not None
+    plain = client.get(images_url(sample, sample.png_id)).json()
+    assert plain["annotation"] is None and plain["head_revision"] is None and plain["format"] == "png"
+    rotated = client.get(images_url(sample, sample.exif_id)).json()
+    assert (rotated["width"], rotated["height"]) == (200, 400)
+
+
+# ---- bytes, thumbnails, caching ------------------------------------------------------------------------------
+
+
+def test_file_has_content_type_etag_and_304(client: TestClient, sample: Sample) -> None:
+    sha = sample.project.image(sample.ids[1]).sha256
+    r = client.get(images_url(sample, sample.ids[1], "file"))
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == sample.project.image_bytes(sample.ids[1])
+    assert r.headers["etag"] == f'"{sha}"'
+    assert "max-age=31536000" in r.headers["cache-control"] and "immutable" in r.headers["cache-control"]
+    again = client.get(images_url(sample, sample.ids[1], "file"), headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == f'"{sha}"'
+    other = client.get(images_url(sample, sample.ids[1], "file"), headers={"If-None-Match": '"abc", W/"def"'})
+    assert other.status_code == 200
+    png = client.get(images_url(sample, sample.png_id, "file"))
+    assert png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (64, 48)
+
+
+def test_thumbnail_applies_exif_orientation_and_is_cached(
+    client: TestClient, sample: Sample, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = images_url(sample, sample.exif_id, "thumbnail")
+    r = client.get(url, params={"size": 100})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    im = jpeg(r.content)
+    assert im.size == (50, 100)  # portrait: the stored 400x200 turned by EXIF orientation 6
+    arr = np.asarray(im).astype(int)
+    assert np.abs(arr[5, 45] - RED).max() < 40, "stored top-left (red) must show at the top right"
+    assert np.abs(arr[5, 5] - RED).max() > 100
+
+    sha = sample.project.image(sample.exif_id).sha256
+    cached = sample.root / ".cache" / "thumbs" / "100" / f"{sha}.jpg"
+    assert cached.read_bytes() == r.content
+    assert not [p for p in cached.parent.iterdir() if p.name.startswith(".tmp")]
+
+    import visionloop.serving.thumbnails as thumbnails
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a cached thumbnail must not decode the image again")
+
+    monkeypatch.setattr(thumbnails, "decode", no_decoding)
+    assert client.get(url, params={"size": 100}).content == r.content
+    assert r.headers["etag"] == f'"{sha}-100"'
+    assert client.get(url, params={"size": 100}, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+def test_thumbnail_sizes(client: TestClient, sample: Sample) -> None:
+    default = client.get(images_url(sample, sample.ids[0], "thumbnail"))
+    assert jpeg(default.content).size == (256, 192)  # Settings.thumbnail_size, aspect kept
+    assert jpeg(client.get(images_url(sample, sample.ids[0], "thumbnail"), params={"size": 64}).content).size == (64, 48)
+    small = client.get(images_url(sample, sample.png_id, "thumbnail"), params={"size": 256})
+    assert jpeg(small.content).size == (64, 48)  # never enlarged
+    for bad in (0, 8, 5000):
+        assert client.get(images_url(sample, sample.ids[0], "thumbnail"), params={"size": bad}).status_code == 422
+
+
+# ---- errors --------------------------------------------------------------------------------------------------
+
+
+def test_unknown_project_and_image_are_404_with_a_message(client: TestClient, sample: Sample) -> None:
+    r = client.get(f"{API}/projects/cels/images")
+    assert r.status_code == 404
+    body = r.json()
+    assert body["error"] == "NotFoundError" and "cels" in body["detail"] and body["choices"] == [sample.name]
+    for suffix in ("", "/file", "/thumbnail", "/revisions"):
+        r = client.get(images_url(sample, 999) + suffix)
+        assert r.status_code == 404, suffix
+        assert r.json()["detail"] == "image 999 not found"
+    r = client.put(images_url(sample, 999, "annotation"), json={"base_revision": None, "payload": {}, "author": "a"})
+    assert r.status_code == 404
+    assert client.get(images_url(sample, "abc")).status_code == 422
+
+
+# ---- annotation saves ----------------------------------------------------------------------------------------
+
+
+def test_save_annotation_then_stale_save_is_409(client: TestClient, sample: Sample) -> None:
+    image_id, wbc = sample.ids[3], sample.classes["wbc"]
+    url = images_url(sample, image_id, "annotation")
+    payload = {"type": "boxes", "xyxy": [[1, 2, 30, 40]], "class_id": [wbc]}
+    r = client.put(url, json={"base_revision": None, "payload": payload, "author": "bob"})
+    assert r.status_code == 200 and r.json() == {"image_id": image_id, "revision": 1}
+    payload2 = {"type": "boxes", "xyxy": [[1, 2, 30, 40], [5, 5, 9, 9]], "class_id": [wbc, wbc]}
+    assert client.put(url, json={"base_revision": 1, "payload": payload2, "author": "bob"}).json()["revision"] == 2
+    assert client.get(images_url(sample, image_id)).json()["head_revision"] == 2
+
+    # someone else saves revision 3 meanwhile; bob's edit based on 2 is refused, naming both revisions
+    sample.project.save_annotation(image_id, Boxes.empty(), base_revision=2, author="carol")
+    r = client.put(url, json={"base_revision": 2, "payload": payload, "author": "bob"})
+    assert r.status_code == 409
+    body = r.json()
+    assert body["error"] == "StaleRevisionError"
+    assert body["base_revision"] == 2 and body["head_revision"] == 3 and "revision 3" in body["detail"]
+    history = client.get(images_url(sample, image_id, "revisions")).json()
+    assert [(h["revision"], h["author"]) for h in history] == [(1, "bob"), (2, "bob"), (3, "carol")]
+    assert history[1]["payload"]["xyxy"] == [[1.0, 2.0, 30.0, 40.0], [5.0, 5.0, 9.0, 9.0]]
+    assert client.get(f"{API}/projects/{sample.name}/stats").json()["classes"]["wbc"] == 3  # carol's empty head counts 0
+
+    # a first save racing another first save: base null, head 1
+    sample.project.save_annotation(sample.ids[4], Boxes.empty(), base_revision=None, author="carol")
+    r = client.put(images_url(sample, sample.ids[4], "annotation"),
+                   json={"base_revision": None, "payload": payload, "author": "bob"})
+    assert r.status_code == 409 and r.json()["base_revision"] is None and r.json()["head_revision"] == 1
+
+
+@pytest.mark.parametrize("payload, fragment", [
+    ({"type": "boxes", "xyxy": [[1, 2, 30, 40]], "class_id": [99]}, "class ids"),
+    ({"type": "boxes", "xyxy": [[1, 2, 30]], "class_id": [1]}, "annotation payload"),
+    ({"type": "boxes", "xyxy": [[30, 2, 1, 40]], "class_id": [1]}, "x2"),
+    ({"type": "label", "class_id": 1}, "Boxes"),
+    ({"type": "polygon"}, "payload type"),
+    ({"xyxy": []}, "payload type"),
+    ({"type": "semantic", "size": [100000, 100000], "classes": {}}, "semantic mask size"),
+])
+def test_invalid_annotation_is_422(client: TestClient, sample: Sample, payload: dict, fragment: str) -> None:
+    r = client.put(images_url(sample, sample.ids[3], "annotation"),
+                   json={"base_revision": None, "payload": payload, "author": "bob"})
+    assert r.status_code == 422, r.text
+    assert fragment in r.json()["detail"]
+    assert client.get(images_url(sample, sample.ids[3])).json()["head_revision"] is None
+
+
+def test_annotation_body_is_validated(client: TestClient, sample: Sample) -> None:
+    url = images_url(sample, sample.ids[3], "annotation")
+    assert client.put(url, json={"payload": {"type": "boxes"}, "author": "a"}).status_code == 422
+    assert client.put(url, json={"base_revision": None, "payload": {}, "author": ""}).status_code == 422
+
+
+# ---- versions ------------------------------------------------------------------------------------------------
+
+
+def test_versions_501_when_module_missing(client: TestClient, sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "visionloop.storage.versions", None)
+    for url in (f"{API}/projects/{sample.name}/versions", f"{API}/projects/{sample.name}/versions/v1"):
+        r = client.get(url)
+        assert r.status_code == 501 and "visionloop.storage.versions" in r.json()["detail"]
+
+
+def test_versions_through_the_versions_module(client: TestClient, sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
+    @dataclass(frozen=True)
+    class VersionInfo:
+        name: str
+        task: Task
+        hash: str
+        created_at: datetime
+        ontology: Ontology
+        params: dict
+        summary: dict
+
+    info = VersionInfo("v1", Task.DETECTION, "ab" * 32, datetime(2026, 1, 2, tzinfo=UTC),
+                       Ontology((ClassDef(id=1, name="rbc"),)), {"seed": 0}, {"splits": {"train": 2}})
+    fake = types.ModuleType("visionloop.storage.versions")
+
+    def get_version(project: Project, name: str) -> VersionInfo:
+        if name != "v1":
+            raise NotFoundError("version", name, choices=["v1"])
+        return info
+
+    fake.list_versions = lambda project: [info]  # type: ignore[attr-defined]
+    fake.get_version = get_version  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "visionloop.storage.versions", fake)
+    listed = client.get(f"{API}/projects/{sample.name}/versions").json()
+    assert [v["name"] for v in listed] == ["v1"]
+    one = client.get(f"{API}/projects/{sample.name}/versions/v1").json()
+    assert one["task"] == "detection" and one["hash"] == "ab" * 32 and one["summary"] == {"splits": {"train": 2}}
+    assert one["ontology"][0]["name"] == "rbc" and one["params"] == {"seed": 0}
+    r = client.get(f"{API}/projects/{sample.name}/versions/v9")
+    assert r.status_code == 404 and r.json()["choices"] == ["v1"]
+
+
+# ---- docs ----------------------------------------------------------------------------------------------------
+
+
+def test_docs_load_with_local_assets(client: TestClient) -> None:
+    for page in ("/docs", "/redoc"):
+        r = client.get(page)
+        assert r.status_code == 200
+        refs = re.findall(r'(?:src|href)="([^"]+)"', r.text)
+        assert refs, page
+        for ref in refs:
+            assert ref.startswith("/"), f"{page} loads {ref} from outside the server"
+            asset = client.get(ref)
+            assert asset.status_code == 200 and len(asset.content) > 0, ref
+        assert "cdn" not in r.text and "fonts.googleapis" not in r.text
+    bundle = client.get("/docs-assets/swagger-ui-bundle.js").text
+    assert "SwaggerUIBundle" in bundle
+    schema = client.get("/openapi.json").json()
+    assert schema["openapi"].startswith("3.1")  # Swagger UI 5 is needed to render 3.1, and is what is served
+    assert f"{API}/projects/{{project}}/images/{{image_id}}/annotation" in schema["paths"]
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+# ---- real HTTP -----------------------------------------------------------------------------------------------
+
+
+def test_real_uvicorn_server_serves_a_page_and_a_thumbnail(sample: Sample) -> None:
+    with ServerThread(sample.root, settings=Settings()) as server, httpx.Client(base_url=server.url) as http:
+        assert server.url.startswith("http://127.0.0.1:")
+        page = http.get(f"{API}/projects/{sample.name}/images", params={"limit": 2})
+        assert page.status_code == 200 and page.headers["content-type"] == "application/json"
+        body = page.json()
+        assert body["total"] == 7 and len(body["items"]) == 2
+        thumb = http.get(body["items"][0]["thumbnail_url"], params={"size": 128})
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        assert jpeg(thumb.content).size == (128, 96)
+        assert http.get("/health").json()["status"] == "ok"
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/health", timeout=2)
+
+
+# ---- speed ---------------------------------------------------------------------------------------------------
+
+
+def fill_big_project(project: Project, *, images: int, boxes_per_image: int) -> None:
+    """``images`` image rows (one shared blob), each annotated with ``boxes_per_image`` boxes, by bulk inserts."""
+    classes = list(project.class_ids(["a", "b", "c", "d"]).values())
+    rng = np.random.default_rng(0)
+    now = utcnow()
+    with project.transaction() as conn:
+        conn.execute(insert(ImageRow), [
+            {"id": i, "sha256": f"{i:064x}", "width": 640, "height": 480, "format": "jpeg", "name": f"img{i:05d}.jpg",
+             "source_uri": "", "ingested_at": now, "meta": {}} for i in range(1, images + 1)
+        ])
+        conn.execute(insert(AnnotationRow), [
+            {"id": i, "image_id": i, "head": 1, "updated_at": now} for i in range(1, images + 1)
+        ])
+        revisions, counts = [], []
+        for i in range(1, images + 1):
+            xy = rng.uniform(0, 300, size=(boxes_per_image, 2)).round(1)
+            cls = rng.choice(classes, size=boxes_per_image).tolist()
+            payload = {"type": "boxes", "xyxy": [[x, y, x + 20, y + 30] for x, y in xy.tolist()], "class_id": cls}
+            revisions.append({"id": i, "annotation_id": i, "revision": 1, "author": "bench", "created_at": now,
+                              "payload": payload})
+            counts += [{"annotation_id": i, "class_id": c, "count": cls.count(c)} for c in set(cls)]
+        conn.execute(insert(RevisionRow), revisions)
+        conn.execute(insert(HeadCountRow), counts)
+        conn.execute(update(AnnotationRow).values(head_revision_id=AnnotationRow.id))
+
+
+def test_image_page_under_200ms_at_10k_images_and_100k_boxes(project_factory) -> None:
+    project: Project = project_factory("detection", name="big")
+    fill_big_project(project, images=10_000, boxes_per_image=10)
+    assert project.stats()["annotations"] == 100_000
+    with TestClient(create_app(project.root, settings=Settings())) as c:
+        url = f"{API}/projects/{project.name}/images"
+        c.get(url)  # warm up
+        times = {}
+        for offset in (0, 5_000, 9_950):
+            samples = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                r = c.get(url, params={"offset": offset, "limit": 50})
+                samples.append(time.perf_counter() - t0)
+                assert r.status_code == 200 and len(r.json()["items"]) == 50
+            times[offset] = statistics.median(samples)
+        assert r.json()["items"][-1]["head_revision"] == 1 and r.json()["total"] == 10_000
+    print(f"image page median seconds by offset: {times}")
+    assert max(times.values()) < 0.2, times

@@ -1,0 +1,136 @@
+import os
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from tests.conftest import make_image_bytes
+from visionloop.core import Boxes, Label, StaleRevisionError
+from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError
+from visionloop.storage import BlobStore, NewImage, Project
+
+
+def add_image(project, seed=0, name=None):
+    data = make_image_bytes(seed=seed)
+    sha = project.blobs.put(data)
+    [(image_id, _)] = project.add_images([NewImage(sha256=sha, width=64, height=48, format="jpeg",
+                                                   name=name or f"{seed}.jpg")])
+    return image_id
+
+
+def test_create_open_and_refuse_double_create(tmp_path):
+    p = Project.create(tmp_path / "p", task="classification", name="cells")
+    p.close()
+    with Project.open(tmp_path / "p") as q:
+        assert (q.name, q.task.value) == ("cells", "classification")
+        with q.engine.connect() as c:
+            assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    with pytest.raises(ConflictError):
+        Project.create(tmp_path / "p", task="detection")
+    with pytest.raises(NotFoundError, match="visionloop init"):
+        Project.open(tmp_path / "nope")
+
+
+def test_revisions_append_and_stale_save_is_refused(project_factory):
+    p = project_factory("detection")
+    ids = p.class_ids(["RBC", "WBC"])
+    img = add_image(p)
+    assert p.save_annotation(img, Boxes([[0, 0, 5, 5]], [ids["RBC"]]), base_revision=None, author="ann") == 1
+    assert p.save_annotation(img, Boxes([[0, 0, 6, 6]], [ids["RBC"]]), base_revision=1, author="bob") == 2
+    with pytest.raises(StaleRevisionError) as e:
+        p.save_annotation(img, Boxes([[0, 0, 7, 7]], [ids["WBC"]]), base_revision=1, author="ann")
+    assert (e.value.base_revision, e.value.head_revision) == (1, 2)
+    assert "revision 1" in str(e.value) and "revision 2" in str(e.value)
+    hist = p.history(img)
+    assert [(r.revision, r.author) for r in hist] == [(1, "ann"), (2, "bob")]
+    assert hist[0].annotation == Boxes([[0, 0, 5, 5]], [ids["RBC"]])
+    assert p.head(img)[0] == 2
+    # saving the same payload again is a no-op
+    assert p.save_annotation(img, Boxes([[0, 0, 6, 6]], [ids["RBC"]]), base_revision=2, author="x") == 2
+    assert len(p.history(img)) == 2
+
+
+def test_concurrent_edits_of_one_annotation_lose_nothing(project_factory):
+    p = project_factory("classification")
+    ids = p.class_ids(["a", "b"])
+    img = add_image(p)
+    p.save_annotation(img, Label(ids["a"]), base_revision=None, author="seed")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def edit(i: int) -> None:
+        barrier.wait()
+        try:
+            p.save_annotation(img, Label(ids["b"] if i % 2 else ids["a"]) if i else Label(ids["b"]),
+                              base_revision=1, author=f"user{i}")
+            outcomes.append("saved")
+        except StaleRevisionError:
+            outcomes.append("stale")
+
+    threads = [threading.Thread(target=edit, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # every edit based on revision 1 that changes the label races; exactly one wins, the others are told
+    assert outcomes.count("saved") >= 1
+    history = p.history(img)
+    assert len(history) == 2, [(r.revision, r.author) for r in history]
+    winners = [r.author for r in history[1:]]
+    assert len(winners) == 1
+
+
+def test_annotation_checked_against_task_and_classes(project_factory):
+    p = project_factory("classification")
+    img = add_image(p)
+    with pytest.raises(AnnotationValidationError, match="Label"):
+        p.save_annotation(img, Boxes([[0, 0, 1, 1]], [1]), base_revision=None, author="x")
+    with pytest.raises(AnnotationValidationError, match="active classes"):
+        p.save_annotation(img, Label(99), base_revision=None, author="x")
+
+
+def test_add_images_is_idempotent_and_stats_count_heads(project_factory):
+    p = project_factory("detection")
+    ids = p.class_ids(["RBC", "WBC"])
+    a = add_image(p, seed=1)
+    assert add_image(p, seed=1) == a
+    b = add_image(p, seed=2)
+    p.save_annotation(a, Boxes([[0, 0, 1, 1]] * 3, [ids["RBC"]] * 3), base_revision=None, author="x")
+    p.save_annotation(b, Boxes([[0, 0, 1, 1]] * 2, [ids["RBC"], ids["WBC"]]), base_revision=None, author="x")
+    p.save_annotation(a, Boxes([[0, 0, 1, 1]], [ids["WBC"]]), base_revision=1, author="x")
+    s = p.stats()
+    assert (s["images"], s["annotated_images"], s["annotations"]) == (2, 2, 3)
+    assert s["classes"] == {"RBC": 1, "WBC": 2}
+
+
+def test_blob_store_is_content_addressed_on_any_fsspec_url(tmp_path):
+    for url in (str(tmp_path / "blobs"), "memory://visionloop-test/blobs"):
+        store = BlobStore(url)
+        sha = store.put(b"hello")
+        assert store.put(b"hello") == sha and store.exists(sha)
+        assert store.read(sha) == b"hello"
+    assert not list((tmp_path / "blobs").rglob(".tmp-*"))
+
+
+@pytest.mark.postgres
+def test_postgres_store(tmp_path):
+    url = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db "
+                    "(.ci/run starts one when it can install it)")
+    from sqlalchemy import create_engine
+
+    eng = create_engine(url)
+    with eng.begin() as c:
+        c.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    eng.dispose()
+    p = Project.create(tmp_path / "pg", task="detection", db_url=url)
+    try:
+        ids = p.class_ids(["RBC"])
+        img = add_image(p)
+        p.save_annotation(img, Boxes([[0, 0, 5, 5]], [ids["RBC"]]), base_revision=None, author="a")
+        with pytest.raises(StaleRevisionError):
+            p.save_annotation(img, Boxes([[0, 0, 6, 6]], [ids["RBC"]]), base_revision=None, author="b")
+        assert p.stats()["classes"] == {"RBC": 1}
+    finally:
+        p.close()
