@@ -14,7 +14,7 @@ from rich.table import Table
 from visionloop.core.errors import VisionloopError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -21,11 +21,13 @@ class AnnotationValidationError(VisionloopError, ValueError):
 class NotFoundError(VisionloopError, LookupError):
     """A named thing (project, image, class, version, run) does not exist."""
 
-    def __init__(self, kind: str, key: Any, *, choices: list[str] | None = None) -> None:
-        self.kind, self.key, self.choices = kind, key, choices or []
+    def __init__(self, kind: str, key: Any, *, choices: list[str] | None = None, hint: str = "") -> None:
+        self.kind, self.key, self.choices, self.hint = kind, key, choices or [], hint
         msg = f"{kind} {key!r} not found"
         if self.choices:
             msg += f"; known: {', '.join(map(str, self.choices[:20]))}"
+        if hint:
+            msg += f"; {hint}"
         super().__init__(msg)
 
 

@@ -82,6 +82,11 @@ def _kind_subset(path: Path) -> tuple[str, str | None]:
     return "instances", parent if split_of(parent) == parent.lower() else None
 
 
+def _named_like_coco(path: Path) -> bool:
+    """``annotations/instances_*.json`` and the like: read (and reported when broken) even if they do not parse."""
+    return path.parent.name == "annotations" and any(path.name.startswith(k) for k in _KINDS)
+
+
 def detect(path: Path) -> float:
     path = Path(path)
     if path.is_file():
@@ -102,7 +107,7 @@ def _files_to_read(path: Path) -> tuple[list[Path], Path]:
         return [path], root
     if not path.is_dir():
         raise FormatError(path, NAME, f"no such file or folder; {_EXPECTED}")
-    cands = [p for p in _candidate_jsons(path) if _looks_like_coco(p)]
+    cands = [p for p in _candidate_jsons(path) if _looks_like_coco(p) or _named_like_coco(p)]
     kinds = {p: _kind_subset(p)[0] for p in cands}
     for kind in _KINDS:
         chosen = [p for p in cands if kinds[p] == kind]

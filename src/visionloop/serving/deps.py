@@ -13,7 +13,9 @@ from visionloop.storage.project import Project
 
 __all__ = [
     "DEFAULT_PAGE",
+    "MAX_ID",
     "MAX_PAGE",
+    "ImageId",
     "Page",
     "PageDep",
     "ProjectDep",
@@ -26,6 +28,10 @@ __all__ = [
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1
+"""Largest id or offset the database can hold (SQL BIGINT); larger numbers are refused as invalid input."""
+
+ImageId = Annotated[int, Path(ge=1, le=MAX_ID, description="Image id, as the image list gives it.")]
 
 
 def get_registry(request: Request) -> ProjectRegistry:
@@ -64,7 +70,7 @@ class Page:
 
 
 def get_page(
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (max {MAX_PAGE}).")] = DEFAULT_PAGE,
 ) -> Page:
     return Page(offset=offset, limit=limit)

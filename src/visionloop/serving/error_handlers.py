@@ -5,11 +5,18 @@
 - StaleRevisionError -> 409 with ``base_revision`` and ``head_revision``; other ConflictError -> 409
 - ImageError (a stored file that cannot be decoded) -> 422
 - FormatError and any other VisionloopError -> 400
+
+A malformed request (wrong type, missing field, out-of-range number) is a 422 in the same shape, with FastAPI's
+per-field list under ``errors``. ``ERROR_RESPONSES`` documents both for the routers.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from visionloop.core.errors import (
@@ -22,7 +29,12 @@ from visionloop.core.errors import (
 )
 from visionloop.serving.schemas import ErrorPublic
 
-__all__ = ["error_body", "install_error_handlers", "status_for"]
+__all__ = ["ERROR_RESPONSES", "error_body", "install_error_handlers", "status_for"]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "Unknown project or item; `choices` lists the known names."},
+    422: {"model": ErrorPublic, "description": "Invalid input: a malformed request or an invalid annotation."},
+}
 
 
 def status_for(exc: VisionloopError) -> int:
@@ -50,5 +62,19 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc).model_dump(exclude_unset=True), status_code=status_for(exc))
 
 
+def _where(loc: Any) -> str:
+    return ".".join(str(p) for p in loc) if isinstance(loc, list | tuple) else str(loc)
+
+
+async def _handle_request_validation(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    errors = jsonable_encoder(exc.errors())
+    detail = "; ".join(f"{_where(e.get('loc', ''))}: {e.get('msg', '')}" for e in errors) or "invalid request"
+    body = ErrorPublic(detail=detail, error="RequestValidationError", errors=errors)
+    return JSONResponse(body.model_dump(exclude_unset=True), status_code=422)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VisionloopError, _handle)
+    app.add_exception_handler(RequestValidationError, _handle_request_validation)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import PurePosixPath
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from visionloop.core.annotations import annotation_from_payload
 from visionloop.core.errors import AnnotationValidationError
-from visionloop.serving.deps import PageDep, ProjectDep, SettingsDep
+from visionloop.serving.deps import ImageId, PageDep, ProjectDep, SettingsDep
+from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.image_queries import ImageHead, count_images, image_head, image_page, image_revisions
 from visionloop.serving.schemas import (
     AnnotationSave,
@@ -26,7 +27,7 @@ from visionloop.storage.project import Project
 
 __all__ = ["IMMUTABLE_CACHE", "router"]
 
-router = APIRouter(prefix="/projects/{project}/images", tags=["images"])
+router = APIRouter(prefix="/projects/{project}/images", tags=["images"], responses=ERROR_RESPONSES)
 
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 """Blobs and their thumbnails never change; ``private`` because the API will sit behind tokens."""
@@ -34,9 +35,10 @@ IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 _MEDIA_TYPES = {"jpeg": "image/jpeg", "mpo": "image/jpeg", "png": "image/png", "gif": "image/gif",
                 "bmp": "image/bmp", "tiff": "image/tiff", "webp": "image/webp"}
 
-_NOT_FOUND = {404: {"model": ErrorPublic, "description": "Unknown project or image."}}
-_IMAGE_BYTES = {200: {"content": {"image/*": {}}, "description": "The image."},
-                304: {"description": "Not modified (the If-None-Match ETag matches)."}, **_NOT_FOUND}
+_IMAGE_BYTES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/*": {}}, "description": "The image."},
+    304: {"description": "Not modified (the If-None-Match ETag matches)."},
+}
 
 
 def _media_type(fmt: str) -> str:
@@ -67,7 +69,7 @@ def _cache_headers(etag: str) -> dict[str, str]:
     return {"ETag": etag, "Cache-Control": IMMUTABLE_CACHE}
 
 
-@router.get("", response_model=ImagesPublic, responses=_NOT_FOUND, summary="A page of images, ordered by id")
+@router.get("", response_model=ImagesPublic, summary="A page of images, ordered by id")
 def list_images(request: Request, project: ProjectDep, page: PageDep) -> ImagesPublic:
     base = _images_path(request, project)
     items = image_page(project, offset=page.offset, limit=page.limit)
@@ -77,9 +79,9 @@ def list_images(request: Request, project: ProjectDep, page: PageDep) -> ImagesP
     })
 
 
-@router.get("/{image_id}", response_model=ImageDetailPublic, responses=_NOT_FOUND,
+@router.get("/{image_id}", response_model=ImageDetailPublic,
             summary="One image's record with its head annotation payload and revision")
-def get_image(request: Request, project: ProjectDep, image_id: int) -> ImageDetailPublic:
+def get_image(request: Request, project: ProjectDep, image_id: ImageId) -> ImageDetailPublic:
     item = image_head(project, image_id)
     return ImageDetailPublic.model_validate({
         **_public(item, _images_path(request, project)), "source_uri": item.source_uri,
@@ -90,7 +92,7 @@ def get_image(request: Request, project: ProjectDep, image_id: int) -> ImageDeta
 
 @router.get("/{image_id}/file", response_class=Response, responses=_IMAGE_BYTES,
             summary="The original bytes (ETag = sha256; cache forever)")
-def get_image_file(request: Request, project: ProjectDep, image_id: int) -> Response:
+def get_image_file(request: Request, project: ProjectDep, image_id: ImageId) -> Response:
     item = image_head(project, image_id, with_payload=False)
     etag = f'"{item.sha256}"'
     headers = _cache_headers(etag)
@@ -106,7 +108,7 @@ def get_image_file(request: Request, project: ProjectDep, image_id: int) -> Resp
 @router.get("/{image_id}/thumbnail", response_class=Response, responses=_IMAGE_BYTES,
             summary="A JPEG fitted inside size x size (never enlarged), EXIF orientation applied")
 def get_thumbnail(
-    request: Request, project: ProjectDep, settings: SettingsDep, image_id: int,
+    request: Request, project: ProjectDep, settings: SettingsDep, image_id: ImageId,
     size: Annotated[int | None, Query(ge=MIN_THUMBNAIL, le=MAX_THUMBNAIL,
                                       description="Longest side in pixels; the server's default when left out.")] = None,
 ) -> Response:
@@ -119,9 +121,9 @@ def get_thumbnail(
     return FileResponse(make_thumbnail(project, item.sha256, size), media_type="image/jpeg", headers=headers)
 
 
-@router.get("/{image_id}/revisions", response_model=list[RevisionPublic], responses=_NOT_FOUND,
+@router.get("/{image_id}/revisions", response_model=list[RevisionPublic],
             summary="Every saved revision of the image's annotation, oldest first")
-def list_revisions(project: ProjectDep, image_id: int) -> list[RevisionPublic]:
+def list_revisions(project: ProjectDep, image_id: ImageId) -> list[RevisionPublic]:
     image_head(project, image_id, with_payload=False)
     return [RevisionPublic(revision=r.revision, author=r.author, created_at=r.created_at, payload=r.payload)
             for r in image_revisions(project, image_id)]
@@ -138,11 +140,10 @@ def _check_payload_size(payload: dict[str, object], item: ImageHead) -> None:
 
 @router.put(
     "/{image_id}/annotation", response_model=AnnotationSaved,
-    responses={**_NOT_FOUND, 409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale."},
-               422: {"model": ErrorPublic, "description": "The payload is not a valid annotation for the project."}},
+    responses={409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale (both named)."}},
     summary="Save a new annotation revision (refused with 409 when base_revision is not the head)",
 )
-def save_annotation(project: ProjectDep, image_id: int, body: AnnotationSave) -> AnnotationSaved:
+def save_annotation(project: ProjectDep, image_id: ImageId, body: AnnotationSave) -> AnnotationSaved:
     item = image_head(project, image_id, with_payload=False)
     _check_payload_size(body.payload, item)
     try:

@@ -14,16 +14,16 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from visionloop.serving.deps import ProjectDep
-from visionloop.serving.schemas import ErrorPublic, VersionPublic
+from visionloop.serving.error_handlers import ERROR_RESPONSES
+from visionloop.serving.schemas import VersionPublic
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/projects/{project}/versions", tags=["versions"])
+router = APIRouter(prefix="/projects/{project}/versions", tags=["versions"], responses=ERROR_RESPONSES)
 
 VERSIONS_MODULE = "visionloop.storage.versions"
 
-_RESPONSES = {
-    404: {"model": ErrorPublic, "description": "Unknown project or version."},
+_RESPONSES: dict[int | str, dict[str, Any]] = {
     501: {"description": "This install has no dataset versions module."},
 }
 

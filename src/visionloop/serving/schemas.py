@@ -41,6 +41,9 @@ class ErrorPublic(BaseModel):
     choices: list[str] | None = Field(default=None, description="Known names, when something was not found.")
     base_revision: int | None = None
     head_revision: int | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field problems when the request itself is malformed (FastAPI's list)."
+    )
 
 
 class HealthPublic(BaseModel):
@@ -133,8 +136,13 @@ class AnnotationSave(BaseModel):
 
     base_revision: int | None = Field(description="Head revision the edit started from; null if never annotated.")
     payload: dict[str, Any] = Field(
-        description='Annotation payload with a "type" key: label, tags, boxes, instances or semantic.',
+        description='Annotation payload with a "type" key: label, tags, boxes, instances or semantic '
+        "(as GET .../images/{id} returns it; boxes are xyxy pixels, class ids are the project's).",
         examples=[{"type": "boxes", "xyxy": [[10, 20, 110, 220]], "class_id": [1]}],
+        json_schema_extra={
+            "required": ["type"],
+            "properties": {"type": {"enum": ["label", "tags", "boxes", "instances", "semantic"]}},
+        },
     )
     author: str = Field(min_length=1, max_length=128)
 

@@ -150,7 +150,7 @@ class Project:
         root = Path(root)
         cfg_path = root / CONFIG_FILE
         if not cfg_path.exists():
-            raise NotFoundError("project", str(root), choices=["create it with: visionloop init PROJECT --task ..."])
+            raise NotFoundError("project", str(root), hint="create one with: visionloop init PROJECT --task ...")
         cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         url, blobs = cls._urls(root, cfg)
         return cls(root, db_url=url, blob_url=blobs, settings=settings)
