@@ -254,7 +254,7 @@ def serve_projects(
 ) -> None:
     """Run the platform server (project API, docs) for these projects."""
     from visionloop.core.settings import Settings
-    from visionloop.serving.app import run_server
+    from visionloop.serving.server import run_server
 
     run_server(projects, host=host, port=port, settings=Settings())
 

@@ -8,6 +8,7 @@ Layouts:
 
 Mask pixels: palette (``P``) and grey PNGs hold class indices (255 = unlabelled); RGB PNGs hold class colours, mapped
 by ``dataset_meta.json`` (Datumaro: ``label_map`` + ``segmentation_colors``), ``labelmap.txt`` (``name:r,g,b::``),
+``labelmap.csv`` (``name,r,g,b``),
 ``label_colors.txt`` (CamVid: ``r g b name``), or, for CamVid folders, the 32 standard CamVid colours. Class names
 come from those files or ``classes.txt`` (one per line). Colours no map names become unlabelled (reported).
 
@@ -87,9 +88,13 @@ def detect(path: Path) -> float:
     if not path.is_dir():
         return 0.0
     try:
-        return 0.85 if _pairs(path) else 0.0
+        for _, img_dir, msk_dir in _pairs(path):
+            images = [p for p in sorted(img_dir.iterdir())[:50] if is_image_file(p)]
+            if _match(images, img_dir, _pngs(msk_dir, 200), msk_dir):
+                return 0.85
     except OSError:
         return 0.0
+    return 0.0
 
 
 # ---------------------------------------------------------------------------------------------------------- reading
@@ -119,6 +124,12 @@ def _class_map(root: Path, camvid: bool, ds: FormatDataset) -> dict[tuple[int, i
             if rgb.strip():
                 r, g, b = (int(v) for v in rgb.split(","))
                 colours[(r, g, b)] = i
+    elif (root / "labelmap.csv").is_file():  # Datumaro "kaggle image_mask": name,r,g,b per class, in index order
+        rows = [r.split(",") for r in (root / "labelmap.csv").read_text(encoding="utf-8").splitlines() if r.strip()]
+        for i, row in enumerate(rows[1:] if rows and rows[0][0].strip().lower() == "name" else rows):
+            names[i] = row[0].strip()
+            if len(row) >= 4:
+                colours[(int(row[1]), int(row[2]), int(row[3]))] = i
     elif (root / "label_colors.txt").is_file():
         for line in (root / "label_colors.txt").read_text(encoding="utf-8").splitlines():
             parts = line.split()

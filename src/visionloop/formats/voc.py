@@ -155,13 +155,27 @@ def load(path: Path) -> FormatDataset:
         raise FormatError(path, NAME, _EXPECTED + "; no XML files found")
     subsets = _subsets(root)
     ds = FormatDataset(task=Task.DETECTION)
+    seen: dict[tuple[str | None, str], str] = {}
     for f in files:
         _read_xml(ds, f, root, id_base, subsets)
+        if len(ds.samples) > len(seen):
+            s = ds.samples[-1]
+            key = (s.subset, s.name)
+            if key in seen:
+                ds.samples.pop()
+                ds.problems.append(Problem(path=_where(f, root), reason=(
+                    f"image {s.name!r} is already annotated by {seen[key]}; this file is skipped")))
+            else:
+                seen[key] = _where(f, root)
     return ds
 
 
+def _where(f: Path, root: Path) -> str:
+    return f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
+
+
 def _read_xml(ds: FormatDataset, f: Path, root: Path, id_base: Path, subsets: dict[str, str]) -> None:
-    where = f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f)
+    where = _where(f, root)
     try:
         doc = ET.parse(f).getroot()
     except (ET.ParseError, OSError, UnicodeDecodeError) as e:

@@ -140,7 +140,8 @@ def _check_payload_size(payload: dict[str, object], item: ImageHead) -> None:
 
 @router.put(
     "/{image_id}/annotation", response_model=AnnotationSaved,
-    responses={409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale (both named)."}},
+    responses={400: {"description": "The body is not JSON."},
+               409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale (both named)."}},
     summary="Save a new annotation revision (refused with 409 when base_revision is not the head)",
 )
 def save_annotation(project: ProjectDep, image_id: ImageId, body: AnnotationSave) -> AnnotationSaved:
