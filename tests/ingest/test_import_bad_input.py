@@ -115,3 +115,32 @@ def test_reimport_adds_nothing(project_factory, tmp_path):
     again = import_source(p, src, format="images")
     assert (first.images_added, again.images_added, again.images_existing) == (5, 0, 5)
     assert p.count_images() == 5
+
+
+def test_annotations_naming_missing_images_or_unknown_classes_are_reported(project_factory, tmp_path):
+    import json
+
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    for i in range(3):
+        (root / "images" / f"{i}.jpg").write_bytes(make_image_bytes(64, 48, seed=i))
+    images = [{"id": i + 1, "file_name": f"{i}.jpg", "width": 64, "height": 48} for i in range(4)]  # 3.jpg missing
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},
+        {"id": 2, "image_id": 2, "category_id": 9, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},  # unknown
+        {"id": 3, "image_id": 3, "category_id": 1, "bbox": [50, 40, 80, 60], "area": 100, "iscrowd": 0},  # sticks out
+        {"id": 4, "image_id": 4, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0},
+    ]
+    (root / "annotations.json").write_text(json.dumps(
+        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "cell"}]}))
+    p = project_factory("detection")
+    report = import_source(p, root / "annotations.json")
+    assert report.format == "coco" and report.images_added == 3
+    text = " | ".join(f"{pr.path}: {pr.action}: {pr.reason}" for pr in report.problems)
+    assert "3.jpg" in text  # the missing image is named
+    assert "9" in text  # the unknown category is named
+    clipped = [pr for pr in report.problems if pr.action == "clipped"]
+    assert len(clipped) == 1 and "2.jpg" in clipped[0].path
+    heads = {p.image(i).name: a for i, (_, a) in p.heads().items()}
+    assert heads["2.jpg"].xyxy.tolist() == [[50, 40, 64, 48]]
+    assert p.stats()["classes"] == {"cell": 2}
