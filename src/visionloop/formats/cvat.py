@@ -354,12 +354,14 @@ def _shape_elements(parent: ET.Element, shape: Shape, classes: list[str], *, ext
                     group: int = 0) -> None:
     attrs = dict(shape.attributes)
     occluded = "1" if attrs.pop("occluded", False) in (True, "1", "true", "True") else "0"
-    attrs.pop("group_id", None)
+    group_id = attrs.pop("group_id", None)
     common = {"label": classes[shape.class_id], **(extra or {}), "occluded": occluded}
     if shape.rle is not None:
         elements = [ET.SubElement(parent, "mask", {**common, **_mask_attrs(shape.rle), "z_order": "0"})]
     elif shape.rings is not None:
-        g = {"group_id": str(group)} if len(shape.rings) > 1 else {}
+        if group_id is None and len(shape.rings) > 1:
+            group_id = group
+        g = {"group_id": str(group_id)} if group_id is not None else {}
         elements = [ET.SubElement(parent, "polygon", {**common, "points": _ring_text(r), "z_order": "0", **g})
                     for r in shape.rings]
     else:
@@ -423,7 +425,7 @@ def _save_images(dataset: FormatDataset, out: Path) -> None:
             attrs["width"], attrs["height"] = str(size[0]), str(size[1])
         el = ET.SubElement(root, "image", attrs)
         shapes, tags = _image_shapes(sample)
-        for g, shape in enumerate(shapes, start=1):
+        for g, shape in enumerate(shapes, start=1001):
             _shape_elements(el, shape, dataset.classes, group=g)
         tag_names = [dataset.classes[t] for t in tags] + list(sample.meta.get("tags", []))
         for t in tag_names:

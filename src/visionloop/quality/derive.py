@@ -307,7 +307,7 @@ def _crops(item: VersionItem, project: Project, version: str, mapping: dict[int,
             continue
         region = crop_region(xyxy, margin=margin, width=picture.width, height=picture.height)
         buf = io.BytesIO()
-        picture.crop(region).save(buf, format="PNG")
+        picture.crop(region).save(buf, format="PNG", compress_level=1)  # lossless; level 1 is ~5x faster than 6
         data = buf.getvalue()
         meta: dict[str, Any] = {
             **_derived_meta(item, project, version),
