@@ -79,6 +79,6 @@ def instance_count(ds: FormatDataset) -> int:
     n = 0
     for s in ds.samples:
         ann = s.annotation
-        if isinstance(ann, Instances) or isinstance(ann, Boxes):
+        if isinstance(ann, Instances | Boxes):
             n += len(ann)
     return n

@@ -72,7 +72,7 @@ def test_zip_slip_and_links_are_not_extracted(project_factory, tmp_path):
     p = project_factory("classification")
     report = import_source(p, archive, format="images")
     assert report.images_added == 1
-    assert sum("zip slip" in pr.reason for pr in report.problems) == 2
+    assert sum("slip" in pr.reason for pr in report.problems) == 2
     assert not (tmp_path.parent / "evil.jpg").exists() and not list(tmp_path.rglob("evil*.jpg"))
 
     tar_path = tmp_path / "upload.tar.gz"

@@ -442,3 +442,21 @@ def test_image_page_under_200ms_at_10k_images_and_100k_boxes(project_factory) ->
         assert r.json()["items"][-1]["head_revision"] == 1 and r.json()["total"] == 10_000
     print(f"image page median seconds by offset: {times}")
     assert max(times.values()) < 0.2, times
+
+
+@pytest.mark.slow
+def test_fuzzed_requests_get_no_server_error(sample: Sample, tmp_path: Path) -> None:
+    """Schemathesis sends schema-driven and malformed requests to every route: no 5xx, answers match the schema."""
+    import shutil
+    import subprocess
+
+    cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    if cli is None:
+        pytest.skip("schemathesis is not installed (pip install -e .[dev])")
+    checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+    with ServerThread(sample.root, settings=Settings()) as server:
+        run = subprocess.run(
+            [cli, "run", f"{server.url}/openapi.json", "--checks", checks, "--max-examples", "25", "--seed", "1"],
+            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

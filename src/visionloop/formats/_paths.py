@@ -31,9 +31,9 @@ def image_size(path: Path) -> tuple[int, int] | None:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            if (im.format or "").upper() in {"JPEG", "MPO", "TIFF", "WEBP", "PNG"}:
-                if int(im.getexif().get(_ORIENTATION_TAG, 1) or 1) in {5, 6, 7, 8}:
-                    w, h = h, w
+            oriented = (im.format or "").upper() in {"JPEG", "MPO", "TIFF", "WEBP", "PNG"}
+            if oriented and int(im.getexif().get(_ORIENTATION_TAG, 1) or 1) in {5, 6, 7, 8}:
+                w, h = h, w
             return int(w), int(h)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return None

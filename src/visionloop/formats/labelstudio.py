@@ -66,13 +66,18 @@ def _image_ref(data: dict[str, Any]) -> str | None:
 
 
 def _candidates(ref: str) -> list[str]:
-    """Relative paths to try for an image reference, best first."""
+    """Relative paths to try for an image reference, best first; the last is the name used when none exists."""
     parsed = urlparse(ref)
-    out = []
-    if "d" in parse_qs(parsed.query):
-        out.append(unquote(parse_qs(parsed.query)["d"][0]).lstrip("/"))
+    query = parse_qs(parsed.query)
+    if "d" in query:
+        rel = unquote(query["d"][0]).lstrip("/")
+        out = [rel, Path(rel).name]
+        if rel.startswith("images/"):
+            out.append(rel[len("images/"):])
+        return list(dict.fromkeys(out))
     path = unquote(parsed.path)
     name = Path(path).name
+    out = []
     if not parsed.scheme and not path.startswith("/data/"):
         out.append(path.lstrip("/"))
     out.append(name)
