@@ -203,10 +203,20 @@ def _read_items(conn: Connection, *, include_unannotated: bool) -> list[_Item]:
     return items
 
 
+def _parse_phash(value: str | None) -> int | None:
+    """The 64-bit hash of a stored 16-hex-digit phash (as :func:`phash_hex` writes); None for anything else."""
+    if not value or len(value) != 16:
+        return None
+    try:
+        return int(value, 16)
+    except ValueError:
+        return None
+
+
 def _groups(items: list[_Item], phash_distance: int) -> tuple[list[list[int]], int]:
     """Item indexes per group (near-duplicates, one video, one meta ``group``) and the near-duplicate pair count."""
     uf = UnionFind(len(items))
-    hashed = [(i, int(it.phash, 16)) for i, it in enumerate(items) if it.phash]
+    hashed = [(i, h) for i, it in enumerate(items) if (h := _parse_phash(it.phash)) is not None]
     pairs = near_duplicate_pairs([h for _, h in hashed], phash_distance) if phash_distance >= 0 else []
     for a, b in pairs:
         uf.union(hashed[a][0], hashed[b][0])
@@ -256,8 +266,8 @@ def create_version(
       sharing ``meta["group"]`` (e.g. crops of one parent image, patients, scenes).
     * Stratified by class: each group is placed where it brings per-class image counts closest to the fractions,
       each class normalised by its total, so a group follows its rarest class (detection/segmentation: rarest class
-      present; tagging: rarest tag; classification: its label). Every class reaches every split when it occurs in
-      at least three groups.
+      present; tagging: rarest tag; classification: its label). Every split targets at least one image of each class
+      that occurs in at least three groups, so rare classes reach val and test when the counts allow.
     * ``meta["split_hint"]``: when every image of a group carries one, the group goes to that split (the most common
       hint if they disagree) before the greedy pass. Derived projects (:mod:`visionloop.quality.derive`) set it so a
       derived version keeps the split of its source version.
