@@ -62,12 +62,12 @@ def detect(path: Path) -> float:
     if not class_dirs:
         return 0.0
     if any(d.name.lower() in _NOT_CLASSES for d in class_dirs):
-        return 0.05
+        return 0.0
     with_images = 0
     for d in class_dirs[:50]:
         names = [p for p in d.iterdir() if p.is_file()]
         if any(p.suffix.lower() in _ANNOTATION_SUFFIXES for p in names):
-            return 0.05
+            return 0.0
         if any(is_image_file(p) for p in names):
             with_images += 1
     if not with_images:

@@ -107,16 +107,24 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _header_of(path: Path) -> _Schema | None:
-    first = read_head(path, 8192).lstrip("\ufeff").split("\n", 1)[0]
-    if not first:
+    """The schema of a CSV file from its first lines, or None when it is not a table this module reads."""
+    lines = read_head(path, 8192).lstrip("\ufeff").splitlines()
+    if not lines or not lines[0]:
         return None
-    delimiter = max(",;\t", key=first.count)
+    delimiter = max(",;\t", key=lines[0].count)
     try:
-        header = next(csv.reader([first], delimiter=delimiter, skipinitialspace=True))
-    except (csv.Error, StopIteration):
+        rows = list(csv.reader(lines[:6], delimiter=delimiter, skipinitialspace=True))
+    except csv.Error:
         return None
-    schema = _Schema(header)
-    return schema if schema.usable else None
+    schema = _Schema(rows[0])
+    if not schema.usable:
+        return None
+    if schema.onehot:  # one 0/1 column per class: check the values, many CSVs have an image column and others
+        data = [r for r in rows[1:] if len(r) == len(rows[0])]
+        if not data or any(r[i].strip() not in ("0", "1", "") for r in data for i, c in enumerate(schema.cols)
+                           if c in schema.onehot):
+            return None
+    return schema
 
 
 def _csv_files(root: Path) -> list[Path]:

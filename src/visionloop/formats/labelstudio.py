@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
+from visionloop.core.annotations import RLE, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._files import candidate_files, head, image_size, read_json

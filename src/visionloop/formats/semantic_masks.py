@@ -54,16 +54,21 @@ CAMVID_COLORS: list[tuple[str, tuple[int, int, int]]] = [
 """The CamVid 32-class colour map (``label_colors.txt`` of the dataset), Void first."""
 
 
-def _pngs(folder: Path, limit: int | None = None) -> list[Path]:
+def _files(folder: Path, limit: int | None = None, suffix: str = "") -> list[Path]:
+    """Files under ``folder`` (recursive, sorted, hidden skipped) whose name ends with ``suffix``."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
-            if f.lower().endswith(".png"):
+            if f.lower().endswith(suffix) and not f.startswith("."):
                 out.append(Path(dirpath) / f)
                 if limit is not None and len(out) >= limit:
                     return out
     return out
+
+
+def _pngs(folder: Path, limit: int | None = None) -> list[Path]:
+    return _files(folder, limit, ".png")
 
 
 def _pairs(root: Path) -> list[tuple[str | None, Path, Path]]:
@@ -89,7 +94,7 @@ def detect(path: Path) -> float:
         return 0.0
     try:
         for _, img_dir, msk_dir in _pairs(path):
-            images = [p for p in sorted(img_dir.iterdir())[:50] if is_image_file(p)]
+            images = [p for p in _files(img_dir, 50) if is_image_file(p)]
             if _match(images, img_dir, _pngs(msk_dir, 200), msk_dir):
                 return 0.85
     except OSError:
@@ -218,7 +223,7 @@ def load(path: Path) -> FormatDataset:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise FormatError(path, NAME, f"unreadable class map: {e}; fix dataset_meta.json / labelmap.txt") from e
     for subset, img_dir, msk_dir in pairs:
-        images = [p for p in sorted(img_dir.rglob("*")) if p.is_file() and is_image_file(p)]
+        images = [p for p in _files(img_dir) if is_image_file(p)]
         masks = _pngs(msk_dir)
         matched = _match(images, img_dir, masks, msk_dir)
         for m in sorted(set(masks) - set(matched.values())):

@@ -70,7 +70,7 @@ class Page:
 
 
 def get_page(
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (max {MAX_PAGE}).")] = DEFAULT_PAGE,
 ) -> Page:
     return Page(offset=offset, limit=limit)

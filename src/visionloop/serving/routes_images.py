@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from visionloop.core.annotations import annotation_from_payload
-from visionloop.core.errors import AnnotationValidationError
+from visionloop.core.errors import AnnotationValidationError, NotFoundError
 from visionloop.serving.deps import ImageId, PageDep, ProjectDep, SettingsDep
 from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.image_queries import ImageHead, count_images, image_head, image_page, image_revisions
@@ -46,7 +46,13 @@ def _media_type(fmt: str) -> str:
 
 
 def _images_path(request: Request, project: Project) -> str:
-    return request.url_for("list_images", project=project.name).path
+    return request.url_for(_LIST_ROUTE, project=project.name).path
+
+
+def _missing_blob(item: ImageHead) -> NotFoundError:
+    return NotFoundError("image file", item.sha256, choices=[
+        f"the blob of image {item.id} ({item.name}) is missing from the blob store; import the file again",
+    ])
 
 
 def _public(item: ImageHead, base: str) -> dict[str, object]:
@@ -69,7 +75,10 @@ def _cache_headers(etag: str) -> dict[str, str]:
     return {"ETag": etag, "Cache-Control": IMMUTABLE_CACHE}
 
 
-@router.get("", response_model=ImagesPublic, summary="A page of images, ordered by id")
+_LIST_ROUTE = "list_project_images"
+
+
+@router.get("", response_model=ImagesPublic, name=_LIST_ROUTE, summary="A page of images, ordered by id")
 def list_images(request: Request, project: ProjectDep, page: PageDep) -> ImagesPublic:
     base = _images_path(request, project)
     items = image_page(project, offset=page.offset, limit=page.limit)
@@ -100,9 +109,16 @@ def get_image_file(request: Request, project: ProjectDep, image_id: ImageId) -> 
         return Response(status_code=304, headers=headers)
     media_type = _media_type(item.format)
     if project.blobs.local:
-        return FileResponse(project.blobs.path(item.sha256), media_type=media_type, headers=headers,
+        path = project.blobs.path(item.sha256)
+        if not path.is_file():
+            raise _missing_blob(item)
+        return FileResponse(path, media_type=media_type, headers=headers,
                             filename=PurePosixPath(item.name).name, content_disposition_type="inline")
-    return Response(project.blobs.read(item.sha256), media_type=media_type, headers=headers)
+    try:
+        data = project.blobs.read(item.sha256)
+    except FileNotFoundError as e:
+        raise _missing_blob(item) from e
+    return Response(data, media_type=media_type, headers=headers)
 
 
 @router.get("/{image_id}/thumbnail", response_class=Response, responses=_IMAGE_BYTES,
@@ -118,7 +134,11 @@ def get_thumbnail(
     headers = _cache_headers(etag)
     if _etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
-    return FileResponse(make_thumbnail(project, item.sha256, size), media_type="image/jpeg", headers=headers)
+    try:
+        path = make_thumbnail(project, item.sha256, size)
+    except FileNotFoundError as e:
+        raise _missing_blob(item) from e
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/{image_id}/revisions", response_model=list[RevisionPublic],
