@@ -373,6 +373,17 @@ def test_versions_through_the_versions_module(client: TestClient, sample: Sample
     assert r.status_code == 404 and r.json()["choices"] == ["v1"]
 
 
+def test_versions_with_the_real_versions_module(client: TestClient, sample: Sample) -> None:
+    versions = pytest.importorskip("visionloop.storage.versions")
+    assert client.get(f"{API}/projects/{sample.name}/versions").json() == []
+    made = versions.create_version(sample.project, name="v1")
+    listed = client.get(f"{API}/projects/{sample.name}/versions").json()
+    assert [(v["name"], v["hash"]) for v in listed] == [("v1", made.hash)]
+    one = client.get(f"{API}/projects/{sample.name}/versions/v1").json()
+    assert one["task"] == "detection" and {c["name"] for c in one["ontology"]} == {"rbc", "wbc"}
+    assert one["summary"]["images"] == 3
+
+
 # ---- docs ----------------------------------------------------------------------------------------------------
 
 

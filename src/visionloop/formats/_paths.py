@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
@@ -13,6 +15,9 @@ from visionloop.formats.base import IMAGE_EXTENSIONS, Sample
 __all__ = [
     "SPLIT_NAMES",
     "ImageFinder",
+    "candidate_files",
+    "head",
+    "read_json",
     "image_size",
     "read_head",
     "read_tail",
@@ -26,8 +31,10 @@ SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "tes
 _ORIENTATION_TAG = 0x0112
 
 
-def image_size(path: Path) -> tuple[int, int] | None:
+def image_size(path: Path | None) -> tuple[int, int] | None:
     """(width, height) in pixels after EXIF orientation, read from the header only; None if not readable."""
+    if path is None:
+        return None
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -57,6 +64,31 @@ def read_head(path: Path, size: int = 65536) -> str:
             return f.read(size).decode("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def head(path: Path, size: int = 65536) -> str:
+    """Like :func:`read_head`, without a BOM or leading blanks: for sniffing a format without parsing the file."""
+    return read_head(path, size).lstrip("\ufeff \t\r\n")
+
+
+def candidate_files(path: Path, suffix: str, *, limit: int = 50) -> list[Path]:
+    """``path`` itself when it is a ``suffix`` file, else up to ``limit`` such files directly inside the folder."""
+    if path.is_file():
+        return [path] if path.suffix.lower() == suffix else []
+    if not path.is_dir():
+        return []
+    out = []
+    for p in sorted(path.iterdir()):
+        if p.is_file() and p.suffix.lower() == suffix and not p.name.startswith("."):
+            out.append(p)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8-sig") as f:
+        return json.load(f)
 
 
 def read_tail(path: Path, size: int = 65536) -> str:

@@ -29,8 +29,8 @@ import numpy as np
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._files import candidate_files, head, image_size
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, ellipse_ring, shapes_to_annotation
+from visionloop.formats._paths import candidate_files, head, image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]

@@ -21,8 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._files import image_size
 from visionloop.formats._geometry import mask_bbox
+from visionloop.formats._paths import image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
 
 __all__ = ["DEFAULT_CLASS", "NAME", "TASKS", "detect", "load", "save"]

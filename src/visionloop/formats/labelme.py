@@ -27,7 +27,6 @@ from PIL import Image
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._files import head, image_size, read_json
 from visionloop.formats._geometry import (
     Shape,
     annotation_shapes,
@@ -36,6 +35,7 @@ from visionloop.formats._geometry import (
     rect_ring,
     shapes_to_annotation,
 )
+from visionloop.formats._paths import head, image_size, read_json
 from visionloop.formats.base import IMAGE_EXTENSIONS, FormatDataset, Problem, Sample, copy_image
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]

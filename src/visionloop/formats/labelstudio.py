@@ -26,9 +26,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 from visionloop.core.annotations import RLE, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._files import candidate_files, head, image_size, read_json
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, parse_float, shapes_to_annotation
 from visionloop.formats._lsrle import decode_brush, encode_brush
+from visionloop.formats._paths import candidate_files, head, image_size, read_json
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from visionloop.core.annotations import Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._files import image_size, read_json
+from visionloop.formats._paths import image_size, read_json
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
 
 __all__ = ["CAMVID_COLORS", "NAME", "TASKS", "detect", "load", "save"]

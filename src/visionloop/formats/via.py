@@ -27,7 +27,6 @@ from urllib.parse import urlparse
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._files import candidate_files, head, image_size, read_json
 from visionloop.formats._geometry import (
     Shape,
     annotation_shapes,
@@ -37,6 +36,7 @@ from visionloop.formats._geometry import (
     parse_float,
     shapes_to_annotation,
 )
+from visionloop.formats._paths import candidate_files, head, image_size, read_json
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]

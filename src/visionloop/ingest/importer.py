@@ -172,7 +172,8 @@ def import_source(
 def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewImage | None:
     where = sample.name
     if sample.image_path is None:
-        report.problems.append(Problem(path=where, reason="annotation names an image that is not there"))
+        if not any(where in p.path or where in p.reason for p in report.problems):  # loaders often said so already
+            report.problems.append(Problem(path=where, reason="annotation names an image that is not there"))
         return None
     try:
         size = sample.image_path.stat().st_size
