@@ -74,7 +74,10 @@ def main() -> None:
     from visionloop.ingest import import_source
     from visionloop.storage import Project
 
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="vl-bench-ingest-"))
+    # next to the repo, not /tmp: on some machines /tmp is a much slower filesystem, which would measure the disk
+    scratch = Path(__file__).resolve().parents[1] / "data"
+    scratch.mkdir(exist_ok=True)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-ingest-", dir=scratch))
     try:
         t0 = time.perf_counter()
         ann_file = generate(work / "src", n, args.boxes_per_image)
