@@ -462,7 +462,7 @@ def fill_big_project(project: Project, *, images: int, boxes_per_image: int) -> 
     now = utcnow()
     with project.transaction() as conn:
         conn.execute(insert(ImageRow), [
-            {"id": i, "sha256": f"{i:064x}", "width": 640, "height": 480, "format": "jpeg", "name": f"img{i:05d}.jpg",
+            {"id": i, "key": f"{i:064x}", "sha256": f"{i:064x}", "width": 640, "height": 480, "format": "jpeg", "name": f"img{i:05d}.jpg",
              "source_uri": "", "ingested_at": now, "meta": {}} for i in range(1, images + 1)
         ])
         conn.execute(insert(AnnotationRow), [

@@ -134,3 +134,18 @@ def test_postgres_store(tmp_path):
         assert p.stats()["classes"] == {"RBC": 1}
     finally:
         p.close()
+
+
+def test_identical_video_frames_stay_distinct_frames_sharing_one_blob(project_factory):
+    p = project_factory("detection")
+    sha = p.blobs.put(make_image_bytes(seed=9))
+    frames = [NewImage(sha256=sha, width=64, height=48, format="jpeg", name=f"f{i}.jpg", video_id="cam1",
+                       frame_index=i, timestamp=i / 25) for i in range(3)]
+    results = p.add_images(frames)
+    assert [created for _, created in results] == [True, True, True]
+    assert len({image_id for image_id, _ in results}) == 3
+    assert [created for _, created in p.add_images(frames)] == [False, False, False]
+    still = NewImage(sha256=sha, width=64, height=48, format="jpeg", name="still.jpg")
+    assert p.add_images([still, still]) [0][1] is True and p.add_images([still])[0][1] is False
+    assert p.count_images() == 4
+    assert [im.frame_index for im in p.images()][:3] == [0, 1, 2]

@@ -15,7 +15,6 @@ This module imports neither torch nor onnx: ``pip install visionloop[runtime]`` 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -319,12 +318,3 @@ def load_package(path: str | Path, *, verify: bool = True) -> Package:
         raise PackageError(path, "model.onnx does not match the sha256 in manifest.json (corrupted or edited)")
     return Package(path=path, manifest=manifest, model_bytes=model, readme=readme_text)
 
-
-def package_bytes(pkg: Package) -> bytes:
-    """The package as one in-memory .zip archive (for uploads)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MODEL_FILE, pkg.model_bytes)
-        zf.writestr(MANIFEST_FILE, json.dumps(pkg.manifest.to_json(), indent=2))
-        zf.writestr(README_FILE, render_model_card(pkg.manifest))
-    return buf.getvalue()

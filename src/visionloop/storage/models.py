@@ -41,7 +41,10 @@ class ProjectRow(Base):
 class ImageRow(Base):
     __tablename__ = "images"
     id: Mapped[int] = mapped_column(primary_key=True)
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    key: Mapped[str] = mapped_column(String(320), unique=True)
+    """Identity: the sha256 for a still image; ``<sha256>@<video_id>#<frame_index>`` for a video frame, so identical
+    frames of a static scene stay distinct frames while sharing one blob."""
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     format: Mapped[str] = mapped_column(String(16))

@@ -73,6 +73,13 @@ class NewImage:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def image_key(image: NewImage) -> str:
+    """The identity of an image in a project (see ``ImageRow.key``)."""
+    if image.video_id is None:
+        return image.sha256
+    return f"{image.sha256}@{image.video_id}#{image.frame_index}"
+
+
 @dataclass(frozen=True)
 class Revision:
     revision: int
@@ -238,26 +245,29 @@ class Project:
 
     # ---- images -------------------------------------------------------------------------------------------
     def add_images(self, images: Sequence[NewImage], *, conn: Connection | None = None) -> list[tuple[int, bool]]:
-        """Insert images whose blobs are stored; returns (image id, created) per input, idempotent by sha256."""
+        """Insert images whose blobs are stored; returns (image id, created) per input.
+
+        Idempotent by identity (:func:`image_key`): the sha256 of a still image, sha256 + video + frame for a frame.
+        """
         with self._conn(conn) as c:
-            shas = [im.sha256 for im in images]
-            existing = dict(c.execute(select(ImageRow.sha256, ImageRow.id).where(ImageRow.sha256.in_(shas))).all())
-            fresh = [im for im in {im.sha256: im for im in images}.values() if im.sha256 not in existing]
+            keys = [image_key(im) for im in images]
+            existing = dict(c.execute(select(ImageRow.key, ImageRow.id).where(ImageRow.key.in_(keys))).all())
+            fresh = {k: im for k, im in zip(keys, images, strict=True) if k not in existing}
+            ids: dict[str, int] = {}
             if fresh:
                 now = utcnow()
                 c.execute(insert(ImageRow), [
-                    {"sha256": im.sha256, "width": im.width, "height": im.height, "format": im.format,
+                    {"key": k, "sha256": im.sha256, "width": im.width, "height": im.height, "format": im.format,
                      "name": im.name, "source_uri": im.source_uri, "ingested_at": now, "video_id": im.video_id,
                      "frame_index": im.frame_index, "timestamp": im.timestamp, "phash": im.phash, "meta": im.meta}
-                    for im in fresh
+                    for k, im in fresh.items()
                 ])
-                ids = dict(c.execute(
-                    select(ImageRow.sha256, ImageRow.id).where(ImageRow.sha256.in_([im.sha256 for im in fresh]))
-                ).all())
-            else:
-                ids = {}
-            created = set(ids)
-            return [(existing.get(s) or ids[s], s in created and s not in existing) for s in shas]
+                ids = dict(c.execute(select(ImageRow.key, ImageRow.id).where(ImageRow.key.in_(list(fresh)))).all())
+            out, seen = [], set()
+            for k in keys:
+                out.append((existing.get(k) or ids[k], k in ids and k not in seen))
+                seen.add(k)
+            return out
 
     def image(self, image_id: int) -> ImageRecord:
         with self.engine.connect() as c:

@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from visionloop.core.errors import VisionloopError
+from visionloop.data.loader import derive_seed
 
 __all__ = [
     "CheckpointHook",
@@ -96,11 +97,6 @@ class EpochData(Protocol):
 
 class CheckpointError(VisionloopError):
     """A checkpoint cannot be read or does not fit the model."""
-
-
-def derive_seed(seed: int, *keys: int) -> int:
-    """A 32-bit seed that is a pure function of ``seed`` and ``keys`` (e.g. the epoch)."""
-    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *(int(k) for k in keys)]).generate_state(1)[0])
 
 
 def seed_everything(seed: int) -> None:
@@ -467,5 +463,5 @@ class ProgressBar(Hook):
 def default_hooks(run_dir: Path, *, progress: bool = True, patience: int | None = None) -> list[Hook]:
     """Checkpoints under ``run_dir/checkpoints``, ``run_dir/metrics.jsonl``, early stopping, a progress bar."""
     run_dir = Path(run_dir)
-    return [MetricsLogger(run_dir / "metrics.jsonl"), EarlyStopping(patience), CheckpointHook(run_dir / "checkpoints"),
+    return [EarlyStopping(patience), CheckpointHook(run_dir / "checkpoints"), MetricsLogger(run_dir / "metrics.jsonl"),
             ProgressBar(enabled=progress)]

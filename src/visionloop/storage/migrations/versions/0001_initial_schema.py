@@ -30,6 +30,7 @@ def upgrade() -> None:
     )
     op.create_table('images',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=320), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('width', sa.Integer(), nullable=False),
     sa.Column('height', sa.Integer(), nullable=False),
@@ -43,10 +44,11 @@ def upgrade() -> None:
     sa.Column('phash', sa.String(length=32), nullable=True),
     sa.Column('meta', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('sha256')
+    sa.UniqueConstraint('key')
     )
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_images_name'), ['name'], unique=False)
+        batch_op.create_index(batch_op.f('ix_images_sha256'), ['sha256'], unique=False)
         batch_op.create_index(batch_op.f('ix_images_video_id'), ['video_id'], unique=False)
 
     op.create_table('imports',
@@ -146,6 +148,7 @@ def downgrade() -> None:
     with op.batch_alter_table('images', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_images_video_id'))
         batch_op.drop_index(batch_op.f('ix_images_name'))
+        batch_op.drop_index(batch_op.f('ix_images_sha256'))
 
     op.drop_table('images')
     op.drop_table('classes')
