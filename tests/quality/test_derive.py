@@ -196,6 +196,7 @@ def test_refuses_wrong_direction_and_non_empty_output(det_project, tmp_path, pro
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_bccd_crops_count_equals_boxes(bccd_dir, tmp_path):
     formats = pytest.importorskip("visionloop.formats")
     try:

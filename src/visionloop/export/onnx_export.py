@@ -152,7 +152,7 @@ def to_onnx(
         if masks:
             outs.append(TensorSpec("masks", ["detections", 1, "height", "width"], "float32"))
         return OnnxModel(data, "torchvision_instance_segmentation" if masks else "torchvision_detection",
-                         [TensorSpec("image", ["3", "height", "width"], "float32")], outs, opset, False, 1)
+                         [TensorSpec("image", [3, "height", "width"], "float32")], outs, opset, False, 1)
     if task == Task.DETECTION:
         raise ExportError(f"detection export supports torchvision detectors (Faster R-CNN, RetinaNet, SSD, FCOS, "
                           f"Mask R-CNN); got {type(model).__name__}")

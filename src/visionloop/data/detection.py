@@ -1,0 +1,226 @@
+"""Datasets and label-safe augmentation for detection and segmentation over a dataset version.
+
+Samples are ``(image, target)`` in torchvision's detection format: ``image`` a ``tv_tensors.Image`` (3, H, W) float in
+0..1; ``target`` a dict with ``boxes`` (``tv_tensors.BoundingBoxes`` xyxy pixels), ``labels`` (N,) int64 in 1..K
+(model order; 0 is background), ``masks`` (``tv_tensors.Mask`` (N, H, W) uint8, instance segmentation only) and
+``image_id``. Semantic segmentation samples have ``target = {"mask": tv_tensors.Mask (H, W) int64}`` with classes
+0..K-1 and 255 for unlabelled pixels.
+
+Augmentation uses ``torchvision.transforms.v2``: each transform samples its parameters once and applies them to the
+image, its boxes and its masks alike (by tv_tensor type); :class:`~torchvision.transforms.v2.SanitizeBoundingBoxes`
+then drops boxes (and their masks and labels) that left the image or became degenerate. The policy follows the
+ontology: no horizontal flip when a class is ``orientation_sensitive``, no colour changes when a class is
+``colour_sensitive``. Multi-scale training is done by the detector itself (a tuple of ``min_size`` values, one drawn
+per batch), so the dataset keeps the native resolution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from visionloop.core.annotations import Boxes, Instances, SemanticMask
+from visionloop.core.errors import AnnotationValidationError
+from visionloop.core.imageio import decode
+from visionloop.core.ontology import Ontology
+
+__all__ = [
+    "AugmentationPolicy",
+    "DetectionDataset",
+    "SemanticDataset",
+    "build_transforms",
+    "detection_collate",
+    "label_map",
+    "resolve_policy",
+]
+
+
+def label_map(ontology: Ontology) -> dict[int, int]:
+    """Project class id -> model label 1..K, in ``ontology.active`` order (0 is the detector's background)."""
+    return {c.id: i + 1 for i, c in enumerate(ontology.active)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AugmentationPolicy:
+    """The resolved training augmentation (saved with the run and shown in the report).
+
+    ``reasons`` says why a transform was turned off (ontology flags).
+    """
+
+    horizontal_flip: bool = True
+    vertical_flip: bool = False
+    photometric: bool = True
+    scale_jitter: tuple[float, float] = (0.75, 1.25)
+    crop: bool = True
+    reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["scale_jitter"] = list(self.scale_jitter)
+        d["reasons"] = list(self.reasons)
+        return d
+
+
+def resolve_policy(ontology: Ontology, *, vertical_flip: bool = False, **overrides: Any) -> AugmentationPolicy:
+    """The augmentation the ontology allows; ``vertical_flip`` suits top-down imagery (microscopy, aerial)."""
+    reasons = []
+    hflip = overrides.pop("horizontal_flip", True)
+    photometric = overrides.pop("photometric", True)
+    if ontology.orientation_sensitive:
+        names = [c.name for c in ontology.active if c.orientation_sensitive]
+        hflip = vflip = False
+        vertical_flip = False
+        reasons.append(f"no flips: {', '.join(names)} orientation-sensitive")
+        del vflip
+    if ontology.colour_sensitive:
+        names = [c.name for c in ontology.active if c.colour_sensitive]
+        photometric = False
+        reasons.append(f"no colour jitter: {', '.join(names)} colour-sensitive")
+    return AugmentationPolicy(horizontal_flip=hflip, vertical_flip=vertical_flip, photometric=photometric,
+                              reasons=tuple(reasons), **overrides)
+
+
+def build_transforms(policy: AugmentationPolicy | None, *, train: bool) -> Callable[..., Any]:
+    """transforms.v2 pipeline; evaluation (``train=False`` or no policy) only converts to float."""
+    ops: list[Any] = []
+    if train and policy is not None:
+        if policy.photometric:
+            ops.append(v2.RandomPhotometricDistort(p=0.5, hue=(-0.02, 0.02)))
+        if policy.crop:
+            lo, hi = policy.scale_jitter
+            ops.append(v2.RandomApply([v2.RandomAffine(degrees=0.0, scale=(lo, hi))], p=0.5))
+        if policy.horizontal_flip:
+            ops.append(v2.RandomHorizontalFlip(0.5))
+        if policy.vertical_flip:
+            ops.append(v2.RandomVerticalFlip(0.5))
+    ops.append(v2.ToDtype(torch.float32, scale=True))
+    if train and policy is not None:
+        ops.append(v2.ClampBoundingBoxes())
+        ops.append(v2.SanitizeBoundingBoxes(min_size=2.0))
+    return v2.Compose(ops)
+
+
+def detection_collate(batch: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
+    """Lists of images and targets (detectors take images of different sizes)."""
+    images, targets = zip(*batch, strict=True) if batch else ((), ())
+    return list(images), list(targets)
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Boxes or instance masks of version items; ``items`` are ``VersionItem``-like (``.image``, ``.annotation``).
+
+    ``image_path(sha256) -> path`` reads the blob (``project.blobs.path``). ``masks=True`` adds instance masks.
+    Boxes of classes that are not active are dropped; boxes under 1 px are dropped (zero-size source boxes).
+    """
+
+    def __init__(
+        self,
+        items: Sequence[Any],
+        *,
+        ontology: Ontology,
+        image_path: Callable[[str], Any],
+        transforms: Callable[..., Any] | None = None,
+        masks: bool = False,
+    ) -> None:
+        self.items, self.image_path, self.masks = list(items), image_path, masks
+        self.labels = label_map(ontology)
+        self.transforms = transforms or build_transforms(None, train=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def raw(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, np.ndarray | None]:
+        """PIL image, (N, 4) xyxy, (N,) model labels, (N, H, W) uint8 masks or None, before any transform."""
+        item = self.items[index]
+        im = decode(self.image_path(item.image.sha256))
+        ann = item.annotation
+        if ann is None:
+            boxes = Boxes.empty()
+        elif isinstance(ann, Instances):
+            boxes = ann.boxes
+        elif isinstance(ann, Boxes):
+            boxes = ann
+        else:
+            raise AnnotationValidationError(
+                f"annotation of image {item.image.name}", expected="Boxes or Instances", actual=type(ann).__name__,
+                hint="detection and instance segmentation train on boxes or instance masks",
+            )
+        keep = [i for i, c in enumerate(boxes.class_id.tolist()) if c in self.labels]
+        xyxy = boxes.xyxy[keep].astype(np.float32)
+        ok = ((xyxy[:, 2] - xyxy[:, 0]) >= 1) & ((xyxy[:, 3] - xyxy[:, 1]) >= 1)
+        keep = [k for k, good in zip(keep, ok, strict=True) if good]
+        xyxy = xyxy[ok]
+        labels = np.asarray([self.labels[int(boxes.class_id[i])] for i in keep], dtype=np.int64)
+        masks = None
+        if self.masks:
+            h, w = im.height, im.width
+            if isinstance(ann, Instances):
+                masks = np.stack([ann.mask(i, h, w) for i in keep]).astype(np.uint8) if keep else None
+            if masks is None:
+                masks = np.zeros((0, h, w), dtype=np.uint8)
+        return im, xyxy, labels, masks
+
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
+        im, xyxy, labels, masks = self.raw(index)
+        image = tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+        target: dict[str, Any] = {
+            "boxes": tv_tensors.BoundingBoxes(torch.from_numpy(xyxy).reshape(-1, 4), format="XYXY",
+                                              canvas_size=(im.height, im.width)),
+            "labels": torch.from_numpy(labels),
+            "image_id": index,
+        }
+        if masks is not None:
+            target["masks"] = tv_tensors.Mask(torch.from_numpy(masks))
+        image, target = self.transforms(image, target)
+        target["boxes"] = target["boxes"].as_subclass(torch.Tensor).float()
+        if "masks" in target:
+            target["masks"] = target["masks"].as_subclass(torch.Tensor)
+        return image.as_subclass(torch.Tensor), target
+
+
+class SemanticDataset(torch.utils.data.Dataset):
+    """Semantic masks of version items; classes map to 0..K-1 in ``ontology.active`` order, the rest to 255."""
+
+    def __init__(
+        self,
+        items: Sequence[Any],
+        *,
+        ontology: Ontology,
+        image_path: Callable[[str], Any],
+        transforms: Callable[..., Any] | None = None,
+    ) -> None:
+        self.items, self.image_path = list(items), image_path
+        self.labels = {c.id: i for i, c in enumerate(ontology.active)}
+        self.transforms = transforms or build_transforms(None, train=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def target_mask(self, index: int, height: int, width: int) -> np.ndarray:
+        """(H, W) int64 classes 0..K-1, 255 unlabelled."""
+        ann = self.items[index].annotation
+        out = np.full((height, width), 255, dtype=np.int64)
+        if isinstance(ann, SemanticMask):
+            for cid, idx in self.labels.items():
+                out[ann.mask == cid] = idx
+        elif isinstance(ann, Instances):  # instances as a semantic map: background = 0 if the ontology has none
+            out[:] = 0
+            for i, cid in enumerate(ann.boxes.class_id.tolist()):
+                if cid in self.labels:
+                    out[ann.mask(i, height, width)] = self.labels[cid]
+        return out
+
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
+        item = self.items[index]
+        im = decode(self.image_path(item.image.sha256))
+        image = tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+        mask = tv_tensors.Mask(torch.from_numpy(self.target_mask(index, im.height, im.width)))
+        image, mask = self.transforms(image, mask)
+        return image.as_subclass(torch.Tensor), {"mask": mask.as_subclass(torch.Tensor), "image_id": index}
