@@ -75,10 +75,8 @@ def resolve_policy(ontology: Ontology, *, vertical_flip: bool = False, **overrid
     photometric = overrides.pop("photometric", True)
     if ontology.orientation_sensitive:
         names = [c.name for c in ontology.active if c.orientation_sensitive]
-        hflip = vflip = False
-        vertical_flip = False
+        hflip = vertical_flip = False
         reasons.append(f"no flips: {', '.join(names)} orientation-sensitive")
-        del vflip
     if ontology.colour_sensitive:
         names = [c.name for c in ontology.active if c.colour_sensitive]
         photometric = False
@@ -87,21 +85,25 @@ def resolve_policy(ontology: Ontology, *, vertical_flip: bool = False, **overrid
                               reasons=tuple(reasons), **overrides)
 
 
-def build_transforms(policy: AugmentationPolicy | None, *, train: bool) -> Callable[..., Any]:
-    """transforms.v2 pipeline; evaluation (``train=False`` or no policy) only converts to float."""
+def build_transforms(policy: AugmentationPolicy | None, *, train: bool, semantic: bool = False) -> Callable[..., Any]:
+    """transforms.v2 pipeline; evaluation (``train=False`` or no policy) only converts to float.
+
+    ``semantic``: the target is one class map (pixels moved in from outside become 255, unlabelled) without boxes.
+    """
     ops: list[Any] = []
     if train and policy is not None:
         if policy.photometric:
             ops.append(v2.RandomPhotometricDistort(p=0.5, hue=(-0.02, 0.02)))
         if policy.crop:
             lo, hi = policy.scale_jitter
-            ops.append(v2.RandomApply([v2.RandomAffine(degrees=0.0, scale=(lo, hi))], p=0.5))
+            fill: Any = {tv_tensors.Mask: 255, "others": 0} if semantic else 0
+            ops.append(v2.RandomApply([v2.RandomAffine(degrees=0.0, scale=(lo, hi), fill=fill)], p=0.5))
         if policy.horizontal_flip:
             ops.append(v2.RandomHorizontalFlip(0.5))
         if policy.vertical_flip:
             ops.append(v2.RandomVerticalFlip(0.5))
     ops.append(v2.ToDtype(torch.float32, scale=True))
-    if train and policy is not None:
+    if train and policy is not None and not semantic:
         ops.append(v2.ClampBoundingBoxes())
         ops.append(v2.SanitizeBoundingBoxes(min_size=2.0))
     return v2.Compose(ops)
@@ -136,27 +138,40 @@ class DetectionDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def _kept(self, ann: Any) -> tuple[Boxes, list[int]]:
+        if ann is None:
+            return Boxes.empty(), []
+        boxes = ann.boxes if isinstance(ann, Instances) else ann
+        if not isinstance(boxes, Boxes):
+            raise AnnotationValidationError(
+                "annotation", expected="Boxes or Instances", actual=type(ann).__name__,
+                hint="detection and instance segmentation train on boxes or instance masks",
+            )
+        wh = boxes.xyxy[:, 2:] - boxes.xyxy[:, :2]
+        keep = [i for i, c in enumerate(boxes.class_id.tolist()) if c in self.labels and wh[i].min() >= 1]
+        return boxes, keep
+
+    def ground_truth(self, index: int) -> Boxes | Instances:
+        """The evaluation ground truth of ``index`` in model labels (no image decode, no augmentation)."""
+        ann = self.items[index].annotation
+        boxes, keep = self._kept(ann)
+        ids = np.asarray([self.labels[int(boxes.class_id[i])] for i in keep], dtype=np.int64)
+        out = Boxes(boxes.xyxy[keep], ids)
+        if isinstance(ann, Instances):
+            return Instances(out, [ann.segmentations[i] for i in keep])
+        return out
+
+    def size(self, index: int) -> tuple[int, int]:
+        """(height, width) of image ``index``."""
+        return self.items[index].image.height, self.items[index].image.width
+
     def raw(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, np.ndarray | None]:
         """PIL image, (N, 4) xyxy, (N,) model labels, (N, H, W) uint8 masks or None, before any transform."""
         item = self.items[index]
         im = decode(self.image_path(item.image.sha256))
         ann = item.annotation
-        if ann is None:
-            boxes = Boxes.empty()
-        elif isinstance(ann, Instances):
-            boxes = ann.boxes
-        elif isinstance(ann, Boxes):
-            boxes = ann
-        else:
-            raise AnnotationValidationError(
-                f"annotation of image {item.image.name}", expected="Boxes or Instances", actual=type(ann).__name__,
-                hint="detection and instance segmentation train on boxes or instance masks",
-            )
-        keep = [i for i, c in enumerate(boxes.class_id.tolist()) if c in self.labels]
-        xyxy = boxes.xyxy[keep].astype(np.float32)
-        ok = ((xyxy[:, 2] - xyxy[:, 0]) >= 1) & ((xyxy[:, 3] - xyxy[:, 1]) >= 1)
-        keep = [k for k, good in zip(keep, ok, strict=True) if good]
-        xyxy = xyxy[ok]
+        boxes, keep = self._kept(ann)
+        xyxy = boxes.xyxy[keep].astype(np.float32).reshape(-1, 4)
         labels = np.asarray([self.labels[int(boxes.class_id[i])] for i in keep], dtype=np.int64)
         masks = None
         if self.masks:

@@ -57,7 +57,10 @@ class OnnxModel:
 
 
 def is_torchvision_detector(model: nn.Module) -> bool:
-    from torchvision.models.detection import FCOS, SSD, GeneralizedRCNN, RetinaNet
+    from torchvision.models.detection.fcos import FCOS
+    from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+    from torchvision.models.detection.retinanet import RetinaNet
+    from torchvision.models.detection.ssd import SSD
 
     return isinstance(model, GeneralizedRCNN | RetinaNet | SSD | FCOS)
 
@@ -112,6 +115,9 @@ class _SemanticMap(nn.Module):
 def _export(module: nn.Module, args: tuple[Any, ...], *, input_names: list[str], output_names: list[str],
             dynamic_axes: dict[str, dict[int, str]], opset: int) -> bytes:
     buf = io.BytesIO()
+    # The exporter restores the top module's train/eval mode afterwards, recursively: a fresh wrapper is in train mode
+    # and would leave the wrapped model in train mode (BatchNorm on batch statistics). Export everything in eval.
+    module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings on torchvision's shape arithmetic are expected
         # dynamo=False: see the module docstring (dynamo fails on torchvision NMS/data-dependent shapes here).

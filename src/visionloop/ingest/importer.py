@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,9 +154,16 @@ def import_source(
     # database work of the previous batch runs.
     with Progress(*columns, disable=not progress, transient=True) as bar, ThreadPoolExecutor(READERS) as pool:
         task_id = bar.add_task("import", total=len(ds.samples))
-        for start in range(0, len(ds.samples), size):
-            chunk = ds.samples[start:start + size]
-            news = list(pool.map(lambda s: _read_sample(project, s, report), chunk))
+        chunks = [ds.samples[i:i + size] for i in range(0, len(ds.samples), size)]
+
+        def submit(chunk: list[Sample]) -> list[Future[NewImage | None]]:
+            return [pool.submit(_read_sample, project, s, report) for s in chunk]
+
+        pending = submit(chunks[0]) if chunks else []
+        for k, chunk in enumerate(chunks):
+            news = [f.result() for f in pending]
+            if k + 1 < len(chunks):  # read the next batch while this one is written to the database
+                pending = submit(chunks[k + 1])
             report.images_seen += len(chunk)
             batch = [(s, n) for s, n in zip(chunk, news, strict=True) if n is not None]
             if batch:

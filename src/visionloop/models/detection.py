@@ -41,6 +41,7 @@ __all__ = [
     "load_matching",
     "maskrcnn_mobilenet_v2_fpn",
     "offline_mobilenet_v2_path",
+    "register_detection_models",
 ]
 
 PretrainedSource = Literal["coco", "imagenet", "none"]
@@ -312,3 +313,15 @@ def build_detection_model(
                             choices=difflib.get_close_matches(name, list(DETECTION_MODELS), n=5) or list(DETECTION_MODELS))
     return spec.builder(num_classes=num_classes, pretrained=pretrained or spec.default_pretrained,
                         weights_path=weights_path, **kwargs)
+
+
+def register_detection_models() -> None:
+    """Add every entry of :data:`DETECTION_MODELS` to the shared registry (idempotent)."""
+    from visionloop.models.registry import register_model
+
+    for spec in DETECTION_MODELS.values():
+        tasks = ("detection",) if not spec.masks else ("segmentation", "instance_segmentation")
+        register_model(spec.name, tasks=tasks, description=spec.description)(spec.builder)
+
+
+register_detection_models()

@@ -1,0 +1,382 @@
+"""Train detectors and segmenters on a dataset version with the shared loop (hooks, checkpoints, resume, progress).
+
+Three kinds, decided by the version's annotations: ``detection`` (Boxes), ``instance`` (Instances: Mask R-CNN) and
+``semantic`` (SemanticMask: DeepLabV3 / LRASPP / FCN). Model labels are 1..K in ``ontology.active`` order with 0 the
+background (detectors); semantic classes are 0..K-1 in the same order.
+
+Recipe (:class:`DetectionHParams`): SGD momentum 0.9, weight decay 1e-4, linear warm-up then cosine decay, gradient
+clipping, multi-scale training (the detector draws one shorter side from ``train_sizes`` per batch and evaluates at
+``eval_size``), small-object anchors on the offline MobileNetV2 models, validation COCO mAP every epoch (best
+checkpoint on ``val_map``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
+from visionloop.core.errors import ConflictError, VisionloopError
+from visionloop.core.preprocess import Preprocess
+from visionloop.core.task import Task
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "DetectionHParams",
+    "dataset_kind",
+    "outputs_to_annotations",
+    "predict_dataset",
+    "predict_images",
+    "train_detection",
+]
+
+DEFAULT_MODELS = {"detection": "fasterrcnn_mobilenet_v2_fpn", "instance": "maskrcnn_mobilenet_v2_fpn",
+                  "semantic": "deeplabv3_mobilenet_v2"}
+
+
+@dataclass(kw_only=True)
+class DetectionHParams:
+    """Training hyper-parameters (saved in the run's config). ``lr`` is per image: the step lr is ``lr * batch_size``."""
+
+    epochs: int = 12
+    batch_size: int = 2
+    lr: float = 0.01 / 2
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 10.0
+    eval_size: int = 0
+    train_sizes: tuple[int, ...] = ()
+    max_size: int = 1333
+    trainable_layers: int = 5
+    score_thresh: float = 0.05
+    detections_per_img: int = 100
+    vertical_flip: bool = False
+    patience: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def dataset_kind(task: Task, annotations: Sequence[Any]) -> str:
+    """``detection``, ``instance`` or ``semantic`` from the task and the first annotation of that kind."""
+    if task == Task.DETECTION:
+        return "detection"
+    if task != Task.SEGMENTATION:
+        raise ConflictError(f"task {task.value!r} is not detection or segmentation; use the classification trainer")
+    for ann in annotations:
+        if isinstance(ann, Instances):
+            return "instance"
+        if isinstance(ann, SemanticMask):
+            return "semantic"
+    raise ConflictError("the version has no instance or semantic masks to train on; annotate some first")
+
+
+def _auto_sizes(shorts: Sequence[int], hp: DetectionHParams) -> tuple[int, tuple[int, ...]]:
+    """Evaluation shorter side (median of the data, within 256..800, multiple of 32) and training sizes around it."""
+    if hp.eval_size:
+        eval_size = hp.eval_size
+    else:
+        eval_size = int(np.clip(32 * round(float(np.median(shorts)) / 32), 256, 800))
+    train = hp.train_sizes or tuple(sorted({max(160, eval_size + 32 * k) for k in (-3, -2, -1, 0, 1, 2, 3)}))
+    return eval_size, tuple(train)
+
+
+def _det_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    images, targets = batch
+    losses = model(images, targets)
+    return sum(losses.values()), {k: float(v.detach()) for k, v in losses.items()}  # type: ignore[return-value]
+
+
+def _sem_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    images, targets = batch
+    x = torch.stack(images)
+    y = torch.stack([t["mask"] for t in targets]).long()
+    out = model(x)
+    loss = nn.functional.cross_entropy(out["out"], y, ignore_index=255)
+    logs = {"loss_out": float(loss)}
+    if "aux" in out:
+        aux = nn.functional.cross_entropy(out["aux"], y, ignore_index=255)
+        loss = loss + 0.5 * aux
+        logs["loss_aux"] = float(aux)
+    return loss, logs
+
+
+def outputs_to_annotations(
+    output: dict[str, torch.Tensor], *, class_ids: Sequence[int] | None = None, mask_threshold: float = 0.5,
+) -> Boxes | Instances:
+    """One torchvision detection output -> Boxes (or Instances when it has masks); labels stay model labels 1..K
+    unless ``class_ids`` (project ids in model order) is given."""
+    labels = output["labels"].cpu().numpy().astype(np.int64)
+    if class_ids is not None:
+        labels = np.asarray([class_ids[int(v) - 1] for v in labels], dtype=np.int64)
+    boxes = Boxes(output["boxes"].detach().cpu().numpy().astype(np.float64), labels,
+                  output["scores"].detach().cpu().numpy().astype(np.float64).clip(0, 1))
+    if "masks" not in output:
+        return boxes
+    masks = (output["masks"][:, 0] > mask_threshold).cpu().numpy()
+    return Instances(boxes, [RLE.encode(m) for m in masks])
+
+
+@torch.no_grad()
+def predict_dataset(model: nn.Module, dataset: Any, *, kind: str, batch_size: int = 2,
+                    semantic_size: tuple[int, int] | None = None) -> list[Any]:
+    """Predictions for every sample of ``dataset`` in order: Boxes/Instances (model labels) or (H, W) class maps."""
+    model.eval()
+    out: list[Any] = []
+    for start in range(0, len(dataset), batch_size):
+        samples = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
+        images = [s[0] for s in samples]
+        if kind == "semantic":
+            for img in images:
+                h, w = img.shape[-2:]
+                x = img[None]
+                if semantic_size is not None:
+                    x = nn.functional.interpolate(x, size=semantic_size, mode="bilinear", align_corners=False)
+                logits = model(x)["out"]
+                logits = nn.functional.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+                out.append(logits.argmax(1)[0].cpu().numpy().astype(np.int32))
+        else:
+            for o in model(images):
+                out.append(outputs_to_annotations(o))
+    return out
+
+
+def _version(project: Any, version: str) -> tuple[Any, dict[str, list[Any]]]:
+    from visionloop.storage.versions import get_version, version_items
+
+    info = get_version(project, version)
+    items = version_items(project, version)
+    by_split: dict[str, list[Any]] = {"train": [], "val": [], "test": []}
+    for it in items:
+        if it.annotation is not None:
+            by_split.setdefault(it.split, []).append(it)
+    if not by_split["train"]:
+        raise ConflictError(f"version {version!r} has no annotated training images; create a version with some")
+    return info, by_split
+
+
+def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str, policy: Any,
+              semantic_size: tuple[int, int] | None) -> dict[str, Any]:
+    from torchvision.transforms import v2
+
+    from visionloop.data.detection import DetectionDataset, SemanticDataset, build_transforms
+
+    out = {}
+    for split, items in by_split.items():
+        train = split == "train"
+        if kind == "semantic":
+            tf = build_transforms(policy if train else None, train=train, semantic=True)
+            if train and semantic_size is not None:
+                tf = v2.Compose([v2.Resize(semantic_size), tf])
+            out[split] = SemanticDataset(items, ontology=info.ontology, image_path=project.blobs.path, transforms=tf)
+        else:
+            out[split] = DetectionDataset(items, ontology=info.ontology, image_path=project.blobs.path,
+                                          transforms=build_transforms(policy if train else None, train=train),
+                                          masks=kind == "instance")
+    return out
+
+
+def _model_spec(name: str, kind: str, num_classes: int, hp: DetectionHParams, eval_size: int,
+                train_sizes: tuple[int, ...]) -> dict[str, Any]:
+    if kind == "semantic":
+        return {"name": name, "builder": "visionloop.models.segmentation:build_segmentation_model",
+                "kwargs": {"name": name, "num_classes": num_classes, "pretrained": "none"}}
+    from visionloop.models.detection import DETECTION_MODELS
+
+    kwargs: dict[str, Any] = {"name": name, "num_classes": num_classes + 1, "pretrained": "none"}
+    if name in DETECTION_MODELS and not name.startswith("ssd"):
+        kwargs.update(min_size=list(train_sizes) + [eval_size], max_size=hp.max_size)
+        if name.startswith(("fasterrcnn", "maskrcnn")):
+            kwargs.update(box_score_thresh=hp.score_thresh, box_detections_per_img=hp.detections_per_img)
+        elif name.startswith(("retinanet", "fcos")):
+            kwargs.update(score_thresh=hp.score_thresh, detections_per_img=hp.detections_per_img)
+        if name.endswith("mobilenet_v2_fpn"):
+            kwargs["trainable_layers"] = hp.trainable_layers
+    return {"name": name, "builder": "visionloop.models.detection:build_detection_model", "kwargs": kwargs}
+
+
+def _build(spec: dict[str, Any], *, pretrained: str | None, weights: str | Path | None) -> nn.Module:
+    kwargs = dict(spec["kwargs"])
+    kwargs.pop("pretrained", None)
+    if spec["builder"].startswith("visionloop.models.segmentation"):
+        from visionloop.models.segmentation import build_segmentation_model
+
+        return build_segmentation_model(pretrained=pretrained, weights_path=weights, **kwargs)
+    from visionloop.models.detection import build_detection_model
+
+    return build_detection_model(pretrained=pretrained, weights_path=weights, **kwargs)  # type: ignore[arg-type]
+
+
+def _validate_fn(dataset: Any, kind: str, num_classes: int, semantic_size: tuple[int, int] | None,
+                 max_dets: int) -> Any:
+    from visionloop.evaluation.detection import coco_metrics, semantic_metrics
+
+    def validate(model: nn.Module) -> dict[str, float]:
+        if dataset is None or len(dataset) == 0:
+            return {}
+        preds = predict_dataset(model, dataset, kind=kind, semantic_size=semantic_size)
+        if kind == "semantic":
+            m = semantic_metrics(dataset, preds, num_classes=num_classes)
+            return {"val_miou": m["miou"], "val_map": m["miou"]}
+        m = coco_metrics(dataset, preds, masks=kind == "instance", max_dets=max_dets)
+        main = m["segm"] if kind == "instance" else m["bbox"]
+        return {"val_map": main["map"], "val_map50": main["map50"]}
+
+    return validate
+
+
+def train_detection(
+    project: Any,
+    *,
+    version: str,
+    model: str | None = None,
+    epochs: int | None = None,
+    resume: str | None = None,
+    weights: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    hparams: DetectionHParams | None = None,
+    pretrained: str | None = None,
+) -> Any:
+    """Train a detector / instance or semantic segmenter on ``version``; returns a ``RunResult``.
+
+    ``resume``: a run id to continue from its ``last.pt`` (same config). ``weights``: a local state dict to start
+    from. ``pretrained``: ``coco`` / ``imagenet`` / ``none`` (default: the model's own default; the offline
+    MobileNetV2 models start from ImageNet without network).
+    """
+    from visionloop.data.detection import detection_collate, resolve_policy
+    from visionloop.data.loader import EpochLoader
+    from visionloop.evaluation.detection import auto_max_dets
+    from visionloop.training.loop import LoopConfig, TrainLoop, default_hooks, warmup_cosine
+    from visionloop.training.runs import (
+        RunConfig,
+        RunResult,
+        load_config,
+        new_run_id,
+        run_dir,
+        save_config,
+        write_result,
+    )
+
+    started = time.perf_counter()
+    if resume:
+        cfg = load_config(project, resume)
+        hp = DetectionHParams(**{**cfg.hparams, "train_sizes": tuple(cfg.hparams.get("train_sizes", ()))})
+        version, seed, run_id = cfg.version["name"], cfg.seed, cfg.run_id
+    info, by_split = _version(project, version)
+    kind = dataset_kind(info.task, [it.annotation for it in by_split["train"]])
+    num_classes = len(info.ontology.active)
+    if not resume:
+        hp = hparams or DetectionHParams()
+        if epochs is not None:
+            hp.epochs = int(epochs)
+        name = model or DEFAULT_MODELS[kind]
+        run_id = new_run_id(label=name)
+    hp.vertical_flip = bool(hp.vertical_flip)
+    shorts = [min(it.image.width, it.image.height) for it in by_split["train"]]
+    eval_size, train_sizes = _auto_sizes(shorts, hp)
+    hp.eval_size, hp.train_sizes = eval_size, train_sizes
+    semantic_size = (eval_size, eval_size) if kind == "semantic" else None
+    policy = resolve_policy(info.ontology, vertical_flip=hp.vertical_flip)
+    max_dets = auto_max_dets([it.annotation for split in by_split.values() for it in split], hp.detections_per_img)
+    hp.detections_per_img = max(hp.detections_per_img, max_dets)
+
+    if resume:
+        spec = cfg.model
+        directory = run_dir(project, run_id)
+    else:
+        spec = _model_spec(name, kind, num_classes, hp, eval_size, train_sizes)
+        directory = run_dir(project, run_id, create=True)
+        config = RunConfig(
+            run_id=run_id, task=info.task.value, version={"name": info.name, "hash": info.hash}, model=spec,
+            classes=[{"id": c.id, "name": c.name} for c in info.ontology.active],
+            preprocess=Preprocess(size=(eval_size, eval_size), resize="none" if kind != "semantic" else "stretch",
+                                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                                  extra={"detector_normalises": kind != "semantic"}).to_json(),
+            strategy="full", strategy_reason="detectors and segmenters are fine-tuned end to end",
+            augmentation=policy.to_json(), hparams={**asdict(hp), "train_sizes": list(train_sizes)}, seed=seed,
+            weights={"pretrained": pretrained or "default", "path": str(weights) if weights else None},
+            extra={"kind": kind, "max_dets": max_dets, "eval_size": eval_size, "train_sizes": list(train_sizes)},
+        )
+        save_config(directory, config)
+
+    torch.manual_seed(seed)
+    net = _build(spec, pretrained=None if resume else pretrained, weights=None if resume else weights)
+    data = _datasets(project, info, by_split, kind, policy, semantic_size)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=hp.lr * hp.batch_size, momentum=hp.momentum, weight_decay=hp.weight_decay)
+    steps_per_epoch = -(-len(data["train"]) // hp.batch_size)
+    total = max(1, steps_per_epoch * hp.epochs)
+    sched = warmup_cosine(opt, warmup_steps=min(hp.warmup_steps, total // 4), total_steps=total)
+    loader = EpochLoader(data["train"], batch_size=hp.batch_size, seed=seed, collate_fn=detection_collate,
+                         drop_last=kind == "semantic")
+    validate = _validate_fn(data.get("val"), kind, num_classes, semantic_size, max_dets)
+    loop = TrainLoop(
+        model=net, optimizer=opt, scheduler=sched, loss_fn=_sem_loss if kind == "semantic" else _det_loss,
+        data=loader, validate=validate if data.get("val") else None,
+        config=LoopConfig(epochs=hp.epochs, seed=seed, monitor="val_map", mode="max", patience=hp.patience,
+                          grad_clip=hp.grad_clip),
+        hooks=default_hooks(directory, progress=progress, patience=hp.patience),
+    )
+    last = directory / "checkpoints" / "last.pt"
+    if resume and not last.exists():
+        raise VisionloopError(f"run {run_id} has no checkpoints/last.pt to resume from; start a new run")
+    state = loop.run(resume_from=last if resume else None)
+    history = state.history
+    best = next((r for r in history if r.get("best")), history[-1] if history else {})
+    best = max((r for r in history if "val_map" in r), key=lambda r: r["val_map"], default=best)
+    metrics = {"best_epoch": state.best_epoch, "epochs": state.epoch,
+               **{k: v for k, v in best.items() if k.startswith("val_")},
+               "wall_seconds": round(time.perf_counter() - started, 1)}
+    write_result(directory, {"status": "done", "metrics": metrics, "kind": kind})
+    return RunResult(run_id=run_id, run_dir=directory, metrics=metrics)
+
+
+def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, score_thresh: float = 0.3,
+                   ) -> list[dict[str, Any]]:
+    """Predict image files with a trained run. One JSON-able dict per image: ``image``, ``width``, ``height`` and
+    ``detections`` (``class``, ``class_id`` (project id), ``score``, ``box`` xyxy pixels, ``mask`` COCO RLE for
+    instance models), or for semantic runs ``classes`` (pixel fraction per class) and ``mask`` (RLE per class)."""
+    from visionloop.core.imageio import decode
+    from visionloop.training.runs import load_run
+
+    net, cfg = load_run(project, run_id)
+    kind = cfg.extra.get("kind", "detection")
+    names, ids = cfg.class_names, cfg.class_ids
+    out = []
+    with torch.no_grad():
+        for path in images:
+            im = decode(Path(path))
+            x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
+            rec: dict[str, Any] = {"image": str(path), "width": im.width, "height": im.height}
+            if kind == "semantic":
+                size = int(cfg.extra.get("eval_size", 512))
+                logits = net(nn.functional.interpolate(x[None], size=(size, size), mode="bilinear"))["out"]
+                cls = nn.functional.interpolate(logits, size=(im.height, im.width), mode="bilinear").argmax(1)[0]
+                arr = cls.numpy()
+                rec["classes"] = {names[k]: float((arr == k).mean()) for k in range(len(names)) if (arr == k).any()}
+                rec["mask"] = {names[k]: RLE.encode(arr == k).counts for k in range(len(names)) if (arr == k).any()}
+            else:
+                o = net([x])[0]
+                keep = o["scores"] >= score_thresh
+                ann = outputs_to_annotations({k: v[keep] for k, v in o.items()})
+                boxes = ann.boxes if isinstance(ann, Instances) else ann
+                dets = []
+                for j in range(len(boxes)):
+                    lab = int(boxes.class_id[j])
+                    d: dict[str, Any] = {"class": names[lab - 1], "class_id": ids[lab - 1],
+                                         "score": round(float(boxes.score[j]), 4),  # type: ignore[index]
+                                         "box": [round(float(v), 2) for v in boxes.xyxy[j]]}
+                    if isinstance(ann, Instances):
+                        seg = ann.segmentations[j]
+                        d["mask"] = {"size": list(seg.size), "counts": seg.counts}  # type: ignore[union-attr]
+                    dets.append(d)
+                rec["detections"] = dets
+            out.append(rec)
+    return out
