@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from visionloop.cli import project_cmds
+from visionloop.cli import deploy_cmds, project_cmds, train_cmds
 
 app = typer.Typer(
     name="visionloop", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="From raw images to a deployed image recognition system that keeps improving.",
 )
 project_cmds.register(app)
+train_cmds.register(app)
+deploy_cmds.register(app)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from visionloop.core.annotations import Label, Tags
@@ -99,5 +100,6 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         arr = self.cache.get(self.data.shas[i], self.kind)
-        x = self.transform(arr)
+        # train transforms get a PIL image (torchvision copies it; cached arrays stay read-only and shared)
+        x = self.transform(Image.fromarray(arr) if self.kind == "train" else arr)
         return x, torch.as_tensor(self.data.targets[i])

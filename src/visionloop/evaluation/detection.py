@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -207,7 +206,3 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     from visionloop.evaluation.detection_report import run_evaluation
 
     return run_evaluation(project, run_id, split=split, report=report)
-
-
-def _unused(_: Path) -> None:  # pragma: no cover - keeps Path imported for type checkers
-    return None

@@ -1,7 +1,7 @@
 """The main metric per task, computed from runtime predictions (numpy only) for the int8 accuracy guard.
 
-- classification: ``accuracy`` (top-1)
-- tagging: ``f1_micro`` at the package thresholds
+- classification: ``balanced_accuracy`` (mean per-class recall; what classification training monitors)
+- tagging: ``mAP`` (mean over classes with positives of average precision; what tagging training monitors)
 - detection and instance segmentation: ``map50`` (box AP at IoU 0.5, all-point interpolation, mean over classes)
 - semantic segmentation: ``miou`` (mean IoU over classes present in targets or predictions, ignore pixels skipped)
 """
@@ -18,7 +18,7 @@ from visionloop.inference.results import Prediction
 
 __all__ = ["MAIN_METRIC", "box_iou", "main_metric", "map50"]
 
-MAIN_METRIC = {Task.CLASSIFICATION: "accuracy", Task.TAGGING: "f1_micro", Task.DETECTION: "map50",
+MAIN_METRIC = {Task.CLASSIFICATION: "balanced_accuracy", Task.TAGGING: "mAP", Task.DETECTION: "map50",
                Task.SEGMENTATION: "map50"}
 
 
@@ -76,14 +76,25 @@ def main_metric(task: Task | str, preds: Sequence[Prediction], targets: Sequence
     if len(preds) != len(targets) or not preds:
         raise ValueError(f"need aligned, non-empty predictions and targets (got {len(preds)} and {len(targets)})")
     if task == Task.CLASSIFICATION:
-        ok = [p.label is not None and p.label.class_id == t.class_id for p, t in zip(preds, targets, strict=True)]
-        return "accuracy", float(np.mean(ok))
+        y = np.asarray([t.class_id for t in targets])
+        got = np.asarray([p.label.class_id if p.label is not None else -1 for p in preds])
+        recalls = [float(np.mean(got[y == c] == c)) for c in np.unique(y)]
+        return "balanced_accuracy", float(np.mean(recalls))
     if task == Task.TAGGING:
-        tp = fp = fn = 0
-        for p, t in zip(preds, targets, strict=True):
-            got, want = {s.class_id for s in p.tags}, set(t.class_ids)
-            tp, fp, fn = tp + len(got & want), fp + len(got - want), fn + len(want - got)
-        return "f1_micro", float(2 * tp / max(2 * tp + fp + fn, 1))
+        from sklearn.metrics import average_precision_score
+
+        ids = sorted({s.class_id for p in preds for s in p.scores})
+        col = {c: i for i, c in enumerate(ids)}
+        y = np.zeros((len(preds), len(ids)), np.int8)
+        scores = np.zeros((len(preds), len(ids)), np.float64)
+        for r, (p, t) in enumerate(zip(preds, targets, strict=True)):
+            for c in t.class_ids:
+                if c in col:
+                    y[r, col[c]] = 1
+            for s in p.scores:
+                scores[r, col[s.class_id]] = s.score
+        aps = [float(average_precision_score(y[:, j], scores[:, j])) for j in range(len(ids)) if y[:, j].any()]
+        return "mAP", float(np.mean(aps)) if aps else 0.0
     if task == Task.SEGMENTATION and preds[0].class_map is not None:
         inter: dict[int, int] = {}
         union: dict[int, int] = {}

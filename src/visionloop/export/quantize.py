@@ -68,7 +68,13 @@ def quantize_static_qdq(
     per_channel: bool = True,
 ) -> bytes:
     """fp32 ONNX bytes -> static QDQ int8 ONNX bytes, calibrated on preprocessed (3, H, W) float32 inputs."""
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not calibration_inputs:

@@ -24,7 +24,6 @@ from PIL import Image
 
 from visionloop.core.errors import ImageError, VisionloopError
 from visionloop.core.imageio import decode
-from visionloop.core.task import Task
 from visionloop.export.package import Package, load_package
 from visionloop.inference.results import ClassScore, Detection, Prediction, rle_encode
 
@@ -62,14 +61,14 @@ class Predictor:
     def __init__(
         self, package: Package | str | Path, *, sessions: int | None = None, threads_per_session: int = 1,
         providers: Sequence[str] | None = None, max_pixels: int = 100_000_000, score_threshold: float | None = None,
-        top_k: int = 5,
+        top_k: int = 5, max_model_batch: int = 16,
     ) -> None:
         import onnxruntime as ort
 
         self.package = package if isinstance(package, Package) else load_package(package)
         m = self.package.manifest
         self.manifest, self.task, self.preprocess = m, m.task, m.get_preprocess()
-        self.max_pixels, self.top_k = max_pixels, top_k
+        self.max_pixels, self.top_k, self.max_model_batch = max_pixels, top_k, max(1, max_model_batch)
         self.n_sessions = sessions or default_sessions()
         if self.n_sessions < 1 or threads_per_session < 1:
             raise VisionloopError("Predictor: sessions and threads_per_session must be >= 1")
@@ -145,7 +144,9 @@ class Predictor:
                 groups: dict[tuple[int, ...], list[int]] = {}
                 for i, p in enumerate(items):
                     groups.setdefault(p.x.shape, []).append(i)
-                for idx in groups.values():
+                step = self.max_model_batch
+                chunks = [idx[k:k + step] for idx in groups.values() for k in range(0, len(idx), step)]
+                for idx in chunks:
                     outs = sess.run(self.output_names, {self.input_name: np.stack([items[i].x for i in idx])})
                     for j, i in enumerate(idx):
                         results[i] = self._decode([o[j] for o in outs], items[i])

@@ -220,13 +220,14 @@ def _validate_fn(dataset: Any, kind: str, num_classes: int, semantic_size: tuple
     def validate(model: nn.Module) -> dict[str, float]:
         if dataset is None or len(dataset) == 0:
             return {}
+        started = time.perf_counter()
         preds = predict_dataset(model, dataset, kind=kind, semantic_size=semantic_size)
         if kind == "semantic":
             m = semantic_metrics(dataset, preds, num_classes=num_classes)
-            return {"val_miou": m["miou"], "val_map": m["miou"]}
+            return {"val_miou": m["miou"], "val_map": m["miou"], "val_seconds": time.perf_counter() - started}
         m = coco_metrics(dataset, preds, masks=kind == "instance", max_dets=max_dets)
         main = m["segm"] if kind == "instance" else m["bbox"]
-        return {"val_map": main["map"], "val_map50": main["map50"]}
+        return {"val_map": main["map"], "val_map50": main["map50"], "val_seconds": time.perf_counter() - started}
 
     return validate
 

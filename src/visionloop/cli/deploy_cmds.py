@@ -1,0 +1,144 @@
+"""Deploy commands: export-model, predict-package, serve."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionloop.cli.output import emit, err_console, handle_errors
+
+__all__ = ["register"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+@handle_errors
+def export_model(
+    project: Annotated[Path, typer.Argument(help="project directory")],
+    out: Annotated[Path, typer.Argument(help="package to write: a folder, or a .zip/.vlpkg file")],
+    run: Annotated[str, typer.Option("--run", help="run id, or 'latest'")] = "latest",
+    int8: Annotated[bool, typer.Option("--int8", help="static int8 (QDQ) calibrated on training images, checked "
+                                                      "on the validation split")] = False,
+    force: Annotated[bool, typer.Option("--force", help="write the int8 model even when it loses more than "
+                                                        "--max-drop (the loss is recorded in the package)")] = False,
+    max_drop: Annotated[float, typer.Option(help="largest allowed drop of the main metric (0.01 = one point)")] = 0.01,
+    name: Annotated[str | None, typer.Option(help="package name (default: project-run)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing package at OUT")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a training run as a model package (ONNX + manifest + model card)."""
+    from visionloop.export.api import export_run
+    from visionloop.export.package import load_package
+
+    path = export_run(project, run, out, int8=int8, force=force, max_drop=max_drop, name=name, overwrite=overwrite)
+    m = load_package(path).manifest
+    data = {"package": str(path), "name": m.name, "task": str(m.task), "classes": len(m.classes),
+            "run": m.run_id, "dataset_version": m.dataset_version, "precision": "int8" if m.int8 else "fp32"}
+    if m.int8:
+        data.update({"metric": m.int8.metric, "fp32": round(m.int8.fp32, 4), "int8": round(m.int8.int8, 4),
+                     "drop": round(m.int8.drop, 4), "forced": m.int8.forced})
+    emit(data, as_json=as_json, title="exported")
+
+
+@handle_errors
+def predict_package(
+    package: Annotated[Path, typer.Argument(help="model package (folder or .zip/.vlpkg)")],
+    images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
+    sessions: Annotated[int | None, typer.Option(help="onnxruntime sessions (default: one per core)")] = None,
+    score_threshold: Annotated[float | None, typer.Option(help="detection score threshold (default: the "
+                                                                 "package's)")] = None,
+    batch_size: Annotated[int, typer.Option(help="images per step")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict images with a model package (no PyTorch needed); JSON lines with --json."""
+    from visionloop.inference.predictor import Predictor, iter_images
+
+    paths = [p for src in images for p in iter_images(src)]
+    results: list[dict[str, object]] = []
+    with Predictor(package, sessions=sessions, score_threshold=score_threshold) as pred:
+        for path, res in pred.predict_paths(paths, batch_size=batch_size, progress=not as_json and len(paths) > 1):
+            row: dict[str, object] = {"image": str(path)}
+            if isinstance(res, Exception):
+                row["error"] = str(res)
+            else:
+                row["prediction"] = res.to_json()
+            if as_json:
+                typer.echo(json.dumps(row))
+            else:
+                results.append(row)
+    if not as_json:
+        for row in results:
+            if "error" in row:
+                err_console.print(f"[red]{row['image']}[/red]: {row['error']}")
+                continue
+            p = row["prediction"]
+            assert isinstance(p, dict)
+            if p.get("label"):
+                summary = f"{p['label']['name']} ({p['label']['score']:.3f})"
+            elif "tags" in p:
+                summary = ", ".join(f"{t['name']} ({t['score']:.2f})" for t in p["tags"]) or "(no tags)"
+            elif "segments" in p:
+                summary = ", ".join(s["name"] for s in p["segments"])
+            else:
+                dets = p.get("detections", [])
+                summary = f"{len(dets)} objects" + (": " + ", ".join(
+                    f"{d['name']} {d['score']:.2f}" for d in dets[:8]) if dets else "")
+            typer.echo(f"{row['image']}: {summary}")
+
+
+@handle_errors
+def serve(
+    packages: Annotated[list[str], typer.Argument(help="model packages; NAME=PATH serves PATH as NAME")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8080,
+    token: Annotated[list[str] | None, typer.Option("--token", help="API token (repeat for several); also read "
+                                                                     "from VISIONLOOP_API_TOKENS, comma-separated")] = None,
+    batch: Annotated[bool, typer.Option("--batch/--no-batch", help="dynamic batching across requests")] = True,
+    max_batch: Annotated[int, typer.Option(help="largest dynamic batch")] = 16,
+    max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill under load, ms")] = 2.0,
+    sessions: Annotated[int | None, typer.Option(help="onnxruntime sessions per model (default: cores)")] = None,
+    max_request_mb: Annotated[float, typer.Option(help="largest request body, MiB")] = 20.0,
+    max_pixels: Annotated[int, typer.Option(help="largest image, pixels")] = 40_000_000,
+    log_predictions: Annotated[float, typer.Option(help="fraction of predictions to log (0..1)")] = 0.0,
+    log_dir: Annotated[Path | None, typer.Option(help="folder for logged images and predictions.jsonl")] = None,
+) -> None:
+    """Serve model packages over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics."""
+    from visionloop.serving.batching import BatchConfig
+    from visionloop.serving.inference_app import create_inference_app
+    from visionloop.serving.inference_auth import parse_tokens
+    from visionloop.serving.inference_server import serve_inference
+
+    named: dict[str, str] = {}
+    plain: list[str] = []
+    for spec in packages:
+        name, sep, path = spec.partition("=")
+        if sep and not Path(spec).exists():
+            named[name] = path
+        else:
+            plain.append(spec)
+    if named and plain:
+        from visionloop.export.package import load_package
+
+        for p in plain:
+            named[load_package(p).name] = p
+    tokens = parse_tokens(token)
+    app = create_inference_app(
+        named or plain, tokens=tokens, sessions=sessions,
+        batching=BatchConfig(enabled=batch, max_batch=max_batch, max_wait_ms=max_wait_ms),
+        max_request_bytes=int(max_request_mb * 1024 * 1024), max_pixels=max_pixels,
+        log_predictions=log_predictions, log_dir=log_dir,
+    )
+    models = ", ".join(app.state.models)
+    err_console.print(f"serving {models} on http://{host}:{port} (tokens: {'on' if tokens else 'off'}, "
+                      f"batching: {'on' if batch else 'off'})")
+    serve_inference(app, host=host, port=port)
+
+
+def register(app: typer.Typer) -> None:
+    """Add export-model, predict-package and serve to ``app``."""
+    app.command("export-model")(export_model)
+    app.command("predict-package")(predict_package)
+    app.command("serve")(serve)

@@ -1,0 +1,118 @@
+"""Commands ``train``, ``evaluate`` and ``predict`` (every task; detection/segmentation runs are delegated)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionloop.cli.output import emit, err_console, handle_errors
+
+__all__ = ["register"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
+ProjectArg = Annotated[Path, typer.Argument(help="project directory")]
+
+
+def _open(path: Path):  # noqa: ANN202
+    from visionloop.storage import Project
+
+    return Project.open(path)
+
+
+@handle_errors
+def train(
+    project: ProjectArg,
+    version: Annotated[str | None, typer.Option("--version", help="dataset version to train on")] = None,
+    model: Annotated[str | None, typer.Option(help="model name (timm or torchvision); default per task")] = None,
+    strategy: Annotated[str, typer.Option(help="auto | finetune | frozen | linear (classification, tagging)")] = "auto",
+    epochs: Annotated[int | None, typer.Option(help="training epochs (default: chosen per strategy)")] = None,
+    resume: Annotated[str | None, typer.Option(help="continue the interrupted run RUN")] = None,
+    weights: Annotated[Path | None, typer.Option(help="pretrained weights file to start from")] = None,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same result)")] = 0,
+    image_size: Annotated[int | None, typer.Option(help="input size in pixels (default: from the data)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate of the head (backbone: x0.3)")] = None,
+    threshold_mode: Annotated[str | None, typer.Option(help="tagging thresholds: f1 | precision | recall")] = None,
+    threshold_target: Annotated[float | None, typer.Option(help="target precision/recall for the thresholds")] = None,
+    no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="random initialisation")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model on a dataset version; prints the run id (use it with evaluate, predict, export)."""
+    from visionloop.training.api import train as train_fn
+
+    if version is None and resume is None:
+        raise typer.BadParameter("give --version V (or --resume RUN)", param_hint="--version")
+    options = {k: v for k, v in {"image_size": image_size, "batch_size": batch_size, "lr": lr,
+                                 "threshold_mode": threshold_mode, "threshold_target": threshold_target}.items()
+               if v is not None}
+    if no_pretrained:
+        options["pretrained"] = False
+    with _open(project) as p:
+        if p.task.value in ("classification", "tagging"):
+            options["log"] = lambda s: err_console.print(f"[dim]{s}[/dim]")
+        else:
+            options = {}
+        result = train_fn(p, version=version, model=model, strategy=strategy, epochs=epochs, resume=resume,
+                          weights=str(weights) if weights else None, seed=seed, progress=not as_json, **options)
+    emit({"run": result.run_id, "run_dir": str(result.run_dir), **result.metrics}, as_json=as_json, title="trained")
+
+
+@handle_errors
+def evaluate(
+    project: ProjectArg,
+    run: Annotated[str, typer.Option("--run", help="run id (or 'latest')")],
+    split: Annotated[str, typer.Option(help="train | val | test")] = "test",
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a run on a split of its dataset version and write runs/<id>/report.html."""
+    from visionloop.evaluation.api import evaluate_run
+
+    with _open(project) as p:
+        result = evaluate_run(p, run, split=split)
+    if as_json:
+        slim = {k: v for k, v in result.items() if k not in ("pr_curves", "reliability")}
+        emit(slim, as_json=True)
+        return
+    keys = ["run", "split", "n", "accuracy", "balanced_accuracy", "top1", "top5", "mAP", "macro_f1", "ece",
+            "n_errors", "report"]
+    emit({k: result[k] for k in keys if k in result}, as_json=False, title="evaluation")
+    emit([{"class": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
+          for n, m in result["per_class"].items()], as_json=False, title="per class")
+
+
+@handle_errors
+def predict(
+    project: ProjectArg,
+    images: Annotated[list[Path], typer.Argument(help="image files")],
+    run: Annotated[str, typer.Option("--run", help="run id (or 'latest')")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict image files with a trained run."""
+    from visionloop.training.predict import predict_images
+
+    with _open(project) as p:
+        rows = predict_images(p, run, images)
+    if as_json:
+        emit(rows, as_json=True)
+        return
+    flat = []
+    for r in rows:
+        if "error" in r:
+            flat.append({"image": r["image"], "prediction": f"error: {r['error']}"})
+        elif "class" in r:
+            flat.append({"image": r["image"], "prediction": f"{r['class']} ({r['score']:.3f})"})
+        elif "tags" in r:
+            flat.append({"image": r["image"], "prediction": ", ".join(f"{t['class']} ({t['score']:.2f})"
+                                                                     for t in r["tags"]) or "(no tag)"})
+        else:
+            flat.append({"image": r.get("image", ""), "prediction": str({k: v for k, v in r.items() if k != "image"})})
+    emit(flat, as_json=False, title="predictions")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train``, ``evaluate`` and ``predict`` to ``app``."""
+    app.command("train")(train)
+    app.command("evaluate")(evaluate)
+    app.command("predict")(predict)

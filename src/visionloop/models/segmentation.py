@@ -1,0 +1,120 @@
+"""Semantic segmenters: torchvision's DeepLabV3, LRASPP and FCN, plus DeepLabV3 on the offline MobileNetV2.
+
+Every builder returns a module whose ``forward(x)`` maps (B, 3, H, W) normalised images to ``{"out": (B, K, H, W)
+logits}`` (and ``"aux"`` for models with an auxiliary head). ``num_classes`` counts every class of the class map
+(background included when the ontology has one). ``pretrained``: ``"coco"`` (torchvision's COCO-with-VOC-labels
+segmenter, class layers re-initialised), ``"imagenet"`` (backbone only; offline for ``deeplabv3_mobilenet_v2``),
+``"none"``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from visionloop.core.errors import NotFoundError
+from visionloop.models.detection import (
+    PretrainedSource,
+    WeightsUnavailableError,
+    _apply_weights_path,
+    _load_file,
+    load_matching,
+    offline_mobilenet_v2_path,
+)
+
+__all__ = ["SEGMENTATION_MODELS", "build_segmentation_model", "deeplabv3_mobilenet_v2", "register_segmentation_models"]
+
+
+def deeplabv3_mobilenet_v2(
+    *, num_classes: int, pretrained: PretrainedSource = "imagenet", weights_path: str | Path | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """DeepLabV3 head on MobileNetV2 features (stride 16 via a dilated last stage); offline ImageNet weights."""
+    from torchvision.models import mobilenet_v2
+    from torchvision.models._utils import IntermediateLayerGetter
+    from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
+
+    net = mobilenet_v2(weights=None)
+    if pretrained != "none":
+        net.load_state_dict(_load_file(offline_mobilenet_v2_path()))
+    features = net.features
+    for block in features[14:]:  # keep stride 16: dilate instead of striding in the last stage
+        for m in block.modules():
+            if isinstance(m, nn.Conv2d) and m.stride == (2, 2):
+                m.stride = (1, 1)
+            if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
+                m.dilation, m.padding = (2, 2), (2, 2)
+    backbone = IntermediateLayerGetter(features, return_layers={"18": "out"})
+    model = DeepLabV3(backbone, DeepLabHead(1280, num_classes), None)
+    _apply_weights_path(model, weights_path, "deeplabv3_mobilenet_v2")
+    return model
+
+
+def _tv_builder(tv_name: str) -> Callable[..., nn.Module]:
+    def build(*, num_classes: int, pretrained: PretrainedSource = "coco", weights_path: str | Path | None = None,
+              **kwargs: Any) -> nn.Module:
+        from torchvision.models import get_model_weights
+        from torchvision.models import segmentation as tvseg
+
+        fn = getattr(tvseg, tv_name)
+        backbone: Any = "DEFAULT" if pretrained == "imagenet" else None
+        aux = kwargs.pop("aux_loss", None)
+        try:
+            model = fn(weights=None, weights_backbone=backbone, num_classes=num_classes, aux_loss=aux, **kwargs)
+        except (OSError, RuntimeError) as e:
+            raise WeightsUnavailableError(tv_name, "ImageNet backbone", str(e)) from e
+        if pretrained == "coco":
+            try:
+                state = get_model_weights(fn).DEFAULT.get_state_dict(progress=False, check_hash=True)
+            except (OSError, RuntimeError) as e:
+                raise WeightsUnavailableError(tv_name, "COCO", str(e)) from e
+            load_matching(model, state)
+        _apply_weights_path(model, weights_path, tv_name)
+        return model
+
+    build.__name__ = tv_name
+    build.__doc__ = f"torchvision ``{tv_name}`` semantic segmenter."
+    return build
+
+
+SEGMENTATION_MODELS: dict[str, tuple[Callable[..., nn.Module], PretrainedSource, str]] = OrderedDict([
+    ("deeplabv3_mobilenet_v2", (deeplabv3_mobilenet_v2, "imagenet",
+                                "DeepLabV3, MobileNetV2 (offline ImageNet weights); CPU friendly")),
+    ("deeplabv3_mobilenet_v3_large", (_tv_builder("deeplabv3_mobilenet_v3_large"), "coco",
+                                      "torchvision DeepLabV3 MobileNetV3-Large")),
+    ("deeplabv3_resnet50", (_tv_builder("deeplabv3_resnet50"), "coco", "torchvision DeepLabV3 ResNet-50")),
+    ("deeplabv3_resnet101", (_tv_builder("deeplabv3_resnet101"), "coco", "torchvision DeepLabV3 ResNet-101")),
+    ("lraspp_mobilenet_v3_large", (_tv_builder("lraspp_mobilenet_v3_large"), "coco",
+                                   "torchvision LRASPP MobileNetV3-Large")),
+    ("fcn_resnet50", (_tv_builder("fcn_resnet50"), "coco", "torchvision FCN ResNet-50")),
+    ("fcn_resnet101", (_tv_builder("fcn_resnet101"), "coco", "torchvision FCN ResNet-101")),
+])
+
+
+def build_segmentation_model(
+    name: str, *, num_classes: int, pretrained: PretrainedSource | None = None,
+    weights_path: str | Path | None = None, **kwargs: Any,
+) -> nn.Module:
+    """Build a semantic segmenter by name."""
+    if name not in SEGMENTATION_MODELS:
+        import difflib
+
+        raise NotFoundError("segmentation model", name, choices=difflib.get_close_matches(name, list(SEGMENTATION_MODELS))
+                            or list(SEGMENTATION_MODELS))
+    fn, default, _ = SEGMENTATION_MODELS[name]
+    return fn(num_classes=num_classes, pretrained=pretrained or default, weights_path=weights_path, **kwargs)
+
+
+def register_segmentation_models() -> None:
+    """Add the semantic segmenters to the shared registry (idempotent)."""
+    from visionloop.models.registry import register_model
+
+    for name, (fn, _, description) in SEGMENTATION_MODELS.items():
+        register_model(name, tasks=("segmentation", "semantic_segmentation"), description=description)(fn)
+
+
+register_segmentation_models()

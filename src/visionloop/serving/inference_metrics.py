@@ -1,0 +1,35 @@
+"""Prometheus metrics of the inference server, in a registry owned by one app (nothing global)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "InferenceMetrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64)
+
+
+class InferenceMetrics:
+    """Requests, errors, latency, batch sizes and queue depth per model."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("visionloop_inference_requests", "Prediction requests answered, by status code.",
+                                ["model", "endpoint", "status"], registry=self.registry)
+        self.errors = Counter("visionloop_inference_errors", "Rejected or failed predictions, by kind.",
+                              ["model", "kind"], registry=self.registry)
+        self.latency = Histogram("visionloop_inference_request_seconds",
+                                 "Time from request start to answer, seconds.", ["model", "endpoint"],
+                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.batch_size = Histogram("visionloop_inference_batch_size", "Images per model call (dynamic batching).",
+                                    ["model"], buckets=_BATCH_BUCKETS, registry=self.registry)
+        self.batch_seconds = Histogram("visionloop_inference_batch_seconds",
+                                       "Decode + preprocess + model time of one batch, seconds.", ["model"],
+                                       buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.queue_depth = Gauge("visionloop_inference_queue_depth", "Requests waiting for a batch worker.",
+                                 ["model"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

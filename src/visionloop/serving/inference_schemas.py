@@ -1,0 +1,104 @@
+"""Response shapes of the inference server (documentation and schemathesis checks; answers are built as plain JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+__all__ = ["BatchItemOut", "BatchOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut", "ModelSummaryOut",
+           "PredictionOut", "ReadyOut"]
+
+
+class ErrorOut(BaseModel):
+    detail: Any = Field(description="What was wrong and how to fix it.")
+
+
+class ClassScoreOut(BaseModel):
+    class_id: int
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class MaskOut(BaseModel):
+    size: list[int] = Field(description="[height, width] in original image pixels")
+    counts: list[int] = Field(description="COCO uncompressed RLE, column-major, first run counts zeros")
+
+
+class DetectionOut(BaseModel):
+    xyxy: list[float] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in original image pixels")
+    class_id: int
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+    mask: MaskOut | None = None
+
+
+class SegmentOut(BaseModel):
+    class_id: int
+    name: str
+    score: float = Field(ge=0.0, le=1.0)
+    mask: MaskOut
+
+
+class PredictionOut(BaseModel):
+    task: str
+    width: int
+    height: int
+    label: ClassScoreOut | None = None
+    scores: list[ClassScoreOut] | None = None
+    tags: list[ClassScoreOut] | None = None
+    detections: list[DetectionOut] | None = None
+    segments: list[SegmentOut] | None = None
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    filename: str | None = None
+    ok: bool
+    prediction: PredictionOut | None = None
+    error: str | None = None
+
+
+class BatchOut(BaseModel):
+    model: str
+    results: list[BatchItemOut]
+
+
+class ModelSummaryOut(BaseModel):
+    name: str
+    task: str
+    classes: int
+    int8: bool
+
+
+class ModelListOut(BaseModel):
+    models: list[ModelSummaryOut]
+
+
+class ModelInfoOut(BaseModel):
+    name: str
+    task: str
+    classes: list[dict[str, Any]]
+    preprocess: dict[str, Any]
+    thresholds: dict[str, Any]
+    metrics: dict[str, float]
+    main_metric: str | None
+    dataset_version: str | None
+    dataset_hash: str | None
+    config_hash: str | None
+    run_id: str | None
+    architecture: str | None
+    int8: dict[str, Any] | None
+    model_sha256: str | None
+    created_at: str
+    batching: dict[str, Any]
+    sessions: int
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    models: dict[str, bool]

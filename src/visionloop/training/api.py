@@ -1,0 +1,49 @@
+"""``train(project, version=...)``: one entry point for every task.
+
+Classification and tagging are trained here (:mod:`visionloop.training.classify`); detection and segmentation go to
+:func:`visionloop.training.detection.train_detection` with the same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visionloop.training.runs import RunResult
+
+__all__ = ["train"]
+
+
+def train(
+    project: Any,
+    *,
+    version: str | None,
+    model: str | None = None,
+    strategy: str = "auto",
+    epochs: int | None = None,
+    resume: str | None = None,
+    weights: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **options: Any,
+) -> RunResult:
+    """Train a model on dataset version ``version`` of ``project``; returns the run id, directory and metrics.
+
+    ``model``: a registry name (default per task). ``strategy``: ``auto``, ``finetune``, ``frozen`` or ``linear``
+    (classification/tagging). ``resume``: continue an interrupted run (its config wins over the other arguments).
+    ``weights``: a local checkpoint file to start from instead of the downloaded/offline pretrained weights.
+    ``options``: further :class:`visionloop.training.classify.ClassifyParams` fields (``image_size``, ``lr``, ...).
+    """
+    task = project.task.value
+    if task in ("detection", "segmentation"):
+        from visionloop.training.detection import train_detection
+
+        return train_detection(project, version=version, model=model, epochs=epochs, resume=resume, weights=weights,
+                               seed=seed, progress=progress)
+    from visionloop.training.classify import ClassifyParams, train_classifier
+
+    log = options.pop("log", None)
+    params = ClassifyParams(strategy=strategy, epochs=epochs, weights=weights, **options)
+    if model is not None:
+        params.model = model
+    return train_classifier(project, version=version, params=params, resume=resume, seed=seed, progress=progress,
+                            **({"log": log} if log else {}))

@@ -1,0 +1,50 @@
+"""Static int8 with the accuracy guard, on a real BCCD cell classifier (MobileNetV2 features + fitted head)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.deploy_fixtures import cell_classifier, cell_data, cell_package  # noqa: F401
+from visionloop.core.annotations import Label
+from visionloop.export.package import load_package
+from visionloop.export.quantize import AccuracyDropError, Int8Options, quantize_with_guard
+from visionloop.inference import Predictor
+
+
+def _options(cell_data, **kw: object) -> Int8Options:  # noqa: ANN001, F811
+    val = [(im, Label(class_id=c)) for im, c in cell_data.val]
+    kw.setdefault("calibration", [im for im, _ in cell_data.train])
+    return Int8Options(validation=val, max_calibration_images=64, **kw)  # type: ignore[arg-type]
+
+
+def test_int8_within_one_point_is_written(cell_package: Path, cell_data, tmp_path: Path) -> None:  # noqa: ANN001, F811
+    from visionloop.export.package import write_package
+
+    pkg = load_package(cell_package)
+    q_bytes, manifest = quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data))
+    rec = manifest.int8
+    assert rec is not None and not rec.forced
+    print(f"int8 guard: {rec.metric} fp32 {rec.fp32:.4f} int8 {rec.int8:.4f} drop {rec.drop:+.4f}")
+    assert rec.fp32 > 0.9  # the head really learned the cells
+    assert rec.drop <= 0.01 and rec.calibration_images == 64 and rec.validation_images == len(cell_data.val)
+    assert b"QuantizeLinear" in q_bytes and len(q_bytes) < len(pkg.model_bytes) / 2
+    out = write_package(tmp_path / "int8.vlpkg", manifest=manifest, model_bytes=q_bytes)
+    back = load_package(out)
+    assert back.manifest.int8 == rec and "int8 (static-qdq" in back.readme
+    with Predictor(back, sessions=1) as pred:
+        assert pred.predict(cell_data.val[0][0]).label is not None
+
+
+def test_bad_calibration_is_refused_with_both_numbers(cell_package: Path, cell_data) -> None:  # noqa: ANN001, F811
+    pkg = load_package(cell_package)
+    black = [Image.new("RGB", (64, 64), (0, 0, 0))] * 4  # activation ranges of black images clip real cells
+    with pytest.raises(AccuracyDropError) as err:
+        quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data, calibration=black))
+    e = err.value
+    assert e.drop > 0.01 and f"{e.fp32:.4f}" in str(e) and f"{e.int8:.4f}" in str(e) and "--force" in str(e)
+    _, manifest = quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data, calibration=black, force=True))
+    assert manifest.int8 is not None and manifest.int8.forced and manifest.int8.drop == pytest.approx(e.drop)
+    assert manifest.metrics["balanced_accuracy_int8_export"] == pytest.approx(e.int8)

@@ -1,0 +1,131 @@
+"""The runtime: outputs mapped back to original pixels, masks as RLE, folders with errors, and no torch needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from PIL import Image
+
+from tests.deploy_fixtures import bccd_jpegs, cell_classifier, cell_data, cell_package  # noqa: F401
+from visionloop.core.errors import ImageError
+from visionloop.core.preprocess import Preprocess
+from visionloop.export.package import ClassEntry, Manifest, TensorSpec, write_package
+from visionloop.inference import Predictor, rle_decode, rle_encode
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _const(name: str, arr: np.ndarray) -> onnx.NodeProto:
+    return helper.make_node("Constant", [], [name], value=helper.make_tensor(
+        name + "_v", TensorProto.FLOAT if arr.dtype == np.float32 else TensorProto.INT64, arr.shape, arr.ravel()))
+
+
+def _fixed_detector(tmp_path: Path, pp: Preprocess) -> Path:
+    """A hand-built ONNX 'detector' (no torch) that always answers two boxes in model-input pixels."""
+    boxes = np.asarray([[10, 60, 110, 260], [0, 0, 5, 5]], np.float32)
+    nodes = [
+        helper.make_node("Shape", ["image"], ["shape"]),
+        _const("boxes", boxes), _const("labels", np.asarray([1, 0], np.int64)),
+        _const("scores", np.asarray([0.9, 0.8], np.float32)),
+    ]
+    graph = helper.make_graph(
+        nodes, "fixed", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "h", "w"])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [2, 4]),
+         helper.make_tensor_value_info("labels", TensorProto.INT64, [2]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    m = Manifest(name="fixed", task="detection", classes=[ClassEntry(5, "cell")], preprocess=pp.to_json(),
+                 output_kind="torchvision_detection", inputs=[TensorSpec("image", [3, "h", "w"], "float32")],
+                 outputs=[TensorSpec(n, ["n"], "float32") for n in ("boxes", "labels", "scores")], opset=17,
+                 batchable=False, label_offset=1, thresholds={"score": 0.5})
+    return write_package(tmp_path / "fixed", manifest=m, model_bytes=model.SerializeToString())
+
+
+def test_boxes_are_mapped_back_through_letterbox(tmp_path: Path, image_factory) -> None:  # noqa: ANN001
+    pkg = _fixed_detector(tmp_path, Preprocess(size=(320, 320), resize="letterbox", mean=(0, 0, 0), std=(1, 1, 1)))
+    path = image_factory("a.jpg", width=640, height=480)
+    with Predictor(pkg, sessions=1) as pred:
+        p = pred.predict(path)
+    # letterbox 640x480 -> 320x240 at scale 0.5, padded 40 px on top; label 0 (background) is dropped
+    assert len(p.detections) == 1
+    d = p.detections[0]
+    assert d.class_id == 5 and d.name == "cell" and d.score == pytest.approx(0.9)
+    assert d.xyxy == pytest.approx((20.0, 40.0, 220.0, 440.0))
+    assert p.to_annotation().xyxy.tolist() == [[20.0, 40.0, 220.0, 440.0]]
+
+
+def test_rle_round_trip_matches_pycocotools() -> None:
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    for shape in [(7, 5), (1, 1), (32, 17)]:
+        m = rng.random(shape) > 0.6
+        m[0, 0] = True
+        rle = rle_encode(m)
+        assert np.array_equal(rle_decode(rle), m)
+        coco = mask_utils.frPyObjects(rle, *shape)
+        assert np.array_equal(mask_utils.decode(coco).astype(bool), m)
+
+
+def test_folder_prediction_keeps_going_past_bad_files(cell_package: Path, tmp_path: Path, cell_data) -> None:  # noqa: ANN001, F811
+    for i, (im, _) in enumerate(cell_data.val[:5]):
+        im.save(tmp_path / f"{i}.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 garbage")
+    from visionloop.inference import iter_images
+
+    with Predictor(cell_package, sessions=2) as pred:
+        rows = list(pred.predict_paths(iter_images(tmp_path), batch_size=4, progress=True))
+        assert len(rows) == 6
+        bad = [r for p, r in rows if p.name == "bad.jpg"]
+        assert isinstance(bad[0], ImageError)
+        good = [r for _, r in rows if not isinstance(r, ImageError)]
+        assert all(0.0 <= s.score <= 1.0 for r in good for s in r.scores)
+        # batch == one by one
+        one = pred.predict(tmp_path / "0.jpg")
+        assert one.scores[0].score == pytest.approx(rows[0][1].scores[0].score, abs=1e-6)
+        with pytest.raises(ImageError):
+            pred.predict(b"nope")
+        arr = np.asarray(cell_data.val[0][0])
+        assert pred.predict(arr).label.class_id == pred.predict(Image.fromarray(arr)).label.class_id
+
+
+def test_predictor_runs_without_torch(cell_package: Path, bccd_dir: Path) -> None:
+    """A subprocess where ``import torch`` (and torchvision, onnx) fail runs a prediction from the package."""
+    image = bccd_jpegs(bccd_dir, 1)[0]
+    code = textwrap.dedent(f"""
+        import sys, json
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "torchvision", "onnx", "timm", "sklearn", "pycocotools"):
+                    raise ImportError("blocked for this test: " + name)
+                return None
+        sys.meta_path.insert(0, Block())
+        try:
+            import torch
+            raise SystemExit("torch import was not blocked")
+        except ImportError:
+            pass
+        from visionloop.export import load_package
+        from visionloop.inference import Predictor
+        pkg = load_package({str(cell_package)!r})
+        with Predictor(pkg, sessions=1) as p:
+            out = p.predict({str(image)!r}).to_json()
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "onnx", "sklearn"))
+        print(json.dumps({{"prediction": out, "heavy": bad}}))
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    assert data["heavy"] == []
+    assert data["prediction"]["label"]["name"] in {"RBC", "WBC", "Platelets"}
+    assert data["prediction"]["width"] == 640
