@@ -35,15 +35,25 @@ REPO = Path(__file__).resolve().parents[1]
 BCCD = REPO.parent / "shared" / "datasets" / "bccd"
 
 
-def _project(path: Path | None, tmp: Path) -> Any:
+def _project(path: Path | None, tmp: Path, *, limit: int | None = None) -> Any:
+    """The given project, or BCCD imported into ``tmp`` (its first ``limit`` images for a smoke run)."""
     from visionloop.ingest import import_source
     from visionloop.storage import Project
     from visionloop.storage.versions import create_version, list_versions
 
     if path is not None:
         return Project.open(path)
+    source = BCCD
+    if limit is not None:  # a small Pascal VOC copy: importing and hashing all 364 images takes a while
+        source = tmp / "bccd-small"
+        for sub in ("Annotations", "JPEGImages"):
+            (source / "BCCD" / sub).mkdir(parents=True)
+        for xml in sorted((BCCD / "BCCD" / "Annotations").glob("*.xml"))[:limit]:
+            (source / "BCCD" / "Annotations" / xml.name).write_bytes(xml.read_bytes())
+            jpg = BCCD / "BCCD" / "JPEGImages" / f"{xml.stem}.jpg"
+            (source / "BCCD" / "JPEGImages" / jpg.name).write_bytes(jpg.read_bytes())
     p = Project.create(tmp / "bccd", task="detection")
-    import_source(p, BCCD, progress=False)
+    import_source(p, source, progress=False)
     if not list_versions(p):
         create_version(p, seed=0)
     return p
@@ -129,14 +139,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import visionloop.training.detection as td
     from visionloop.data.detection import DetectionDataset
-    from visionloop.storage.versions import get_version, list_versions
+    from visionloop.storage.versions import list_versions
     from visionloop.training.runs import load_run, read_metrics
 
     n_train, n_test = (6, 3) if args.smoke else (None, None)
     epochs = 1 if args.smoke else args.epochs
     size = 224 if args.smoke else args.eval_size
     with tempfile.TemporaryDirectory() as tmp:
-        project = _project(args.project, Path(tmp))
+        project = _project(args.project, Path(tmp), limit=16 if args.smoke else None)
         version = args.version or list_versions(project)[-1].name
         info, by_split = td._version(project, version)
         by_split = _subset(by_split, n_train, n_test)
@@ -156,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         model, cfg = load_run(project, ours.run_id)
         test_ds = DetectionDataset(by_split["test"], ontology=info.ontology, image_path=project.blobs.path)
         ours_metrics = _evaluate(model, test_ds)
-        ours_latency = _latency(model, test_ds, 5 if args.smoke else 30)
+        ours_latency = _latency(model, test_ds, 3 if args.smoke else 30)
         n_images = len(by_split["train"]) * len(records)
 
         spec = dict(cfg.model)
@@ -168,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   seed=args.seed)
         ref_wall = time.perf_counter() - t0
         ref_metrics = _evaluate(ref_model, test_ds)
-        ref_latency = _latency(ref_model, test_ds, 5 if args.smoke else 30)
+        ref_latency = _latency(ref_model, test_ds, 3 if args.smoke else 30)
         data = {
             "dataset": {"project": str(args.project or "BCCD (imported)"), "version": version,
                         "train": len(by_split["train"]), "test": len(by_split["test"])},

@@ -13,6 +13,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISIONLOOP_SHARED", REPO.parent / "shared"))
 
+# Fixtures of the deploy tests (export, inference, inference server): BCCD cell classifier, packages.
+pytest_plugins = ["tests.deploy_fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="also run tests marked slow (long, on real data)")

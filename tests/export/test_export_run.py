@@ -10,14 +10,14 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from tests.deploy_fixtures import CELL_CLASSES, cell_classifier, cell_data, jpeg_bytes  # noqa: F401
+from tests.deploy_fixtures import CELL_CLASSES, jpeg_bytes
 from visionloop.cli.deploy_cmds import register
 from visionloop.core.annotations import Label
 from visionloop.export.api import export_run
 from visionloop.export.package import load_package
 
 
-def _project_with_run(project_factory, cell_data, cell_classifier):  # noqa: ANN001, ANN202, F811
+def _project_with_run(project_factory, cell_data, cell_classifier):  # noqa: ANN001, ANN202
     from visionloop.storage.project import NewImage
     from visionloop.storage.versions import create_version
     from visionloop.training.runs import RunConfig, run_dir, save_config
@@ -45,7 +45,7 @@ def _project_with_run(project_factory, cell_data, cell_classifier):  # noqa: ANN
     return project, info, ids
 
 
-def test_export_run_int8_and_cli(project_factory, cell_data, cell_classifier, tmp_path: Path) -> None:  # noqa: ANN001, F811
+def test_export_run_int8_and_cli(project_factory, cell_data, cell_classifier, tmp_path: Path) -> None:  # noqa: ANN001
     project, info, ids = _project_with_run(project_factory, cell_data, cell_classifier)
     out = export_run(project, "latest", tmp_path / "cells.vlpkg", int8=True)
     m = load_package(out).manifest

@@ -7,20 +7,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.deploy_fixtures import cell_classifier, cell_data, cell_package  # noqa: F401
 from visionloop.core.annotations import Label
 from visionloop.export.package import load_package
 from visionloop.export.quantize import AccuracyDropError, Int8Options, quantize_with_guard
 from visionloop.inference import Predictor
 
 
-def _options(cell_data, **kw: object) -> Int8Options:  # noqa: ANN001, F811
+def _options(cell_data, **kw: object) -> Int8Options:  # noqa: ANN001
     val = [(im, Label(class_id=c)) for im, c in cell_data.val]
     kw.setdefault("calibration", [im for im, _ in cell_data.train])
     return Int8Options(validation=val, max_calibration_images=64, **kw)  # type: ignore[arg-type]
 
 
-def test_int8_within_one_point_is_written(cell_package: Path, cell_data, tmp_path: Path) -> None:  # noqa: ANN001, F811
+def test_int8_within_one_point_is_written(cell_package: Path, cell_data, tmp_path: Path) -> None:  # noqa: ANN001
     from visionloop.export.package import write_package
 
     pkg = load_package(cell_package)
@@ -38,7 +37,7 @@ def test_int8_within_one_point_is_written(cell_package: Path, cell_data, tmp_pat
         assert pred.predict(cell_data.val[0][0]).label is not None
 
 
-def test_bad_calibration_is_refused_with_both_numbers(cell_package: Path, cell_data) -> None:  # noqa: ANN001, F811
+def test_bad_calibration_is_refused_with_both_numbers(cell_package: Path, cell_data) -> None:  # noqa: ANN001
     pkg = load_package(cell_package)
     black = [Image.new("RGB", (64, 64), (0, 0, 0))] * 4  # activation ranges of black images clip real cells
     with pytest.raises(AccuracyDropError) as err:

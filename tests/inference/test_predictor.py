@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
-from tests.deploy_fixtures import bccd_jpegs, cell_classifier, cell_data, cell_package  # noqa: F401
+from tests.deploy_fixtures import bccd_jpegs
 from visionloop.core.errors import ImageError
 from visionloop.core.preprocess import Preprocess
 from visionloop.export.package import ClassEntry, Manifest, TensorSpec, write_package
@@ -76,7 +76,7 @@ def test_rle_round_trip_matches_pycocotools() -> None:
         assert np.array_equal(mask_utils.decode(coco).astype(bool), m)
 
 
-def test_folder_prediction_keeps_going_past_bad_files(cell_package: Path, tmp_path: Path, cell_data) -> None:  # noqa: ANN001, F811
+def test_folder_prediction_keeps_going_past_bad_files(cell_package: Path, tmp_path: Path, cell_data) -> None:  # noqa: ANN001
     for i, (im, _) in enumerate(cell_data.val[:5]):
         im.save(tmp_path / f"{i}.jpg")
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 garbage")

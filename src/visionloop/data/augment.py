@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 from visionloop.core.ontology import Ontology
 from visionloop.core.preprocess import Preprocess

@@ -13,7 +13,6 @@ import base64
 import html
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np

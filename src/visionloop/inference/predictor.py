@@ -212,9 +212,12 @@ class Predictor:
             total = len(paths)
         bar = None
         if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="img", desc=f"predict {self.package.name}")
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the runtime extra has no tqdm: predict without a bar
+                tqdm = None
+            if tqdm is not None:
+                bar = tqdm(total=total, unit="img", desc=f"predict {self.package.name}")
         try:
             buf: list[Path] = []
             for p in paths:

@@ -182,13 +182,13 @@ def create_inference_app(
     async def read_body(request: Request, limit: int) -> bytes:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            raise HTTPException(413,
                                 f"request body of {int(length):,} bytes exceeds the limit of {limit:,} bytes")
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                raise HTTPException(413,
                                     f"request body exceeds the limit of {limit:,} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
@@ -220,7 +220,7 @@ def create_inference_app(
             code = 413 if e.reason.startswith("image too large") else 400
             raise HTTPException(code, str(e)) from e
         if info.width * info.height > max_pixels:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            raise HTTPException(413,
                                 f"{what}: {info.width}x{info.height} = {info.width * info.height:,} pixels exceeds "
                                 f"the server's limit of {max_pixels:,}; downscale the image")
 

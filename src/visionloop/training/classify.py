@@ -37,7 +37,15 @@ from visionloop.data.sampler import ClassBalancedOrder, imbalance_ratio
 from visionloop.evaluation.classification import classification_metrics, tagging_metrics
 from visionloop.evaluation.thresholds import choose_thresholds
 from visionloop.models.registry import DEFAULT_MODEL, Classifier, create_classifier
-from visionloop.training.loop import LoopConfig, ProgressBar, TrainLoop, atomic_save, default_hooks, warmup_cosine
+from visionloop.training.loop import (
+    LoopConfig,
+    ProgressBar,
+    TrainLoop,
+    atomic_save,
+    default_hooks,
+    seed_everything,
+    warmup_cosine,
+)
 from visionloop.training.runs import (
     RunConfig,
     RunResult,
@@ -192,6 +200,7 @@ def train_classifier(
         rid, directory = cfg.run_id, run_dir(project, cfg.run_id)
         epochs = int(params.epochs or 1)
     else:
+        seed_everything(seed)  # the new head's (and a random backbone's) initial weights follow the seed
         model, winfo, spec = create_classifier(
             params.model, num_classes=len(classes), library=params.library, pretrained=params.pretrained,
             weights=params.weights)

@@ -55,7 +55,7 @@ def choose_strategy(
         return StrategyChoice("finetune", "a GPU is available: full fine-tuning is the most accurate and is cheap there")
     if step_seconds_per_image is None:
         return StrategyChoice("linear", "CPU only: cached deep features + a linear model is the fast path")
-    est = n_train * epochs * step_seconds_per_image
+    est = n_train * epochs * step_seconds_per_image * 1.3  # + data loading and validation, measured ~30 %
     if est <= budget_seconds:
         return StrategyChoice("finetune", f"CPU only, but fine-tuning {n_train} images x {epochs} epochs is estimated "
                               f"at {est:.0f} s (<= {budget_seconds:.0f} s budget)")
