@@ -143,3 +143,15 @@ def test_collate_keeps_lists(tmp_path: Path) -> None:
     ds = DetectionDataset([it, it], ontology=ONTO, image_path=_PATHS.__getitem__)
     images, targets = detection_collate([ds[0], ds[1]])
     assert len(images) == len(targets) == 2 and targets[1]["labels"].tolist() == [1]
+
+
+def test_semantic_background_is_implicit_when_no_class_has_id_0(tmp_path: Path) -> None:
+    it = _item(tmp_path, "f", [[10, 10, 30, 30]], [7])
+    mask = np.zeros((90, 120), np.int32)
+    mask[10:30, 10:30] = 7
+    ds = SemanticDataset([Item(it.image, SemanticMask(mask))], ontology=ONTO, image_path=_PATHS.__getitem__)
+    assert ds.classes == [(0, "background"), (7, "cell"), (3, "dot")]
+    img, tgt = ds[0]
+    m = tgt["mask"].numpy()
+    assert (m[10:30, 10:30] == 1).all() and (m[50:, 50:] == 0).all()
+    assert float(img.min()) < 0  # normalised for torchvision's segmenters

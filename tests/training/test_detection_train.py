@@ -122,9 +122,35 @@ def test_instance_segmentation_trains_and_reports_mask_map(project_factory) -> N
     from visionloop.evaluation.detection import evaluate_run
 
     p = project_factory("segmentation")
-    _synthetic(p, masks=True)
-    r = td.train_detection(p, version="v1", hparams=td.DetectionHParams(**HP), progress=False)
+    _synthetic(p, n=8, masks=True)
+    r = td.train_detection(p, version="v1", hparams=td.DetectionHParams(**{**HP, "epochs": 1}), progress=False)
     res = evaluate_run(p, r.run_id, split="test")
     assert "segm" in res and "bbox" in res and 0.0 <= res["map"] <= 1.0
     assert "image_jaccard" in res
     assert json.loads((r.run_dir / "config.json").read_text())["model"]["name"] == "maskrcnn_mobilenet_v2_fpn"
+
+
+def test_semantic_segmentation_trains_and_reports_miou(project_factory) -> None:
+    from visionloop.core.annotations import SemanticMask
+    from visionloop.evaluation.detection import evaluate_run
+
+    p = project_factory("segmentation")
+    ids = p.class_ids(list(COLOURS))
+    rng = np.random.default_rng(1)
+    for k in range(8):
+        arr = rng.integers(90, 140, (64, 64, 3)).astype(np.uint8)
+        mask = np.zeros((64, 64), np.int32)
+        for j, name in enumerate(COLOURS):
+            y = int(rng.integers(0, 30))
+            arr[y:y + 20, 32 * j:32 * j + 20] = COLOURS[name]
+            mask[y:y + 20, 32 * j:32 * j + 20] = ids[name]
+        iid = _add(p, arr, f"{k}.png")
+        p.save_annotation(iid, SemanticMask(mask), base_revision=None, author="t")
+    create_version(p, name="v1", fractions=(0.5, 0.25, 0.25), phash_distance=-1)
+    r = td.train_detection(p, version="v1", hparams=td.DetectionHParams(epochs=1, eval_size=64, batch_size=2),
+                           progress=False)
+    cfg = json.loads((r.run_dir / "config.json").read_text())
+    assert cfg["extra"]["kind"] == "semantic" and [c["name"] for c in cfg["classes"]] == ["background", "red", "blue"]
+    res = evaluate_run(p, r.run_id, split="test")
+    assert 0.0 <= res["miou"] <= 1.0 and set(res["per_class"]) == {"background", "red", "blue"}
+    assert "image_jaccard" in res

@@ -4,7 +4,7 @@ Samples are ``(image, target)`` in torchvision's detection format: ``image`` a `
 0..1; ``target`` a dict with ``boxes`` (``tv_tensors.BoundingBoxes`` xyxy pixels), ``labels`` (N,) int64 in 1..K
 (model order; 0 is background), ``masks`` (``tv_tensors.Mask`` (N, H, W) uint8, instance segmentation only) and
 ``image_id``. Semantic segmentation samples have ``target = {"mask": tv_tensors.Mask (H, W) int64}`` with classes
-0..K-1 and 255 for unlabelled pixels.
+0..K-1 and 255 for unlabelled pixels, and an ImageNet-normalised image (torchvision's segmenters do not normalise).
 
 Augmentation uses ``torchvision.transforms.v2``: each transform samples its parameters once and applies them to the
 image, its boxes and its masks alike (by tv_tensor type); :class:`~torchvision.transforms.v2.SanitizeBoundingBoxes`
@@ -30,6 +30,7 @@ from visionloop.core.annotations import Boxes, Instances, SemanticMask
 from visionloop.core.errors import AnnotationValidationError
 from visionloop.core.imageio import decode
 from visionloop.core.ontology import Ontology
+from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "AugmentationPolicy",
@@ -39,12 +40,26 @@ __all__ = [
     "detection_collate",
     "label_map",
     "resolve_policy",
+    "semantic_classes",
 ]
 
 
 def label_map(ontology: Ontology) -> dict[int, int]:
     """Project class id -> model label 1..K, in ``ontology.active`` order (0 is the detector's background)."""
     return {c.id: i + 1 for i, c in enumerate(ontology.active)}
+
+
+def semantic_classes(ontology: Ontology) -> tuple[dict[int, int], list[tuple[int, str]]]:
+    """Semantic maps: project class id -> model class index, and (project id, name) per model class.
+
+    When the ontology has no class with id 0, pixel value 0 is the implicit ``background`` (model class 0) and the
+    active classes follow as 1..K; otherwise the active classes are 0..K-1 in order.
+    """
+    active = ontology.active
+    if any(c.id == 0 for c in active):
+        return {c.id: i for i, c in enumerate(active)}, [(c.id, c.name) for c in active]
+    mapping = {0: 0} | {c.id: i + 1 for i, c in enumerate(active)}
+    return mapping, [(0, "background")] + [(c.id, c.name) for c in active]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +118,8 @@ def build_transforms(policy: AugmentationPolicy | None, *, train: bool, semantic
         if policy.vertical_flip:
             ops.append(v2.RandomVerticalFlip(0.5))
     ops.append(v2.ToDtype(torch.float32, scale=True))
+    if semantic:  # torchvision's segmenters take normalised input (its detectors normalise themselves)
+        ops.append(v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)))
     if train and policy is not None and not semantic:
         ops.append(v2.ClampBoundingBoxes())
         ops.append(v2.SanitizeBoundingBoxes(min_size=2.0))
@@ -201,7 +218,7 @@ class DetectionDataset(torch.utils.data.Dataset):
 
 
 class SemanticDataset(torch.utils.data.Dataset):
-    """Semantic masks of version items; classes map to 0..K-1 in ``ontology.active`` order, the rest to 255."""
+    """Semantic masks of version items; classes map as :func:`semantic_classes` says, other values to 255."""
 
     def __init__(
         self,
@@ -212,8 +229,8 @@ class SemanticDataset(torch.utils.data.Dataset):
         transforms: Callable[..., Any] | None = None,
     ) -> None:
         self.items, self.image_path = list(items), image_path
-        self.labels = {c.id: i for i, c in enumerate(ontology.active)}
-        self.transforms = transforms or build_transforms(None, train=False)
+        self.labels, self.classes = semantic_classes(ontology)
+        self.transforms = transforms or build_transforms(None, train=False, semantic=True)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -225,7 +242,7 @@ class SemanticDataset(torch.utils.data.Dataset):
         if isinstance(ann, SemanticMask):
             for cid, idx in self.labels.items():
                 out[ann.mask == cid] = idx
-        elif isinstance(ann, Instances):  # instances as a semantic map: background = 0 if the ontology has none
+        elif isinstance(ann, Instances):  # instances as a semantic map: unmasked pixels are class 0
             out[:] = 0
             for i, cid in enumerate(ann.boxes.class_id.tolist()):
                 if cid in self.labels:

@@ -192,7 +192,13 @@ def train_classifier(
 
     # ---- model, weights, preprocessing ----------------------------------------------------------------------------
     if cfg is not None:
-        model = build_model(cfg.model)
+        last = run_dir(project, cfg.run_id) / "checkpoints" / "last.pt"
+        if last.exists() and cfg.strategy != "linear":
+            model = build_model(cfg.model)  # every weight comes from the checkpoint
+        else:  # killed before the first checkpoint, or linear: start again from the same pretrained weights
+            seed_everything(seed)
+            model = create_classifier(params.model, num_classes=len(classes), library=cfg.model["kwargs"]["library"],
+                                      pretrained=params.pretrained, weights=params.weights)[0]
         spec, weights_info = cfg.model, cfg.weights
         preprocess = Preprocess.from_json(cfg.preprocess)
         policy = AugmentPolicy.from_json(cfg.augmentation)

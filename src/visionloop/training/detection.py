@@ -24,7 +24,7 @@ from torch import nn
 
 from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
 from visionloop.core.errors import ConflictError, VisionloopError
-from visionloop.core.preprocess import Preprocess
+from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from visionloop.core.task import Task
 
 __all__ = [
@@ -99,11 +99,11 @@ def _sem_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, flo
     y = torch.stack([t["mask"] for t in targets]).long()
     out = model(x)
     loss = nn.functional.cross_entropy(out["out"], y, ignore_index=255)
-    logs = {"loss_out": float(loss)}
+    logs = {"loss_out": float(loss.detach())}
     if "aux" in out:
         aux = nn.functional.cross_entropy(out["aux"], y, ignore_index=255)
         loss = loss + 0.5 * aux
-        logs["loss_aux"] = float(aux)
+        logs["loss_aux"] = float(aux.detach())
     return loss, logs
 
 
@@ -273,6 +273,12 @@ def train_detection(
     info, by_split = _version(project, version)
     kind = dataset_kind(info.task, [it.annotation for it in by_split["train"]])
     num_classes = len(info.ontology.active)
+    classes = [{"id": c.id, "name": c.name} for c in info.ontology.active]
+    if kind == "semantic":
+        from visionloop.data.detection import semantic_classes
+
+        classes = [{"id": cid, "name": n} for cid, n in semantic_classes(info.ontology)[1]]
+        num_classes = len(classes)
     if not resume:
         hp = hparams or DetectionHParams()
         if epochs is not None:
@@ -296,7 +302,7 @@ def train_detection(
         directory = run_dir(project, run_id, create=True)
         config = RunConfig(
             run_id=run_id, task=info.task.value, version={"name": info.name, "hash": info.hash}, model=spec,
-            classes=[{"id": c.id, "name": c.name} for c in info.ontology.active],
+            classes=classes,
             preprocess=Preprocess(size=(eval_size, eval_size), resize="none" if kind != "semantic" else "stretch",
                                   mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
                                   extra={"detector_normalises": kind != "semantic"}).to_json(),
@@ -358,7 +364,10 @@ def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, s
             rec: dict[str, Any] = {"image": str(path), "width": im.width, "height": im.height}
             if kind == "semantic":
                 size = int(cfg.extra.get("eval_size", 512))
-                logits = net(nn.functional.interpolate(x[None], size=(size, size), mode="bilinear"))["out"]
+                mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+                std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+                xn = ((x - mean) / std)[None]
+                logits = net(nn.functional.interpolate(xn, size=(size, size), mode="bilinear"))["out"]
                 cls = nn.functional.interpolate(logits, size=(im.height, im.width), mode="bilinear").argmax(1)[0]
                 arr = cls.numpy()
                 rec["classes"] = {names[k]: float((arr == k).mean()) for k in range(len(names)) if (arr == k).any()}

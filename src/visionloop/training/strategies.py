@@ -38,11 +38,11 @@ class StrategyChoice:
 
 def choose_strategy(
     requested: str, *, n_train: int, epochs: int, device: str, step_seconds_per_image: float | None = None,
-    budget_seconds: float = 600.0,
+    budget_seconds: float = 600.0, few_images: int = 300,
 ) -> StrategyChoice:
     """Resolve ``requested`` (one of :data:`STRATEGIES`).
 
-    ``auto``: on a GPU, ``finetune`` (the most accurate, and cheap there). On a CPU, ``finetune`` when the estimated
+    ``auto``: with fewer than ``few_images`` training images, ``linear``. On a GPU, ``finetune`` (the most accurate, and cheap there). On a CPU, ``finetune`` when the estimated
     time (``n_train * epochs * step_seconds_per_image``, measured on a few images) fits ``budget_seconds``, else
     ``linear``: cached features + a linear model, which needs one forward pass per image instead of a forward and
     backward pass per image per epoch.
@@ -51,6 +51,9 @@ def choose_strategy(
         raise AnnotationValidationError("strategy", expected=" | ".join(STRATEGIES), actual=requested)
     if requested != "auto":
         return StrategyChoice(requested, f"{requested} requested")
+    if n_train < few_images:
+        return StrategyChoice("linear", f"only {n_train} training images: a linear model on pretrained features "
+                              "overfits less than fine-tuning and trains in seconds")
     if device.startswith("cuda"):
         return StrategyChoice("finetune", "a GPU is available: full fine-tuning is the most accurate and is cheap there")
     if step_seconds_per_image is None:
