@@ -29,7 +29,7 @@ def advice(result: dict[str, Any]) -> list[str]:
         pairs.sort(reverse=True)
         for n, a, b in pairs[:2]:
             if n:
-                tips.append(f"{n} '{a}' images were called '{b}': review them (label errors are common between "
+                tips.append(f"{n} '{a}' image{'s' if n != 1 else ''} {'were' if n != 1 else 'was'} called '{b}': review them (label errors are common between "
                             "look-alike classes) or add examples that tell them apart")
     if result.get("ece", 0) > 0.05:
         tips.append(f"scores are miscalibrated (ECE {result['ece']:.3f}): treat them as rankings, or calibrate before "
