@@ -56,6 +56,7 @@ def test_bccd_crops_reach_095_balanced_accuracy_within_10_minutes(bccd_projects)
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_bccd_tagging_map(bccd_projects):
     runner = CliRunner()
     r = runner.invoke(_app(), ["train", str(bccd_projects / "tags"), "--version", "v1", "--json"])

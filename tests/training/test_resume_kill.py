@@ -34,6 +34,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 
 @pytest.mark.slow
+@pytest.mark.ci
 def test_kill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     proj = make_project(tmp_path / "p", task="classification", n_per_class=20, size=64)
     proj.close()
