@@ -75,18 +75,21 @@ def _evaluate(model: torch.nn.Module, test_ds: Any) -> dict[str, float]:
     return {"map": m["map"], "map50": m["map50"]}
 
 
-def _latency(model: torch.nn.Module, test_ds: Any, n: int) -> dict[str, float]:
-    model.eval()
-    times = []
+def _latency(models: dict[str, torch.nn.Module], test_ds: Any, n: int) -> dict[str, dict[str, float]]:
+    """Median batch-1 latency per model, measured interleaved (image by image) so background load hits both alike."""
+    times: dict[str, list[float]] = {k: [] for k in models}
     with torch.no_grad():
         img, _ = test_ds[0]
-        model([img])  # warm-up
+        for m in models.values():
+            m.eval()
+            m([img])  # warm-up
         for i in range(n):
             img, _ = test_ds[i % len(test_ds)]
-            t = time.perf_counter()
-            model([img])
-            times.append(time.perf_counter() - t)
-    return {"median_ms": round(1000 * statistics.median(times), 1), "runs": n}
+            for k, m in models.items():
+                t = time.perf_counter()
+                m([img])
+                times[k].append(time.perf_counter() - t)
+    return {k: {"median_ms": round(1000 * statistics.median(v), 1), "runs": n} for k, v in times.items()}
 
 
 def _reference(spec: dict[str, Any], train_ds: Any, *, epochs: int, batch_size: int, seed: int) -> tuple[Any, float, int]:
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--eval-size", type=int, default=416)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-images", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (< 60 s)")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -150,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         version = args.version or list_versions(project)[-1].name
         info, by_split = td._version(project, version)
         by_split = _subset(by_split, n_train, n_test)
+        if args.train_images:
+            by_split = {**by_split, "train": by_split["train"][: args.train_images]}
         original = td._version
         td._version = lambda p, v: (info, by_split)  # the same (sub)set for both recipes
         hp = td.DetectionHParams(epochs=epochs, batch_size=args.batch_size, eval_size=size,
@@ -166,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         model, cfg = load_run(project, ours.run_id)
         test_ds = DetectionDataset(by_split["test"], ontology=info.ontology, image_path=project.blobs.path)
         ours_metrics = _evaluate(model, test_ds)
-        ours_latency = _latency(model, test_ds, 3 if args.smoke else 30)
         n_images = len(by_split["train"]) * len(records)
 
         spec = dict(cfg.model)
@@ -178,17 +183,17 @@ def main(argv: list[str] | None = None) -> int:
                                                   seed=args.seed)
         ref_wall = time.perf_counter() - t0
         ref_metrics = _evaluate(ref_model, test_ds)
-        ref_latency = _latency(ref_model, test_ds, 3 if args.smoke else 30)
+        latency = _latency({"ours": model, "reference": ref_model}, test_ds, 3 if args.smoke else 30)
         data = {
             "dataset": {"project": str(args.project or "BCCD (imported)"), "version": version,
                         "train": len(by_split["train"]), "test": len(by_split["test"])},
             "model": cfg.model["name"], "epochs": epochs, "batch_size": args.batch_size, "eval_size": size,
             "torch_threads": torch.get_num_threads(),
             "ours": {"run": ours.run_id, "train_images_per_s": round(n_images / max(ours_step_s, 1e-6), 3),
-                     "wall_s": round(ours_wall, 1), **ours_metrics, "latency_batch1": ours_latency,
+                     "wall_s": round(ours_wall, 1), **ours_metrics, "latency_batch1": latency["ours"],
                      "best_epoch": ours.metrics.get("best_epoch")},
             "reference": {"train_images_per_s": round(ref_images / max(ref_s, 1e-6), 3), "wall_s": round(ref_wall, 1),
-                          **ref_metrics, "latency_batch1": ref_latency,
+                          **ref_metrics, "latency_batch1": latency["reference"],
                           "recipe": "torchvision references/detection: SGD 0.02*bs/16, momentum 0.9, wd 1e-4, "
                                     "warm-up, MultiStepLR 16/26 22/26, hflip only, single scale"},
         }

@@ -89,7 +89,8 @@ def draw_detections(im: Image.Image, gt: Boxes | Instances, pred: Boxes | Instan
         d.text((pb.xyxy[j][0] + 2, pb.xyxy[j][1] + 1), f"{names[pb.class_id[j] - 1]} {score[j]:.2f}", fill=RED)
     for g in match["fn"]:
         _dashed_rect(d, gb.xyxy[g], ORANGE)
-        d.text((gb.xyxy[g][0] + 2, gb.xyxy[g][3] - 11), names[gb.class_id[g] - 1], fill=ORANGE)
+        if gb.xyxy[g][2] - gb.xyxy[g][0] >= 40:  # name only where it does not bury small objects
+            d.text((gb.xyxy[g][0] + 2, gb.xyxy[g][3] - 11), names[gb.class_id[g] - 1], fill=ORANGE)
     return out
 
 

@@ -45,7 +45,7 @@ DEFAULT_MODELS = {"detection": "fasterrcnn_mobilenet_v2_fpn", "instance": "maskr
 class DetectionHParams:
     """Training hyper-parameters (saved in the run's config). ``lr`` is per image: the step lr is ``lr * batch_size``."""
 
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 2
     lr: float = 0.01 / 2
     momentum: float = 0.9
@@ -55,7 +55,7 @@ class DetectionHParams:
     eval_size: int = 0
     train_sizes: tuple[int, ...] = ()
     max_size: int = 1333
-    trainable_layers: int = 5
+    trainable_layers: int = 4
     score_thresh: float = 0.05
     detections_per_img: int = 100
     vertical_flip: bool = False
