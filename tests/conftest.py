@@ -94,3 +94,20 @@ def project_factory(tmp_path: Path):
     yield make
     for p in made:
         p.close()
+
+
+@pytest.fixture
+def synthetic_project(tmp_path: Path):
+    """``synthetic_project(task, **kw) -> Project`` with version v1 (see ``tests.synthetic``); closed at teardown."""
+    from tests.synthetic import make_project
+
+    made = []
+
+    def make(task: str = "classification", **kw: object):
+        p = make_project(tmp_path / f"{task}-{len(made)}", task=task, **kw)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()

@@ -1,21 +1,26 @@
-"""File helpers shared by the formats of this package: image sizes, split names, finding images, peeking files."""
+"""File helpers shared by the formats of this package: image sizes, split names, finding images, peeking files,
+finding a layout's folders."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 
+from visionloop.core.errors import FormatError
 from visionloop.formats.base import IMAGE_EXTENSIONS, Sample
 
 __all__ = [
     "SPLIT_NAMES",
     "ImageFinder",
+    "annotation_files",
     "candidate_files",
+    "find_in_folder",
+    "folder_confidence",
     "head",
     "read_json",
     "image_size",
@@ -29,6 +34,8 @@ SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "tes
 """Folder or file-name words that name a subset (compared lower-case)."""
 
 _ORIENTATION_TAG = 0x0112
+
+_T = TypeVar("_T")
 
 
 def image_size(path: Path | None) -> tuple[int, int] | None:
@@ -84,6 +91,36 @@ def candidate_files(path: Path, suffix: str, *, limit: int = 50) -> list[Path]:
             if len(out) >= limit:
                 break
     return out
+
+
+def annotation_files(
+    path: Path, suffix: str, accept: Callable[[Path], bool], *, fmt: str, reason: str, limit: int = 1000
+) -> list[Path]:
+    """The ``suffix`` files at ``path`` (the file itself, or up to ``limit`` at the top level of a folder) that
+    ``accept`` takes, or ``FormatError(path, fmt, reason)`` when there are none."""
+    files = [p for p in candidate_files(path, suffix, limit=limit) if accept(p)]
+    if not files:
+        raise FormatError(path, fmt, reason)
+    return files
+
+
+def find_in_folder(path: Path, find: Callable[[Path], Sequence[_T]], *, fmt: str, reason: str) -> Sequence[_T]:
+    """``find(path)`` for a folder's layout units (item folders, image/mask folder pairs), or
+    ``FormatError(path, fmt, reason)`` when ``path`` is not a folder or ``find`` finds none."""
+    found = find(path) if path.is_dir() else []
+    if not found:
+        raise FormatError(path, fmt, reason)
+    return found
+
+
+def folder_confidence(path: Path, probe: Callable[[Path], float]) -> float:
+    """``probe(path)``, a format's confidence for a folder; 0.0 when ``path`` is not a folder or reading it fails."""
+    if not path.is_dir():
+        return 0.0
+    try:
+        return probe(path)
+    except OSError:
+        return 0.0
 
 
 def read_json(path: Path) -> Any:

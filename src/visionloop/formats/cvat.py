@@ -30,7 +30,7 @@ from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMa
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, ellipse_ring, shapes_to_annotation
-from visionloop.formats._paths import candidate_files, head, image_size
+from visionloop.formats._paths import annotation_files, candidate_files, head, image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -290,10 +290,8 @@ def _finish(pending: list[_Pending], ds: FormatDataset) -> None:
 def load(path: Path) -> FormatDataset:
     """Read every CVAT XML file at ``path`` (a file, or the top level of a folder)."""
     path = Path(path)
-    files = [p for p in candidate_files(path, ".xml", limit=1000) if _is_cvat_xml(p)]
-    if not files:
-        raise FormatError(path, NAME, "expected a CVAT XML 1.1 file (<annotations> with <image> or <track>), "
-                          "or a folder with annotations.xml at its top level")
+    files = annotation_files(path, ".xml", _is_cvat_xml, fmt=NAME, reason="expected a CVAT XML 1.1 file "
+                             "(<annotations> with <image> or <track>), or a folder with annotations.xml at its top level")
     base = path if path.is_dir() else path.parent
     ds = FormatDataset(task=Task.DETECTION)
     pending: list[_Pending] = []

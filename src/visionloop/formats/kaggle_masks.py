@@ -22,7 +22,7 @@ from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._geometry import mask_bbox
-from visionloop.formats._paths import image_size
+from visionloop.formats._paths import find_in_folder, folder_confidence, image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
 
 __all__ = ["DEFAULT_CLASS", "NAME", "TASKS", "detect", "load", "save"]
@@ -65,14 +65,7 @@ def _items(root: Path, *, limit: int | None = None) -> list[tuple[str | None, Pa
 
 def detect(path: Path) -> float:
     """0.95 for a folder of ``<id>/images`` + ``<id>/masks`` folders (or one such folder)."""
-    path = Path(path)
-    if not path.is_dir():
-        return 0.0
-    try:
-        items = _items(path, limit=3)
-    except OSError:
-        return 0.0
-    return 0.95 if items else 0.0
+    return folder_confidence(Path(path), lambda folder: 0.95 if _items(folder, limit=3) else 0.0)
 
 
 def _read_mask(path: Path) -> np.ndarray:
@@ -135,10 +128,8 @@ def _load_item(subset: str | None, folder: Path, root: Path, ds: FormatDataset) 
 def load(path: Path) -> FormatDataset:
     """Read every ``<id>/images`` + ``<id>/masks`` folder under ``path``."""
     path = Path(path)
-    items = _items(path) if path.is_dir() else []
-    if not items:
-        raise FormatError(path, NAME, "expected folders <id>/images/<id>.png and <id>/masks/*.png (Kaggle DSB "
-                          "layout), directly under the folder or one level down")
+    items = find_in_folder(path, _items, fmt=NAME, reason="expected folders <id>/images/<id>.png and "
+                           "<id>/masks/*.png (Kaggle DSB layout), directly under the folder or one level down")
     ds = FormatDataset(task=Task.SEGMENTATION)
     for subset, folder in items:
         try:

@@ -28,7 +28,7 @@ from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, parse_float, shapes_to_annotation
 from visionloop.formats._lsrle import decode_brush, encode_brush
-from visionloop.formats._paths import candidate_files, head, image_size, read_json
+from visionloop.formats._paths import annotation_files, candidate_files, head, image_size, read_json
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -200,10 +200,8 @@ def _task_sample(task: dict[str, Any], k: int, src: Path, base: Path, ds: Format
 def load(path: Path) -> FormatDataset:
     """Read a Label Studio JSON export (a file, or every export at the top level of a folder)."""
     path = Path(path)
-    files = [p for p in candidate_files(path, ".json", limit=1000) if _looks_like(p)]
-    if not files:
-        raise FormatError(path, NAME, "expected a Label Studio JSON export: a list of tasks with 'data' and "
-                          "'annotations' (Export > JSON in Label Studio)")
+    files = annotation_files(path, ".json", _looks_like, fmt=NAME, reason="expected a Label Studio JSON export: "
+                             "a list of tasks with 'data' and 'annotations' (Export > JSON in Label Studio)")
     base = path if path.is_dir() else path.parent
     ds = FormatDataset(task=Task.DETECTION)
     pending: list[tuple[Sample, list[Shape], list[int]]] = []

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from visionloop.core.annotations import Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._paths import image_size, read_json
+from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, read_json
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
 
 __all__ = ["CAMVID_COLORS", "NAME", "TASKS", "detect", "load", "save"]
@@ -89,16 +89,14 @@ def _pairs(root: Path) -> list[tuple[str | None, Path, Path]]:
 
 def detect(path: Path) -> float:
     """0.85 for ``images/`` + ``masks/`` folders of PNG masks, or CamVid ``<split>`` + ``<split>annot`` pairs."""
-    path = Path(path)
-    if not path.is_dir():
-        return 0.0
-    try:
-        for _, img_dir, msk_dir in _pairs(path):
-            images = [p for p in _files(img_dir, 50) if is_image_file(p)]
-            if _match(images, img_dir, _pngs(msk_dir, 200), msk_dir):
-                return 0.85
-    except OSError:
-        return 0.0
+    return folder_confidence(Path(path), _confidence)
+
+
+def _confidence(root: Path) -> float:
+    for _, img_dir, msk_dir in _pairs(root):
+        images = [p for p in _files(img_dir, 50) if is_image_file(p)]
+        if _match(images, img_dir, _pngs(msk_dir, 200), msk_dir):
+            return 0.85
     return 0.0
 
 
@@ -213,10 +211,8 @@ def _decode(path: Path, colours: dict[tuple[int, int, int], int] | None, ds: For
 def load(path: Path) -> FormatDataset:
     """Read image/mask folder pairs under ``path``."""
     path = Path(path)
-    pairs = _pairs(path) if path.is_dir() else []
-    if not pairs:
-        raise FormatError(path, NAME, "expected images/ and masks/ folders (mask PNGs named like the images), or "
-                          "CamVid train/ + trainannot/ folder pairs")
+    pairs = find_in_folder(path, _pairs, fmt=NAME, reason="expected images/ and masks/ folders (mask PNGs named "
+                           "like the images), or CamVid train/ + trainannot/ folder pairs")
     ds = FormatDataset(task=Task.SEGMENTATION)
     try:
         colours = _class_map(path, camvid=pairs[0][0] is not None, ds=ds)
