@@ -1,13 +1,16 @@
-"""Commands ``train``, ``evaluate`` and ``predict`` (every task; detection/segmentation runs are delegated)."""
+"""Commands ``train``, ``evaluate``, ``predict`` (every task; detection/segmentation runs are delegated), ``models``."""
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from visionloop.cli.output import emit, err_console, handle_errors
+from visionloop.core.errors import VisionloopError
 
 __all__ = ["register"]
 
@@ -31,9 +34,9 @@ def train(
     resume: Annotated[str | None, typer.Option(help="continue the interrupted run RUN")] = None,
     weights: Annotated[Path | None, typer.Option(help="pretrained weights file to start from")] = None,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same result)")] = 0,
-    image_size: Annotated[int | None, typer.Option(help="input size in pixels (default: from the data)")] = None,
+    image_size: Annotated[int | None, typer.Option(help="input size in pixels; detection/segmentation: the shorter side (default: from the data)")] = None,
     batch_size: Annotated[int | None, typer.Option(help="batch size")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate of the head (backbone: x0.3)")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate: of the head for classifiers (backbone x0.3); the SGD step lr for detectors")] = None,
     threshold_mode: Annotated[str | None, typer.Option(help="tagging thresholds: f1 | precision | recall")] = None,
     threshold_target: Annotated[float | None, typer.Option(help="target precision/recall for the thresholds")] = None,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="random initialisation")] = False,
@@ -52,10 +55,10 @@ def train(
     with _open(project) as p:
         if p.task.value in ("classification", "tagging"):
             options["log"] = lambda s: err_console.print(f"[dim]{s}[/dim]")
-        else:
-            options = {}
+        # progress goes to stderr: shown with --json too when a person watches the terminal
         result = train_fn(p, version=version, model=model, strategy=strategy, epochs=epochs, resume=resume,
-                          weights=str(weights) if weights else None, seed=seed, progress=not as_json, **options)
+                          weights=str(weights) if weights else None, seed=seed,
+                          progress=not as_json or sys.stderr.isatty(), **options)
     emit({"run": result.run_id, "run_dir": str(result.run_dir), **result.metrics}, as_json=as_json, title="trained")
 
 
@@ -106,13 +109,41 @@ def predict(
         elif "tags" in r:
             flat.append({"image": r["image"], "prediction": ", ".join(f"{t['class']} ({t['score']:.2f})"
                                                                      for t in r["tags"]) or "(no tag)"})
-        else:
-            flat.append({"image": r.get("image", ""), "prediction": str({k: v for k, v in r.items() if k != "image"})})
+        elif "detections" in r:
+            counts = Counter(d["class"] for d in r["detections"])
+            flat.append({"image": r["image"], "prediction": ", ".join(f"{n} x {c}" for c, n in counts.most_common())
+                         or "(nothing found)"})
+        else:  # semantic segmentation: pixel fraction per class
+            flat.append({"image": r["image"], "prediction": ", ".join(f"{c} {f:.1%}" for c, f in
+                                                                     sorted(r.get("classes", {}).items()))})
     emit(flat, as_json=False, title="predictions")
 
 
+@handle_errors
+def models(
+    pattern: Annotated[str | None, typer.Argument(help="only names containing this text")] = None,
+    task: Annotated[str | None, typer.Option(help="classification | tagging | detection | segmentation")] = None,
+    library: Annotated[str | None, typer.Option(help="visionloop | timm | torchvision")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the model names that `train --model` takes (ours first, then timm's and torchvision's)."""
+    from visionloop.models.registry import get_entry, list_models
+
+    rows = []
+    for name in list_models(pattern, library=library, task=task):
+        try:
+            entry = get_entry(name)
+            rows.append({"name": name, "library": "visionloop", "tasks": ", ".join(entry.tasks),
+                         "description": entry.description})
+        except VisionloopError:
+            rows.append({"name": name, "library": "timm/torchvision", "tasks": "classification, tagging",
+                         "description": ""})
+    emit(rows, as_json=as_json, title=f"{len(rows)} models")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``evaluate`` and ``predict`` to ``app``."""
+    """Add ``train``, ``evaluate``, ``predict`` and ``models`` to ``app``."""
     app.command("train")(train)
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
+    app.command("models")(models)

@@ -323,5 +323,3 @@ def register_detection_models() -> None:
         tasks = ("detection",) if not spec.masks else ("segmentation", "instance_segmentation")
         register_model(spec.name, tasks=tasks, description=spec.description)(spec.builder)
 
-
-register_detection_models()

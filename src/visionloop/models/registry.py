@@ -5,8 +5,8 @@
   pretrained weights resolved by :mod:`visionloop.models.weights`, and the :class:`WeightsInfo` saying where they came
   from. An unknown name raises :class:`UnknownModelError` with the closest names (difflib).
 * Names that exist in both libraries (``resnet50``) resolve to timm unless ``library="torchvision"``.
-* Other tasks register builders with :func:`register_model` (the detection engineer's models live in
-  ``visionloop.models.detection``); :func:`get_entry` finds them.
+* Other tasks register builders with :func:`register_model`; our detectors and segmenters
+  (``visionloop.models.detection`` / ``.segmentation``) are added on first use; :func:`get_entry` finds them.
 
 The split into backbone and head is what the strategies need: a frozen backbone, cached features + a linear model
 (whose weights become the head), or full fine-tuning all produce the same module type, so export and
@@ -78,6 +78,17 @@ def register_model(
 
 
 @functools.cache
+def _builtin() -> dict[str, ModelEntry]:
+    """The registry with our own detectors and segmenters added (imported on first use, not at import time)."""
+    from visionloop.models.detection import register_detection_models
+    from visionloop.models.segmentation import register_segmentation_models
+
+    register_detection_models()
+    register_segmentation_models()
+    return _REGISTRY
+
+
+@functools.cache
 def _timm_names() -> frozenset[str]:
     import timm
 
@@ -98,7 +109,7 @@ def list_models(pattern: str | None = None, *, library: str | None = None, task:
     """
     names: list[str] = []
     if library in (None, "visionloop"):
-        names += sorted(n for n, e in _REGISTRY.items() if task is None or task in e.tasks)
+        names += sorted(n for n, e in _builtin().items() if task is None or task in e.tasks)
     if task in (None, "classification", "tagging"):
         if library in (None, "timm"):
             names += sorted(_timm_names())
@@ -110,7 +121,7 @@ def list_models(pattern: str | None = None, *, library: str | None = None, task:
 
 
 def _suggest(name: str) -> list[str]:
-    pool = set(_REGISTRY) | _timm_names() | _torchvision_names()
+    pool = set(_builtin()) | _timm_names() | _torchvision_names()
     close = difflib.get_close_matches(name, pool, n=5, cutoff=0.5)
     if not close:
         close = sorted(n for n in pool if name.lower() in n.lower())[:5]
@@ -119,7 +130,7 @@ def _suggest(name: str) -> list[str]:
 
 def get_entry(name: str) -> ModelEntry:
     """A builder registered with :func:`register_model`."""
-    if name in _REGISTRY:
+    if name in _builtin():
         return _REGISTRY[name]
     raise UnknownModelError(name, _suggest(name))
 

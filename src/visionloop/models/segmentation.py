@@ -116,5 +116,3 @@ def register_segmentation_models() -> None:
     for name, (fn, _, description) in SEGMENTATION_MODELS.items():
         register_model(name, tasks=("segmentation", "semantic_segmentation"), description=description)(fn)
 
-
-register_segmentation_models()

@@ -37,8 +37,9 @@ def train(
     if task in ("detection", "segmentation"):
         from visionloop.training.detection import train_detection
 
+        hparams, pretrained = _detection_options(options)
         return train_detection(project, version=version, model=model, epochs=epochs, resume=resume, weights=weights,
-                               seed=seed, progress=progress)
+                               seed=seed, progress=progress, hparams=hparams, pretrained=pretrained)
     from visionloop.training.classify import ClassifyParams, train_classifier
 
     log = options.pop("log", None)
@@ -47,3 +48,26 @@ def train(
         params.model = model
     return train_classifier(project, version=version, params=params, resume=resume, seed=seed, progress=progress,
                             **({"log": log} if log else {}))
+
+
+def _detection_options(options: dict[str, Any]) -> tuple[Any, str | None]:
+    """The CLI's shared options for a detector/segmenter: ``image_size`` (evaluation shorter side; training sizes
+    around it), ``batch_size``, ``lr`` (the optimizer's step learning rate) and ``pretrained=False``. Options that
+    only classification has are refused rather than ignored."""
+    from visionloop.core.errors import ConflictError
+    from visionloop.training.detection import DetectionHParams
+
+    options = {k: v for k, v in options.items() if k != "log"}
+    pretrained = None if options.pop("pretrained", True) else "none"
+    unknown = sorted(set(options) - {"image_size", "batch_size", "lr"})
+    if unknown:
+        raise ConflictError(f"{', '.join(unknown)} only apply to classification and tagging; drop them for detection "
+                            "and segmentation")
+    hp = DetectionHParams()
+    if options.get("batch_size"):
+        hp.batch_size = int(options["batch_size"])
+    if options.get("lr"):
+        hp.lr = float(options["lr"]) / hp.batch_size
+    if options.get("image_size"):
+        hp.eval_size = int(options["image_size"])
+    return hp, pretrained

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
-from visionloop.core.errors import ConflictError, VisionloopError
+from visionloop.core.errors import ConflictError, ImageError, VisionloopError
 from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from visionloop.core.task import Task
 
@@ -349,7 +349,8 @@ def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, s
                    ) -> list[dict[str, Any]]:
     """Predict image files with a trained run. One JSON-able dict per image: ``image``, ``width``, ``height`` and
     ``detections`` (``class``, ``class_id`` (project id), ``score``, ``box`` xyxy pixels, ``mask`` COCO RLE for
-    instance models), or for semantic runs ``classes`` (pixel fraction per class) and ``mask`` (RLE per class)."""
+    instance models), or for semantic runs ``classes`` (pixel fraction per class) and ``mask`` (RLE per class).
+    An unreadable file gives ``{"image", "error"}``."""
     from visionloop.core.imageio import decode
     from visionloop.training.runs import load_run
 
@@ -359,7 +360,11 @@ def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, s
     out = []
     with torch.no_grad():
         for path in images:
-            im = decode(Path(path))
+            try:
+                im = decode(Path(path))
+            except (ImageError, OSError) as e:  # one bad file does not cost the others their predictions
+                out.append({"image": str(path), "error": str(e)})
+                continue
             x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
             rec: dict[str, Any] = {"image": str(path), "width": im.width, "height": im.height}
             if kind == "semantic":
