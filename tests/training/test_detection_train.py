@@ -72,7 +72,7 @@ def test_train_evaluate_report_predict(project_factory, tmp_path) -> None:
     assert not model.training
 
     res = evaluate_run(p, r.run_id, split="test")
-    for key in ("map", "map50", "map75", "per_class", "bbox", "confusion", "thresholds", "per_image"):
+    for key in ("map", "map50", "map75", "per_class", "bbox", "confusion", "thresholds", "per_image", "image_jaccard"):
         assert key in res
     assert set(res["per_class"]) == {"red", "blue"}
     assert len(res["confusion"]["matrix"]) == 3  # 2 classes + background

@@ -80,7 +80,8 @@ def evaluate(
         return
     keys = ["run", "split", "n", "accuracy", "balanced_accuracy", "top1", "top5", "mAP", "macro_f1", "ece",
             "n_errors", "map", "map50", "map75", "miou", "image_jaccard", "report"]
-    emit({k: result[k] for k in keys if k in result}, as_json=False, title="evaluation")
+    emit({k: round(result[k], 4) if isinstance(result[k], float) else result[k] for k in keys if k in result},
+         as_json=False, title="evaluation")
     emit([{"class": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
           for n, m in result["per_class"].items()], as_json=False, title="per class")
 

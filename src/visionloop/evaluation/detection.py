@@ -30,6 +30,7 @@ __all__ = [
     "confusion_and_matches",
     "evaluate_run",
     "image_jaccard",
+    "likely_unlabelled",
     "pr_curves",
     "semantic_metrics",
 ]
@@ -154,6 +155,20 @@ def confusion_and_matches(gts: Sequence[Boxes], preds: Sequence[Boxes], labels: 
     return cm, per_image
 
 
+def likely_unlabelled(gt: Boxes, pred: Boxes, fp: Sequence[int], *, min_score: float = 0.9,
+                      max_iou: float = 0.1) -> list[int]:
+    """The false positives ``fp`` scored at least ``min_score`` that overlap no labelled object (IoU below
+    ``max_iou`` with every ground-truth box of any class): on real data these are mostly objects the annotator
+    skipped, so they belong in the review queue rather than in the model's error count."""
+    if not len(fp) or pred.score is None:
+        return []
+    fp = [j for j in fp if pred.score[j] >= min_score]
+    if not len(gt):
+        return list(fp)
+    overlap = box_iou(pred.xyxy[fp], gt.xyxy).max(axis=1) if fp else np.zeros(0)
+    return [j for j, o in zip(fp, overlap, strict=True) if o < max_iou]
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
@@ -202,7 +217,8 @@ def semantic_metrics(dataset: Any, preds: Sequence[np.ndarray], *, num_classes: 
 def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool = True) -> dict[str, Any]:
     """Evaluate a detection/segmentation run on ``split``; writes ``eval-<split>.json``, the COCO JSON files and
     ``report.html`` in the run directory. Returns ``map``, ``map50``, ``map75`` (masks for instance runs, boxes
-    otherwise), ``per_class``, the full ``bbox``/``segm`` stats, thresholds, confusion matrix; ``miou`` for semantic."""
+    otherwise), ``per_class``, the full ``bbox``/``segm`` stats, thresholds, confusion matrix, ``image_jaccard``;
+    ``miou`` for semantic."""
     from visionloop.evaluation.detection_report import run_evaluation
 
     return run_evaluation(project, run_id, split=split, report=report)

@@ -205,6 +205,18 @@ th{background:#f3f3f3}td:first-child{text-align:left}.g{display:flex;flex-wrap:w
 h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}"""
 
 
+def _foreground(ann: Boxes | Instances, keep: Any, h: int, w: int) -> np.ndarray:
+    """(h, w) union of the objects ``keep`` of ``ann``: their masks, or the pixels their boxes cover."""
+    out = np.zeros((h, w), bool)
+    for j in keep:
+        if isinstance(ann, Instances):
+            out |= ann.mask(j, h, w)
+        else:
+            x0, y0, x1, y1 = np.round(ann.xyxy[j]).astype(int).clip(0, [w, h, w, h])
+            out[y0:y1, x0:x1] = True
+    return out
+
+
 def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bool = True,
                    max_gallery: int = 24) -> dict[str, Any]:
     """See :func:`visionloop.evaluation.detection.evaluate_run`."""
@@ -212,6 +224,7 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
     from visionloop.evaluation.detection import (
         coco_metrics,
         confusion_and_matches,
+        likely_unlabelled,
         pr_curves,
         semantic_metrics,
     )
@@ -259,6 +272,8 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
         curves = pr_curves(gboxes, pboxes, labels)
         thresholds = {c: curves[c]["threshold"] for c in labels}
         cm, matches = confusion_and_matches(gboxes, pboxes, labels, thresholds)
+        for m, g, pb in zip(matches, gboxes, pboxes, strict=True):
+            m["unlabelled"] = likely_unlabelled(g, pb, m["fp"])
         per_class = {}
         for c in labels:
             box = cm_all["bbox"]["per_class"].get(c, {})
@@ -274,19 +289,23 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
                       max_dets=max_dets, thresholds={names[c - 1]: thresholds[c] for c in labels},
                       confusion={"labels": [*names, "background"], "matrix": cm.tolist()},
                       per_image=[{"image": it.image.name, "tp": len(m["tp"]), "fp": len(m["fp"]), "fn": len(m["fn"]),
-                                  "confused": len(m["confused"])} for it, m in zip(items, matches, strict=True)])
+                                  "confused": len(m["confused"]), "likely_unlabelled": len(m["unlabelled"])}
+                                 for it, m in zip(items, matches, strict=True)])
+        result["likely_unlabelled"] = {"objects": sum(len(m["unlabelled"]) for m in matches),
+                                       "images": sum(bool(m["unlabelled"]) for m in matches)}
         if masks:
             result["segm"] = stats["segm"]
-            from visionloop.evaluation.detection import image_jaccard
+        from visionloop.evaluation.detection import image_jaccard
 
-            gm, pm = [], []
-            for i, (g, p) in enumerate(zip(gts, preds, strict=True)):
-                h, w = ds.size(i)
-                gm.append(np.any([g.mask(j, h, w) for j in range(len(g))], axis=0) if len(g) else np.zeros((h, w), bool))
-                ps = p.boxes.score if p.boxes.score is not None else np.ones(len(p))
-                keep = [j for j in range(len(p)) if ps[j] >= thresholds.get(int(p.boxes.class_id[j]), 0.5)]
-                pm.append(np.any([p.mask(j, h, w) for j in keep], axis=0) if keep else np.zeros((h, w), bool))
-            result["image_jaccard"] = image_jaccard(gm, pm)["score"]
+        gm, pm = [], []
+        for i, (g, p) in enumerate(zip(gts, preds, strict=True)):
+            h, w = ds.size(i)
+            gm.append(_foreground(g, range(len(g)), h, w))
+            pb = p.boxes if isinstance(p, Instances) else p
+            ps = pb.score if pb.score is not None else np.ones(len(pb))
+            pm.append(_foreground(p, [j for j in range(len(pb)) if ps[j] >= thresholds.get(int(pb.class_id[j]), 0.5)],
+                                  h, w))
+        result["image_jaccard"] = image_jaccard(gm, pm)["score"]
         # COCO JSON that pycocotools can rerun
         (directory / "coco_gt.json").write_text(json.dumps(cm_all["bbox"]["gt_json"]))
         for t in cm_all:
@@ -300,9 +319,9 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
             sections.append(f"<p class=note>Computed by pycocotools COCOeval (iouThrs .50:.05:.95, maxDets [1, 10, "
                             f"{max_dets}], areas small &lt; 32², medium &lt; 96²). Rerun it on <code>coco_gt.json</code> "
                             "and <code>coco_results_*.json</code> in the run folder to get the same numbers.</p>")
-            if masks:
-                sections.append(f"<p>Image-level Jaccard (fraction of images whose mask IoU &gt; 0.5): "
-                                f"<b>{result['image_jaccard']:.3f}</b></p>")
+            sections.append(f"<p>Image-level Jaccard (fraction of images whose {'mask' if masks else 'box-area'} "
+                            f"IoU with the ground truth &gt; 0.5, predictions above the per-class thresholds): "
+                            f"<b>{result['image_jaccard']:.3f}</b></p>")
             sections.append("<h2>Per class</h2>" + _table(
                 [[n, r["ap"], r["ap50"], r["ap75"], r["threshold"], r["precision"], r["recall"], r["n_gt"]]
                  for n, r in per_class.items()],
@@ -319,7 +338,14 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
                 drawn = draw_detections(im, gts[i], preds[i], m, names)
                 figs.append(f"<figure><img src='{_jpeg(drawn)}'><figcaption>{html.escape(items[i].image.name)}: "
                             f"TP {len(m['tp'])}, FP {len(m['fp'])}, FN {len(m['fn'])}, confused {len(m['confused'])}"
-                            "</figcaption></figure>")
+                            + (f"; <b>{len(m['unlabelled'])} of the FP look unlabelled</b>" if m["unlabelled"] else "")
+                            + "</figcaption></figure>")
+            missing = result["likely_unlabelled"]
+            if missing["objects"]:
+                sections.append(f"<p><b>{missing['objects']} confident detections (score &ge; 0.9) on "
+                                f"{missing['images']} images overlap no labelled object at all.</b> On real data these "
+                                "are mostly objects the annotator skipped: review those images and add the missing "
+                                "labels before reading the false-positive counts as model errors.</p>")
             sections.append("<h2>Images, most errors first</h2><p class=note>green: true positive; red: false "
                             "positive (class, score); orange dashed: missed object; blue: right place, wrong class. "
                             "Chosen thresholds per class as above.</p><div class=g>" + "".join(figs) + "</div>")
