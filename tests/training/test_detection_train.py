@@ -154,3 +154,22 @@ def test_semantic_segmentation_trains_and_reports_miou(project_factory) -> None:
     res = evaluate_run(p, r.run_id, split="test")
     assert 0.0 <= res["miou"] <= 1.0 and set(res["per_class"]) == {"background", "red", "blue"}
     assert "image_jaccard" in res
+
+
+def _item(w: int, h: int, side: float, n: int = 3):
+    from types import SimpleNamespace
+
+    boxes = Boxes(np.array([[0, 0, side, side * 2]] * n, float), np.ones(n, int))
+    return SimpleNamespace(annotation=boxes, image=SimpleNamespace(width=w, height=h))
+
+
+def test_auto_sizes_keep_resolution_for_large_objects_and_upscale_small_ones() -> None:
+    hp = td.DetectionHParams()
+    # BCCD-like: 640x480 photos, cells ~90 px: evaluate at the native 480, train 384..576
+    assert td._auto_sizes([_item(640, 480, 90)] * 5, hp) == (480, (384, 416, 448, 480, 512, 544, 576))
+    # nuclei of 10 px in 256 px images: raised until the median object is 24 px (10 * 640 / 256 = 25)
+    size, train = td._auto_sizes([_item(256, 256, 10)] * 5, hp)
+    assert size == 640 and min(train) >= 0.8 * 640 and max(train) == 640 + 96
+    # the ceiling holds for tiny objects; an explicit size always wins
+    assert td._auto_sizes([_item(256, 256, 2)], hp)[0] == 800
+    assert td._auto_sizes([_item(256, 256, 10)], td.DetectionHParams(eval_size=320))[0] == 320

@@ -355,7 +355,7 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
         samples = _augmented_samples(project, cfg, train_items, kind)
         aug = cfg.augmentation
         sections.append("<h2>Training</h2>" + (f"<img src='{curves_png}'>" if curves_png else "")
-                        + "<h3>Augmentation policy</h3>" + _table([[k, v] for k, v in aug.items()], ["setting", "value"])
+                        + "<h3>Augmentation policy</h3>" + _table([[k, v] for k, v in aug.items() if v != []], ["setting", "value"])
                         + "<p class=note>Augmented training samples: image, boxes (blue) and masks (green) "
                           "transformed together; boxes that left the image were dropped.</p><div class=g>"
                         + "".join(f"<img src='{s}'>" for s in samples) + "</div>")

@@ -6,7 +6,7 @@ background (detectors); semantic classes are 0..K-1 in the same order.
 
 Recipe (:class:`DetectionHParams`): SGD momentum 0.9, weight decay 1e-4, linear warm-up then cosine decay, gradient
 clipping, multi-scale training (the detector draws one shorter side from ``train_sizes`` per batch and evaluates at
-``eval_size``), small-object anchors on the offline MobileNetV2 models, validation COCO mAP every epoch (best
+``eval_size``, chosen from the sizes of the images and of their objects: see :func:`_auto_sizes`), small-object anchors on the offline MobileNetV2 models, validation COCO mAP every epoch (best
 checkpoint on ``val_map``).
 """
 
@@ -77,13 +77,43 @@ def dataset_kind(task: Task, annotations: Sequence[Any]) -> str:
     raise ConflictError("the version has no instance or semantic masks to train on; annotate some first")
 
 
-def _auto_sizes(shorts: Sequence[int], hp: DetectionHParams) -> tuple[int, tuple[int, ...]]:
-    """Evaluation shorter side (median of the data, within 256..800, multiple of 32) and training sizes around it."""
+MIN_OBJECT_PX = 24
+"""Shorter side the median object should have at the evaluation size: 1.5x the smallest anchor (16 px) and three
+cells of the finest (stride 8) feature map. Small nuclei in small microscopy images need upscaling to get there."""
+
+
+def _object_sides(items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Every object's shorter side in pixels and the shorter side of its image (boxes, or the boxes of instances)."""
+    sides, shorts = [], []
+    for it in items:
+        ann = it.annotation.boxes if isinstance(it.annotation, Instances) else it.annotation
+        if not isinstance(ann, Boxes) or not len(ann):
+            continue
+        side = (ann.xyxy[:, 2:] - ann.xyxy[:, :2]).min(axis=1)
+        sides.append(side[side > 0])
+        shorts.append(np.full((side > 0).sum(), min(it.image.width, it.image.height), dtype=np.float64))
+    if not sides:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(sides), np.concatenate(shorts)
+
+
+def _auto_sizes(items: Sequence[Any], hp: DetectionHParams) -> tuple[int, tuple[int, ...]]:
+    """Evaluation shorter side and the multi-scale training sizes around it (multiples of 32 within 256..800).
+
+    Start at the median image shorter side, so most images keep their resolution; raise it until the median object,
+    resized with its image, is at least :data:`MIN_OBJECT_PX`. Training draws sizes within +-96 px of it but never
+    below 0.8x: shrinking objects that are already small only teaches the detector to miss them.
+    """
     if hp.eval_size:
         eval_size = hp.eval_size
     else:
+        shorts = [min(it.image.width, it.image.height) for it in items]
         eval_size = int(np.clip(32 * round(float(np.median(shorts)) / 32), 256, 800))
-    train = hp.train_sizes or tuple(sorted({max(160, eval_size + 32 * k) for k in (-3, -2, -1, 0, 1, 2, 3)}))
+        sides, image_shorts = _object_sides(items)
+        while sides.size and eval_size < 800 and np.median(sides * eval_size / image_shorts) < MIN_OBJECT_PX:
+            eval_size += 32
+    train = hp.train_sizes or tuple(sorted({eval_size + 32 * k for k in range(-3, 4)
+                                            if eval_size + 32 * k >= 0.8 * eval_size}))
     return eval_size, tuple(train)
 
 
@@ -286,8 +316,7 @@ def train_detection(
         name = model or DEFAULT_MODELS[kind]
         run_id = new_run_id(label=name)
     hp.vertical_flip = bool(hp.vertical_flip)
-    shorts = [min(it.image.width, it.image.height) for it in by_split["train"]]
-    eval_size, train_sizes = _auto_sizes(shorts, hp)
+    eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
     policy = resolve_policy(info.ontology, vertical_flip=hp.vertical_flip)
