@@ -155,3 +155,17 @@ def test_semantic_background_is_implicit_when_no_class_has_id_0(tmp_path: Path) 
     m = tgt["mask"].numpy()
     assert (m[10:30, 10:30] == 1).all() and (m[50:, 50:] == 0).all()
     assert float(img.min()) < 0  # normalised for torchvision's segmenters
+
+
+
+def test_semantic_classes_use_a_background_class_as_model_class_zero() -> None:
+    from visionloop.core.ontology import ClassDef, Ontology
+    from visionloop.data.detection import semantic_classes
+
+    implicit = Ontology((ClassDef(id=1, name="nucleus"),))
+    assert semantic_classes(implicit) == ({0: 0, 1: 1}, [(0, "background"), (1, "nucleus")])
+    # a mask export that names index 0 "background" (then imported as class 1): one background, not two
+    named = Ontology((ClassDef(id=1, name="background"), ClassDef(id=2, name="nucleus")))
+    assert semantic_classes(named) == ({0: 0, 1: 0, 2: 1}, [(1, "background"), (2, "nucleus")])
+    with_zero = Ontology((ClassDef(id=0, name="sky"), ClassDef(id=1, name="road")))
+    assert semantic_classes(with_zero) == ({0: 0, 1: 1}, [(0, "sky"), (1, "road")])

@@ -111,3 +111,24 @@ def test_voc_and_yolo_folders_are_not_claimed(tmp_path: Path, image_factory) -> 
     Image.new("P", (4, 4)).save(tmp_path / "SegmentationClass/a.png")
     assert semantic_masks.detect(tmp_path) == 0.0
     assert isinstance(SemanticMask(np.zeros((2, 2), int)), SemanticMask)
+
+
+def test_instances_of_class_zero_get_a_background_class_on_export(dsb_dir: Path, tmp_path: Path) -> None:
+    """DSB2018 (one class, "nucleus", index 0) exported as semantic masks: nuclei must not become background."""
+    import shutil
+
+    from visionloop.formats import kaggle_masks
+
+    for sample in sorted((dsb_dir / "stage1_train").iterdir())[:2]:
+        shutil.copytree(sample, tmp_path / "kaggle" / sample.name)
+    inst = kaggle_masks.load(tmp_path / "kaggle")
+    assert inst.classes == ["nucleus"]
+    semantic_masks.save(inst, tmp_path / "out")
+    got = semantic_masks.load(tmp_path / "out")
+    assert got.classes == ["background", "nucleus"]
+    by_name = {Path(s.name).stem: s.annotation for s in got.samples}
+    for s in inst.samples:
+        ann, h, w = s.annotation, s.height, s.width
+        union = np.any([ann.mask(i, h, w) for i in range(len(ann))], axis=0)
+        mask = by_name[Path(s.name).stem].mask
+        assert union.any() and np.array_equal(mask == 1, union) and set(np.unique(mask)) == {0, 1}

@@ -53,13 +53,16 @@ def semantic_classes(ontology: Ontology) -> tuple[dict[int, int], list[tuple[int
     """Semantic maps: project class id -> model class index, and (project id, name) per model class.
 
     When the ontology has no class with id 0, pixel value 0 is the implicit ``background`` (model class 0) and the
-    active classes follow as 1..K; otherwise the active classes are 0..K-1 in order.
+    active classes follow as 1..K; a class named ``background`` (as mask exports of other tools name index 0) is that
+    model class 0 too, not a second one. With a class of id 0, the active classes are 0..K-1 in order.
     """
     active = ontology.active
     if any(c.id == 0 for c in active):
         return {c.id: i for i, c in enumerate(active)}, [(c.id, c.name) for c in active]
-    mapping = {0: 0} | {c.id: i + 1 for i, c in enumerate(active)}
-    return mapping, [(0, "background")] + [(c.id, c.name) for c in active]
+    bg = next((c for c in active if c.name.lower() in ("background", "_background_")), None)
+    others = [c for c in active if c is not bg]
+    mapping = {0: 0} | ({bg.id: 0} if bg else {}) | {c.id: i + 1 for i, c in enumerate(others)}
+    return mapping, [(bg.id if bg else 0, bg.name if bg else "background")] + [(c.id, c.name) for c in others]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -256,10 +256,10 @@ def load(path: Path) -> FormatDataset:
 # ---------------------------------------------------------------------------------------------------------- writing
 
 
-def _palette(dataset: FormatDataset) -> list[tuple[int, int, int]]:
+def _palette(dataset: FormatDataset, classes: list[str]) -> list[tuple[int, int, int]]:
     known = dataset.meta.get("colors") or {}
     out = []
-    for i, name in enumerate(dataset.classes):
+    for i, name in enumerate(classes):
         c = known.get(name)
         if c is None:  # the Pascal VOC colour map: distinct, stable colours per index
             r = g = b = 0
@@ -277,10 +277,16 @@ def _palette(dataset: FormatDataset) -> list[tuple[int, int, int]]:
 def save(dataset: FormatDataset, out: Path) -> None:
     """Write ``out/images/``, ``out/masks/<stem>.png`` (palette PNGs of class indices) and ``dataset_meta.json``."""
     out = Path(out)
-    if len(dataset.classes) > IGNORE:
-        raise FormatError(out, NAME, f"{len(dataset.classes)} classes do not fit 8-bit masks (at most {IGNORE})")
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    colours = _palette(dataset)
+    # mask index 0 is the background between instances: when an instance class sits at index 0 (DSB's one class
+    # "nucleus"), a "background" class goes first and every class index moves up by one
+    shift = int(any(isinstance(s.annotation, Instances) and bool((s.annotation.boxes.class_id == 0).any())
+                    for s in dataset.samples))
+    classes = ["background"] * shift + list(dataset.classes)
+    if len(classes) > IGNORE:
+        raise FormatError(out, NAME, f"{len(classes)} classes do not fit 8-bit masks (at most {IGNORE}, 255 is "
+                          "'unlabelled'); merge classes or export another format")
+    colours = _palette(dataset, classes)
     flat = [v for c in colours for v in c]
     flat += [0] * (3 * 256 - len(flat))
     flat[3 * IGNORE: 3 * IGNORE + 3] = [255, 255, 255]
@@ -294,8 +300,11 @@ def save(dataset: FormatDataset, out: Path) -> None:
                 image_size(sample.image_path) or (0, 0))
             mask = np.zeros((h, w), dtype=np.int32)
             for i in range(len(ann)):
-                mask[ann.mask(i, h, w)] = int(ann.boxes.class_id[i])
+                mask[ann.mask(i, h, w)] = int(ann.boxes.class_id[i]) + shift
             ann = SemanticMask(mask, IGNORE)
+        elif isinstance(ann, SemanticMask) and shift:
+            ann = SemanticMask(np.where(ann.mask == ann.ignore_index, ann.ignore_index, ann.mask + shift),
+                               ann.ignore_index)
         if not isinstance(ann, SemanticMask):
             raise FormatError(sample.name, NAME, f"semantic masks hold per-pixel classes; a {type(ann).__name__} "
                               "annotation has none. Export a segmentation version")
@@ -306,7 +315,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
         dest = out / "masks" / Path(sample.name).with_suffix(".png")
         dest.parent.mkdir(parents=True, exist_ok=True)
         im.save(dest)
-    meta = {"label_map": {str(i): n for i, n in enumerate(dataset.classes)},
+    meta = {"label_map": {str(i): n for i, n in enumerate(classes)},
             "segmentation_colors": [list(c) for c in colours],
             "background_label": str(dataset.meta.get("background_label", "0"))}
     (out / "dataset_meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
