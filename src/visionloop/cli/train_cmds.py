@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from visionloop.cli.output import emit, err_console, handle_errors
-from visionloop.core.errors import VisionloopError
 
 __all__ = ["register"]
 
@@ -128,16 +127,17 @@ def models(
     as_json: JsonOpt = False,
 ) -> None:
     """List the model names that `train --model` takes (ours first, then timm's and torchvision's)."""
-    from visionloop.models.registry import get_entry, list_models
+    from visionloop.models.registry import get_entry, list_models, resolve_library
 
+    ours = set(list_models(library="visionloop"))
     rows = []
     for name in list_models(pattern, library=library, task=task):
-        try:
+        if name in ours:
             entry = get_entry(name)
             rows.append({"name": name, "library": "visionloop", "tasks": ", ".join(entry.tasks),
                          "description": entry.description})
-        except VisionloopError:
-            rows.append({"name": name, "library": "timm/torchvision", "tasks": "classification, tagging",
+        else:  # timm wins names both libraries have, as in `train --model`
+            rows.append({"name": name, "library": library or resolve_library(name), "tasks": "classification, tagging",
                          "description": ""})
     emit(rows, as_json=as_json, title=f"{len(rows)} models")
 

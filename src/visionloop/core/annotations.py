@@ -26,6 +26,7 @@ __all__ = [
     "SemanticMask",
     "Tags",
     "annotation_class_counts",
+    "boxes_of",
     "annotation_from_payload",
     "annotation_to_payload",
 ]
@@ -328,6 +329,13 @@ def annotation_from_payload(payload: dict[str, Any]) -> Annotation:
     raise AnnotationValidationError(
         "payload type", expected="label, tags, boxes, instances or semantic", actual=repr(kind)
     )
+
+
+def boxes_of(ann: Boxes | Instances | None) -> Boxes:
+    """The boxes of a detection or instance annotation (an instance's box carries its class and score)."""
+    if ann is None:
+        return Boxes.empty()
+    return ann.boxes if isinstance(ann, Instances) else ann
 
 
 def annotation_class_counts(ann: Annotation) -> Counter[int]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from visionloop.core.annotations import RLE, Boxes, Instances
+from visionloop.core.annotations import RLE, Boxes, Instances, boxes_of
 
 __all__ = ["STAT_NAMES", "CocoResult", "coco_evaluate", "to_coco_json"]
 
@@ -84,7 +84,7 @@ def to_coco_json(
     for i, (gt, pred) in enumerate(zip(gts, preds, strict=True)):
         h, w = sizes[i]
         if gt is not None:
-            boxes = gt.boxes if isinstance(gt, Instances) else gt
+            boxes = boxes_of(gt)
             for j, (bb, c) in enumerate(zip(_xywh(boxes.xyxy), boxes.class_id.tolist(), strict=True)):
                 a: dict[str, Any] = {"id": len(anns) + 1, "image_id": i + 1, "category_id": int(c), "bbox": bb,
                                      "iscrowd": 0, "area": float(bb[2] * bb[3])}
@@ -95,7 +95,7 @@ def to_coco_json(
                     raise ValueError("segm evaluation needs Instances ground truth")
                 anns.append(a)
         if pred is not None:
-            boxes = pred.boxes if isinstance(pred, Instances) else pred
+            boxes = boxes_of(pred)
             scores = boxes.score if boxes.score is not None else np.ones(len(boxes))
             for j, (bb, c, s) in enumerate(zip(_xywh(boxes.xyxy), boxes.class_id.tolist(), scores.tolist(),
                                                strict=True)):

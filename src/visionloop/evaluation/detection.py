@@ -24,6 +24,7 @@ from visionloop.core.annotations import Boxes, Instances
 from visionloop.evaluation.coco_eval import coco_evaluate, to_coco_json
 
 __all__ = [
+    "above_thresholds",
     "auto_max_dets",
     "box_iou",
     "coco_metrics",
@@ -53,12 +54,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def _boxes(a: Boxes | Instances | None) -> Boxes:
-    if a is None:
-        return Boxes.empty()
-    return a.boxes if isinstance(a, Instances) else a
 
 
 def coco_metrics(dataset: Any, preds: Sequence[Boxes | Instances], *, masks: bool = False, max_dets: int = 100,
@@ -130,8 +125,7 @@ def confusion_and_matches(gts: Sequence[Boxes], preds: Sequence[Boxes], labels: 
     per_image = []
     for g, p in zip(gts, preds, strict=True):
         ps = p.score if p.score is not None else np.ones(len(p))
-        keep = [j for j in range(len(p)) if ps[j] >= thresholds.get(int(p.class_id[j]), 0.5)]
-        keep.sort(key=lambda j: -ps[j])
+        keep = sorted(above_thresholds(p, thresholds), key=lambda j: -ps[j])
         ious = box_iou(p.xyxy[keep], g.xyxy)
         used = np.zeros(len(g), bool)
         rec: dict[str, Any] = {"tp": [], "fp": [], "fn": [], "confused": []}
@@ -155,18 +149,25 @@ def confusion_and_matches(gts: Sequence[Boxes], preds: Sequence[Boxes], labels: 
     return cm, per_image
 
 
+def above_thresholds(pred: Boxes, thresholds: dict[int, float], default: float = 0.5) -> list[int]:
+    """Indexes of the predictions scored at least their class's threshold (all of them when unscored)."""
+    if pred.score is None:
+        return list(range(len(pred)))
+    return [j for j in range(len(pred)) if pred.score[j] >= thresholds.get(int(pred.class_id[j]), default)]
+
+
 def likely_unlabelled(gt: Boxes, pred: Boxes, fp: Sequence[int], *, min_score: float = 0.9,
                       max_iou: float = 0.1) -> list[int]:
     """The false positives ``fp`` scored at least ``min_score`` that overlap no labelled object (IoU below
     ``max_iou`` with every ground-truth box of any class): on real data these are mostly objects the annotator
     skipped, so they belong in the review queue rather than in the model's error count."""
-    if not len(fp) or pred.score is None:
+    if pred.score is None:
         return []
-    fp = [j for j in fp if pred.score[j] >= min_score]
-    if not len(gt):
-        return list(fp)
-    overlap = box_iou(pred.xyxy[fp], gt.xyxy).max(axis=1) if fp else np.zeros(0)
-    return [j for j, o in zip(fp, overlap, strict=True) if o < max_iou]
+    confident = [j for j in fp if pred.score[j] >= min_score]
+    if not confident or not len(gt):
+        return confident
+    overlap = box_iou(pred.xyxy[confident], gt.xyxy).max(axis=1)
+    return [j for j, o in zip(confident, overlap, strict=True) if o < max_iou]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

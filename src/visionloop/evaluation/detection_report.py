@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from visionloop.core.annotations import Boxes, Instances
+from visionloop.core.annotations import Boxes, Instances, boxes_of
 
 __all__ = ["draw_detections", "run_evaluation"]
 
@@ -63,8 +63,7 @@ def _overlay(im: Image.Image, mask: np.ndarray, colour: tuple[int, int, int], al
 def draw_detections(im: Image.Image, gt: Boxes | Instances, pred: Boxes | Instances, match: dict[str, Any],
                     names: list[str]) -> Image.Image:
     """Draw TP (green), FP (red, with class and score), FN (orange dashed) and confused (blue) on a copy of ``im``."""
-    gb = gt.boxes if isinstance(gt, Instances) else gt
-    pb = pred.boxes if isinstance(pred, Instances) else pred
+    gb, pb = boxes_of(gt), boxes_of(pred)
     out = im.convert("RGB")
     if isinstance(pred, Instances):
         h, w = out.height, out.width
@@ -222,8 +221,10 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
     """See :func:`visionloop.evaluation.detection.evaluate_run`."""
     from visionloop.data.detection import DetectionDataset, SemanticDataset
     from visionloop.evaluation.detection import (
+        above_thresholds,
         coco_metrics,
         confusion_and_matches,
+        image_jaccard,
         likely_unlabelled,
         pr_curves,
         semantic_metrics,
@@ -266,8 +267,8 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
         cm_all = coco_metrics(ds, preds, masks=masks, max_dets=max_dets, names=names)
         main = cm_all["segm"] if masks else cm_all["bbox"]
         gts = [ds.ground_truth(i) for i in range(len(ds))]
-        gboxes = [g.boxes if isinstance(g, Instances) else g for g in gts]
-        pboxes = [p.boxes if isinstance(p, Instances) else p for p in preds]
+        gboxes = [boxes_of(g) for g in gts]
+        pboxes = [boxes_of(p) for p in preds]
         labels = list(range(1, len(names) + 1))
         curves = pr_curves(gboxes, pboxes, labels)
         thresholds = {c: curves[c]["threshold"] for c in labels}
@@ -295,17 +296,12 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
                                        "images": sum(bool(m["unlabelled"]) for m in matches)}
         if masks:
             result["segm"] = stats["segm"]
-        from visionloop.evaluation.detection import image_jaccard
-
-        gm, pm = [], []
-        for i, (g, p) in enumerate(zip(gts, preds, strict=True)):
-            h, w = ds.size(i)
-            gm.append(_foreground(g, range(len(g)), h, w))
-            pb = p.boxes if isinstance(p, Instances) else p
-            ps = pb.score if pb.score is not None else np.ones(len(pb))
-            pm.append(_foreground(p, [j for j in range(len(pb)) if ps[j] >= thresholds.get(int(pb.class_id[j]), 0.5)],
-                                  h, w))
-        result["image_jaccard"] = image_jaccard(gm, pm)["score"]
+        sizes = [ds.size(i) for i in range(len(ds))]
+        result["image_jaccard"] = image_jaccard(
+            [_foreground(g, range(len(g)), *hw) for g, hw in zip(gts, sizes, strict=True)],
+            [_foreground(p, above_thresholds(pb, thresholds), *hw)
+             for p, pb, hw in zip(preds, pboxes, sizes, strict=True)],
+        )["score"]
         # COCO JSON that pycocotools can rerun
         (directory / "coco_gt.json").write_text(json.dumps(cm_all["bbox"]["gt_json"]))
         for t in cm_all:
@@ -355,7 +351,8 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
         samples = _augmented_samples(project, cfg, train_items, kind)
         aug = cfg.augmentation
         sections.append("<h2>Training</h2>" + (f"<img src='{curves_png}'>" if curves_png else "")
-                        + "<h3>Augmentation policy</h3>" + _table([[k, v] for k, v in aug.items() if v != []], ["setting", "value"])
+                        + "<h3>Augmentation policy</h3>"
+                        + _table([[k, v] for k, v in aug.items() if v != []], ["setting", "value"])
                         + "<p class=note>Augmented training samples: image, boxes (blue) and masks (green) "
                           "transformed together; boxes that left the image were dropped.</p><div class=g>"
                         + "".join(f"<img src='{s}'>" for s in samples) + "</div>")

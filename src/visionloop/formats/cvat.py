@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
+from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags, boxes_of
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, ellipse_ring, shapes_to_annotation
@@ -441,7 +441,7 @@ def _save_video(dataset: FormatDataset, out: Path) -> None:
     order = [s.frame_index or 0 for s in frames]
     tracks: dict[int, dict[int, Shape]] = {}
     next_free = 1 + max((int(t) for s in frames if isinstance(s.annotation, Boxes | Instances)
-                         for t in (_boxes(s.annotation).track_id if _boxes(s.annotation).track_id is not None
+                         for t in (boxes_of(s.annotation).track_id if boxes_of(s.annotation).track_id is not None
                                    else [])), default=-1)
     width = height = 0
     for s in frames:
@@ -482,10 +482,6 @@ def _save_video(dataset: FormatDataset, out: Path) -> None:
         ext = s.image_path.suffix if s.image_path else Path(s.name).suffix or ".png"
         copy_image(s, out / "images", f"frame_{s.frame_index or 0:06d}{ext}")
     _write(root, out / "annotations.xml")
-
-
-def _boxes(ann: Boxes | Instances) -> Boxes:
-    return ann.boxes if isinstance(ann, Instances) else ann
 
 
 def _write(root: ET.Element, dest: Path) -> None:

@@ -20,6 +20,7 @@ whose names and shapes match.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,8 +42,8 @@ __all__ = [
     "load_matching",
     "maskrcnn_mobilenet_v2_fpn",
     "offline_mobilenet_v2_path",
-    "build_torchvision",
     "register_detection_models",
+    "torchvision_builder",
 ]
 
 PretrainedSource = Literal["coco", "imagenet", "none"]
@@ -229,7 +230,7 @@ def maskrcnn_mobilenet_v2_fpn(
 # ---- torchvision's detectors ------------------------------------------------------------------------------------
 
 
-def build_torchvision(fn: Callable[..., nn.Module], tv_name: str, *, num_classes: int, pretrained: PretrainedSource,
+def _from_torchvision(fn: Callable[..., nn.Module], tv_name: str, *, num_classes: int, pretrained: PretrainedSource,
                       weights_path: str | Path | None, **kwargs: Any) -> nn.Module:
     """``fn`` (a torchvision detection/segmentation builder) with ``num_classes`` outputs, started from COCO weights
     (class-specific heads stay freshly initialised), an ImageNet backbone, or nothing. A ``weights_path`` replaces
@@ -253,19 +254,24 @@ def build_torchvision(fn: Callable[..., nn.Module], tv_name: str, *, num_classes
     return model
 
 
-def _tv_builder(tv_name: str, *, masks: bool = False) -> Callable[..., nn.Module]:
-    """Wrap a torchvision detection builder: COCO weights with new class heads, ImageNet backbone, or none."""
+def torchvision_builder(tv_name: str, *, family: Literal["detection", "segmentation"]) -> Callable[..., nn.Module]:
+    """A registry builder for ``torchvision.models.<family>.<tv_name>``: COCO weights with new class heads, an
+    ImageNet backbone, or none (see the module docstring for ``pretrained``)."""
 
     def build(*, num_classes: int, pretrained: PretrainedSource = "coco", weights_path: str | Path | None = None,
               **kwargs: Any) -> nn.Module:
-        from torchvision.models import detection as tvdet
+        import importlib
 
-        return build_torchvision(getattr(tvdet, tv_name), tv_name, num_classes=num_classes, pretrained=pretrained,
+        fn = getattr(importlib.import_module(f"torchvision.models.{family}"), tv_name)
+        return _from_torchvision(fn, tv_name, num_classes=num_classes, pretrained=pretrained,
                                  weights_path=weights_path, **kwargs)
 
     build.__name__ = tv_name
-    build.__doc__ = f"torchvision ``{tv_name}``; see the module docstring for ``pretrained``."
+    build.__doc__ = f"torchvision ``{tv_name}`` ({family}); see the module docstring for ``pretrained``."
     return build
+
+
+_tv_builder = functools.partial(torchvision_builder, family="detection")
 
 
 def _spec(name: str, builder: Callable[..., nn.Module], *, masks: bool = False, offline: bool = False,
@@ -296,9 +302,9 @@ DETECTION_MODELS: dict[str, DetectorSpec] = OrderedDict((s.name, s) for s in [
     _spec("fcos_resnet50_fpn", _tv_builder("fcos_resnet50_fpn"), description="torchvision FCOS ResNet-50 FPN (COCO)"),
     _spec("ssdlite320_mobilenet_v3_large", _tv_builder("ssdlite320_mobilenet_v3_large"),
           description="torchvision SSDlite 320 MobileNetV3-Large (COCO)"),
-    _spec("maskrcnn_resnet50_fpn", _tv_builder("maskrcnn_resnet50_fpn", masks=True), masks=True,
+    _spec("maskrcnn_resnet50_fpn", _tv_builder("maskrcnn_resnet50_fpn"), masks=True,
           description="torchvision Mask R-CNN ResNet-50 FPN (COCO)"),
-    _spec("maskrcnn_resnet50_fpn_v2", _tv_builder("maskrcnn_resnet50_fpn_v2", masks=True), masks=True,
+    _spec("maskrcnn_resnet50_fpn_v2", _tv_builder("maskrcnn_resnet50_fpn_v2"), masks=True,
           description="torchvision Mask R-CNN ResNet-50 FPN v2 (COCO)"),
 ])
 

@@ -130,8 +130,9 @@ def _suggest(name: str) -> list[str]:
 
 def get_entry(name: str) -> ModelEntry:
     """A builder registered with :func:`register_model`."""
-    if name in _builtin():
-        return _REGISTRY[name]
+    entries = _builtin()
+    if name in entries:
+        return entries[name]
     raise UnknownModelError(name, _suggest(name))
 
 

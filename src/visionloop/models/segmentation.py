@@ -9,6 +9,7 @@ segmenter, class layers re-initialised), ``"imagenet"`` (backbone only; offline 
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,8 @@ from visionloop.models.detection import (
     PretrainedSource,
     _apply_weights_path,
     _load_file,
-    build_torchvision,
     offline_mobilenet_v2_path,
+    torchvision_builder,
 )
 
 __all__ = ["SEGMENTATION_MODELS", "build_segmentation_model", "deeplabv3_mobilenet_v2", "register_segmentation_models"]
@@ -53,17 +54,7 @@ def deeplabv3_mobilenet_v2(
     return model
 
 
-def _tv_builder(tv_name: str) -> Callable[..., nn.Module]:
-    def build(*, num_classes: int, pretrained: PretrainedSource = "coco", weights_path: str | Path | None = None,
-              **kwargs: Any) -> nn.Module:
-        from torchvision.models import segmentation as tvseg
-
-        return build_torchvision(getattr(tvseg, tv_name), tv_name, num_classes=num_classes, pretrained=pretrained,
-                                 weights_path=weights_path, aux_loss=kwargs.pop("aux_loss", None), **kwargs)
-
-    build.__name__ = tv_name
-    build.__doc__ = f"torchvision ``{tv_name}`` semantic segmenter."
-    return build
+_tv_builder = functools.partial(torchvision_builder, family="segmentation")
 
 
 SEGMENTATION_MODELS: dict[str, tuple[Callable[..., nn.Module], PretrainedSource, str]] = OrderedDict([

@@ -6,12 +6,13 @@ background (detectors); semantic classes are 0..K-1 in the same order.
 
 Recipe (:class:`DetectionHParams`): SGD momentum 0.9, weight decay 1e-4, linear warm-up then cosine decay, gradient
 clipping, multi-scale training (the detector draws one shorter side from ``train_sizes`` per batch and evaluates at
-``eval_size``, chosen from the sizes of the images and of their objects: see :func:`_auto_sizes`), small-object anchors on the offline MobileNetV2 models, validation COCO mAP every epoch (best
-checkpoint on ``val_map``).
+``eval_size``, chosen from the sizes of the images and of their objects: see :func:`_auto_sizes`), small-object
+anchors on the offline MobileNetV2 models, validation COCO mAP every epoch (best checkpoint on ``val_map``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
+from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask, boxes_of
 from visionloop.core.errors import ConflictError, ImageError, VisionloopError
 from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from visionloop.core.task import Task
@@ -82,19 +83,16 @@ MIN_OBJECT_PX = 24
 cells of the finest (stride 8) feature map. Small nuclei in small microscopy images need upscaling to get there."""
 
 
-def _object_sides(items: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Every object's shorter side in pixels and the shorter side of its image (boxes, or the boxes of instances)."""
-    sides, shorts = [], []
+def _object_fractions(items: Sequence[Any]) -> np.ndarray:
+    """Every object's shorter side as a fraction of its image's shorter side (boxes, or the boxes of instances;
+    zero-size boxes left out): what resizing the image's shorter side to ``s`` makes ``s * fraction`` pixels."""
+    out = []
     for it in items:
-        ann = it.annotation.boxes if isinstance(it.annotation, Instances) else it.annotation
-        if not isinstance(ann, Boxes) or not len(ann):
-            continue
-        side = (ann.xyxy[:, 2:] - ann.xyxy[:, :2]).min(axis=1)
-        sides.append(side[side > 0])
-        shorts.append(np.full((side > 0).sum(), min(it.image.width, it.image.height), dtype=np.float64))
-    if not sides:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(sides), np.concatenate(shorts)
+        if isinstance(it.annotation, Boxes | Instances):
+            b = boxes_of(it.annotation)
+            out.append((b.xyxy[:, 2:] - b.xyxy[:, :2]).min(axis=1) / min(it.image.width, it.image.height))
+    fractions = np.concatenate(out) if out else np.zeros(0)
+    return fractions[fractions > 0]
 
 
 def _auto_sizes(items: Sequence[Any], hp: DetectionHParams) -> tuple[int, tuple[int, ...]]:
@@ -109,9 +107,10 @@ def _auto_sizes(items: Sequence[Any], hp: DetectionHParams) -> tuple[int, tuple[
     else:
         shorts = [min(it.image.width, it.image.height) for it in items]
         eval_size = int(np.clip(32 * round(float(np.median(shorts)) / 32), 256, 800))
-        sides, image_shorts = _object_sides(items)
-        while sides.size and eval_size < 800 and np.median(sides * eval_size / image_shorts) < MIN_OBJECT_PX:
-            eval_size += 32
+        fractions = _object_fractions(items)
+        if fractions.size:  # the smallest multiple of 32 that makes the median object MIN_OBJECT_PX, up to 800
+            needed = 32 * math.ceil(MIN_OBJECT_PX / float(np.median(fractions)) / 32)
+            eval_size = min(800, max(eval_size, needed))
     train = hp.train_sizes or tuple(sorted({eval_size + 32 * k for k in range(-3, 4)
                                             if eval_size + 32 * k >= 0.8 * eval_size}))
     return eval_size, tuple(train)
@@ -410,7 +409,7 @@ def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, s
                 o = net([x])[0]
                 keep = o["scores"] >= score_thresh
                 ann = outputs_to_annotations({k: v[keep] for k, v in o.items()})
-                boxes = ann.boxes if isinstance(ann, Instances) else ann
+                boxes = boxes_of(ann)
                 dets = []
                 for j in range(len(boxes)):
                     lab = int(boxes.class_id[j])
