@@ -21,7 +21,7 @@ run: $(STAMP)  ## the platform on http://127.0.0.1:8000 with the sample BCCD pro
 	$(VENV)/bin/visionloop demo data/sample-bccd --source examples/bccd-sample --host 127.0.0.1 --port 8000
 
 test: $(STAMP)  ## unit + integration tests on the real data, and the benchmark smoke runs
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
 
 test-slow: $(STAMP)  ## everything, including long training runs on real data
 	$(PY) -m pytest -q --slow $(PYTEST_ARGS)

@@ -21,14 +21,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--slow", action="store_true", help="also run tests marked slow (long, on real data)")
 
 
+SLOW_SKIP = "slow: run with --slow"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+"""Under CI nothing a test needs may be missing: a skip (no browser, no ../shared, no PostgreSQL) is a failure."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
         return
-    skip = pytest.mark.skip(reason="slow: run with --slow")
+    skip = pytest.mark.skip(reason=SLOW_SKIP)
     for item in items:
         # slow tests also marked `ci` are the representative subset that `make test` (and so CI) runs
         if "slow" in item.keywords and "ci" not in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """With ``CI=true`` a skipped test fails, except slow tests left out on purpose (``--slow`` runs them)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not IN_CI or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if SLOW_SKIP in reason:
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped under CI=true, where nothing a test needs may be missing: {reason}"
 
 
 def _need(path: Path) -> Path:
