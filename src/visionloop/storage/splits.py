@@ -6,7 +6,7 @@ Pipeline:
 
 1. :func:`phash_hex` — a 64-bit perceptual hash (DCT hash from ``imagehash``) of each image, decoded small.
 2. :func:`near_duplicate_pairs` — pairs of hashes within a Hamming distance, found without comparing all pairs.
-3. :class:`UnionFind` joins near-duplicates, frames of one video and members of one source group into groups.
+3. :func:`connected_groups` joins near-duplicates, frames of one video and members of one source group into groups.
 4. :func:`assign_groups` puts each group wholly into one split, approaching the fractions overall and per class.
 """
 
@@ -17,13 +17,15 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "SPLITS",
     "GroupItem",
-    "UnionFind",
     "assign_groups",
     "class_presence",
+    "connected_groups",
     "group_hint",
     "near_duplicate_pairs",
     "phash_hex",
@@ -45,40 +47,20 @@ def phash_hex(data: bytes) -> str:
     return str(imagehash.phash(decode(data, draft=(64, 64))))
 
 
-class UnionFind:
-    """Disjoint sets over ``0..n-1`` with path halving and union by size."""
+def connected_groups(n: int, edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """Members of each connected component of the undirected graph over ``0..n-1`` with ``edges``.
 
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-        self.size = [1] * n
-
-    def find(self, i: int) -> int:
-        parent = self.parent
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        if self.size[ra] < self.size[rb]:
-            ra, rb = rb, ra
-        self.parent[rb] = ra
-        self.size[ra] += self.size[rb]
-
-    def union_all(self, members: Iterable[int]) -> None:
-        it = iter(members)
-        first = next(it, None)
-        if first is None:
-            return
-        for m in it:
-            self.union(first, m)
-
-    def labels(self) -> list[int]:
-        """Root of each element."""
-        return [self.find(i) for i in range(len(self.parent))]
+    Components come in the order of their smallest member, members ascending (``scipy.sparse.csgraph``).
+    """
+    if n == 0:
+        return []
+    pairs = np.asarray(list(edges), dtype=np.int64).reshape(-1, 2)
+    graph = coo_array((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    out: dict[int, list[int]] = {}
+    for i, label in enumerate(labels.tolist()):
+        out.setdefault(label, []).append(i)
+    return sorted(out.values(), key=lambda m: m[0])
 
 
 def _chunks(bits: int, pieces: int) -> list[tuple[int, int]]:

@@ -36,9 +36,9 @@ from visionloop.storage.project import Project, _image_record
 from visionloop.storage.splits import (
     SPLITS,
     GroupItem,
-    UnionFind,
     assign_groups,
     class_presence,
+    connected_groups,
     group_hint,
     near_duplicate_pairs,
     phash_hex,
@@ -215,11 +215,9 @@ def _parse_phash(value: str | None) -> int | None:
 
 def _groups(items: list[_Item], phash_distance: int) -> tuple[list[list[int]], int]:
     """Item indexes per group (near-duplicates, one video, one meta ``group``) and the near-duplicate pair count."""
-    uf = UnionFind(len(items))
     hashed = [(i, h) for i, it in enumerate(items) if (h := _parse_phash(it.phash)) is not None]
     pairs = near_duplicate_pairs([h for _, h in hashed], phash_distance) if phash_distance >= 0 else []
-    for a, b in pairs:
-        uf.union(hashed[a][0], hashed[b][0])
+    edges = [(hashed[a][0], hashed[b][0]) for a, b in pairs]
     by_key: dict[tuple[str, str], list[int]] = {}
     for i, it in enumerate(items):
         if it.video_id:
@@ -228,11 +226,8 @@ def _groups(items: list[_Item], phash_distance: int) -> tuple[list[list[int]], i
         if group is not None and group != "":
             by_key.setdefault(("group", str(group)), []).append(i)
     for members in by_key.values():
-        uf.union_all(members)
-    out: dict[int, list[int]] = {}
-    for i, root in enumerate(uf.labels()):
-        out.setdefault(root, []).append(i)
-    return sorted(out.values(), key=lambda m: m[0]), len(pairs)
+        edges.extend((members[0], m) for m in members[1:])
+    return connected_groups(len(items), edges), len(pairs)
 
 
 def _content_hash(task: Task, ontology: Ontology, records: list[tuple[str, Any, str]]) -> str:
