@@ -198,12 +198,10 @@ def test_refuses_wrong_direction_and_non_empty_output(det_project, tmp_path, pro
 @pytest.mark.slow
 @pytest.mark.ci
 def test_bccd_crops_count_equals_boxes(bccd_dir, tmp_path):
-    formats = pytest.importorskip("visionloop.formats")
-    try:
-        voc = formats.get_format("voc")
-    except ModuleNotFoundError:
-        pytest.skip("visionloop.formats.voc is not written yet")
-    dataset = voc.load(bccd_dir)
+    from visionloop.core.ontology import remap_annotation
+    from visionloop.formats import get_format
+
+    dataset = get_format("voc").load(bccd_dir)
     p = Project.create(tmp_path / "bccd", task="detection")
     try:
         ids = p.class_ids(dataset.classes)
@@ -214,8 +212,6 @@ def test_bccd_crops_count_equals_boxes(bccd_dir, tmp_path):
                 continue
             data = Path(sample.image_path).read_bytes()
             iid = add(p, data, sample.name)
-            from visionloop.core.ontology import remap_annotation
-
             boxes, _ = remap_annotation(sample.annotation, to_project).clip(*Image.open(io.BytesIO(data)).size)
             p.save_annotation(iid, boxes, base_revision=None, author="t")
             n_boxes += int(((boxes.xyxy[:, 2] - boxes.xyxy[:, 0] >= 4) & (boxes.xyxy[:, 3] - boxes.xyxy[:, 1] >= 4)).sum())
