@@ -1,22 +1,38 @@
-"""File helpers shared by the formats of this package: image sizes, split names, finding images, peeking files,
-finding a layout's folders."""
+"""File helpers shared by the formats of this package: safe names (import and export), image sizes, split names,
+finding images, peeking files, reading JSON and YAML within limits, finding a layout's folders.
+
+Every name that comes from a data file is untrusted. On import it is resolved with :func:`resolve_inside` (or the
+finders built on it), which refuses absolute paths, ``..`` escapes, NUL bytes, over-long names and symbolic links
+that lead out of the dataset; on export it goes through :func:`safe_export_name` / :func:`unique_export_names` (image
+paths) or :func:`safe_folder_name` (one folder level, e.g. a class name), so nothing is written outside the output
+folder.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import yaml
 from PIL import Image, UnidentifiedImageError
 
-from visionloop.core.errors import FormatError
-from visionloop.formats.base import IMAGE_EXTENSIONS, Sample
+from visionloop.core.errors import FormatError, VisionloopError
+
+if TYPE_CHECKING:
+    from visionloop.formats.base import Sample
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
+    "MAX_NAME_CHARS",
     "SPLIT_NAMES",
     "ImageFinder",
+    "UnsafePathError",
+    "YamlLimitError",
     "annotation_files",
     "candidate_files",
     "find_in_folder",
@@ -26,9 +42,19 @@ __all__ = [
     "image_size",
     "read_head",
     "read_tail",
+    "read_yaml",
     "relative_in_subset",
+    "resolve_inside",
+    "safe_export_name",
+    "safe_folder_name",
+    "safe_relative_name",
     "split_of",
+    "unique_export_names",
 ]
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jpe", ".jfif", ".pgm", ".ppm"}
+)
 
 SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "test", "testing", "dev", "trainval"})
 """Folder or file-name words that name a subset (compared lower-case)."""
@@ -36,6 +62,242 @@ SPLIT_NAMES = frozenset({"train", "training", "val", "valid", "validation", "tes
 _ORIENTATION_TAG = 0x0112
 
 _T = TypeVar("_T")
+
+
+# --- safe names -------------------------------------------------------------------------------------------------
+
+MAX_NAME_CHARS = 1024
+"""Longest name (characters) a data file may give for a file; longer ones are refused, not truncated."""
+_MAX_COMPONENT_BYTES = 255
+"""Longest file or folder name most file systems accept (bytes of UTF-8)."""
+_EXPORT_COMPONENT_BYTES = 200
+"""Export shortens a longer file or folder name to this many bytes (plus a stable ``~hash``)."""
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"|?*]')
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+)
+
+
+class UnsafePathError(VisionloopError, ValueError):
+    """A name from a data file would read or write outside its folder (or cannot be a file name at all).
+
+    ``name`` is the name as given (shortened in the message), ``root`` the folder it must stay in (None when the name
+    is refused before any folder is involved), ``reason`` what is wrong with it.
+    """
+
+    def __init__(self, name: object, root: Path | str | None, reason: str) -> None:
+        self.name, self.root, self.reason = name, root, reason
+        shown = repr(name) if len(repr(name)) <= 120 else repr(name)[:100] + f"... ({len(str(name)):,} characters)"
+        where = f" inside {root}" if root is not None else ""
+        super().__init__(f"unsafe path {shown}: {reason}; a name in a data file must be a relative path that stays"
+                         f"{where or ' inside its folder'}")
+
+
+def safe_relative_name(name: object) -> str:
+    """``name`` as a normalised relative posix path (``a\\\\b/./c`` -> ``a/b/c``, ``a/../b`` -> ``b``).
+
+    Raises :class:`UnsafePathError` for a non-text name, a NUL byte, an absolute path or drive (``/x``, ``C:x``,
+    ``//host``), a ``..`` that climbs above the start, an empty name, a name over :data:`MAX_NAME_CHARS`
+    characters or a file/folder name over 255 bytes.
+    """
+    if not isinstance(name, str):
+        raise UnsafePathError(name, None, f"a name must be text, not {type(name).__name__}")
+    if "\x00" in name:
+        raise UnsafePathError(name, None, "contains a NUL byte")
+    if len(name) > MAX_NAME_CHARS:
+        raise UnsafePathError(name, None, f"{len(name):,} characters is over the limit of {MAX_NAME_CHARS:,}")
+    text = name.replace("\\", "/")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        raise UnsafePathError(name, None, "absolute path or drive")
+    parts: list[str] = []
+    for part in text.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise UnsafePathError(name, None, "'..' leads out of the folder")
+            parts.pop()
+            continue
+        if len(part.encode("utf-8", errors="surrogatepass")) > _MAX_COMPONENT_BYTES:
+            raise UnsafePathError(name, None, f"a file or folder name over {_MAX_COMPONENT_BYTES} bytes")
+        parts.append(part)
+    if not parts:
+        raise UnsafePathError(name, None, "empty name")
+    return "/".join(parts)
+
+
+def resolve_inside(root: Path | str, name: object) -> Path:
+    """``root / name`` after checking that it stays inside ``root``, symbolic links followed.
+
+    The name is normalised by :func:`safe_relative_name`; the returned path is ``root`` joined with it (not
+    resolved, so it reads as given). Raises :class:`UnsafePathError` (a ``ValueError``) when the name is unsafe or
+    a symbolic link on the way leads outside ``root``. The path need not exist.
+    """
+    root = Path(root)
+    try:
+        rel = safe_relative_name(name)
+    except UnsafePathError as e:
+        raise UnsafePathError(name, root, e.reason) from None
+    path = root / rel
+    try:
+        real_root = root.resolve()
+        real = path.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop, a path the OS refuses
+        raise UnsafePathError(name, root, f"cannot be resolved ({e})") from None
+    if real != real_root and real_root not in real.parents:
+        raise UnsafePathError(name, root, "a symbolic link leads outside the folder")
+    return path
+
+
+def _short(component: str, limit: int) -> str:
+    """``component`` cut to ``limit`` UTF-8 bytes, extension kept, with ``~<hash8>`` of the full text so two long
+    names that share their start stay apart."""
+    if len(component.encode("utf-8", errors="surrogatepass")) <= limit:
+        return component
+    stem, dot, ext = component.rpartition(".")
+    if not dot or len(ext) > 16:
+        stem, ext = component, ""
+    tag = "~" + hashlib.sha256(component.encode("utf-8", errors="surrogatepass")).hexdigest()[:8]
+    tail = (f".{ext}" if ext else "")
+    room = limit - len(tag.encode()) - len(tail.encode("utf-8", errors="surrogatepass"))
+    cut = stem.encode("utf-8", errors="surrogatepass")[:max(room, 1)].decode("utf-8", errors="ignore")
+    return f"{cut}{tag}{tail}"
+
+
+def safe_folder_name(name: object) -> str:
+    """One file or folder name (e.g. a class name used as a folder) that is safe on any file system.
+
+    Slashes, control characters and ``<>:"|?*`` become ``_``; a leading dot becomes ``_`` (so ``..`` and hidden names
+    cannot occur); trailing dots and spaces go; Windows device names (``con``, ``nul``, ...) get a ``_`` prefix; over
+    200 bytes is shortened with a stable hash. Stable (same input, same output) and idempotent.
+    """
+    text = _UNSAFE_CHARS.sub("_", str(name).replace("/", "_").replace("\\", "_")).rstrip(" .")
+    if text.startswith("."):
+        text = "_" + text[1:]
+    if not text:
+        return "_"
+    if text.split(".")[0].lower() in _WINDOWS_RESERVED:
+        text = "_" + text
+    return _short(text, _EXPORT_COMPONENT_BYTES)
+
+
+def safe_export_name(name: object) -> str:
+    """A relative posix path to write ``name`` under an output folder, whatever the name holds.
+
+    Backslashes count as separators; ``a/../b`` is ``b``; empty and ``.`` levels, a ``..`` that would climb out and
+    a leading ``/`` are dropped (``../../x/secret.jpg`` -> ``x/secret.jpg``, ``C:/a.jpg`` -> ``C_/a.jpg``); each level is made safe by
+    :func:`safe_folder_name`. Never absolute, never climbs, stable and idempotent. Two different names can meet
+    (``../a.jpg`` and ``a.jpg``): :func:`unique_export_names` keeps a dataset's names apart.
+    """
+    parts: list[str] = []
+    for part in str(name).replace("\\", "/").split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(safe_folder_name(part))
+    return "/".join(parts) or "unnamed"
+
+
+def unique_export_names(
+    names: Sequence[str], *, keys: Sequence[str] | None = None, folders: bool = False,
+) -> list[str]:
+    """Safe names for a whole dataset, no two the same (compared case-insensitively, as on Windows and macOS).
+
+    Each name goes through :func:`safe_export_name` (or :func:`safe_folder_name` with ``folders=True``). Names that
+    meet get ``~<tag>`` before their extension, where the tag is the first 8 characters of ``keys[i]`` (e.g. the
+    image's sha256) or of a hash of the original name; names that are unique already are left as they are.
+    """
+    clean = [safe_folder_name(n) if folders else safe_export_name(n) for n in names]
+    counts = Counter(c.lower() for c in clean)
+    taken = {c.lower() for c in clean if counts[c.lower()] == 1}
+    out: list[str] = []
+    for i, c in enumerate(clean):
+        if counts[c.lower()] == 1:
+            out.append(c)
+            continue
+        key = keys[i] if keys is not None else hashlib.sha256(str(names[i]).encode("utf-8", "surrogatepass")).hexdigest()
+        cand, n = _tagged(c, key[:8]), 1
+        while cand.lower() in taken:
+            cand, n = _tagged(c, f"{key[:8]}-{n}"), n + 1
+        taken.add(cand.lower())
+        out.append(cand)
+    return out
+
+
+def _tagged(name: str, tag: str) -> str:
+    folder, slash, leaf = name.rpartition("/")
+    stem, dot, ext = leaf.rpartition(".")
+    leaf = f"{stem}~{tag}.{ext}" if dot and stem else f"{leaf}~{tag}"
+    return f"{folder}{slash}{leaf}"
+
+
+# --- reading JSON and YAML within limits ----------------------------------------------------------------------------
+
+
+class YamlLimitError(yaml.YAMLError):
+    """A YAML file goes past the reader's limits (aliases, nesting, expanded size): a billion-laughs style file."""
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    max_aliases = 1000
+    max_depth = 100
+    max_nodes = 1_000_000
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > self.max_aliases:
+                raise YamlLimitError(f"more than {self.max_aliases} aliases (*name): refused as a YAML bomb")
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                raise YamlLimitError(f"nested deeper than {self.max_depth} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, self.max_nodes)
+        return node
+
+
+def _expanded_size(node: Any, memo: dict[int, int], limit: int) -> int:
+    """Nodes ``node`` stands for once aliases are expanded (memoised per node, so shared subtrees cost once)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once instead of looping
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, memo, limit)
+        if total > limit:
+            raise YamlLimitError(f"expands to more than {limit:,} values (nested aliases): refused as a YAML bomb")
+    memo[id(node)] = total
+    return total
+
+
+def read_yaml(path: Path, *, max_bytes: int = 1 << 20) -> Any:
+    """A YAML file read with the safe loader within limits: ``max_bytes`` of text, 1,000 aliases, 100 levels,
+    1,000,000 values after alias expansion. Raises ``yaml.YAMLError`` (:class:`YamlLimitError` for the limits),
+    ``OSError`` or ``UnicodeDecodeError``."""
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise YamlLimitError(f"{path.name} is over {max_bytes:,} bytes; not a dataset description")
+    return yaml.load(data.decode("utf-8-sig"), Loader=_LimitedLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def image_size(path: Path | None) -> tuple[int, int] | None:
@@ -124,8 +386,13 @@ def folder_confidence(path: Path, probe: Callable[[Path], float]) -> float:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file's content; nesting too deep for the parser raises ``json.JSONDecodeError`` like any bad JSON."""
     with open(path, encoding="utf-8-sig") as f:
-        return json.load(f)
+        text = f.read()
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", text[:100], 0) from None
 
 
 def read_tail(path: Path, size: int = 65536) -> str:
@@ -160,12 +427,18 @@ class ImageFinder:
         self._last = 0
 
     def find(self, name: str) -> Path | None:
-        name = name.replace("\\", "/")
+        """The image ``name`` names inside one of the folders, or None.
+
+        Raises :class:`UnsafePathError` when ``name`` is not a safe relative name (absolute, ``..`` escape, NUL,
+        over-long, not text) or reaches outside a folder through a symbolic link: the caller reports it as a
+        problem of that item.
+        """
+        safe_relative_name(name)
         order = [self._last, *(i for i in range(len(self.folders)) if i != self._last)]
         for i in order:
             if i >= len(self.folders):
                 continue
-            cand = self.folders[i] / name
+            cand = resolve_inside(self.folders[i], name)
             if cand.is_file():
                 self._last = i
                 return cand
@@ -173,6 +446,7 @@ class ImageFinder:
                 for ext in (".jpg", ".png", ".jpeg", *sorted(IMAGE_EXTENSIONS)):
                     alt = cand.with_name(cand.name + ext)
                     if alt.is_file():
+                        resolve_inside(self.folders[i], f"{name}{ext}")
                         self._last = i
                         return alt
         return None

@@ -21,6 +21,11 @@ from typing import Any
 
 from visionloop.core.annotations import Annotation
 from visionloop.core.task import Task
+from visionloop.formats._paths import IMAGE_EXTENSIONS, resolve_inside, safe_export_name
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "FormatDataset", "Problem", "Sample", "copy_image", "find_image", "is_image_file",
+]
 
 
 @dataclass(kw_only=True)
@@ -73,8 +78,12 @@ class FormatDataset:
 
 
 def copy_image(sample: Sample, out_dir: Path, name: str | None = None) -> Path:
-    """Copy the sample's image to ``out_dir/name`` (default: ``sample.name``); returns the destination."""
-    dest = out_dir / (name or sample.name)
+    """Copy the sample's image to ``out_dir/name`` (default: ``sample.name``); returns the destination.
+
+    The name is made safe first (:func:`~visionloop.formats._paths.safe_export_name`) and the destination checked to
+    stay inside ``out_dir`` (symbolic links followed), so a name from a data file never writes elsewhere.
+    """
+    dest = resolve_inside(out_dir, safe_export_name(name or sample.name))
     if sample.image_path is not None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists() or dest.stat().st_size != sample.image_path.stat().st_size:
@@ -82,24 +91,22 @@ def copy_image(sample: Sample, out_dir: Path, name: str | None = None) -> Path:
     return dest
 
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jpe", ".jfif", ".pgm", ".ppm"}
-)
-
-
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 def find_image(root: Path, name: str, *, search: tuple[str, ...] = ("", "images", "JPEGImages", "img")) -> Path | None:
-    """Find an image referenced by ``name`` under ``root`` (tries subfolders and any image extension)."""
+    """Find an image referenced by ``name`` under ``root`` (tries subfolders and any image extension).
+
+    Raises :class:`~visionloop.formats._paths.UnsafePathError` when ``name`` would lead outside ``root``/``sub``.
+    """
     for sub in search:
-        base = root / sub / name if sub else root / name
+        base = resolve_inside(root / sub if sub else root, name)
         if base.is_file():
             return base
         if not base.suffix or base.suffix.lower() not in IMAGE_EXTENSIONS:
             for ext in IMAGE_EXTENSIONS:
                 cand = base.with_name(base.name + ext)
                 if cand.is_file():
-                    return cand
+                    return resolve_inside(root / sub if sub else root, f"{name}{ext}")
     return None
