@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,5 +21,7 @@ class Settings(BaseSettings):
     """Images per database transaction during import; a kill loses at most one batch, a re-run completes it."""
     weights_dir: str | None = None
     """Directory of pretrained weight files for offline machines (also ``TORCH_HOME``/``HF_HOME`` caches)."""
-    api_tokens: str = ""
-    """Comma-separated bearer tokens; when set every API route but health requires one."""
+    admin_password: SecretStr | None = None
+    """Password of the ``admin`` user that a server's first start creates in a project without users; when unset, a
+    random one is printed once. Users and tokens of the project API live in each project's database
+    (``visionloop user ...``)."""
