@@ -1,7 +1,12 @@
 """Content-addressed blob store: ``<root>/ab/cdef...`` by sha256, written once by atomic rename, never modified.
 
 Local directories use the OS directly (fast path); any other fsspec URL (``s3://``, ``gs://``, ``memory://``)
-goes through fsspec, whose object stores write whole objects atomically.
+goes through fsspec, whose object stores write whole objects atomically. ``options`` are fsspec storage options
+(for S3: ``endpoint_url``, ``client_kwargs``...; credentials come from the environment as the library reads them).
+
+Readers that decode images call :meth:`BlobStore.source`, which works on every store: the local file, or the bytes
+of a remote blob. Blobs never change, so remote reads are kept in a bounded in-memory cache (``cache_bytes``): a
+training epoch after the first reads nothing from the network while the data fits.
 """
 
 from __future__ import annotations
@@ -9,9 +14,13 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import fsspec
+
+from visionloop.core.errors import VisionloopError
 
 CHUNK = 1 << 20
 
@@ -21,26 +30,35 @@ def sha256_bytes(data: bytes) -> str:
 
 
 class BlobStore:
-    def __init__(self, url: str | Path) -> None:
+    def __init__(self, url: str | Path, *, options: dict[str, Any] | None = None,
+                 cache_bytes: int = 512 << 20) -> None:
         url = str(url)
         self.url = url
         self.local = "://" not in url or url.startswith("file://")
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
         if self.local:
             self.root = Path(url.removeprefix("file://"))
             self.root.mkdir(parents=True, exist_ok=True)
             self.fs = None
         else:
-            self.fs, path = fsspec.core.url_to_fs(url)
+            self.fs, path = fsspec.core.url_to_fs(url, **(options or {}))
             self.root = Path(path)
 
     def _key(self, sha: str) -> str:
         return f"{sha[:2]}/{sha[2:]}"
 
     def path(self, sha: str) -> Path:
-        """Local file of a blob (local stores only)."""
+        """Local file of a blob (local stores only; :meth:`source` works on every store)."""
         if not self.local:
-            raise RuntimeError(f"blob store {self.url} is not on local disk; use read() or open()")
+            raise VisionloopError(f"blob store {self.url} is not on local disk; read blobs with source() or read()")
         return self.root / self._key(sha)
+
+    def source(self, sha: str) -> Path | bytes:
+        """What an image decoder reads: the blob's local file, or the bytes of a remote blob (cached, bounded)."""
+        return self.path(sha) if self.local else self.read(sha)
 
     def exists(self, sha: str) -> bool:
         if self.local:
@@ -70,7 +88,21 @@ class BlobStore:
     def read(self, sha: str) -> bytes:
         if self.local:
             return self.path(sha).read_bytes()
-        return self.fs.cat_file(f"{self.root}/{self._key(sha)}")
+        with self._lock:
+            hit = self._cache.get(sha)
+            if hit is not None:
+                self._cache.move_to_end(sha)
+                return hit
+        data = self.fs.cat_file(f"{self.root}/{self._key(sha)}")
+        if len(data) <= self.cache_bytes:
+            with self._lock:
+                if sha not in self._cache:
+                    self._cache[sha] = data
+                    self._cached += len(data)
+                while self._cached > self.cache_bytes:
+                    _, old = self._cache.popitem(last=False)
+                    self._cached -= len(old)
+        return data
 
     def local_path(self, sha: str, cache_dir: Path) -> Path:
         """A local file with the blob's content: the blob itself, or a cached copy for remote stores."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -97,20 +98,20 @@ def _image_record(row: Any) -> ImageRecord:
     )
 
 
-def _write_toml(path: Path, values: dict[str, str]) -> None:
-    lines = [f'{k} = "{v}"' for k, v in values.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+def _write_toml(path: Path, values: dict[str, Any]) -> None:
+    path.write_text(tomli_w.dumps(values), encoding="utf-8")
 
 
 class Project:
     """Open with :meth:`open` or make with :meth:`create`; close with :meth:`close` or use as a context manager."""
 
-    def __init__(self, root: Path, *, db_url: str, blob_url: str, settings: Settings | None = None) -> None:
+    def __init__(self, root: Path, *, db_url: str, blob_url: str, settings: Settings | None = None,
+                 blob_options: dict[str, Any] | None = None) -> None:
         self.root = root
         self.settings = settings or Settings()
         self.engine = db.make_engine(db_url)
         db.upgrade(self.engine)
-        self.blobs = BlobStore(blob_url)
+        self.blobs = BlobStore(blob_url, options=blob_options)
         with self.engine.connect() as conn:
             row = conn.execute(select(ProjectRow)).first()
         if row is None:
@@ -120,7 +121,7 @@ class Project:
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
     @staticmethod
-    def _urls(root: Path, cfg: dict[str, str]) -> tuple[str, str]:
+    def _urls(root: Path, cfg: dict[str, Any]) -> tuple[str, str]:
         db_url = cfg.get("db_url") or f"sqlite:///{(root / 'db.sqlite').resolve()}"
         blob_url = cfg.get("blob_url") or str((root / "blobs").resolve())
         return db_url, blob_url
@@ -128,18 +129,22 @@ class Project:
     @classmethod
     def create(
         cls, root: str | Path, *, task: Task | str, name: str | None = None, db_url: str | None = None,
-        blob_url: str | None = None, settings: Settings | None = None,
+        blob_url: str | None = None, settings: Settings | None = None, blob_options: dict[str, Any] | None = None,
     ) -> Project:
+        """``blob_options``: fsspec storage options of a remote blob store (e.g. ``{"endpoint_url": ...}`` for an
+        S3-compatible server), saved in ``visionloop.toml``; keep credentials in the environment, not here."""
         root = Path(root)
         task = Task(task)
         if (root / CONFIG_FILE).exists():
             raise ConflictError(f"{root} is already a visionloop project; open it instead of creating it")
         root.mkdir(parents=True, exist_ok=True)
-        cfg = {"name": name or root.resolve().name, "task": task.value}
+        cfg: dict[str, Any] = {"name": name or root.resolve().name, "task": task.value}
         if db_url:
             cfg["db_url"] = db_url
         if blob_url:
             cfg["blob_url"] = blob_url
+        if blob_options:
+            cfg["blob_options"] = dict(blob_options)
         url, blobs = cls._urls(root, cfg)
         engine = db.make_engine(url)
         db.upgrade(engine)
@@ -150,7 +155,7 @@ class Project:
         _write_toml(root / CONFIG_FILE, cfg)
         for sub in ("runs", "packages"):
             (root / sub).mkdir(exist_ok=True)
-        return cls(root, db_url=url, blob_url=blobs, settings=settings)
+        return cls(root, db_url=url, blob_url=blobs, settings=settings, blob_options=blob_options)
 
     @classmethod
     def open(cls, root: str | Path, *, settings: Settings | None = None) -> Project:
@@ -160,7 +165,7 @@ class Project:
             raise NotFoundError("project", str(root), hint="create one with: visionloop init PROJECT --task ...")
         cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         url, blobs = cls._urls(root, cfg)
-        return cls(root, db_url=url, blob_url=blobs, settings=settings)
+        return cls(root, db_url=url, blob_url=blobs, settings=settings, blob_options=cfg.get("blob_options"))
 
     def close(self) -> None:
         self.engine.dispose()
