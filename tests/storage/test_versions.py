@@ -1,4 +1,5 @@
 import io
+import json
 from collections import defaultdict
 
 import numpy as np
@@ -8,9 +9,23 @@ from PIL import Image
 from tests.conftest import make_image_bytes
 from visionloop.core import Boxes, Label, Tags
 from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError
+from visionloop.ingest.importer import import_source
 from visionloop.storage import NewImage
-from visionloop.storage.splits import GroupItem, assign_groups, connected_groups, near_duplicate_pairs
-from visionloop.storage.versions import create_version, get_version, list_versions, version_items
+from visionloop.storage.splits import (
+    SPLITS,
+    GroupItem,
+    assign_groups,
+    connected_groups,
+    near_duplicate_pairs,
+    source_split,
+)
+from visionloop.storage.versions import (
+    MissingSourceSplitError,
+    create_version,
+    get_version,
+    list_versions,
+    version_items,
+)
 
 
 def add(project, data, *, name, **kw):
@@ -250,3 +265,101 @@ def test_assign_groups_respects_fractions_with_big_groups():
     assert placed == assign_groups(groups, (0.7, 0.15, 0.15), seed=0)
     only_train = assign_groups(groups, (1.0, 0.0, 0.0), seed=0)
     assert set(only_train.values()) == {"train"}
+
+
+# ---- source splits --------------------------------------------------------------------------------------------
+
+
+def test_source_split_names():
+    assert [source_split(s) for s in ("train", "Training", "trainval", "val2017", "valid", "validation", "dev")] == \
+        ["train", "train", "train", "val", "val", "val", "val"]
+    assert [source_split(s) for s in ("test", "testing", "default", "batch1", "", None)] == \
+        ["test", "test", None, None, None, None]
+
+
+def test_source_splits_are_kept_and_leaks_reported_not_moved(project_factory):
+    p = project_factory("classification")
+    cid = p.class_ids(["a"])["a"]
+    subsets = ["train"] * 6 + ["val2017"] * 3 + ["testing"] * 2 + ["trainval"]
+    ids = {}
+    for k, subset in enumerate(subsets):
+        iid = add(p, make_image_bytes(64, 48, seed=k), name=f"{k}.jpg", meta={"subset": subset})
+        p.save_annotation(iid, Label(cid), base_revision=None, author="t")
+        ids[iid] = source_split(subset)
+    twin = add(p, reencode(make_image_bytes(64, 48, seed=0), quality=60), name="twin.jpg", meta={"subset": "test"})
+    p.save_annotation(twin, Label(cid), base_revision=None, author="t")
+    ids[twin] = "test"
+
+    random_v = create_version(p, name="random")
+    assert random_v.summary["leaks"]["groups"] == 0  # random splits keep near-duplicates together
+    v = create_version(p, name="source", splits="source")
+    assert splits_of(p, "source") == ids  # the near-duplicate of 0.jpg stays in test, as the source has it
+    assert v.splits == {"train": 7, "val": 3, "test": 3}
+    assert v.params["splits"] == "source" and v.params["fractions"] is None
+    assert v.summary["split_source"] == "source"
+    assert v.summary["leaks"] == {"groups": 1, "images": 2, "examples": [["0.jpg (train)", "twin.jpg (test)"]]}
+
+
+def test_source_splits_refuse_images_without_one(project_factory):
+    p = project_factory("classification")
+    cid = p.class_ids(["a"])["a"]
+    for k, meta in enumerate([{"subset": "train"}, {"subset": "val"}, {}, {"subset": "default"}, {}]):
+        iid = add(p, make_image_bytes(64, 48, seed=k), name=f"{k}.jpg", meta=meta)
+        p.save_annotation(iid, Label(cid), base_revision=None, author="t")
+    with pytest.raises(MissingSourceSplitError, match="3 of 5 images have no source split") as e:
+        create_version(p, splits="source")
+    assert e.value.subsets == {"": 2, "default": 1} and e.value.examples == ["2.jpg", "3.jpg", "4.jpg"]
+    assert list_versions(p) == []  # nothing half-written
+    with pytest.raises(NotFoundError, match="random, source"):
+        create_version(p, splits="official")
+
+
+def test_source_splits_of_class_folders_through_import(project_factory, image_factory, tmp_path):
+    for k, (subset, cls) in enumerate([("train", "cat"), ("train", "dog"), ("train", "cat"), ("val", "dog"),
+                                       ("val", "cat"), ("test", "dog")]):
+        image_factory(f"src/{subset}/{cls}/{k}.jpg", seed=k)
+    p = project_factory("classification")
+    import_source(p, tmp_path / "src")
+    v = create_version(p, splits="source", phash_distance=-1)
+    assert v.splits == {"train": 3, "val": 2, "test": 1}
+    assert {it.image.name.split("/")[-1]: it.split for it in version_items(p, v.name)}["5.jpg"] == "test"
+
+
+def test_source_splits_of_real_voc_and_coco(project_factory, bccd_dir, formats_dir):
+    """BCCD's ImageSets/Main lists 205 train, 87 val and 72 test images; one near-duplicate pair crosses val/train."""
+    p = project_factory("detection")
+    import_source(p, bccd_dir / "BCCD")
+    v = create_version(p, splits="source")
+    assert v.splits == {"train": 205, "val": 87, "test": 72}
+    lists = {s: (bccd_dir / "BCCD" / "ImageSets" / "Main" / f"{s}.txt").read_text().split() for s in SPLITS}
+    got = {it.image.name.removesuffix(".jpg"): it.split for it in version_items(p, v.name)}
+    assert got == {name: s for s, names in lists.items() for name in names}
+    assert v.summary["leaks"]["groups"] >= 1  # reported; the source's assignment is kept (checked above)
+
+    c = project_factory("detection", name="coco")
+    import_source(c, formats_dir / "coco_dataset" / "coco_instances")  # annotations/instances_{train,val}.json
+    cv = create_version(c, splits="source", phash_distance=-1)
+    assert {it.image.name: it.split for it in version_items(c, cv.name)} == {"a.jpg": "train", "b.jpg": "val"}
+
+
+def test_version_create_cli_splits_source(image_factory, tmp_path):
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+
+    for k, subset in enumerate(["train", "train", "val", "test"]):
+        image_factory(f"src/{subset}/cat/{k}.jpg", seed=k)
+    (tmp_path / "src/val/cat/copy.jpg").write_bytes(reencode(make_image_bytes(seed=0), quality=60))  # train/cat/0.jpg
+    image_factory("loose/cat/9.jpg", seed=9)
+    runner, proj = CliRunner(), str(tmp_path / "p")
+    assert runner.invoke(app, ["init", proj, "--task", "classification"]).exit_code == 0
+    assert runner.invoke(app, ["import", proj, str(tmp_path / "src")]).exit_code == 0
+    out = runner.invoke(app, ["version", "create", proj, "--splits", "source", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["splits"] == {"train": 2, "val": 2, "test": 1}
+    assert "1 groups of near-duplicate or related images (2 images) straddle the source's splits" in out.stderr
+    assert runner.invoke(app, ["import", proj, str(tmp_path / "loose")]).exit_code == 0
+    out = runner.invoke(app, ["version", "create", proj, "--splits", "source"])
+    assert out.exit_code == 1 and "1 of 6 images have no source split" in out.stderr
+    out = runner.invoke(app, ["version", "create", proj, "--json"])  # random stays the default
+    assert out.exit_code == 0 and json.loads(out.stdout)["params"]["splits"] == "random"

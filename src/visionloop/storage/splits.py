@@ -13,8 +13,10 @@ Pipeline:
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 from scipy.sparse import coo_array
@@ -22,6 +24,7 @@ from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "SPLITS",
+    "SplitMode",
     "GroupItem",
     "assign_groups",
     "class_presence",
@@ -29,9 +32,39 @@ __all__ = [
     "group_hint",
     "near_duplicate_pairs",
     "phash_hex",
+    "source_split",
+    "straddling_groups",
 ]
 
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
+
+
+class SplitMode(StrEnum):
+    """How a version assigns splits: ``random`` (seeded, leak-free, stratified) or ``source`` (the source's own)."""
+
+    RANDOM = "random"
+    SOURCE = "source"
+
+
+_SOURCE_WORDS = {
+    "train": "train", "training": "train", "trainval": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+
+
+def source_split(subset: str | None) -> str | None:
+    """The split a source subset name stands for, or None when it names none.
+
+    The subset is what an importer read from the source (``instances_val2017.json`` -> ``val2017``, a ``valid/``
+    folder, VOC ``ImageSets/Main/trainval.txt``). The first word of letters decides, case-insensitively:
+    ``train``/``training``/``trainval`` -> ``train``; ``val``/``valid``/``validation``/``dev`` -> ``val``;
+    ``test``/``testing`` -> ``test``. So ``val2017`` is ``val``; ``default`` or ``batch1`` are None.
+    """
+    if not subset:
+        return None
+    word = re.match(r"[a-z]*", subset.strip().lower())
+    return _SOURCE_WORDS.get(word.group(0) if word else "")
 
 
 def phash_hex(data: bytes) -> str:
@@ -230,6 +263,11 @@ def group_hint(hints: Iterable[str | None], splits: Sequence[str] = SPLITS) -> s
         return None
     counts = {s: values.count(s) for s in splits}
     return max(splits, key=lambda s: counts[s])
+
+
+def straddling_groups(groups: Sequence[Sequence[int]], split_of: Mapping[int, str]) -> list[list[int]]:
+    """The groups whose members sit in more than one split (leaks: near-duplicates or one video across splits)."""
+    return [list(g) for g in groups if len({split_of[i] for i in g}) > 1]
 
 
 def class_presence(class_counts: Mapping[Hashable, int]) -> dict[Hashable, int]:

@@ -36,16 +36,21 @@ from visionloop.storage.project import Project, _image_record
 from visionloop.storage.splits import (
     SPLITS,
     GroupItem,
+    SplitMode,
     assign_groups,
     class_presence,
     connected_groups,
     group_hint,
     near_duplicate_pairs,
     phash_hex,
+    source_split,
+    straddling_groups,
 )
 
 __all__ = [
     "SPLITS",
+    "MissingSourceSplitError",
+    "SplitMode",
     "VersionInfo",
     "VersionItem",
     "compute_missing_phashes",
@@ -60,6 +65,24 @@ ProgressFn = Callable[[str, int, int], None]
 
 _HASH_MAGIC = b"visionloop-version/1\n"
 _PHASH_BATCH = 512
+_EXAMPLES = 10
+
+
+class MissingSourceSplitError(ConflictError):
+    """``splits="source"`` but some images carry no subset that names train, val or test.
+
+    ``missing``: how many; ``total``: images in the version; ``examples``: a few of their names; ``subsets``: the
+    unrecognised subset names found among them (with counts; ``""`` for no subset at all).
+    """
+
+    def __init__(self, *, missing: int, total: int, examples: list[str], subsets: dict[str, int]) -> None:
+        self.missing, self.total, self.examples, self.subsets = missing, total, examples, subsets
+        named = ", ".join(f"{k or '(none)'}: {n}" for k, n in sorted(subsets.items()))
+        super().__init__(
+            f"{missing} of {total} images have no source split (subsets {named}; e.g. {', '.join(examples)}); "
+            "--splits source keeps the train/val/test the source came with and does not invent one for them: "
+            "re-import them from files or folders named train/val/test, or use --splits random"
+        )
 
 
 @dataclass(frozen=True)
@@ -67,10 +90,12 @@ class VersionInfo:
     """A version's header.
 
     ``summary``: ``images`` (count), ``splits`` {split: images}, ``fractions`` {split: achieved fraction},
-    ``classes`` {class name: {split: instances}}, ``groups`` (groups kept whole), ``near_duplicate_pairs``,
-    ``largest_group``, ``hinted_groups``, ``unannotated`` (images without annotation), ``phash_failed``.
-    ``params``: what it was created with (``seed``, ``fractions``, ``include_unannotated``, ``phash_distance``,
-    ``author``).
+    ``classes`` {class name: {split: instances}}, ``groups`` (near-duplicate/video/source groups), ``near_duplicate_pairs``,
+    ``largest_group``, ``hinted_groups``, ``unannotated`` (images without annotation), ``phash_failed``, ``leaks``
+    (groups that straddle splits: ``groups``, ``images``, ``examples`` as lists of image names; always 0 for random
+    splits, which keep groups whole; reported, never changed, for source splits).
+    ``params``: what it was created with (``splits``, ``seed``, ``fractions``, ``include_unannotated``,
+    ``phash_distance``, ``author``).
     """
 
     name: str
@@ -171,6 +196,7 @@ def compute_missing_phashes(
 @dataclass
 class _Item:
     image_id: int
+    name: str
     sha256: str
     video_id: str | None
     meta: dict[str, Any]
@@ -182,7 +208,7 @@ class _Item:
 
 def _read_items(conn: Connection, *, include_unannotated: bool) -> list[_Item]:
     q = (
-        select(ImageRow.id, ImageRow.sha256, ImageRow.video_id, ImageRow.meta, ImageRow.phash,
+        select(ImageRow.id, ImageRow.name, ImageRow.sha256, ImageRow.video_id, ImageRow.meta, ImageRow.phash,
                AnnotationRow.id.label("ann_id"), AnnotationRow.head_revision_id, RevisionRow.payload)
         .outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id)
         .outerjoin(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
@@ -196,7 +222,7 @@ def _read_items(conn: Connection, *, include_unannotated: bool) -> list[_Item]:
         if r.head_revision_id is None and not include_unannotated:
             continue
         items.append(_Item(
-            image_id=r.id, sha256=r.sha256, video_id=r.video_id, meta=r.meta or {}, phash=r.phash,
+            image_id=r.id, name=r.name, sha256=r.sha256, video_id=r.video_id, meta=r.meta or {}, phash=r.phash,
             revision_id=r.head_revision_id, payload=r.payload,
             counts=counts.get(r.ann_id, {}) if r.ann_id is not None else {},
         ))
@@ -230,6 +256,48 @@ def _groups(items: list[_Item], phash_distance: int) -> tuple[list[list[int]], i
     return connected_groups(len(items), edges), len(pairs)
 
 
+def _random_splits(
+    items: list[_Item], members: list[list[int]], fractions: tuple[float, float, float], seed: int,
+) -> tuple[dict[int, str], int]:
+    """Split per item index from the greedy stratified assignment of whole groups, and the hinted group count."""
+    groups: list[GroupItem] = []
+    for g_members in members:
+        classes: Counter[int] = Counter()
+        for i in g_members:
+            classes.update(class_presence(items[i].counts))
+        hint = group_hint(items[i].meta.get("split_hint") for i in g_members)
+        groups.append(GroupItem(key=g_members[0], size=len(g_members), classes=dict(classes), hint=hint))
+    placed = assign_groups(groups, fractions, seed=seed)
+    split_of = {i: placed[g.key] for g, g_members in zip(groups, members, strict=True) for i in g_members}
+    return split_of, sum(1 for g in groups if g.hint is not None)
+
+
+def _source_splits(items: list[_Item]) -> dict[int, str]:
+    """Split per item index from the subset its importer recorded; MissingSourceSplitError when any has none."""
+    split_of: dict[int, str] = {}
+    missing: list[int] = []
+    for i, it in enumerate(items):
+        split = source_split(it.meta.get("subset"))
+        if split is None:
+            missing.append(i)
+        else:
+            split_of[i] = split
+    if missing:
+        subsets = Counter(str(items[i].meta.get("subset") or "") for i in missing)
+        raise MissingSourceSplitError(missing=len(missing), total=len(items),
+                                      examples=[items[i].name for i in missing[:5]], subsets=dict(subsets))
+    return split_of
+
+
+def _leaks(items: list[_Item], members: list[list[int]], split_of: dict[int, str]) -> dict[str, Any]:
+    leaking = straddling_groups(members, split_of)
+    return {
+        "groups": len(leaking),
+        "images": sum(len(g) for g in leaking),
+        "examples": [[f"{items[i].name} ({split_of[i]})" for i in g[:4]] for g in leaking[:_EXAMPLES]],
+    }
+
+
 def _content_hash(task: Task, ontology: Ontology, records: list[tuple[str, Any, str]]) -> str:
     h = hashlib.sha256(_HASH_MAGIC)
     h.update(_canonical({"task": task.value, "ontology": ontology.to_json()}) + b"\n")
@@ -247,6 +315,7 @@ def create_version(
     include_unannotated: bool = False,
     phash_distance: int = 4,
     author: str = "cli",
+    splits: SplitMode | str = SplitMode.RANDOM,
     progress: ProgressFn | None = None,
 ) -> VersionInfo:
     """Freeze the project's current annotations into a new, immutable version with a train/val/test split.
@@ -267,10 +336,21 @@ def create_version(
       hint if they disagree) before the greedy pass. Derived projects (:mod:`visionloop.quality.derive`) set it so a
       derived version keeps the split of its source version.
 
+    ``splits="source"`` keeps instead the split each image came with from its source (the subset its importer
+    recorded: COCO ``instances_val2017.json``, ``train/``/``val/`` class folders, VOC ``ImageSets/Main``, YOLO
+    ``images/train``; mapped by :func:`visionloop.storage.splits.source_split`), so a published result can be
+    reproduced on its official split; ``seed``, ``fractions`` and split hints are then not used. Every image must
+    have one: otherwise MissingSourceSplitError says how many do not (nothing is guessed for them). The leak check
+    still runs: groups that straddle the source's splits are reported in ``summary["leaks"]``, never moved.
+
     Missing perceptual hashes are computed first (and stored, so the next version is fast). The version is written
     in one transaction. ``progress(stage, done, total)`` is called during long stages.
     """
     fr = _check_fractions(fractions)
+    try:
+        mode = SplitMode(splits)
+    except ValueError:
+        raise NotFoundError("split mode", splits, choices=[m.value for m in SplitMode]) from None
     if name is not None and (not name or name != name.strip() or len(name) > 128):
         raise AnnotationValidationError("version name", expected="1-128 characters without surrounding spaces",
                                         actual=repr(name))
@@ -282,7 +362,8 @@ def create_version(
         elif conn.execute(select(VersionRow.id).where(VersionRow.name == name)).first() is not None:
             raise ConflictError(f"version {name!r} exists already and versions never change; choose another name")
         ontology = project.ontology(conn)
-        params = {"seed": seed, "fractions": list(fr), "include_unannotated": include_unannotated,
+        target = list(fr) if mode is SplitMode.RANDOM else None  # source splits have no target
+        params = {"splits": mode.value, "seed": seed, "fractions": target, "include_unannotated": include_unannotated,
                   "phash_distance": phash_distance, "author": author}
         version_id = conn.execute(insert(VersionRow).values(
             name=name, task=project.task.value, hash="", ontology=ontology.to_json(), params=params, summary={},
@@ -299,22 +380,14 @@ def create_version(
             if it.phash is not None:
                 conn.execute(update(ImageRow).where(ImageRow.id == it.image_id).values(phash=it.phash))
         members, n_pairs = _groups(items, phash_distance)
-        groups: list[GroupItem] = []
-        for g_members in members:
-            classes: Counter[int] = Counter()
-            for i in g_members:
-                classes.update(class_presence(items[i].counts))
-            hint = group_hint(items[i].meta.get("split_hint") for i in g_members)
-            groups.append(GroupItem(key=g_members[0], size=len(g_members), classes=dict(classes), hint=hint))
         if progress:
-            progress("split", 0, len(groups))
-        placed = assign_groups(groups, fr, seed=seed)
-        split_of: dict[int, str] = {}
-        for g, g_members in zip(groups, members, strict=True):
-            for i in g_members:
-                split_of[i] = placed[g.key]
+            progress("split", 0, len(members))
+        if mode is SplitMode.SOURCE:
+            split_of, hinted = _source_splits(items), 0
+        else:
+            split_of, hinted = _random_splits(items, members, fr, seed)
         if progress:
-            progress("split", len(groups), len(groups))
+            progress("split", len(members), len(members))
 
         records = [(it.sha256, it.payload, split_of[i]) for i, it in enumerate(items)]
         digest = _content_hash(project.task, ontology, records)
@@ -332,13 +405,15 @@ def create_version(
             "images": len(items),
             "splits": {s: split_sizes.get(s, 0) for s in SPLITS},
             "fractions": {s: round(split_sizes.get(s, 0) / len(items), 4) for s in SPLITS},
-            "target_fractions": dict(zip(SPLITS, fr, strict=True)),
+            "target_fractions": dict(zip(SPLITS, target, strict=True)) if target else None,
             "classes": {c.name: class_split.get(c.name, dict.fromkeys(SPLITS, 0)) for c in ontology.active}
             | {k: v for k, v in class_split.items() if ontology.get(k) is None},  # retired ids still in use
-            "groups": len(groups),
-            "largest_group": max(g.size for g in groups),
+            "split_source": mode.value,
+            "groups": len(members),
+            "largest_group": max(len(m) for m in members),
             "near_duplicate_pairs": n_pairs,
-            "hinted_groups": sum(1 for g in groups if g.hint is not None),
+            "leaks": _leaks(items, members, split_of),
+            "hinted_groups": hinted,
             "unannotated": sum(1 for it in items if it.revision_id is None),
             "phash_failed": sum(1 for it in items if it.phash is None) if phash_distance >= 0 else 0,
         }
