@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from visionloop.cli.output import emit, handle_errors
+from visionloop.cli.output import emit, err_console, handle_errors
 from visionloop.core.task import Task
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -193,8 +193,14 @@ def version_create(
     project: ProjectArg,
     name: Annotated[str | None, typer.Option(help="version name (default v1, v2, ...)")] = None,
     seed: Annotated[int, typer.Option(help="split seed")] = 0,
-    val: Annotated[float, typer.Option(help="validation fraction")] = 0.15,
-    test: Annotated[float, typer.Option(help="test fraction")] = 0.15,
+    val: Annotated[float, typer.Option(help="validation fraction (random splits)")] = 0.15,
+    test: Annotated[float, typer.Option(help="test fraction (random splits)")] = 0.15,
+    splits: Annotated[str, typer.Option(help=(
+        "random or source. random: a seeded, leak-free, stratified split by --val/--test. source: the "
+        "train/val/test each image came with (COCO instances_<subset>.json, train/ val/ folders, VOC ImageSets, "
+        "YOLO data.yaml), to reproduce a published split; every image needs one, else an error says how many lack "
+        "it (none is put in train silently); near-duplicates across the source's splits are reported, not moved"))
+    ] = "random",
     include_unannotated: bool = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -203,8 +209,14 @@ def version_create(
 
     with _open(project) as p:
         info = create_version(p, name=name, seed=seed, fractions=(1 - val - test, val, test),
-                              include_unannotated=include_unannotated)
+                              include_unannotated=include_unannotated, splits=splits)
         emit(_version_json(info), as_json=as_json, title="version")
+        leaks = info.summary.get("leaks", {})
+        if leaks.get("groups"):
+            err_console.print(
+                f"[yellow]warning:[/yellow] {leaks['groups']} groups of near-duplicate or related images "
+                f"({leaks['images']} images) straddle the source's splits, e.g. {leaks['examples'][0]}; "
+                "kept as the source has them (see summary.leaks)")
 
 
 @version_app.command("list")
