@@ -36,6 +36,18 @@ from visionloop.core.annotations import RLE, Annotation, Boxes, Instances, Label
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, polygon_bbox, rect_polygon
+from visionloop.formats._fields import (
+    ITEM_ERRORS,
+    FieldError,
+    as_dict,
+    as_float,
+    as_int,
+    as_key,
+    as_list,
+    as_text,
+    describe,
+    read_json_file,
+)
 from visionloop.formats._paths import ImageFinder, image_size, read_head, read_tail, relative_in_subset, split_of
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image
 
@@ -131,7 +143,9 @@ def _image_folders(json_path: Path, root: Path, subset: str | None) -> list[Path
 
 
 def _nonempty(seg: Any) -> bool:
-    return bool(seg) and (isinstance(seg, dict) or any(isinstance(r, list) and r for r in seg))
+    if isinstance(seg, dict):
+        return bool(seg)
+    return isinstance(seg, list) and any(isinstance(r, list) and r for r in seg)
 
 
 def load(path: Path) -> FormatDataset:
@@ -143,8 +157,8 @@ def load(path: Path) -> FormatDataset:
     for f in files:
         where = _rel(f, root)
         try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            data = read_json_file(f)
+        except (OSError, ValueError) as e:
             problems.append(Problem(path=where, reason=f"not readable as JSON: {e}"))
             continue
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
@@ -168,7 +182,7 @@ def load(path: Path) -> FormatDataset:
         for n, (_, _, d) in enumerate(parsed):
             for a in d.get("annotations") or []:
                 if isinstance(a, dict):
-                    per_image[(n, a.get("image_id"))].add(a.get("category_id"))
+                    per_image[(n, repr(a.get("image_id")))].add(repr(a.get("category_id")))
         task = Task.TAGGING if any(len(v) > 1 for v in per_image.values()) else Task.CLASSIFICATION
     ds = FormatDataset(task=task, problems=problems, meta={"coco_files": [str(f) for f, _, _ in parsed]})
     for f, subset, data in parsed:
@@ -188,46 +202,44 @@ def _read_file(ds: FormatDataset, f: Path, root: Path, subset: str | None, data:
     where = _rel(f, root)
     cats: dict[Any, int] = {}
     for c in data.get("categories") or []:
-        if not isinstance(c, dict) or "id" not in c:
-            ds.problems.append(Problem(path=where, reason=f"category without an id ignored: {c!r}"))
-            continue
-        cats[c["id"]] = ds.class_index(str(c.get("name") or f"category_{c['id']}"))
+        try:
+            c = as_dict(c, "category")
+            cid = as_key(c.get("id"), "category id")
+            name = c.get("name")
+            cats[cid] = ds.class_index(as_text(name, "category name", max_chars=256) if name not in (None, "")
+                                       else f"category_{cid}")
+        except FieldError as e:
+            ds.problems.append(Problem(path=where, reason=f"category ignored: {e}"))
     finder = ImageFinder(_image_folders(f, root, subset))
     samples: dict[Any, Sample] = {}
-    for img in data["images"]:
-        if not isinstance(img, dict) or "id" not in img or not img.get("file_name"):
-            ds.problems.append(Problem(path=where, reason=f"image entry without 'id' or 'file_name' skipped: {img!r}"[:300]))
+    for k, img in enumerate(data["images"]):
+        try:
+            sample = _image_sample(img, finder, subset, where, root, ds)
+        except ITEM_ERRORS as e:
+            ds.problems.append(Problem(path=f"{where}: images[{k}]", reason=f"image entry skipped: {e}"))
             continue
-        if img["id"] in samples:
-            ds.problems.append(Problem(path=where, reason=f"image id {img['id']} listed twice; the second is ignored"))
+        image_id = sample.meta["coco_image_id"]
+        if image_id in samples:
+            ds.problems.append(Problem(path=where, reason=f"image id {image_id} listed twice; the second is ignored"))
             continue
-        name = str(img["file_name"]).replace("\\", "/")
-        image_path = finder.find(name) or (finder.find(name.rsplit("/", 1)[-1]) if "/" in name else None)
-        if "/" in name and Path(name).is_absolute():
-            name = name.rsplit("/", 1)[-1]
-        w, h = img.get("width"), img.get("height")
-        sample = Sample(
-            name=name, image_path=image_path, subset=subset, meta={"coco_image_id": img["id"]},
-            width=int(w) if isinstance(w, int | float) and w > 0 else None,
-            height=int(h) if isinstance(h, int | float) and h > 0 else None,
-        )
-        if image_path is None:
-            ds.problems.append(Problem(path=f"{where}: {name}", reason=(
-                f"image {name!r} not found (looked in {', '.join(_rel(d, root) or '.' for d in finder.folders)})")))
-        samples[img["id"]] = sample
+        samples[image_id] = sample
     grouped: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for a in data.get("annotations") or []:
-        if not isinstance(a, dict):
-            ds.problems.append(Problem(path=where, reason=f"annotation is not an object: {a!r}"[:300]))
-        elif a.get("image_id") not in samples:
+    for k, a in enumerate(data.get("annotations") or []):
+        try:
+            a = as_dict(a, "annotation")
+            image_id, category_id = as_key(a.get("image_id"), "image_id"), as_key(a.get("category_id"), "category_id")
+        except FieldError as e:
+            ds.problems.append(Problem(path=f"{where}: annotations[{k}]", reason=f"annotation skipped: {e}"))
+            continue
+        if image_id not in samples:
             ds.problems.append(Problem(path=where, reason=(
-                f"annotation {a.get('id')} refers to image_id {a.get('image_id')!r}, which is not in 'images'")))
-        elif a.get("category_id") not in cats:
+                f"annotation {describe(a.get('id'))} refers to image_id {image_id!r}, which is not in 'images'")))
+        elif category_id not in cats:
             ds.problems.append(Problem(path=where, reason=(
-                f"annotation {a.get('id')} has unknown category_id {a.get('category_id')!r} "
-                f"(categories: {sorted(cats, key=str)})")))
+                f"annotation {describe(a.get('id'))} has unknown category_id {category_id!r} "
+                f"(categories: {sorted(cats, key=str)[:20]})")))
         else:
-            grouped[a["image_id"]].append(a)
+            grouped[image_id].append(a)
     for image_id, sample in samples.items():
         anns = grouped.get(image_id, [])
         item = f"{where}: {sample.name}"
@@ -240,25 +252,109 @@ def _read_file(ds: FormatDataset, f: Path, root: Path, subset: str | None, data:
         ds.samples.append(sample)
 
 
+def _image_sample(img: Any, finder: ImageFinder, subset: str | None, where: str, root: Path,
+                  ds: FormatDataset) -> Sample:
+    """The sample of one ``images`` entry; FieldError when a field is wrong."""
+    img = as_dict(img, "image entry")
+    image_id = as_key(img.get("id"), "image id")
+    name = as_text(img.get("file_name"), "file_name", max_chars=1024).replace("\\", "/")
+    try:
+        image_path = finder.find(name) or (finder.find(name.rsplit("/", 1)[-1]) if "/" in name else None)
+    except OSError as e:
+        raise FieldError("file_name", "a usable file name", name) from e
+    if "/" in name and Path(name).is_absolute():
+        name = name.rsplit("/", 1)[-1]
+    w, h = img.get("width"), img.get("height")
+    sample = Sample(
+        name=name, image_path=image_path, subset=subset, meta={"coco_image_id": image_id},
+        width=as_int(w, "width", lo=1) if w not in (None, 0) else None,
+        height=as_int(h, "height", lo=1) if h not in (None, 0) else None,
+    )
+    if image_path is None:
+        ds.problems.append(Problem(path=f"{where}: {name}", reason=(
+            f"image {name!r} not found (looked in {', '.join(_rel(d, root) or '.' for d in finder.folders)})")))
+    return sample
+
+
+_MAX_MASK_PIXELS = 100_000_000
+"""Largest RLE canvas read (height x width), as the largest image decoded."""
+
+
+def _parse_rle(seg: dict[str, Any], sample: Sample) -> tuple[RLE, str]:
+    size = as_list(seg.get("size"), "segmentation size")
+    if len(size) != 2:
+        raise FieldError("segmentation size", "[height, width]", size)
+    h, w = (as_int(v, "segmentation size", lo=1) for v in size)
+    if h * w > _MAX_MASK_PIXELS:
+        raise FieldError("segmentation size", f"at most {_MAX_MASK_PIXELS:,} pixels", size)
+    counts = seg.get("counts")
+    if isinstance(counts, list):
+        runs = [as_int(v, "RLE counts", hi=h * w) for v in counts]
+        if sum(runs) != h * w:
+            raise FieldError("RLE counts", f"run lengths adding up to {h}x{w} = {h * w}", f"a sum of {sum(runs)}")
+        counts = mask_utils.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    if not isinstance(counts, str) or not counts or any(not 48 <= ord(ch) < 112 for ch in counts):
+        raise FieldError("RLE counts", "a list of run lengths or a compressed COCO RLE string", counts)
+    mask_utils.area({"size": [h, w], "counts": counts.encode("ascii")})  # parses the string: a broken one raises
+    note = ""
+    if sample.width and sample.height and (w, h) != (sample.width, sample.height):
+        note = f"RLE size {w}x{h} differs from the image size {sample.width}x{sample.height}"
+    return RLE(size=(h, w), counts=counts), note
+
+
 def _parse_seg(seg: Any, sample: Sample) -> tuple[Polygons | RLE | None, str]:
-    """(segmentation, problem text or '')."""
+    """(segmentation, problem text or ''); FieldError when a value is of the wrong type or range."""
     if isinstance(seg, list):
-        rings = [[float(v) for v in r] for r in seg if isinstance(r, list) and len(r) >= 6 and len(r) % 2 == 0]
+        rings = [[as_float(v, "polygon coordinate") for v in r] for r in seg
+                 if isinstance(r, list) and len(r) >= 6 and len(r) % 2 == 0]
         bad = len(seg) - len(rings)
         return (rings or None), (f"{bad} polygon ring(s) with fewer than 3 points dropped" if bad else "")
-    if isinstance(seg, dict) and "counts" in seg and isinstance(seg.get("size"), list) and len(seg["size"]) == 2:
-        h, w = (int(v) for v in seg["size"])
-        counts = seg["counts"]
-        if isinstance(counts, list):
-            enc = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-            counts = enc["counts"]
-        if isinstance(counts, bytes):
-            counts = counts.decode("ascii")
-        note = ""
-        if sample.width and sample.height and (w, h) != (sample.width, sample.height):
-            note = f"RLE size {w}x{h} differs from the image size {sample.width}x{sample.height}"
-        return RLE(size=(h, w), counts=str(counts)), note
-    return None, f"unreadable segmentation {str(seg)[:80]!r}"
+    if isinstance(seg, dict) and "counts" in seg:
+        return _parse_rle(seg, sample)
+    return None, f"unreadable segmentation {describe(seg)}"
+
+
+def _bbox(bbox: Any) -> list[float] | None:
+    """xyxy of a COCO ``bbox`` (x, y, width, height); None when absent; FieldError when malformed."""
+    if bbox in (None, []):
+        return None
+    values = as_list(bbox, "bbox")
+    if len(values) != 4:
+        raise FieldError("bbox", "[x, y, width, height]", bbox)
+    x, y, w, h = (as_float(v, "bbox") for v in values)
+    return [x, y, x + w, y + h]
+
+
+def _annotation_shape(a: dict[str, Any], sample: Sample, segmented: bool, ds: FormatDataset, item: str
+                      ) -> tuple[list[float], Polygons | RLE | None] | None:
+    """(xyxy, segmentation) of one annotation, or None when it has neither (reported)."""
+    raw = a.get("segmentation")
+    if _nonempty(raw):
+        seg, note = _parse_seg(raw, sample)
+    else:
+        seg, note = None, ("" if raw is None or isinstance(raw, list | dict) else f"unreadable segmentation "
+                           f"{describe(raw)} ignored")
+    if note:
+        ds.problems.append(Problem(path=item, action="kept", reason=f"annotation {describe(a.get('id'))}: {note}"))
+    box = _bbox(a.get("bbox"))
+    if box is None and seg is not None:
+        box = (polygon_bbox(seg) if isinstance(seg, list) else
+               _xywh_to_xyxy(mask_utils.toBbox(seg.to_coco()).tolist()))
+    if box is None:
+        ds.problems.append(Problem(path=item, reason=f"annotation {describe(a.get('id'))} has neither bbox nor "
+                                   "segmentation"))
+        return None
+    if segmented and seg is None:
+        seg = rect_polygon(box) if box[2] > box[0] and box[3] > box[1] else None
+        if seg is None:
+            ds.problems.append(Problem(path=item, reason=f"annotation {describe(a.get('id'))} has no segmentation "
+                                       "and an empty box"))
+            return None
+        ds.problems.append(Problem(path=item, action="repaired", reason=(
+            f"annotation {describe(a.get('id'))} has no segmentation; its bbox is used as a rectangle outline")))
+    return box, seg
 
 
 def _boxes_or_instances(ds: FormatDataset, anns: list[dict[str, Any]], cats: dict[Any, int], sample: Sample,
@@ -271,35 +367,24 @@ def _boxes_or_instances(ds: FormatDataset, anns: list[dict[str, Any]], cats: dic
     scores: list[float] = []
     tracks: list[int] = []
     for a in anns:
-        seg, note = (_parse_seg(a.get("segmentation"), sample) if _nonempty(a.get("segmentation")) else (None, ""))
-        if note:
-            ds.problems.append(Problem(path=item, action="kept", reason=f"annotation {a.get('id')}: {note}"))
-        bbox = a.get("bbox")
-        if isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox):
-            x, y, w, h = (float(v) for v in bbox)
-            box = [x, y, x + w, y + h]
-        elif seg is not None:
-            box = (polygon_bbox(seg) if isinstance(seg, list) else
-                   _xywh_to_xyxy(mask_utils.toBbox(seg.to_coco()).tolist()))
-        else:
-            ds.problems.append(Problem(path=item, reason=f"annotation {a.get('id')} has neither bbox nor segmentation"))
+        try:
+            shape = _annotation_shape(a, sample, segmented, ds, item)
+            score = as_float(a["score"], "score", lo=0, hi=1) if a.get("score") is not None else -1.0
+            track = as_int(a["track_id"], "track_id", hi=2**62) if a.get("track_id") is not None else -1
+        except ITEM_ERRORS as e:
+            ds.problems.append(Problem(path=item, reason=f"annotation {describe(a.get('id'))} skipped: {e}"))
             continue
-        if segmented and seg is None:
-            seg = rect_polygon(box) if box[2] > box[0] and box[3] > box[1] else None
-            if seg is None:
-                ds.problems.append(Problem(path=item, reason=f"annotation {a.get('id')} has no segmentation and an empty box"))
-                continue
-            ds.problems.append(Problem(path=item, action="repaired", reason=(
-                f"annotation {a.get('id')} has no segmentation; its bbox is used as a rectangle outline")))
+        if shape is None:
+            continue
         at: dict[str, Any] = dict(a["attributes"]) if isinstance(a.get("attributes"), dict) else {}
         if a.get("iscrowd"):
             at["iscrowd"] = True
-        raw_boxes.append(box)
-        segs.append(seg)  # type: ignore[arg-type]
+        raw_boxes.append(shape[0])
+        segs.append(shape[1])  # type: ignore[arg-type]
         class_ids.append(cats[a["category_id"]])
         attrs.append(at)
-        scores.append(a["score"] if isinstance(a.get("score"), int | float) else -1.0)
-        tracks.append(int(a["track_id"]) if isinstance(a.get("track_id"), int) else -1)
+        scores.append(score)
+        tracks.append(track)
     size = (sample.width, sample.height) if sample.width and sample.height else None
     labels = [ds.classes[c] for c in class_ids]
     xyxy, kept = check_boxes(raw_boxes, size=size, where=item, problems=ds.problems, labels=labels)

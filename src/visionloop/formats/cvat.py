@@ -29,6 +29,7 @@ import numpy as np
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags, boxes_of
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
+from visionloop.formats._fields import ITEM_ERRORS, FieldError, as_float, as_int, describe
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, ellipse_ring, shapes_to_annotation
 from visionloop.formats._paths import annotation_files, candidate_files, head, image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
@@ -69,9 +70,21 @@ class _Pending:
 def _points(text: str) -> list[float]:
     out: list[float] = []
     for pair in text.strip().split(";"):
-        x, y = pair.split(",")
-        out += [float(x), float(y)]
+        xy = pair.split(",")
+        if len(xy) != 2:
+            raise FieldError("points", "x,y pairs separated by ';'", text)
+        out += [as_float(xy[0], "point x"), as_float(xy[1], "point y")]
     return out
+
+
+def _num(el: ET.Element, key: str, default: str | None = None) -> float:
+    return as_float(el.get(key, default), key)
+
+
+def _size_attr(el: ET.Element, key: str) -> int:
+    """An image's ``width`` or ``height`` attribute in pixels; 0 when absent."""
+    value = el.get(key)
+    return as_int(value, key) if value not in (None, "") else 0
 
 
 def _attributes(el: ET.Element) -> dict[str, Any]:
@@ -83,9 +96,9 @@ def _attributes(el: ET.Element) -> dict[str, Any]:
 
 def _mask_rle(el: ET.Element, width: int, height: int) -> RLE:
     """CVAT's mask: run lengths (starting with background) over the ``width`` x ``height`` box at left, top."""
-    counts = [int(float(v)) for v in (el.get("rle") or "").split(",") if v.strip()]
-    left, top = int(float(el.get("left", 0))), int(float(el.get("top", 0)))
-    bw, bh = int(float(el.get("width", 0))), int(float(el.get("height", 0)))
+    left, top = as_int(el.get("left", 0), "left"), as_int(el.get("top", 0), "top")
+    bw, bh = as_int(el.get("width", 0), "mask width", hi=width), as_int(el.get("height", 0), "mask height", hi=height)
+    counts = [as_int(v, "mask rle", hi=bw * bh) for v in (el.get("rle") or "").split(",") if v.strip()]
     if sum(counts) != bw * bh:
         raise ValueError(f"mask run lengths add up to {sum(counts)}, its {bw}x{bh} box has {bw * bh} pixels")
     values = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool).reshape(bh, bw)
@@ -99,8 +112,8 @@ def _shape(el: ET.Element, ds: FormatDataset, width: int, height: int) -> Shape:
     cid = ds.class_index(el.get("label", ""))
     attrs = _attributes(el)
     if el.tag == "box":
-        x1, y1, x2, y2 = (float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr"))
-        if not all(np.isfinite([x1, y1, x2, y2])) or x2 < x1 or y2 < y1:
+        x1, y1, x2, y2 = (_num(el, k) for k in ("xtl", "ytl", "xbr", "ybr"))
+        if x2 < x1 or y2 < y1:
             raise ValueError(f"box has bad corners {[x1, y1, x2, y2]}")
         return Shape(class_id=cid, xyxy=(x1, y1, x2, y2), attributes=attrs)
     if el.tag == "polygon":
@@ -109,14 +122,14 @@ def _shape(el: ET.Element, ds: FormatDataset, width: int, height: int) -> Shape:
             raise ValueError(f"polygon has {len(ring) // 2} points, needs >= 3")
         return Shape(class_id=cid, rings=[ring], attributes=attrs)
     if el.tag == "ellipse":
-        cx, cy, rx, ry = (float(el.get(k, "nan")) for k in ("cx", "cy", "rx", "ry"))
-        theta = np.deg2rad(float(el.get("rotation", 0)))
+        cx, cy, rx, ry = (_num(el, k) for k in ("cx", "cy", "rx", "ry"))
+        theta = np.deg2rad(_num(el, "rotation", "0"))
         return Shape(class_id=cid, rings=[ellipse_ring(cx, cy, rx, ry, theta)], attributes=attrs)
     if el.tag == "mask":
         if not width or not height:
             raise ValueError("mask on an image without width/height")
         return Shape(class_id=cid, rle=_mask_rle(el, width, height), attributes=attrs)
-    raise ValueError(f"unsupported shape <{el.tag}>")
+    raise ValueError(f"unsupported shape <{describe(el.tag)}>")
 
 
 def _labels(root: ET.Element, ds: FormatDataset) -> None:
@@ -136,7 +149,7 @@ def _image_pending(el: ET.Element, xml: Path, base: Path, ds: FormatDataset) -> 
         ds.problems.append(Problem(path=str(xml), reason=f"<image id={el.get('id')}> has no name"))
         return None
     subset = el.get("subset")
-    width, height = int(float(el.get("width", 0) or 0)), int(float(el.get("height", 0) or 0))
+    width, height = _size_attr(el, "width"), _size_attr(el, "height")
     search = (f"images/{subset}", "images", subset or "", "") if subset else ("images", "")
     image_path = find_image(base, name, search=search)
     sample = Sample(name=f"{subset}/{name}" if subset else name, image_path=image_path, width=width or None,
@@ -160,7 +173,7 @@ def _image_pending(el: ET.Element, xml: Path, base: Path, ds: FormatDataset) -> 
             continue
         try:
             shape = _shape(child, ds, width, height)
-        except (ValueError, TypeError) as e:
+        except ITEM_ERRORS as e:
             ds.problems.append(Problem(path=where, reason=f"<{child.tag}> #{k}: {e}"))
             continue
         group = child.get("group_id")
@@ -223,12 +236,12 @@ def _video_frames(base: Path) -> dict[int, Path]:
 
 def _load_video(root: ET.Element, xml: Path, base: Path, ds: FormatDataset) -> list[_Pending]:
     size = root.find("meta/task/original_size")
-    width = int(size.findtext("width") or 0) if size is not None else 0
-    height = int(size.findtext("height") or 0) if size is not None else 0
+    width = as_int(size.findtext("width") or 0, "original_size width") if size is not None else 0
+    height = as_int(size.findtext("height") or 0, "original_size height") if size is not None else 0
     video_id = (root.findtext("meta/source") or root.findtext("meta/task/name") or xml.stem).strip()
     tracks: dict[int, list[_TrackShape]] = {}
     for t_el in root.iterfind("track"):
-        tid = int(t_el.get("id", len(tracks)))
+        tid = as_int(t_el.get("id", len(tracks)), "track id", hi=2**62)
         label = t_el.get("label", "")
         where = f"{xml.name}:track {tid}"
         if not label:
@@ -244,8 +257,8 @@ def _load_video(root: ET.Element, xml: Path, base: Path, ds: FormatDataset) -> l
             child.set("label", label)
             try:
                 shape = _shape(child, ds, width, height)
-                frame = int(child.get("frame", ""))
-            except (ValueError, TypeError) as e:
+                frame = as_int(child.get("frame"), "frame", hi=10**9)
+            except ITEM_ERRORS as e:
                 ds.problems.append(Problem(path=where, reason=f"<{child.tag} frame={child.get('frame')}>: {e}"))
                 continue
             shape.track_id = tid
@@ -299,16 +312,24 @@ def load(path: Path) -> FormatDataset:
     for xml in files:
         try:
             root = ET.parse(xml).getroot()
-        except (ET.ParseError, OSError) as e:
+        except (ET.ParseError, *ITEM_ERRORS) as e:
             ds.problems.append(Problem(path=str(xml), reason=f"not well-formed XML: {e}"))
             continue
         parsed += 1
         _labels(root, ds)
         if root.find("track") is not None or (root.findtext("meta/task/mode") or "") == "interpolation":
-            pending += _load_video(root, xml, base, ds)
-            ds.meta["video"] = True
+            try:
+                pending += _load_video(root, xml, base, ds)
+                ds.meta["video"] = True
+            except ITEM_ERRORS as e:
+                ds.problems.append(Problem(path=str(xml), reason=f"video annotations not read: {e}"))
         for el in root.iterfind("image"):
-            p = _image_pending(el, xml, base, ds)
+            try:
+                p = _image_pending(el, xml, base, ds)
+            except ITEM_ERRORS as e:
+                ds.problems.append(Problem(path=f"{xml.name}:{describe(el.get('name'))}",
+                                           reason=f"image skipped: {e}"))
+                continue
             if p is not None:
                 pending.append(p)
     if not parsed:

@@ -13,6 +13,7 @@ When no file has any shape, the true ``flags`` are the image's classes (classifi
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import io
 import json
@@ -25,8 +26,20 @@ import numpy as np
 from PIL import Image
 
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
-from visionloop.core.errors import FormatError
+from visionloop.core.errors import FormatError, ImageError
+from visionloop.core.imageio import probe
 from visionloop.core.task import Task
+from visionloop.formats._fields import (
+    ITEM_ERRORS,
+    FieldError,
+    as_dict,
+    as_float,
+    as_int,
+    as_key,
+    as_list,
+    describe,
+    read_json_file,
+)
 from visionloop.formats._geometry import (
     Shape,
     annotation_shapes,
@@ -35,7 +48,7 @@ from visionloop.formats._geometry import (
     rect_ring,
     shapes_to_annotation,
 )
-from visionloop.formats._paths import head, image_size, read_json
+from visionloop.formats._paths import head, image_size
 from visionloop.formats.base import IMAGE_EXTENSIONS, FormatDataset, Problem, Sample, copy_image
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -76,38 +89,72 @@ def detect(path: Path) -> float:
 # ---------------------------------------------------------------------------------------------------------- reading
 
 
-def _cache_image(data: str, stem: str) -> Path:
-    raw = base64.b64decode(data, validate=False)
+def _embedded_folder(ds: FormatDataset) -> Path:
+    """A temporary folder for images decoded from ``imageData``; removed when the dataset is garbage-collected."""
+    holder = ds.meta.get("embedded_images")
+    if holder is None:
+        holder = ds.meta["embedded_images"] = tempfile.TemporaryDirectory(prefix="visionloop-labelme-")
+    return Path(holder.name)
+
+
+def _decode_b64(data: Any, field: str) -> bytes:
+    if not isinstance(data, str):
+        raise FieldError(field, "a base64 string", data)
+    try:
+        return base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError) as e:
+        raise FieldError(field, "base64 data", data) from e
+
+
+def _cache_image(data: Any, stem: str, ds: FormatDataset) -> Path:
+    """Write the image embedded in ``imageData`` to a file; ImageError when it is no image or too large."""
+    raw = _decode_b64(data, "imageData")
+    info = probe(raw, name="imageData")  # refuses non-images, truncated files and decompression bombs
+    ext = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "tiff": ".tif"}.get(info.format, ".png")
     digest = hashlib.sha256(raw).hexdigest()[:16]
-    with Image.open(io.BytesIO(raw)) as im:
-        ext = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif"}.get(im.format or "", ".png")
-    folder = Path(tempfile.gettempdir()) / "visionloop-labelme-imagedata"
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / f"{stem}-{digest}{ext}"
+    dest = _embedded_folder(ds) / f"{stem[:100]}-{digest}{ext}"
     if not dest.exists():
-        tmp = dest.with_suffix(dest.suffix + ".tmp")
-        tmp.write_bytes(raw)
-        tmp.replace(dest)
+        dest.write_bytes(raw)
     return dest
 
 
 def _find_image(doc: dict[str, Any], src: Path) -> Path | None:
     ref = str(doc.get("imagePath") or "").replace("\\", "/")
     cands = []
-    if ref:
+    if ref and len(ref) <= 1024 and "\x00" not in ref:
         cands += [src.parent / ref, src.parent / Path(ref).name]
     cands += [src.with_suffix(ext) for ext in sorted(IMAGE_EXTENSIONS)]
-    return next((c for c in cands if c.is_file()), None)
+    for c in cands:
+        try:
+            if c.is_file():
+                return c
+        except OSError:  # a name too long for the file system
+            continue
+    return None
+
+
+def _points(shape: dict[str, Any]) -> list[tuple[float, float]]:
+    pts = []
+    for p in as_list(shape.get("points"), "points"):
+        if not isinstance(p, list) or len(p) != 2:
+            raise FieldError("points", "a list of [x, y] pairs", p)
+        pts.append((as_float(p[0], "point x"), as_float(p[1], "point y")))
+    return pts
 
 
 def _mask_shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Shape:
     if not width or not height:
         raise ValueError("mask shape in a file without imageWidth/imageHeight")
-    (x1, y1), _ = shape["points"][:2]
-    with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as im:
+    pts = _points(shape)
+    if not pts:
+        raise FieldError("points", "the mask's top-left corner", shape.get("points"))
+    x1, y1 = pts[0]
+    raw = _decode_b64(shape.get("mask"), "mask")
+    probe(raw, name="mask", max_pixels=width * height)
+    with Image.open(io.BytesIO(raw)) as im:
         crop = np.asarray(im.convert("L")) > 0
     full = np.zeros((height, width), dtype=bool)
-    x1, y1 = int(round(x1)), int(round(y1))
+    x1, y1 = max(0, int(round(x1))), max(0, int(round(y1)))
     h, w = crop[: max(0, height - y1), : max(0, width - x1)].shape
     full[y1:y1 + h, x1:x1 + w] = crop[:h, :w]
     return Shape(class_id=cid, rle=RLE.encode(full))
@@ -115,7 +162,9 @@ def _mask_shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Sha
 
 def _shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Shape:
     kind = shape.get("shape_type") or "polygon"
-    pts = [(float(x), float(y)) for x, y in shape.get("points") or []]
+    if kind == "mask":
+        return _mask_shape(shape, cid, width, height)
+    pts = _points(shape)
     if kind == "rectangle":
         if len(pts) < 2:
             raise ValueError("rectangle needs 2 points")
@@ -130,26 +179,86 @@ def _shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Shape:
             raise ValueError("circle needs its centre and a point on the rim")
         r = math.dist(pts[0], pts[1])
         return Shape(class_id=cid, rings=[ellipse_ring(pts[0][0], pts[0][1], r, r)])
-    if kind == "mask":
-        return _mask_shape(shape, cid, width, height)
-    raise ValueError(f"unknown shape_type {kind!r}")
+    raise ValueError(f"unknown shape_type {describe(kind)}")
+
+
+def _image_flags(doc: dict[str, Any], ds: FormatDataset, where: str) -> dict[str, bool]:
+    try:
+        flags = as_dict(doc.get("flags"), "flags")
+    except FieldError as e:
+        ds.problems.append(Problem(path=where, reason=f"{e}; image flags ignored"))
+        return {}
+    return {str(k)[:256]: bool(v) for k, v in flags.items()}
+
+
+def _group_shape(shape: Shape, raw: dict[str, Any], groups: dict[tuple[int, Any], Shape]) -> bool:
+    """Record ``shape`` in its ``group_id`` group; True when it was merged into the group's first shape."""
+    group = raw.get("group_id")
+    if group is None:
+        return False
+    group = as_key(group, "group_id")
+    key = (shape.class_id, group)
+    if key in groups and groups[key].rle is None and shape.rle is None:
+        first = groups[key]
+        if first.rings is None and first.xyxy is not None:
+            first.rings, first.xyxy = [rect_ring(*first.xyxy)], None
+        if first.rings is not None:
+            first.rings.extend(shape.rings or ([rect_ring(*shape.xyxy)] if shape.xyxy else []))
+        return True
+    groups[key] = shape
+    shape.attributes["group_id"] = group
+    return False
+
+
+def _read_shapes(doc: dict[str, Any], sample: Sample, ds: FormatDataset, where: str) -> list[Shape]:
+    shapes: list[Shape] = []
+    groups: dict[tuple[int, Any], Shape] = {}
+    for k, raw in enumerate(doc.get("shapes") or []):
+        try:
+            raw = as_dict(raw, "shape")
+            kind = raw.get("shape_type") or "polygon"
+            if kind in _NO_AREA:
+                ds.problems.append(Problem(path=where, reason=f"shape {k} is a {kind} (no area); visionloop keeps "
+                                           "rectangles, polygons, circles and masks"))
+                continue
+            label = raw.get("label")
+            if not isinstance(label, str | int) or not str(label).strip():
+                ds.problems.append(Problem(path=where, reason=f"shape {k} has no label ({describe(label)})"))
+                continue
+            if raw.get("group_id") is not None:
+                as_key(raw["group_id"], "group_id")
+            shape_flags = as_dict(raw.get("flags"), "shape flags")
+            shape = _shape(raw, ds.class_index(str(label).strip()[:256]), sample.width or 0, sample.height or 0)
+        except ITEM_ERRORS as e:
+            ds.problems.append(Problem(path=where, reason=f"shape {k} skipped: {e}"))
+            continue
+        if shape_flags:
+            shape.attributes["flags"] = {str(f): bool(v) for f, v in shape_flags.items()}
+        if raw.get("description"):
+            shape.attributes["description"] = str(raw["description"])[:4096]
+        if not _group_shape(shape, raw, groups):
+            shapes.append(shape)
+    return shapes
 
 
 def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) -> tuple[Sample, list[Shape], list[str]]:
     where = src.relative_to(root).as_posix() if src.is_relative_to(root) else str(src)
-    width, height = int(doc.get("imageWidth") or 0), int(doc.get("imageHeight") or 0)
+    w, h = doc.get("imageWidth"), doc.get("imageHeight")
+    width = as_int(w, "imageWidth") if w is not None else 0
+    height = as_int(h, "imageHeight") if h is not None else 0
     image_path = _find_image(doc, src)
+    ref_text = doc.get("imagePath") if isinstance(doc.get("imagePath"), str) else None
     if image_path is None and doc.get("imageData"):
         try:
-            image_path = _cache_image(doc["imageData"], src.stem)
-            ds.problems.append(Problem(path=where, reason=f"image {doc.get('imagePath')!r} missing; used the "
+            image_path = _cache_image(doc["imageData"], src.stem, ds)
+            ds.problems.append(Problem(path=where, reason=f"image {describe(ref_text)} missing; used the "
                                        "imageData embedded in the JSON", action="repaired"))
-        except (ValueError, OSError) as e:
-            ds.problems.append(Problem(path=where, reason=f"embedded imageData is not an image: {e}"))
+        except (FieldError, ImageError, OSError) as e:
+            ds.problems.append(Problem(path=where, reason=f"embedded imageData is not a usable image: {e}"))
     if image_path is None:
-        ds.problems.append(Problem(path=where, reason=f"image {doc.get('imagePath')!r} not found beside {src.name}",
+        ds.problems.append(Problem(path=where, reason=f"image {describe(ref_text)} not found beside {src.name}",
                                    action="kept without image"))
-    ref = Path(str(doc.get("imagePath") or src.with_suffix(".jpg").name).replace("\\", "/")).name
+    ref = Path((ref_text or src.with_suffix(".jpg").name).replace("\\", "/")).name[:255]
     if image_path is not None and image_path.is_relative_to(root):
         name = image_path.relative_to(root).as_posix()
     else:
@@ -160,43 +269,11 @@ def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) ->
         size = image_size(image_path)
         if size:
             sample.width, sample.height = size
-    shapes: list[Shape] = []
-    groups: dict[tuple[int, Any], Shape] = {}
-    for k, raw in enumerate(doc.get("shapes") or []):
-        kind = raw.get("shape_type") or "polygon"
-        if kind in _NO_AREA:
-            ds.problems.append(Problem(path=where, reason=f"shape {k} is a {kind} (no area); visionloop keeps "
-                                       "rectangles, polygons, circles and masks"))
-            continue
-        label = str(raw.get("label") or "").strip()
-        if not label:
-            ds.problems.append(Problem(path=where, reason=f"shape {k} has no label"))
-            continue
-        try:
-            shape = _shape(raw, ds.class_index(label), sample.width or 0, sample.height or 0)
-        except (ValueError, TypeError, KeyError, OSError) as e:
-            ds.problems.append(Problem(path=where, reason=f"shape {k} ({kind}): {e}"))
-            continue
-        if raw.get("flags"):
-            shape.attributes["flags"] = dict(raw["flags"])
-        if raw.get("description"):
-            shape.attributes["description"] = str(raw["description"])
-        group = raw.get("group_id")
-        if group is not None:
-            key = (shape.class_id, group)
-            if key in groups and groups[key].rle is None and shape.rle is None:
-                first = groups[key]
-                if first.rings is None and first.xyxy is not None:
-                    first.rings, first.xyxy = [rect_ring(*first.xyxy)], None
-                if first.rings is not None:
-                    first.rings.extend(shape.rings or ([rect_ring(*shape.xyxy)] if shape.xyxy else []))
-                continue
-            groups[key] = shape
-            shape.attributes["group_id"] = group
-        shapes.append(shape)
-    flags = [str(k) for k, v in (doc.get("flags") or {}).items() if v]
-    for k in (doc.get("flags") or {}):
-        sample.meta.setdefault("flag_names", []).append(str(k))
+    shapes = _read_shapes(doc, sample, ds, where)
+    image_flags = _image_flags(doc, ds, where)
+    flags = [k for k, v in image_flags.items() if v]
+    if image_flags:
+        sample.meta["flag_names"] = list(image_flags)
     return sample, clip_shapes(shapes, sample.width, sample.height, ds, where), flags
 
 
@@ -211,11 +288,11 @@ def load(path: Path) -> FormatDataset:
     pending = []
     for src in files:
         try:
-            doc = read_json(src)
+            doc = read_json_file(src)
             if not isinstance(doc, dict) or not isinstance(doc.get("shapes", []), list):
                 raise ValueError("not a LabelMe object with a 'shapes' list")
             pending.append(_read_file(src, root, doc, ds))
-        except (OSError, ValueError) as e:
+        except ITEM_ERRORS as e:
             ds.problems.append(Problem(path=str(src), reason=f"unreadable LabelMe file: {e}"))
     shapes_all = [s for _, shapes, _ in pending for s in shapes]
     has_flags = any(flags for _, _, flags in pending)

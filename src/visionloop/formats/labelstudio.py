@@ -26,9 +26,19 @@ from urllib.parse import parse_qs, unquote, urlparse
 from visionloop.core.annotations import RLE, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, parse_float, shapes_to_annotation
+from visionloop.formats._fields import (
+    ITEM_ERRORS,
+    FieldError,
+    as_dict,
+    as_float,
+    as_int,
+    as_list,
+    describe,
+    read_json_file,
+)
+from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, shapes_to_annotation
 from visionloop.formats._lsrle import decode_brush, encode_brush
-from visionloop.formats._paths import annotation_files, candidate_files, head, image_size, read_json
+from visionloop.formats._paths import annotation_files, candidate_files, head, image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -107,19 +117,26 @@ def _pick_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _label(value: dict[str, Any], key: str, ds: FormatDataset, where: str) -> int:
-    names = value.get(key) or value.get("labels") or []
+    names = as_list(value.get(key) or value.get("labels"), key)
     if not names:
         raise ValueError(f"{key} result without a label")
+    if not isinstance(names[0], str | int) or not str(names[0]).strip():
+        raise FieldError(key, "a list of label names", names)
     if len(names) > 1:
         ds.problems.append(Problem(path=where, reason=f"region with {len(names)} labels {names}; kept the first",
                                    action="repaired"))
     return ds.class_index(str(names[0]))
 
 
+def _pct_of(value: Any, total: float, field: str) -> float:
+    """Pixels from a percentage of ``total``."""
+    return as_float(value, field, lo=-1e4, hi=1e4) * total / 100
+
+
 def _rect(value: dict[str, Any], w: float, h: float, ds: FormatDataset, where: str) -> tuple[float, ...]:
-    x, y = parse_float(value["x"]) * w / 100, parse_float(value["y"]) * h / 100
-    bw, bh = parse_float(value["width"]) * w / 100, parse_float(value["height"]) * h / 100
-    angle = parse_float(value.get("rotation", 0) or 0)
+    x, y = _pct_of(value.get("x"), w, "x"), _pct_of(value.get("y"), h, "y")
+    bw, bh = _pct_of(value.get("width"), w, "width"), _pct_of(value.get("height"), h, "height")
+    angle = as_float(value.get("rotation") or 0, "rotation", lo=-3600, hi=3600)
     if abs(angle) < 1e-9:
         return (x, y, x + bw, y + bh)
     a = math.radians(angle)  # Label Studio rotates clockwise around the top-left corner
@@ -130,9 +147,18 @@ def _rect(value: dict[str, Any], w: float, h: float, ds: FormatDataset, where: s
     return (min(xs), min(ys), max(xs), max(ys))
 
 
+_MAX_BRUSH_PIXELS = 100_000_000
+
+
+def _pair(point: Any) -> tuple[Any, Any]:
+    if not isinstance(point, list) or len(point) != 2:
+        raise FieldError("points", "a list of [x, y] pairs", point)
+    return point[0], point[1]
+
+
 def _task_sample(task: dict[str, Any], k: int, src: Path, base: Path, ds: FormatDataset,
                  pending: list[tuple[Sample, list[Shape], list[int]]]) -> None:
-    where = f"{src.name}:task {task.get('id', k)}"
+    where = f"{src.name}:task {describe(task.get('id', k))}"
     data = task.get("data")
     ref = _image_ref(data) if isinstance(data, dict) else None
     if ref is None:
@@ -150,17 +176,22 @@ def _task_sample(task: dict[str, Any], k: int, src: Path, base: Path, ds: Format
         pending.append((sample, shapes, tags))
         sample.meta["unannotated"] = True
         return
-    for r_i, result in enumerate(ann.get("result") or []):
-        kind = str(result.get("type", "")).lower()
-        value = result.get("value") or {}
-        rw, rh = result.get("original_width"), result.get("original_height")
-        if rw and rh:
-            sample.width, sample.height = int(rw), int(rh)
-        w, h = sample.width, sample.height
+    for r_i, result in enumerate(as_list(ann.get("result"), "result")):
+        kind = str(result.get("type", "")).lower()[:64] if isinstance(result, dict) else "?"
         try:
+            result = as_dict(result, "result")
+            value = as_dict(result.get("value"), "value")
+            rw, rh = result.get("original_width"), result.get("original_height")
+            if rw and rh:
+                sample.width, sample.height = as_int(rw, "original_width", lo=1), as_int(rh, "original_height", lo=1)
+            w, h = sample.width, sample.height
             if kind in ("choices", "taxonomy"):
-                for c in value.get(kind) or []:
-                    tags.append(ds.class_index(str(c if isinstance(c, str) else "/".join(c))))
+                for c in as_list(value.get(kind), kind):
+                    if isinstance(c, list) and all(isinstance(v, str) for v in c):
+                        c = "/".join(c)
+                    if not isinstance(c, str) or not c.strip():
+                        raise FieldError(kind, "label names", c)
+                    tags.append(ds.class_index(c[:256]))
                 continue
             if kind in _SKIP_QUIETLY:
                 continue
@@ -180,19 +211,23 @@ def _task_sample(task: dict[str, Any], k: int, src: Path, base: Path, ds: Format
             elif kind.startswith("polygon"):
                 cid = _label(value, "polygonlabels", ds, where) if kind == "polygonlabels" else ds.class_index(
                     "object")
-                ring = [v for x, y in value.get("points") or [] for v in (parse_float(x) * w / 100,
-                                                                          parse_float(y) * h / 100)]
+                ring = [v for x, y in (_pair(p) for p in as_list(value.get("points"), "points"))
+                        for v in (_pct_of(x, w, "point x"), _pct_of(y, h, "point y"))]
                 if len(ring) < 6:
                     raise ValueError(f"polygon with {len(ring) // 2} points, needs >= 3")
                 shapes.append(Shape(class_id=cid, rings=[ring]))
             else:
                 cid = _label(value, "brushlabels", ds, where) if kind == "brushlabels" else ds.class_index("object")
                 if value.get("format", "rle") != "rle" or not value.get("rle"):
-                    raise ValueError(f"brush in format {value.get('format')!r}; only 'rle' is read")
-                shapes.append(Shape(class_id=cid, rle=RLE.encode(decode_brush(value["rle"], int(h), int(w)))))
+                    raise ValueError(f"brush in format {describe(value.get('format'))}; only 'rle' is read")
+                if int(h) * int(w) > _MAX_BRUSH_PIXELS:
+                    raise FieldError("original_width x original_height", f"at most {_MAX_BRUSH_PIXELS:,} pixels for "
+                                     "a brush", f"{w}x{h}")
+                rle = [as_int(v, "brush rle", hi=255) for v in as_list(value.get("rle"), "rle")]
+                shapes.append(Shape(class_id=cid, rle=RLE.encode(decode_brush(rle, int(h), int(w)))))
             if result.get("score") is not None:
-                shapes[-1].attributes["score"] = result["score"]
-        except (ValueError, TypeError, KeyError) as e:
+                shapes[-1].attributes["score"] = as_float(result["score"], "score")
+        except ITEM_ERRORS as e:
             ds.problems.append(Problem(path=where, reason=f"result {r_i} ({kind}): {e}"))
     pending.append((sample, clip_shapes(shapes, sample.width, sample.height, ds, where), tags))
 
@@ -208,7 +243,7 @@ def load(path: Path) -> FormatDataset:
     read = 0
     for src in files:
         try:
-            tasks = read_json(src)
+            tasks = read_json_file(src)
         except (OSError, ValueError) as e:
             ds.problems.append(Problem(path=str(src), reason=f"not valid JSON: {e}"))
             continue
@@ -220,7 +255,10 @@ def load(path: Path) -> FormatDataset:
             if not isinstance(task, dict):
                 ds.problems.append(Problem(path=f"{src.name}:task {k}", reason="task is not an object"))
                 continue
-            _task_sample(task, k, src, base, ds, pending)
+            try:
+                _task_sample(task, k, src, base, ds, pending)
+            except ITEM_ERRORS as e:
+                ds.problems.append(Problem(path=f"{src.name}:task {k}", reason=f"task skipped: {e}"))
     if not read:
         raise FormatError(path, NAME, "no Label Studio export could be read: "
                           + "; ".join(p.reason for p in ds.problems[:3]))

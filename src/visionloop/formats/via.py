@@ -27,22 +27,32 @@ from urllib.parse import urlparse
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
+from visionloop.formats._fields import (
+    ITEM_ERRORS,
+    FieldError,
+    as_dict,
+    as_float,
+    as_list,
+    as_text,
+    describe,
+    parse_json,
+    read_json_file,
+)
 from visionloop.formats._geometry import (
     Shape,
     annotation_shapes,
     clip_shapes,
     ellipse_ring,
     mask_to_rings,
-    parse_float,
     shapes_to_annotation,
 )
-from visionloop.formats._paths import candidate_files, head, image_size, read_json
+from visionloop.formats._paths import candidate_files, head, image_size
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "via"
-TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION})
+TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
 CSV_HEADER = ["filename", "file_size", "file_attributes", "region_count", "region_id", "region_shape_attributes",
               "region_attributes"]
 CLASS_KEYS = ("label", "class", "name", "type", "category")
@@ -86,7 +96,17 @@ def _entries_from_json(doc: Any) -> list[dict[str, Any]]:
             if isinstance(regions, dict):
                 regions = [regions[k] for k in sorted(regions, key=lambda k: int(k) if str(k).isdigit() else 0)]
             out.append({**entry, "regions": regions, "_key": key})
+        else:
+            out.append({"_key": key, "_bad": f"entry {describe(key)} is not an object with a 'filename'"})
     return out
+
+
+def _csv_json(text: str) -> Any:
+    """A JSON cell of the CSV export; a cell that does not parse is kept as its text (reported per region)."""
+    try:
+        return parse_json(text or "{}")
+    except ValueError:
+        return text
 
 
 def _entries_from_csv(path: Path) -> list[dict[str, Any]]:
@@ -101,21 +121,23 @@ def _entries_from_csv(path: Path) -> list[dict[str, Any]]:
                 raise ValueError(f"line {line} has {len(row)} columns, expected 7 ({','.join(CSV_HEADER)})")
             name, size = row[0], row[1]
             entry = entries.setdefault(name + size, {"filename": name, "size": size, "regions": [],
-                                                     "file_attributes": json.loads(row[2] or "{}")})
-            shape_attrs = json.loads(row[5] or "{}")
+                                                     "file_attributes": _csv_json(row[2])})
+            shape_attrs = _csv_json(row[5])
             if shape_attrs:
                 entry["regions"].append({"shape_attributes": shape_attrs,
-                                         "region_attributes": json.loads(row[6] or "{}")})
+                                         "region_attributes": _csv_json(row[6])})
     return list(entries.values())
 
 
 def _class_key(entries: list[dict[str, Any]], doc_attrs: dict[str, Any] | None) -> str | None:
     counts: Counter[str] = Counter()
     for e in entries:
-        for r in e["regions"]:
-            for k, v in (r.get("region_attributes") or {}).items():
+        regions = e.get("regions")
+        for r in regions if isinstance(regions, list) else []:
+            attrs = r.get("region_attributes") if isinstance(r, dict) else None
+            for k, v in (attrs if isinstance(attrs, dict) else {}).items():
                 if v not in (None, "", {}, []):
-                    counts[k] += 1
+                    counts[str(k)] += 1
     if len(counts) == 1:
         return next(iter(counts))
     lower = {k.lower(): k for k in counts}
@@ -140,39 +162,47 @@ def _class_name(value: Any) -> str | None:
     return name or None
 
 
+def _num(sa: dict[str, Any], key: str) -> float:
+    return as_float(sa.get(key), key)
+
+
 def _shape(sa: dict[str, Any], cid: int) -> Shape:
     kind = sa.get("name")
     if kind == "rect":
-        x, y = parse_float(sa["x"]), parse_float(sa["y"])
-        w, h = parse_float(sa["width"]), parse_float(sa["height"])
+        x, y, w, h = _num(sa, "x"), _num(sa, "y"), _num(sa, "width"), _num(sa, "height")
         if w < 0 or h < 0:
             raise ValueError(f"rect with negative size {w}x{h}")
         return Shape(class_id=cid, xyxy=(x, y, x + w, y + h))
     if kind == "polygon":
-        xs, ys = sa.get("all_points_x") or [], sa.get("all_points_y") or []
+        xs, ys = as_list(sa.get("all_points_x"), "all_points_x"), as_list(sa.get("all_points_y"), "all_points_y")
         if len(xs) != len(ys) or len(xs) < 3:
             raise ValueError(f"polygon with {len(xs)} x and {len(ys)} y values, needs >= 3 of each")
-        return Shape(class_id=cid, rings=[[parse_float(v) for p in zip(xs, ys, strict=True) for v in p]])
+        return Shape(class_id=cid, rings=[[as_float(v, "polygon point") for p in zip(xs, ys, strict=True)
+                                           for v in p]])
     if kind == "circle":
-        r = parse_float(sa["r"])
-        return Shape(class_id=cid, rings=[ellipse_ring(parse_float(sa["cx"]), parse_float(sa["cy"]), r, r)])
+        r = _num(sa, "r")
+        return Shape(class_id=cid, rings=[ellipse_ring(_num(sa, "cx"), _num(sa, "cy"), r, r)])
     if kind == "ellipse":
-        theta = parse_float(sa.get("theta", 0) or 0)
-        return Shape(class_id=cid, rings=[ellipse_ring(parse_float(sa["cx"]), parse_float(sa["cy"]),
-                                                       parse_float(sa["rx"]), parse_float(sa["ry"]), theta)])
-    raise ValueError(f"unknown region shape {kind!r}")
+        theta = as_float(sa.get("theta") or 0, "theta", lo=-1e4, hi=1e4)
+        return Shape(class_id=cid, rings=[ellipse_ring(_num(sa, "cx"), _num(sa, "cy"), _num(sa, "rx"), _num(sa, "ry"),
+                                                       theta)])
+    raise ValueError(f"unknown region shape {describe(kind)}")
 
 
 def _entry_sample(entry: dict[str, Any], src: Path, base: Path, key: str | None, ds: FormatDataset
-                  ) -> tuple[Sample, list[Shape]]:
-    ref = str(entry["filename"])
+                  ) -> tuple[Sample, list[Shape], bool]:
+    """The entry's sample, its shapes, and whether it is labelled (False when it has regions but none has a class:
+    an image whose objects are drawn but not named is not a negative)."""
+    ref = as_text(entry.get("filename"), "filename", max_chars=1024)
     name = Path(urlparse(ref).path).name if "://" in ref else ref.replace("\\", "/").lstrip("/")
     where = f"{src.name}:{name}"
     image_path = find_image(base, name, search=("", "images")) or find_image(base, Path(name).name,
                                                                               search=("", "images"))
     sample = Sample(name=name, image_path=image_path)
-    if entry.get("file_attributes"):
-        sample.meta["file_attributes"] = entry["file_attributes"]
+    file_attributes = as_dict(entry.get("file_attributes"), "file_attributes")
+    if file_attributes:
+        sample.meta["file_attributes"] = file_attributes
+    regions = as_list(entry.get("regions"), "regions")
     if image_path is None:
         ds.problems.append(Problem(path=where, reason=f"image {ref!r} not found next to {src.name} or in images/",
                                    action="kept without image"))
@@ -181,25 +211,37 @@ def _entry_sample(entry: dict[str, Any], src: Path, base: Path, key: str | None,
         if size:
             sample.width, sample.height = size
     shapes = []
-    for k, region in enumerate(entry["regions"]):
-        sa = region.get("shape_attributes") or {}
-        ra = dict(region.get("region_attributes") or {})
+    unnamed = 0
+    for k, region in enumerate(regions):
+        try:
+            region = as_dict(region, "region")
+            sa = as_dict(region.get("shape_attributes"), "shape_attributes")
+            ra = dict(as_dict(region.get("region_attributes"), "region_attributes"))
+        except FieldError as e:
+            ds.problems.append(Problem(path=where, reason=f"region {k} skipped: {e}"))
+            continue
         if sa.get("name") in _NO_AREA:
             ds.problems.append(Problem(path=where, reason=f"region {k} is a {sa.get('name')} (no area); visionloop "
                                        "keeps rect, polygon, circle and ellipse regions"))
             continue
         cls = _class_name(ra.pop(key, None)) if key else None
         if cls is None:
+            unnamed += 1
             ds.problems.append(Problem(path=where, reason=f"region {k} has no class in region attribute {key!r}"))
             continue
         try:
-            shape = _shape(sa, ds.class_index(cls))
-        except (ValueError, TypeError, KeyError) as e:
+            shape = _shape(sa, ds.class_index(cls[:256]))
+        except ITEM_ERRORS as e:
             ds.problems.append(Problem(path=where, reason=f"region {k}: {e}"))
             continue
         shape.attributes = {a: v for a, v in ra.items() if v not in (None, "", {}, [])}
         shapes.append(shape)
-    return sample, clip_shapes(shapes, sample.width, sample.height, ds, where)
+    labelled = not (unnamed and not shapes)
+    if not labelled:
+        ds.problems.append(Problem(path=where, action="kept unlabelled", reason=(
+            f"none of its {unnamed} region(s) has a class; the image is imported without annotation, not as an "
+            "image with no objects")))
+    return sample, clip_shapes(shapes, sample.width, sample.height, ds, where), labelled
 
 
 def load(path: Path) -> FormatDataset:
@@ -217,31 +259,90 @@ def load(path: Path) -> FormatDataset:
             if src.suffix.lower() == ".csv":
                 per_file.append((src, _entries_from_csv(src), None))
             else:
-                doc = read_json(src)
+                doc = read_json_file(src)
                 attrs = (doc.get("_via_attributes") or {}).get("region") if isinstance(doc, dict) else None
                 per_file.append((src, _entries_from_json(doc), attrs if isinstance(attrs, dict) else None))
-        except (OSError, ValueError, csv.Error) as e:
+        except (*ITEM_ERRORS, csv.Error) as e:
             ds.problems.append(Problem(path=str(src), reason=f"unreadable VIA file: {e}"))
     if not per_file:
         raise FormatError(path, NAME, "no VIA file could be read: " + "; ".join(p.reason for p in ds.problems[:3]))
-    pending = []
+    pending: list[tuple[Sample, list[Shape], bool]] = []
     seen: set[str] = set()
     for src, entries, attrs in per_file:
         key = _class_key(entries, attrs)
         ds.meta.setdefault("class_attribute", {})[src.name] = key
         for entry in entries:
-            sample, shapes = _entry_sample(entry, src, base, key, ds)
+            if "_bad" in entry:
+                ds.problems.append(Problem(path=src.name, reason=entry["_bad"]))
+                continue
+            try:
+                sample, shapes, labelled = _entry_sample(entry, src, base, key, ds)
+            except ITEM_ERRORS as e:
+                ds.problems.append(Problem(path=f"{src.name}:{describe(entry.get('_key'))}",
+                                           reason=f"image entry skipped: {e}"))
+                continue
             if sample.name in seen:
                 ds.problems.append(Problem(path=f"{src.name}:{sample.name}", reason="image already annotated in "
                                            "another VIA file; kept the first"))
                 continue
             seen.add(sample.name)
-            pending.append((sample, shapes))
-    ds.task = Task.SEGMENTATION if any(not s.is_rectangle for _, sh in pending for s in sh) else Task.DETECTION
-    for sample, shapes in pending:
-        sample.annotation = shapes_to_annotation(shapes, segmentation=ds.task == Task.SEGMENTATION)
+            pending.append((sample, shapes, labelled))
+    has_regions = any(shapes or not labelled for _, shapes, labelled in pending)
+    if not has_regions and _file_labels(pending, ds):
+        return ds
+    ds.task = Task.SEGMENTATION if any(not s.is_rectangle for _, sh, _ in pending for s in sh) else Task.DETECTION
+    for sample, shapes, labelled in pending:
+        if labelled:
+            sample.annotation = shapes_to_annotation(shapes, segmentation=ds.task == Task.SEGMENTATION)
         ds.samples.append(sample)
     return ds
+
+
+def _file_class_key(pending: list[tuple[Sample, list[Shape], bool]]) -> str | None:
+    counts: Counter[str] = Counter()
+    for sample, _, _ in pending:
+        for k, v in sample.meta.get("file_attributes", {}).items():
+            if _class_names(v):
+                counts[str(k)] += 1
+    lower = {k.lower(): k for k in counts}
+    for k in CLASS_KEYS:
+        if k in lower:
+            return lower[k]
+    return next(iter(counts)) if len(counts) == 1 else None
+
+
+def _class_names(value: Any) -> list[str]:
+    """Class names of a file attribute: a dropdown/radio/text value, or the true options of a checkbox."""
+    if isinstance(value, dict):
+        return [str(k)[:256] for k, v in value.items() if v is True or v in ("true", "1")]
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+        return [str(value).strip()[:256]]
+    return []
+
+
+def _file_labels(pending: list[tuple[Sample, list[Shape], bool]], ds: FormatDataset) -> bool:
+    """Classification or tagging from a file attribute (``label``, ``class``, ...) when no image has regions; True
+    when the dataset was filled that way."""
+    key = _file_class_key(pending)
+    if key is None:
+        return False
+    per_sample = [_class_names(s.meta.get("file_attributes", {}).get(key)) for s, _, _ in pending]
+    ds.task = Task.TAGGING if any(len(n) > 1 for n in per_sample) else Task.CLASSIFICATION
+    ds.meta["class_attribute"] = {"file": key}
+    for (sample, _, _), names in zip(pending, per_sample, strict=True):
+        attrs = dict(sample.meta.get("file_attributes", {}))
+        present = attrs.pop(key, None) is not None
+        if attrs:
+            sample.meta["file_attributes"] = attrs
+        else:
+            sample.meta.pop("file_attributes", None)
+        ids = [ds.class_index(n) for n in names]
+        if ds.task is Task.TAGGING:
+            sample.annotation = Tags(frozenset(ids)) if present else None
+        elif ids:
+            sample.annotation = Label(ids[0])
+        ds.samples.append(sample)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------------- writing
@@ -282,6 +383,9 @@ def save(dataset: FormatDataset, out: Path) -> None:
             "regions": [r for s in shapes for r in _regions(s, dataset.classes)],
             "file_attributes": file_attrs,
         }
+    labels_per_image = dataset.task in (Task.CLASSIFICATION, Task.TAGGING)
+    file_spec = {"label": {"type": "checkbox", "description": "class of the image", "options": {
+        name: "" for name in dataset.classes}, "default_options": {}}} if labels_per_image else {}
     project = {
         "_via_settings": {"ui": {"annotation_editor_height": 25, "annotation_editor_fontsize": 0.8,
                                  "leftsidebar_width": 18, "image_grid": {"img_height": 80, "rshape_fill": "none"},
@@ -290,7 +394,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
                           "project": {"name": "visionloop"}},
         "_via_img_metadata": meta,
         "_via_attributes": {"region": {"label": {"type": "dropdown", "description": "class", "options": {
-            name: "" for name in dataset.classes}, "default_options": {}}}, "file": {}},
+            name: "" for name in dataset.classes}, "default_options": {}}}, "file": file_spec},
         "_via_data_format_version": "2.0.10",
         "_via_image_id_list": list(meta),
     }
