@@ -17,7 +17,7 @@ import torch
 from tests.deploy_fixtures import CELL_CLASSES, bccd_jpegs, mobilenet_v2_imagenet
 from visionloop.core.imageio import decode
 from visionloop.core.preprocess import Preprocess
-from visionloop.export.metrics import box_iou
+from visionloop.evaluation.detection import box_iou
 from visionloop.export.onnx_export import export_model
 from visionloop.inference import Predictor
 
@@ -131,7 +131,6 @@ def test_semantic_segmentation_matches_torch(bccd_dir: Path, tmp_path: Path) -> 
 
 @pytest.mark.slow
 def test_mask_rcnn_matches_torch(bccd_dir: Path, tmp_path: Path) -> None:
-    from visionloop.inference.results import rle_decode
     from visionloop.models.detection import maskrcnn_mobilenet_v2_fpn
 
     torch.manual_seed(0)
@@ -150,6 +149,6 @@ def test_mask_rcnn_matches_torch(bccd_dir: Path, tmp_path: Path) -> None:
     d = p.detections[0]
     j = int(np.argmax(box_iou(np.asarray([d.xyxy]), ref["boxes"].numpy())[0]))
     ref_mask = ref["masks"][j, 0].numpy() >= 0.5
-    got = rle_decode(d.mask)
+    got = d.mask.decode()
     inter, union = (got & ref_mask).sum(), (got | ref_mask).sum()
     assert union == 0 or inter / union > 0.98

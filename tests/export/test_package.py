@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from visionloop.core.preprocess import Preprocess
-from visionloop.export.package import (
+from visionloop.core.package import (
     ClassEntry,
     Int8Record,
     Manifest,
@@ -19,6 +18,7 @@ from visionloop.export.package import (
     render_model_card,
     write_package,
 )
+from visionloop.core.preprocess import Preprocess
 
 
 def _manifest(**kw: object) -> Manifest:

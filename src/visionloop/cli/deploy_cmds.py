@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from visionloop.cli.output import emit, err_console, handle_errors
+from visionloop.cli.prediction_output import print_predictions
 
 __all__ = ["register"]
 
@@ -30,8 +30,8 @@ def export_model(
     as_json: JsonOpt = False,
 ) -> None:
     """Export a training run as a model package (ONNX + manifest + model card)."""
+    from visionloop.core.package import load_package
     from visionloop.export.api import export_run
-    from visionloop.export.package import load_package
 
     path = export_run(project, run, out, int8=int8, force=force, max_drop=max_drop, name=name, overwrite=overwrite)
     m = load_package(path).manifest
@@ -48,45 +48,20 @@ def predict_package(
     package: Annotated[Path, typer.Argument(help="model package (folder or .zip/.vlpkg)")],
     images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     sessions: Annotated[int | None, typer.Option(help="onnxruntime sessions (default: one per core)")] = None,
-    score_threshold: Annotated[float | None, typer.Option(help="detection score threshold (default: the "
-                                                                 "package's)")] = None,
+    score_threshold: Annotated[float | None, typer.Option(help="score threshold for every class (detection, "
+                                                                 "tagging; default: the package's per-class "
+                                                                 "thresholds)")] = None,
     batch_size: Annotated[int, typer.Option(help="images per step")] = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict images with a model package (no PyTorch needed); JSON lines with --json."""
-    from visionloop.inference.predictor import Predictor, iter_images
+    from visionloop.inference import Predictor, iter_images
 
     paths = [p for src in images for p in iter_images(src)]
-    results: list[dict[str, object]] = []
-    with Predictor(package, sessions=sessions, score_threshold=score_threshold) as pred:
-        for path, res in pred.predict_paths(paths, batch_size=batch_size, progress=not as_json and len(paths) > 1):
-            row: dict[str, object] = {"image": str(path)}
-            if isinstance(res, Exception):
-                row["error"] = str(res)
-            else:
-                row["prediction"] = res.to_json()
-            if as_json:
-                typer.echo(json.dumps(row))
-            else:
-                results.append(row)
-    if not as_json:
-        for row in results:
-            if "error" in row:
-                err_console.print(f"[red]{row['image']}[/red]: {row['error']}")
-                continue
-            p = row["prediction"]
-            assert isinstance(p, dict)
-            if p.get("label"):
-                summary = f"{p['label']['name']} ({p['label']['score']:.3f})"
-            elif "tags" in p:
-                summary = ", ".join(f"{t['name']} ({t['score']:.2f})" for t in p["tags"]) or "(no tags)"
-            elif "segments" in p:
-                summary = ", ".join(s["name"] for s in p["segments"])
-            else:
-                dets = p.get("detections", [])
-                summary = f"{len(dets)} objects" + (": " + ", ".join(
-                    f"{d['name']} {d['score']:.2f}" for d in dets[:8]) if dets else "")
-            typer.echo(f"{row['image']}: {summary}")
+    with Predictor(package, sessions=sessions) as pred:
+        rows = pred.predict_paths(paths, batch_size=batch_size, progress=not as_json and len(paths) > 1,
+                                  score_threshold=score_threshold)
+        print_predictions(rows, as_json=as_json)
 
 
 @handle_errors
@@ -106,10 +81,10 @@ def serve(
     log_dir: Annotated[Path | None, typer.Option(help="folder for logged images and predictions.jsonl")] = None,
 ) -> None:
     """Serve model packages over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics."""
-    from visionloop.serving.batching import BatchConfig
-    from visionloop.serving.inference_app import create_inference_app
-    from visionloop.serving.inference_auth import parse_tokens
-    from visionloop.serving.inference_server import serve_inference
+    from visionloop.serving.model_server.app import create_inference_app
+    from visionloop.serving.model_server.batching import BatchConfig
+    from visionloop.serving.model_server.server import serve_inference
+    from visionloop.serving.model_server.tokens import parse_tokens
 
     named: dict[str, str] = {}
     plain: list[str] = []
@@ -120,7 +95,7 @@ def serve(
         else:
             plain.append(spec)
     if named and plain:
-        from visionloop.export.package import load_package
+        from visionloop.core.package import load_package
 
         for p in plain:
             named[load_package(p).name] = p
@@ -131,7 +106,7 @@ def serve(
         max_request_bytes=int(max_request_mb * 1024 * 1024), max_pixels=max_pixels,
         log_predictions=log_predictions, log_dir=log_dir,
     )
-    models = ", ".join(app.state.models)
+    models = ", ".join(app.state.model_server.models)
     err_console.print(f"serving {models} on http://{host}:{port} (tokens: {'on' if tokens else 'off'}, "
                       f"batching: {'on' if batch else 'off'})")
     serve_inference(app, host=host, port=port)

@@ -16,6 +16,7 @@ from sklearn.metrics import (
     confusion_matrix,
     precision_recall_curve,
     precision_recall_fscore_support,
+    top_k_accuracy_score,
 )
 
 from visionloop.evaluation.calibration import expected_calibration_error, reliability_bins
@@ -24,9 +25,15 @@ __all__ = ["classification_metrics", "pr_curves", "tagging_metrics", "top_k_accu
 
 
 def top_k_accuracy(y: np.ndarray, probs: np.ndarray, k: int) -> float:
-    k = min(k, probs.shape[1])
-    top = np.argsort(-probs, axis=1)[:, :k]
-    return float((top == y[:, None]).any(axis=1).mean()) if len(y) else 0.0
+    """Share of images whose true class is among the ``k`` highest scores (``sklearn.metrics.top_k_accuracy_score``;
+    1.0 when ``k`` covers every class)."""
+    c = probs.shape[1]
+    if not len(y):
+        return 0.0
+    if k >= c:
+        return 1.0
+    scores = probs[:, 1] if c == 2 else probs  # scikit-learn takes the positive-class score for two classes
+    return float(top_k_accuracy_score(y, scores, k=k, labels=list(range(c))))
 
 
 def _curve(y: np.ndarray, s: np.ndarray, max_points: int = 200) -> dict[str, list[float]]:

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou as tv_box_iou
 
 from visionloop.core.annotations import Boxes, Instances
 from visionloop.evaluation.coco_eval import coco_evaluate, to_coco_json
@@ -44,16 +46,10 @@ def auto_max_dets(annotations: Sequence[Any], default: int = 100) -> int:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of xyxy boxes."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    """(N, M) IoU of xyxy boxes given as arrays: ``torchvision.ops.box_iou`` (0 where both boxes are empty)."""
+    ta = torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(-1, 4))
+    tb = torch.as_tensor(np.asarray(b, dtype=np.float64).reshape(-1, 4))
+    return np.nan_to_num(tv_box_iou(ta, tb).numpy(), nan=0.0)
 
 
 def coco_metrics(dataset: Any, preds: Sequence[Boxes | Instances], *, masks: bool = False, max_dets: int = 100,

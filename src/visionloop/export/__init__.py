@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from visionloop.export.package import Manifest, Package, PackageError, load_package, write_package
+from visionloop.core.package import Manifest, Package, PackageError, load_package, write_package
 
 __all__ = [
     "AccuracyDropError",

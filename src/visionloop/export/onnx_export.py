@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from visionloop.core.errors import VisionloopError
+from visionloop.core.package import ClassEntry, Manifest, TensorSpec, write_package
 from visionloop.core.preprocess import Preprocess
 from visionloop.core.task import Task
-from visionloop.export.package import ClassEntry, Manifest, TensorSpec, write_package
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "OnnxModel", "default_preprocess", "export_model", "is_torchvision_detector",
            "to_onnx"]

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import VisionloopError
+from visionloop.core.package import Int8Record, Manifest, Package
 from visionloop.export.metrics import main_metric
-from visionloop.export.package import Int8Record, Manifest, Package
 from visionloop.inference.predictor import ImageInput, Predictor
 
 __all__ = ["AccuracyDropError", "Int8Options", "evaluate_model", "quantize_static_qdq", "quantize_with_guard"]
