@@ -1,6 +1,9 @@
 """Annotation formats of the tools people use; one module each with ``detect``, ``load`` and ``save``.
 
-``FORMATS`` lists the registry names; modules are imported when first used.
+``FORMATS`` lists the registry names; modules are imported when first used. :func:`detect_source` decides what an
+import reads: the format that claims the folder, else ``"images"`` when it holds nothing but images, else a
+:class:`~visionloop.core.errors.FormatError` that lists the formats tried and the files none of them recognised (a
+truncated, emptied or garbled annotation file is never mistaken for a folder of plain images).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 from visionloop.core.errors import FormatError, NotFoundError
-from visionloop.formats.base import FormatDataset, Problem, Sample
+from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
 
 FORMATS: dict[str, str] = {
     "coco": "visionloop.formats.coco",
@@ -27,7 +30,13 @@ FORMATS: dict[str, str] = {
 }
 """Registry name -> module. Order matters only to break ties in detection (earlier wins)."""
 
-__all__ = ["FORMATS", "FormatDataset", "Problem", "Sample", "detect_format", "get_format"]
+__all__ = ["FORMATS", "IMAGES", "FormatDataset", "Problem", "Sample", "detect_format", "detect_source", "get_format"]
+
+IMAGES = "images"
+"""The pseudo-format of a folder of plain images without annotations."""
+
+_HARMLESS = frozenset({"thumbs.db", "desktop.ini"})
+"""File names tools and file managers leave beside images; they do not make a folder more than images."""
 
 
 def get_format(name: str) -> ModuleType:
@@ -36,16 +45,77 @@ def get_format(name: str) -> ModuleType:
     return importlib.import_module(FORMATS[name])
 
 
-def detect_format(path: str | Path) -> tuple[str, float]:
-    """The most likely format of ``path`` and the confidence; FormatError when no format claims it."""
-    path = Path(path)
+def _scores(path: Path) -> list[tuple[float, str]]:
     scores = []
     for name in FORMATS:
         try:
-            scores.append((get_format(name).detect(path), name))
+            confidence = get_format(name).detect(path)
         except ModuleNotFoundError:
             continue
-    best = max(scores, default=(0.0, ""), key=lambda s: s[0])
-    if best[0] <= 0:
-        raise FormatError(path, None, f"no known format recognised; name one of {', '.join(FORMATS)} with --format")
-    return best[1], best[0]
+        except OSError:  # an unreadable file or folder: this format cannot tell
+            confidence = 0.0
+        scores.append((confidence, name))
+    return scores
+
+
+def _not_images(path: Path, *, limit: int = 5) -> tuple[int, list[str], int]:
+    """(number of images, up to ``limit`` names of other files, number of other files) under ``path``."""
+    files = [path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())
+    images, others, n_others = 0, [], 0
+    for p in files:
+        rel = p.name if p == path else p.relative_to(path).as_posix()
+        if any(part.startswith(".") for part in Path(rel).parts) or p.name.lower() in _HARMLESS:
+            continue
+        if p.name.lower().startswith(("readme", "license", "licence")):
+            continue
+        if is_image_file(p):
+            images += 1
+            continue
+        n_others += 1
+        if len(others) < limit:
+            others.append(rel)
+    return images, others, n_others
+
+
+def _no_format(path: Path, found: tuple[int, list[str], int] | None = None) -> FormatError:
+    tried = ", ".join(FORMATS)
+    if not path.exists():
+        return FormatError(path, None, "no such file or folder")
+    images, others, n_others = found or _not_images(path)
+    if not others:
+        what = f"only {images} image(s) and no annotations" if images else "no images and no annotations"
+        return FormatError(path, None, f"no known format recognised (formats tried: {tried}): {what} found"
+                           + ("; to import the images alone, use --format images" if images else ""))
+    listed = ", ".join(others) + (f" and {n_others - len(others)} more" if n_others > len(others) else "")
+    return FormatError(path, None, (
+        f"no known format recognised (formats tried: {tried}); {n_others} file(s) are neither images nor annotations "
+        f"any format could read ({listed}). If they are annotations, check that they are complete (not truncated, "
+        f"emptied or garbled) and name the format with --format; to import only the {images} image(s), use "
+        "--format images"))
+
+
+def _best(path: Path) -> tuple[float, str]:
+    return max(_scores(path), default=(0.0, ""), key=lambda s: s[0])
+
+
+def detect_format(path: str | Path) -> tuple[str, float]:
+    """The most likely format of ``path`` and the confidence; FormatError listing the formats tried and the files
+    none of them recognised when no format claims it."""
+    path = Path(path)
+    confidence, name = _best(path)
+    if confidence <= 0:
+        raise _no_format(path)
+    return name, confidence
+
+
+def detect_source(path: str | Path) -> str:
+    """What an import of ``path`` reads: a format's registry name, or :data:`IMAGES` when no format claims it and it
+    holds images and nothing else (hidden files, READMEs and licences aside). FormatError otherwise."""
+    path = Path(path)
+    confidence, name = _best(path)
+    if confidence > 0:
+        return name
+    found = _not_images(path) if path.exists() else (0, [], 0)
+    if found[0] and not found[1]:
+        return IMAGES
+    raise _no_format(path, found)

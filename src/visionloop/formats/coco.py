@@ -159,7 +159,7 @@ def load(path: Path) -> FormatDataset:
         try:
             data = read_json_file(f)
         except (OSError, ValueError) as e:
-            problems.append(Problem(path=where, reason=f"not readable as JSON: {e}"))
+            problems.append(Problem(path=where, reason=f"not readable: {e}"))
             continue
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
             problems.append(Problem(path=where, reason="not a COCO file: expected a JSON object with an 'images' list"))
@@ -170,7 +170,7 @@ def load(path: Path) -> FormatDataset:
                 data[key] = []
         parsed.append((f, _kind_subset(f)[1], data))
     if not parsed:
-        raise FormatError(path, NAME, "no readable COCO file: " + "; ".join(p.reason for p in problems))
+        raise FormatError(path, NAME, "no readable COCO file: " + "; ".join(f"{p.path}: {p.reason}" for p in problems))
 
     all_anns = [a for _, _, d in parsed for a in d.get("annotations") or [] if isinstance(a, dict)]
     if any(_nonempty(a.get("segmentation")) for a in all_anns):

@@ -32,7 +32,7 @@ from visionloop.core.errors import AnnotationValidationError, FormatError, Image
 from visionloop.core.imageio import probe
 from visionloop.core.ontology import remap_annotation
 from visionloop.core.task import Task
-from visionloop.formats import detect_format, get_format
+from visionloop.formats import detect_source, get_format
 from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
 from visionloop.ingest.archives import extract, is_archive
 from visionloop.storage.models import AnnotationRow, ImportRow, RevisionRow, utcnow
@@ -107,10 +107,7 @@ def _resolve(source: Path, project: Project, fmt: str | None, report_problems: l
         if len(entries) == 1 and entries[0].is_dir():
             root = entries[0]
     if fmt is None:
-        try:
-            fmt, _ = detect_format(root)
-        except FormatError:
-            fmt = "images"
+        fmt = detect_source(root)  # a format, "images" for a folder of nothing but images, else FormatError
     if fmt == "images":
         return root, fmt, images_only(root, project.task)
     return root, fmt, get_format(fmt).load(root)
