@@ -13,7 +13,7 @@ from pycocotools.cocoeval import COCOeval
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats import coco, detect_format
+from visionloop.formats import coco, detect_format, detect_source
 from visionloop.formats.base import FormatDataset, Sample
 
 REAL = [
@@ -66,10 +66,21 @@ def test_labels_file_is_tagging(formats_dir: Path) -> None:
     assert tags == {"a.jpg": {"b"}, "b.jpg": {"a", "b"}}
 
 
-def test_captions_only_is_refused(formats_dir: Path) -> None:
-    with pytest.raises(FormatError, match="captions"):
-        coco.load(formats_dir / "coco_dataset/coco_captions")
-    assert coco.detect(formats_dir / "coco_dataset/coco_captions") == 0.0
+@pytest.mark.parametrize("kind", ["captions", "panoptic"])
+def test_captions_and_panoptic_are_refused_with_a_word(formats_dir: Path, kind: str) -> None:
+    folder = formats_dir / f"coco_dataset/coco_{kind}"
+    assert detect_source(folder) == "coco"  # claimed (weakly), so the import says why rather than taking plain images
+    with pytest.raises(FormatError, match=f"only {kind} files"):
+        coco.load(folder)
+    with pytest.raises(FormatError, match=f"{kind}.*not"):  # the file named directly, whatever its name
+        coco.load(next((folder / "annotations").glob("*_train.json")))
+
+
+def test_captions_and_panoptic_beside_instances_are_reported(formats_dir: Path) -> None:
+    ds = coco.load(formats_dir / "coco_dataset/coco")
+    skipped = {p.path for p in ds.problems if p.action == "not imported"}
+    assert {"annotations/captions_train.json", "annotations/panoptic_val.json"} <= skipped
+    assert ds.samples
 
 
 def _synthetic(image_factory) -> FormatDataset:

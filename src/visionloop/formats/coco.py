@@ -59,6 +59,12 @@ TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.
 _KINDS = ("instances", "person_keypoints", "stuff", "labels", "image_info")
 """File-name prefixes read, in order of preference."""
 _UNSUPPORTED = ("captions", "panoptic")
+_REFUSED = {
+    "captions": "COCO captions are sentences, not boxes, masks or labels; visionloop does not import them",
+    "panoptic": ("COCO panoptic annotations (segments_info with PNG masks) are not read; import the matching "
+                 "instances_*.json, or convert with panopticapi's panoptic2detection_coco_format"),
+}
+"""Why each kind of COCO file visionloop does not import is refused (said, never imported as plain images)."""
 _EXPECTED = (
     "expected a COCO JSON file (a dict with 'images', 'annotations' and 'categories'), or a folder holding "
     "annotations/instances_<subset>.json or <subset>/_annotations.coco.json"
@@ -100,17 +106,22 @@ def _named_like_coco(path: Path) -> bool:
 
 
 def detect(path: Path) -> float:
+    """0.9 for COCO JSON; 0.2 for a folder holding only captions or panoptic files, so that loading it says why they
+    are refused instead of the folder passing for plain images."""
     path = Path(path)
     if path.is_file():
         return 0.9 if path.suffix.lower() == ".json" and _looks_like_coco(path) else 0.0
     if not path.is_dir():
         return 0.0
+    refused = False
     for i, p in enumerate(_candidate_jsons(path)):
         if i >= 20:
             break
-        if _kind_subset(p)[0] in _KINDS and _looks_like_coco(p):
+        kind = _kind_subset(p)[0]
+        if kind in _KINDS and _looks_like_coco(p):
             return 0.9 if (p.parent.name == "annotations" or p.name.endswith(".coco.json")) else 0.8
-    return 0.0
+        refused = refused or (kind in _UNSUPPORTED and p.parent.name == "annotations")
+    return 0.2 if refused else 0.0
 
 
 def _files_to_read(path: Path) -> tuple[list[Path], Path]:
@@ -125,9 +136,22 @@ def _files_to_read(path: Path) -> tuple[list[Path], Path]:
         chosen = [p for p in cands if kinds[p] == kind]
         if chosen:
             return chosen, path
-    raise FormatError(path, NAME, _EXPECTED + (
-        f"; found only {', '.join(sorted({kinds[p] for p in cands}))} files, which carry no boxes, masks or labels"
-        if cands else ""))
+    found = sorted({_kind_subset(p)[0] for p in _candidate_jsons(path)} & set(_UNSUPPORTED))
+    if found:
+        raise FormatError(path, NAME, f"found only {', '.join(found)} files: "
+                          + "; ".join(_REFUSED[k] for k in found))
+    raise FormatError(path, NAME, _EXPECTED)
+
+
+def _content_kind(data: dict[str, Any]) -> str | None:
+    """"panoptic" or "captions" when the annotations are of that kind (whatever the file is called), else None."""
+    anns = data.get("annotations")
+    first = next((a for a in anns if isinstance(a, dict)), None) if isinstance(anns, list) else None
+    if first is None or "category_id" in first:
+        return None
+    if "segments_info" in first:
+        return "panoptic"
+    return "captions" if "caption" in first else None
 
 
 def _image_folders(json_path: Path, root: Path, subset: str | None) -> list[Path]:
@@ -153,6 +177,10 @@ def load(path: Path) -> FormatDataset:
     path = Path(path)
     files, root = _files_to_read(path)
     problems: list[Problem] = []
+    if path.is_dir():
+        for f in _candidate_jsons(path):
+            if (kind := _kind_subset(f)[0]) in _REFUSED and f.parent.name == "annotations":
+                problems.append(Problem(path=_rel(f, root), reason=_REFUSED[kind], action="not imported"))
     parsed: list[tuple[Path, str | None, dict[str, Any]]] = []
     for f in files:
         where = _rel(f, root)
@@ -163,6 +191,10 @@ def load(path: Path) -> FormatDataset:
             continue
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
             problems.append(Problem(path=where, reason="not a COCO file: expected a JSON object with an 'images' list"))
+            continue
+        kind = _content_kind(data) or _kind_subset(f)[0]
+        if kind in _REFUSED:
+            problems.append(Problem(path=where, reason=_REFUSED[kind]))
             continue
         for key in ("annotations", "categories"):
             if not isinstance(data.get(key, []), list):
