@@ -1,0 +1,71 @@
+"""Semantic-segmentation training pieces: object sizes from class maps, CE + Dice loss, validation metric keys."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from visionloop.core.annotations import Boxes, SemanticMask
+from visionloop.training.semantic import semantic_loss, semantic_object_fractions, semantic_val_metrics
+
+
+def _item(mask: np.ndarray, *, width: int | None = None, height: int | None = None) -> SimpleNamespace:
+    h, w = mask.shape
+    return SimpleNamespace(annotation=SemanticMask(mask), image=SimpleNamespace(width=width or w, height=height or h))
+
+
+def test_object_fractions_are_connected_regions_of_foreground_classes() -> None:
+    mask = np.zeros((100, 200), np.int32)  # value 0: background (model class 0)
+    mask[10:20, 10:40] = 7  # a 10 x 30 region -> shorter side 10
+    mask[50:80, 100:106] = 7  # 30 x 6 -> 6
+    mask[60:64, 150:190] = 9  # another class, 4 x 40 -> 4
+    mask[0:50, 190:200] = 255  # unlabelled, not an object
+    mask[90:100, 0:10] = 3  # a class the model does not know: not an object
+    labels = {0: 0, 7: 1, 9: 2}
+    got = semantic_object_fractions([_item(mask)], labels)
+    assert sorted(got.tolist()) == [4 / 100, 6 / 100, 10 / 100]  # fractions of the image's shorter side (100)
+    # a background class with another id (a mask class named "background") is not an object either
+    assert sorted(semantic_object_fractions([_item(mask)], {7: 0, 9: 1}).tolist()) == [4 / 100]
+    # touching regions are one object; diagonal neighbours are two (4-connectivity)
+    touch = np.zeros((64, 64), np.int32)
+    touch[0:8, 0:8] = touch[0:8, 8:16] = 1
+    touch[8:12, 16:20] = 1
+    assert sorted(semantic_object_fractions([_item(touch)], {0: 0, 1: 1}).tolist()) == [4 / 64, 8 / 64]
+    # other annotations are skipped
+    assert semantic_object_fractions([SimpleNamespace(annotation=Boxes.empty(), image=None)], labels).size == 0
+
+
+def test_loss_is_cross_entropy_plus_dice_and_ignores_unlabelled() -> None:
+    torch.manual_seed(0)
+    y = torch.zeros(2, 16, 16, dtype=torch.long)
+    y[:, 4:8, 4:8] = 1
+    perfect = (torch.nn.functional.one_hot(y, 2).permute(0, 3, 1, 2).float() - 0.5) * 40
+
+    def model(logits: torch.Tensor, aux: bool = False):
+        return lambda x: {"out": logits, **({"aux": logits} if aux else {})}
+
+    batch = (list(torch.rand(2, 3, 16, 16)), [{"mask": m} for m in y])
+    loss, logs = semantic_loss(model(perfect), batch)
+    assert set(logs) == {"loss_ce", "loss_dice"} and float(loss) < 1e-3
+    wrong = -perfect
+    loss_wrong, logs = semantic_loss(model(wrong), batch)
+    assert logs["loss_dice"] > 0.9 and logs["loss_ce"] > 10
+    # pixels marked 255 do not count: a wrong prediction there costs nothing
+    y_ign = y.clone()
+    y_ign[:, :, 12:] = 255
+    mixed = perfect.clone()
+    mixed[:, :, :, 12:] = wrong[:, :, :, 12:]
+    loss_ign, _ = semantic_loss(model(mixed), (batch[0], [{"mask": m} for m in y_ign]))
+    assert float(loss_ign) < 1e-3
+    loss_aux, logs = semantic_loss(model(wrong, aux=True), batch)
+    assert float(loss_aux) == pytest.approx(float(loss_wrong) + 0.5 * logs["loss_aux"], rel=1e-5)
+
+
+def test_validation_keys_name_what_they_hold() -> None:
+    metrics = {"miou": 0.6, "pixel_accuracy": 0.9,
+               "per_class": {"background": {"iou": 0.9}, "nucleus": {"iou": 0.3}, "absent": {"iou": None}}}
+    assert semantic_val_metrics(metrics) == {"val_miou": 0.6, "val_pixel_accuracy": 0.9,
+                                             "val_iou/background": 0.9, "val_iou/nucleus": 0.3}
