@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from pycocotools import mask as coco_mask
 
 from visionloop.core import (
     RLE,
@@ -13,6 +14,7 @@ from visionloop.core import (
     annotation_from_payload,
     annotation_to_payload,
 )
+from visionloop.core.annotations import _rle_runs, validate_for_image
 from visionloop.core.ontology import ClassDef, Ontology, remap_annotation
 from visionloop.core.records import ImageRecord
 
@@ -89,3 +91,84 @@ def test_ontology_lookup_suggests_close_names():
 def test_video_frame_record_needs_video_id():
     with pytest.raises(AnnotationValidationError, match="video_id"):
         ImageRecord(id=1, sha256="0" * 64, width=1, height=1, format="png", name="f", frame_index=3)
+
+
+# --- validation against the image (one check for import and save) -------------------------------------------------
+
+def test_rle_runs_match_pycocotools_on_random_masks():
+    rng = np.random.default_rng(0)
+    for k in range(200):
+        h, w = (int(v) for v in rng.integers(1, 60, 2))
+        m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        if k % 3 == 0:
+            m = np.zeros((h, w), np.uint8)
+            m[rng.integers(0, h):, rng.integers(0, w):] = 1
+        counts = coco_mask.encode(np.asfortranarray(m))["counts"].decode()
+        runs = _rle_runs(counts)
+        flat = np.repeat(np.arange(len(runs)) % 2, runs).astype(np.uint8)
+        assert flat.reshape(w, h).T.tolist() == m.tolist()
+        assert RLE((h, w), counts).decode().tolist() == m.astype(bool).tolist()
+
+
+@pytest.mark.parametrize("counts", ["", "garbage!", "\u00e9\u00e9", "0" * 20, "Z" * 30, "o", "1O1O1O"])
+def test_garbage_rle_counts_are_refused_before_decoding(counts):
+    with pytest.raises(AnnotationValidationError, match="RLE"):
+        RLE((375, 500), counts)
+
+
+@pytest.mark.parametrize("size", [(0, 5), (5,), ("a", 5), (True, 5), (2**21, 5), (1.5, 2)])
+def test_bad_rle_size_is_refused(size):
+    with pytest.raises(AnnotationValidationError, match="RLE.size"):
+        RLE(size, "1")
+
+
+def test_huge_class_ids_and_bad_numbers_are_validation_errors():
+    for payload in (
+        {"type": "label", "class_id": 10**21},
+        {"type": "boxes", "xyxy": [[0, 0, 1, 1]], "class_id": [10**21]},
+        {"type": "boxes", "xyxy": [[0, 0, 1, 1]], "class_id": [2**40]},
+        {"type": "boxes", "xyxy": [["a", 0, 1, 1]], "class_id": [0]},
+        {"type": "boxes", "xyxy": [[0, 0, 1, 1]], "class_id": [0], "score": [float("nan")]},
+        {"type": "tags", "class_ids": [-1]},
+        {"type": "instances", "xyxy": [[0, 0, 1, 1]], "class_id": [0], "segmentations": [{"polygons": [[0, 0, 1, "x", 1, 1]]}]},
+        {"type": "instances", "xyxy": [[0, 0, 1, 1]], "class_id": [0], "segmentations": [{"rle": {"size": [5], "counts": "1"}}]},
+        {"type": "semantic", "size": [100000, 100000], "classes": {"0": "1"}},
+        {"type": "semantic", "size": "x", "classes": {}},
+        {"type": "nope"}, {"xyxy": []}, [], {"type": "boxes", "xyxy": 5},
+    ):
+        with pytest.raises(AnnotationValidationError):
+            annotation_from_payload(payload)
+
+
+def test_validate_for_image_clips_tiny_overshoot_and_refuses_the_rest():
+    fitted, notes = validate_for_image(Boxes([[-0.5, 0, 500.4, 375]], [0]), 500, 375, clip_outside=False)
+    assert fitted.xyxy.tolist() == [[0, 0, 500, 375]] and notes == []
+    for bad in ([[0, 0, 1e308, 10]], [[0, 0, 560, 10]], [[600, 10, 700, 20]], [[-50, -50, -10, -10]]):
+        with pytest.raises(AnnotationValidationError, match="inside the 500x375 image"):
+            validate_for_image(Boxes(bad, [0]), 500, 375, clip_outside=False)
+    # import keeps what is inside: clips and says so, drops a box entirely outside
+    fitted, notes = validate_for_image(Boxes([[0, 0, 560, 10], [600, 10, 700, 20], [1, 1, 2, 2]], [0, 1, 2]),
+                                       500, 375, clip_outside=True)
+    assert fitted.xyxy.tolist() == [[0, 0, 500, 10], [1, 1, 2, 2]] and fitted.class_id.tolist() == [0, 2]
+    assert len(notes) == 2 and "clipped" in notes[0] and "dropped" in notes[1]
+
+
+def test_validate_for_image_checks_masks():
+    ok = RLE.encode(np.ones((375, 500), bool))
+    wrong = RLE.encode(np.ones((100, 100), bool))
+    box = Boxes([[0, 0, 10, 10]], [0])
+    assert validate_for_image(Instances(box, [ok]), 500, 375, clip_outside=False)[0] == Instances(box, [ok])
+    with pytest.raises(AnnotationValidationError, match="RLE size"):
+        validate_for_image(Instances(box, [wrong]), 500, 375, clip_outside=True)
+    # well-formed runs covering 100000x100000 pixels (built without the 10 GB mask), on a 500x375 image
+    runs = coco_mask.frPyObjects({"size": [100000, 100000], "counts": [4 * 10**9, 0, 4 * 10**9, 0, 2 * 10**9]},
+                                 100000, 100000)
+    huge = RLE((100000, 100000), runs["counts"].decode())
+    with pytest.raises(AnnotationValidationError, match="RLE size"):
+        validate_for_image(Instances(box, [huge]), 500, 375, clip_outside=False)
+    with pytest.raises(AnnotationValidationError, match="outline"):
+        validate_for_image(Instances(box, [[[0, 0, 900, 0, 900, 10]]]), 500, 375, clip_outside=False)
+    clipped, notes = validate_for_image(Instances(box, [[[0, 0, 900, 0, 900, 10]]]), 500, 375, clip_outside=True)
+    assert clipped.segmentations[0] == [[0, 0, 500, 0, 500, 10]] and notes
+    with pytest.raises(AnnotationValidationError, match="semantic mask shape"):
+        validate_for_image(SemanticMask(np.zeros((10, 10), np.int32)), 500, 375, clip_outside=False)

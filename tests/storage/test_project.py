@@ -149,3 +149,38 @@ def test_identical_video_frames_stay_distinct_frames_sharing_one_blob(project_fa
     assert p.add_images([still, still]) [0][1] is True and p.add_images([still])[0][1] is False
     assert p.count_images() == 4
     assert [im.frame_index for im in p.images()][:3] == [0, 1, 2]
+
+
+def test_save_annotation_validates_against_the_image(project_factory):
+    import numpy as np
+    from pycocotools import mask as coco_mask
+
+    from visionloop.core import RLE, Instances, annotation_from_payload
+
+    p = project_factory("segmentation")
+    ids = p.class_ids(["cell"])
+    img = add_image(p)  # 64 x 48
+    box = Boxes([[1, 1, 10, 10]], [ids["cell"]])
+    with pytest.raises(AnnotationValidationError, match="class ids"):
+        p.save_annotation(img, Instances(Boxes([[1, 1, 10, 10]], [10**9]), [RLE.encode(np.ones((48, 64)))]),
+                          base_revision=None, author="a")
+    runs = coco_mask.frPyObjects({"size": [100000, 100000], "counts": [4 * 10**9, 0, 4 * 10**9, 0, 2 * 10**9]},
+                                 100000, 100000)
+    with pytest.raises(AnnotationValidationError, match=r"RLE size.*\[48, 64\]"):
+        p.save_annotation(img, Instances(box, [RLE((100000, 100000), runs["counts"].decode())]),
+                          base_revision=None, author="a")
+    for xyxy in ([[0, 0, 1e308, 10]], [[70, 1, 80, 10]]):
+        with pytest.raises(AnnotationValidationError, match="inside the 64x48 image"):
+            p.save_annotation(img, Instances(Boxes(xyxy, [ids["cell"]]), [[[1, 1, 5, 1, 5, 5]]]),
+                              base_revision=None, author="a")
+    with pytest.raises(AnnotationValidationError):
+        annotation_from_payload({"type": "instances", "xyxy": [[1, 1, 2, 2]], "class_id": [ids["cell"]],
+                                 "segmentations": [{"rle": {"size": [48, 64], "counts": "garbage!"}}]})
+    with pytest.raises(NotFoundError):
+        p.save_annotation(img + 999, Instances(box, [[[1, 1, 5, 1, 5, 5]]]), base_revision=None, author="a")
+    assert p.head(img) == (None, None)  # nothing was written by the refused saves
+    # a tiny overshoot (a drag past the border) is clipped and saved
+    assert p.save_annotation(img, Instances(Boxes([[1, 1, 64.4, 48.2]], [ids["cell"]]), [[[1, 1, 64.4, 1, 64, 48]]]),
+                             base_revision=None, author="a") == 1
+    saved = p.head(img)[1]
+    assert saved.boxes.xyxy.tolist() == [[1, 1, 64, 48]] and saved.segmentations[0] == [[1, 1, 64, 1, 64, 48]]

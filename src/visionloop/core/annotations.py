@@ -8,8 +8,9 @@ which is what the store keeps in each revision.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -29,12 +30,69 @@ __all__ = [
     "boxes_of",
     "annotation_from_payload",
     "annotation_to_payload",
+    "validate_for_image",
 ]
 
 
+MAX_CLASS_ID = 2**31 - 1
+"""Largest class id an annotation may name (ids are database integers)."""
+MAX_SEMANTIC_PIXELS = 1 << 28
+"""Largest semantic mask a payload may describe (before it is allocated)."""
+
+
+def _rle_runs(counts: str, what: str = "RLE.counts") -> np.ndarray:
+    """The run lengths (int64) a compressed COCO RLE string stands for, without decoding the mask.
+
+    Follows pycocotools' string form (``rleFrString``): 6-bit characters from ``'0'``, 5 bits of value each with a
+    continuation bit and a sign bit, every run after the third stored as a difference to the run two before.
+    Raises :class:`AnnotationValidationError` for characters outside that alphabet, a truncated value or a value
+    over 60 bits, so a garbage string never reaches pycocotools' decoder (which does not check it).
+    """
+    try:
+        raw = counts.encode("ascii")
+    except UnicodeEncodeError:
+        raise AnnotationValidationError(what, expected="ASCII characters '0'..'o'", actual="non-ASCII text") from None
+    b = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if b.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if ((b < 0) | (b > 63)).any():
+        raise AnnotationValidationError(what, expected="characters '0'..'o' (COCO compressed RLE)",
+                                        actual=repr(chr(int(b[(b < 0) | (b > 63)][0]) + 48)))
+    more = (b & 0x20) != 0
+    if more[-1]:
+        raise AnnotationValidationError(what, expected="complete run values", actual="a truncated last value")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    value_of = np.repeat(np.arange(len(ends)), ends - starts + 1)
+    pos = np.arange(b.size) - starts[value_of]
+    if pos.max() > 11:
+        raise AnnotationValidationError(what, expected="run lengths under 2**60", actual="a longer value")
+    x = np.zeros(len(ends), dtype=np.int64)
+    np.add.at(x, value_of, (b & 0x1F) << (5 * pos))
+    negative = (b[ends] & 0x10) != 0
+    x[negative] |= np.left_shift(np.int64(-1), 5 * (pos[ends][negative] + 1))
+    runs = x.copy()
+    runs[1::2] = np.cumsum(x[1::2])
+    runs[2::2] = np.cumsum(x[2::2])
+    return runs
+
+
+def _check_rle_counts(size: tuple[int, int], counts: str) -> None:
+    h, w = size
+    runs = _rle_runs(counts)
+    if (runs < 0).any():
+        raise AnnotationValidationError("RLE.counts", expected="run lengths >= 0", actual=int(runs.min()))
+    if runs.size and int(runs.max()) > h * w or int(runs.sum()) != h * w:
+        raise AnnotationValidationError(
+            "RLE.counts", expected=f"runs that add up to the {h}x{w} = {h * w:,} pixels of RLE.size",
+            actual=f"{int(runs.sum()) if runs.size and int(runs.max()) <= h * w else 'more'} pixels",
+        )
+
+
 def _check_class_id(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 0:
-        raise AnnotationValidationError(what, expected="a class id (int >= 0)", actual=repr(value))
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 <= int(value) <= MAX_CLASS_ID:
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:30] + "..."
+        raise AnnotationValidationError(what, expected=f"a class id (int 0..{MAX_CLASS_ID})", actual=shown)
     return int(value)
 
 
@@ -74,7 +132,10 @@ class Boxes:
     attributes: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
-        xyxy = np.asarray(self.xyxy, dtype=np.float64)
+        try:
+            xyxy = np.asarray(self.xyxy, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise AnnotationValidationError("Boxes.xyxy", expected="(N, 4) numbers", actual=str(e)[:80]) from None
         if xyxy.size == 0:
             xyxy = xyxy.reshape(0, 4)
         if xyxy.ndim != 2 or xyxy.shape[1] != 4:
@@ -90,8 +151,9 @@ class Boxes:
             )
         self.xyxy = xyxy
         self.class_id = self._aligned("class_id", self.class_id, np.int64, n)
-        if (self.class_id < 0).any():
-            raise AnnotationValidationError("Boxes.class_id", expected="ids >= 0", actual=self.class_id.min())
+        if n and ((self.class_id < 0) | (self.class_id > MAX_CLASS_ID)).any():
+            bad = self.class_id[(self.class_id < 0) | (self.class_id > MAX_CLASS_ID)][0]
+            raise AnnotationValidationError("Boxes.class_id", expected=f"ids 0..{MAX_CLASS_ID}", actual=int(bad))
         if self.score is not None:
             self.score = self._aligned("score", self.score, np.float64, n)
             if n and ((self.score < 0) | (self.score > 1)).any():
@@ -105,7 +167,12 @@ class Boxes:
 
     @staticmethod
     def _aligned(name: str, values: Any, dtype: Any, n: int) -> np.ndarray:
-        arr = np.asarray(values, dtype=dtype).reshape(-1)
+        try:
+            arr = np.asarray(values, dtype=dtype).reshape(-1)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise AnnotationValidationError(f"Boxes.{name}", expected=f"{n} numbers", actual=str(e)[:80]) from None
+        if dtype is np.float64 and not np.isfinite(arr).all():
+            raise AnnotationValidationError(f"Boxes.{name}", expected="finite numbers", actual="NaN or inf")
         if arr.shape != (n,):
             raise AnnotationValidationError(f"Boxes.{name} shape", expected=(n,), actual=arr.shape)
         return arr
@@ -148,10 +215,15 @@ class RLE:
     counts: str
 
     def __post_init__(self) -> None:
-        if len(self.size) != 2 or min(self.size) <= 0:
-            raise AnnotationValidationError("RLE.size", expected="(height, width) > 0", actual=self.size)
+        size = tuple(self.size) if isinstance(self.size, list | tuple) else ()
+        if len(size) != 2 or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in size) \
+                or min(size) <= 0 or max(size) > 1 << 20:
+            raise AnnotationValidationError("RLE.size", expected="(height, width), integers 1..2**20",
+                                            actual=str(self.size)[:80])
+        object.__setattr__(self, "size", (int(size[0]), int(size[1])))
         if not isinstance(self.counts, str):
             raise AnnotationValidationError("RLE.counts", expected="compressed str", actual=type(self.counts))
+        _check_rle_counts(self.size, self.counts)
 
     @classmethod
     def encode(cls, mask: np.ndarray) -> RLE:
@@ -199,6 +271,13 @@ class Instances:
                     f"Instances.segmentations[{i}]", expected="RLE or a non-empty list of rings", actual=type(seg)
                 )
             for ring in seg:
+                if not isinstance(ring, list | tuple | np.ndarray) or not all(
+                        isinstance(v, int | float | np.number) and not isinstance(v, bool) and math.isfinite(v)
+                        for v in ring):
+                    raise AnnotationValidationError(
+                        f"Instances.segmentations[{i}] ring", expected="a flat list of finite numbers",
+                        actual=str(ring)[:80],
+                    )
                 if len(ring) < 6 or len(ring) % 2:
                     raise AnnotationValidationError(
                         f"Instances.segmentations[{i}] ring",
@@ -306,7 +385,19 @@ def _boxes_from(p: dict[str, Any]) -> Boxes:
 
 
 def annotation_from_payload(payload: dict[str, Any]) -> Annotation:
-    """Build the typed annotation from a stored payload."""
+    """Build the typed annotation from a stored payload; a malformed one raises :class:`AnnotationValidationError`."""
+    if not isinstance(payload, dict):
+        raise AnnotationValidationError("annotation payload", expected="an object with a 'type'",
+                                        actual=type(payload).__name__)
+    try:
+        return _from_payload(payload)
+    except AnnotationValidationError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError) as e:
+        raise _payload_error(e) from None
+
+
+def _from_payload(payload: dict[str, Any]) -> Annotation:
     kind = payload.get("type")
     if kind == "label":
         return Label(payload["class_id"])
@@ -322,12 +413,16 @@ def annotation_from_payload(payload: dict[str, Any]) -> Annotation:
         return Instances(_boxes_from(payload), segs)
     if kind == "semantic":
         h, w = payload["size"]
+        if not (isinstance(h, int) and isinstance(w, int)) or h * w > MAX_SEMANTIC_PIXELS:
+            raise AnnotationValidationError("semantic mask size", expected=f"[height, width] of at most "
+                                            f"{MAX_SEMANTIC_PIXELS:,} pixels", actual=str(payload["size"])[:60])
+        rles = {int(cid): RLE((h, w), counts) for cid, counts in payload["classes"].items()}  # checked before alloc
         mask = np.full((h, w), payload.get("ignore_index", 255), dtype=np.int32)
-        for cid, counts in payload["classes"].items():
-            mask[RLE((h, w), counts).decode()] = int(cid)
+        for cid, rle in rles.items():
+            mask[rle.decode()] = cid
         return SemanticMask(mask, payload.get("ignore_index", 255))
     raise AnnotationValidationError(
-        "payload type", expected="label, tags, boxes, instances or semantic", actual=repr(kind)
+        "payload type", expected="label, tags, boxes, instances or semantic", actual=repr(kind)[:40]
     )
 
 
@@ -349,3 +444,96 @@ def annotation_class_counts(ann: Annotation) -> Counter[int]:
     if isinstance(ann, Instances):
         return Counter(ann.boxes.class_id.tolist())
     return Counter(ann.class_ids())
+
+
+def _payload_error(e: Exception) -> AnnotationValidationError:
+    return AnnotationValidationError(
+        "annotation payload", expected="a payload as annotation_to_payload writes it", actual=f"{type(e).__name__}: {e}"[:200],
+    )
+
+
+def validate_for_image(
+    ann: Annotation, width: int, height: int, *, clip_outside: bool, tolerance: float | None = None,
+) -> tuple[Annotation, list[str]]:
+    """Check ``ann`` against its ``width`` x ``height`` image; returns the annotation fitted to it and notes.
+
+    The one check that import and every save run. Masks must have the image's size (an RLE's ``size`` is
+    ``(height, width)``, a semantic mask ``(H, W)``). Boxes and outline points sticking out by at most
+    ``tolerance`` pixels (default: 1 px or 0.5 % of the side, whichever is more) are clipped silently; beyond that
+    they are clipped with a note when ``clip_outside`` (import: the file says so, keep what is inside) and refused
+    otherwise (a save: the client sent coordinates that are not on the image), as is a box entirely outside.
+    Raises :class:`AnnotationValidationError` saying what to fix.
+    """
+    if width <= 0 or height <= 0:
+        raise AnnotationValidationError("image size", expected="width and height > 0", actual=(width, height))
+    if isinstance(ann, Label | Tags):
+        return ann, []
+    if isinstance(ann, SemanticMask):
+        if ann.mask.shape != (height, width):
+            raise AnnotationValidationError("semantic mask shape", expected=(height, width), actual=ann.mask.shape,
+                                            hint="a semantic mask covers the whole image: (height, width)")
+        return ann, []
+    tol = tolerance if tolerance is not None else max(1.0, 0.005 * max(width, height))
+    boxes = ann.boxes if isinstance(ann, Instances) else ann
+    if not isinstance(boxes, Boxes):
+        raise AnnotationValidationError("annotation", expected="Label, Tags, Boxes, Instances or SemanticMask",
+                                        actual=type(ann).__name__)
+    notes: list[str] = []
+    xyxy = boxes.xyxy
+    if len(xyxy):
+        limit = np.array([width, height, width, height], dtype=np.float64)
+        clipped = np.clip(xyxy, 0.0, limit)
+        excess = np.abs(clipped - xyxy).max(axis=1)
+        outside = ((clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])) & (
+            (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1]))
+        far = np.flatnonzero((excess > tol) & ~outside)
+        if not clip_outside and (len(far) or outside.any()):
+            i = int(np.flatnonzero((excess > tol) | outside)[0])
+            raise AnnotationValidationError(
+                f"box {i}", expected=f"inside the {width}x{height} image (xyxy pixels, at most {tol:g} px outside)",
+                actual=[float(f"{v:.6g}") for v in xyxy[i]],
+                hint="clip the box to the image or delete it",
+            )
+        if len(far):
+            notes.append(f"{len(far)} box(es) outside the {width}x{height} image clipped to it: "
+                         + "; ".join(str([round(float(v), 1) for v in xyxy[i]]) for i in far[:5]))
+        if outside.any():
+            notes.append(f"{int(outside.sum())} box(es) entirely outside the {width}x{height} image dropped: "
+                         + "; ".join(str([round(float(v), 1) for v in xyxy[i]]) for i in np.flatnonzero(outside)[:5]))
+        if (excess > 0).any():
+            boxes = replace(boxes, xyxy=clipped)
+        if outside.any():
+            keep = np.flatnonzero(~outside)
+            boxes = Boxes(boxes.xyxy[keep], boxes.class_id[keep],
+                          None if boxes.score is None else boxes.score[keep],
+                          None if boxes.track_id is None else boxes.track_id[keep],
+                          None if boxes.attributes is None else [boxes.attributes[i] for i in keep])
+            if isinstance(ann, Instances):
+                ann = Instances(boxes, [ann.segmentations[i] for i in keep])
+    if isinstance(ann, Boxes):
+        return boxes, notes
+    segs: list[Polygons | RLE] = []
+    for i, seg in enumerate(ann.segmentations):
+        if isinstance(seg, RLE):
+            if seg.size != (height, width):
+                raise AnnotationValidationError(
+                    f"instance {i} RLE size", expected=[height, width], actual=list(seg.size),
+                    hint="an RLE mask has the image's size, [height, width]",
+                )
+            segs.append(seg)
+            continue
+        rings = []
+        for ring in seg:
+            pts = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+            inside = np.clip(pts, 0.0, [width, height])
+            over = float(np.abs(inside - pts).max()) if len(pts) else 0.0
+            if over > tol and not clip_outside:
+                raise AnnotationValidationError(
+                    f"instance {i} outline", expected=f"points inside the {width}x{height} image "
+                    f"(at most {tol:g} px outside)", actual=f"a point {over:.6g} px outside",
+                )
+            rings.append(inside.reshape(-1).tolist() if over > 0 else list(ring))
+            if over > tol:
+                notes.append(f"instance {i}: outline points outside the image clipped to it")
+        segs.append(rings)
+    return Instances(boxes, segs), notes

@@ -15,16 +15,23 @@ maps them to the project's stable ids by name, and the exporter maps back.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from visionloop.core.annotations import Annotation
 from visionloop.core.task import Task
-from visionloop.formats._paths import IMAGE_EXTENSIONS, resolve_inside, safe_export_name
+from visionloop.formats._paths import (
+    IMAGE_EXTENSIONS,
+    resolve_inside,
+    safe_export_name,
+    safe_folder_name,
+    unique_export_names,
+)
 
 __all__ = [
     "IMAGE_EXTENSIONS", "FormatDataset", "Problem", "Sample", "copy_image", "find_image", "is_image_file",
+    "safe_for_export",
 ]
 
 
@@ -75,6 +82,31 @@ class FormatDataset:
         except ValueError:
             self.classes.append(name)
             return len(self.classes) - 1
+
+
+def safe_for_export(dataset: FormatDataset, *, per_subset: bool = True) -> FormatDataset:
+    """A copy of ``dataset`` whose sample names and subsets can be used as paths under an output folder.
+
+    Names go through :func:`~visionloop.formats._paths.unique_export_names` (relative, no ``..``, sanitised, no two
+    alike within a subset, or within the whole dataset with ``per_subset=False``; told apart by the image's
+    ``meta["sha256"]`` when known), subsets through ``safe_folder_name``. Names that were safe and unique already stay
+    as they are. Every ``save`` starts with it; the samples' other fields are shared.
+    """
+    groups: dict[str | None, list[int]] = {}
+    for i, s in enumerate(dataset.samples):
+        groups.setdefault(s.subset if per_subset else None, []).append(i)
+    names = [s.name for s in dataset.samples]
+    for idx in groups.values():
+        keys = [str(dataset.samples[i].meta.get("sha256") or "") for i in idx]
+        unique = unique_export_names([names[i] for i in idx], keys=keys if all(keys) else None)
+        for i, name in zip(idx, unique, strict=True):
+            names[i] = name
+    samples = [
+        s if (name == s.name and (s.subset is None or safe_folder_name(s.subset) == s.subset))
+        else replace(s, name=name, subset=None if s.subset is None else safe_folder_name(s.subset))
+        for s, name in zip(dataset.samples, names, strict=True)
+    ]
+    return replace(dataset, samples=samples)
 
 
 def copy_image(sample: Sample, out_dir: Path, name: str | None = None) -> Path:

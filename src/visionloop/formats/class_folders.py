@@ -17,8 +17,8 @@ from pathlib import Path
 from visionloop.core.annotations import Label
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._paths import SPLIT_NAMES, relative_in_subset
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
+from visionloop.formats._paths import SPLIT_NAMES, relative_in_subset, unique_export_names
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -111,6 +111,8 @@ def save(dataset: FormatDataset, out: Path) -> None:
     if dataset.task not in (Task.CLASSIFICATION,):
         raise FormatError(out, NAME, f"class folders carry one class per image, not {dataset.task}")
     out.mkdir(parents=True, exist_ok=True)
+    dataset = safe_for_export(dataset)
+    folders = unique_export_names(dataset.classes, folders=True)  # a class name is one folder level, never a path
     for s in dataset.samples:
         base = out / s.subset if s.subset else out
         rel = relative_in_subset(s)
@@ -119,7 +121,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
             continue
         if not isinstance(s.annotation, Label):
             raise FormatError(out, NAME, f"sample {s.name!r} has a {type(s.annotation).__name__}, not a Label")
-        cls = dataset.classes[s.annotation.class_id]
+        cls = folders[s.annotation.class_id]
         if rel.startswith(f"{cls}/"):
             rel = rel[len(cls) + 1:]
         copy_image(s, base / cls, rel)

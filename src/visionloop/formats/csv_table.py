@@ -40,7 +40,7 @@ from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num
 from visionloop.formats._paths import ImageFinder, read_head, relative_in_subset, split_of
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -301,6 +301,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     if dataset.task not in (*TASKS, Task.SEGMENTATION):
         raise FormatError(out, NAME, f"a CSV table carries labels, tags or boxes, not {dataset.task}")
     by_subset: dict[str | None, list[Sample]] = defaultdict(list)
+    dataset = safe_for_export(dataset)
     for s in dataset.samples:
         by_subset[s.subset].append(s)
     boxes_task = dataset.task in (Task.DETECTION, Task.SEGMENTATION)

@@ -7,7 +7,7 @@ from typing import Any
 
 from visionloop.core.ontology import remap_annotation
 from visionloop.formats import get_format
-from visionloop.formats.base import FormatDataset, Sample
+from visionloop.formats.base import FormatDataset, Sample, safe_for_export
 from visionloop.storage.project import Project
 
 
@@ -34,19 +34,8 @@ def project_dataset(project: Project, *, version: str | None = None) -> FormatDa
             width=image.width, height=image.height, video_id=image.video_id, frame_index=image.frame_index,
             timestamp=image.timestamp, subset=split or image.meta.get("subset"), meta={"sha256": image.sha256},
         ))
-    _unique_names(samples)
-    return FormatDataset(task=project.task, classes=classes, samples=samples)
-
-
-def _unique_names(samples: list[Sample]) -> None:
-    """Two images imported under one name (from different sources) get ``name~<sha8>`` so neither is overwritten."""
-    seen: dict[str, int] = {}
-    for s in samples:
-        seen[s.name] = seen.get(s.name, 0) + 1
-    for s in samples:
-        if seen[s.name] > 1:
-            stem, dot, ext = s.name.rpartition(".")
-            s.name = f"{stem}~{s.meta['sha256'][:8]}.{ext}" if dot else f"{s.name}~{s.meta['sha256'][:8]}"
+    # two images imported under one name (from different sources) get ``name~<sha8>`` so neither is overwritten
+    return safe_for_export(FormatDataset(task=project.task, classes=classes, samples=samples), per_subset=False)
 
 
 def export_project(project: Project, out: str | Path, *, format: str, version: str | None = None) -> dict[str, Any]:

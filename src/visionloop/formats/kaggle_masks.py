@@ -22,8 +22,8 @@ from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._geometry import mask_bbox
-from visionloop.formats._paths import find_in_folder, folder_confidence, image_size
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
+from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, unique_export_names
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["DEFAULT_CLASS", "NAME", "TASKS", "detect", "load", "save"]
 
@@ -167,7 +167,9 @@ def save(dataset: FormatDataset, out: Path) -> None:
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = safe_for_export(dataset)
     by_folder = [c for c in dataset.classes] != [DEFAULT_CLASS]
+    class_folders = unique_export_names(dataset.classes, folders=True)
     used: set[str] = set()
     for sample in dataset.samples:
         stem = Path(sample.name).stem
@@ -183,6 +185,6 @@ def save(dataset: FormatDataset, out: Path) -> None:
         masks_dir = folder / "masks"
         masks_dir.mkdir(parents=True, exist_ok=True)
         for i, (cid, mask) in enumerate(_instance_masks(sample)):
-            dest = masks_dir / dataset.classes[cid] if by_folder else masks_dir
+            dest = masks_dir / class_folders[cid] if by_folder else masks_dir
             dest.mkdir(parents=True, exist_ok=True)
             Image.fromarray(mask.astype(np.uint8) * 255, "L").save(dest / f"{i:04d}.png", optimize=False)

@@ -28,8 +28,8 @@ from PIL import Image, UnidentifiedImageError
 from visionloop.core.annotations import Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, read_json
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
+from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, read_json, resolve_inside
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["CAMVID_COLORS", "NAME", "TASKS", "detect", "load", "save"]
 
@@ -277,6 +277,7 @@ def _palette(dataset: FormatDataset, classes: list[str]) -> list[tuple[int, int,
 def save(dataset: FormatDataset, out: Path) -> None:
     """Write ``out/images/``, ``out/masks/<stem>.png`` (palette PNGs of class indices) and ``dataset_meta.json``."""
     out = Path(out)
+    dataset = safe_for_export(dataset)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     # mask index 0 is the background between instances: when an instance class sits at index 0 (DSB's one class
     # "nucleus"), a "background" class goes first and every class index moves up by one
@@ -312,7 +313,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
         m[m == ann.ignore_index] = IGNORE
         im = Image.fromarray(m.astype(np.uint8), "P")
         im.putpalette(flat)
-        dest = out / "masks" / Path(sample.name).with_suffix(".png")
+        dest = resolve_inside(out / "masks", Path(sample.name).with_suffix(".png").as_posix())
         dest.parent.mkdir(parents=True, exist_ok=True)
         im.save(dest)
     meta = {"label_map": {str(i): n for i, n in enumerate(classes)},

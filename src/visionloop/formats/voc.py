@@ -36,8 +36,8 @@ from visionloop.core.annotations import Boxes, Instances
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num
-from visionloop.formats._paths import ImageFinder, image_size, read_head, split_of
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image
+from visionloop.formats._paths import ImageFinder, image_size, read_head, resolve_inside, split_of
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -282,6 +282,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     out = Path(out)
     if dataset.task not in (Task.DETECTION, Task.SEGMENTATION):
         raise FormatError(out, NAME, f"Pascal VOC XML carries boxes; cannot write a {dataset.task} dataset")
+    dataset = safe_for_export(dataset)
     counts = Counter(s.name for s in dataset.samples)
     lists: dict[str, list[str]] = defaultdict(list)
     for s in dataset.samples:
@@ -308,7 +309,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
                 label = dataset.classes[int(ann.class_id[i])]
                 body.append(_object_xml(label, box, ann.attributes[i] if ann.attributes else {}))
         body.append("</annotation>\n")
-        xml_path = out / "Annotations" / f"{image_id}.xml"
+        xml_path = resolve_inside(out / "Annotations", f"{image_id}.xml")
         xml_path.parent.mkdir(parents=True, exist_ok=True)
         xml_path.write_text("\n".join(body), encoding="utf-8")
         if s.subset:

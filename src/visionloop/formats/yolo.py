@@ -40,8 +40,8 @@ from visionloop.core.annotations import RLE, Boxes, Instances, Polygons
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num, polygon_bbox, rect_polygon
-from visionloop.formats._paths import SPLIT_NAMES, image_size, read_head, relative_in_subset
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file
+from visionloop.formats._paths import SPLIT_NAMES, image_size, read_head, read_yaml, relative_in_subset, resolve_inside
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -76,30 +76,56 @@ def _walk(root: Path, max_depth: int = 4) -> tuple[list[Path], list[Path]]:
     return images, texts
 
 
-def _yaml_names(root: Path) -> tuple[list[str] | None, Path | None]:
+_MAX_CLASS_ID = 100_000
+"""A ``names`` map with a larger class id is refused (it would make a list of that many names)."""
+
+
+def _yaml_names(root: Path, problems: list[Problem] | None = None) -> tuple[list[str] | None, Path | None]:
+    """Class names from the first YAML file that has ``names``; files refused (bad YAML, over the reader's limits,
+    a ``names`` that is not a list or an ``{id: name}`` map) are reported to ``problems`` and skipped."""
     cands = [root / n for n in _YAML_NAMES] + sorted(root.glob("*.yaml"))
     for p in cands:
         if not p.is_file():
             continue
         try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            data = read_yaml(p)
+        except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+            if problems is not None:
+                problems.append(Problem(path=p.name, reason=f"YAML file not read: {str(e)[:200]}"))
             continue
-        if isinstance(data, dict) and "names" in data:
-            names = data["names"]
-            if isinstance(names, dict):
-                ordered = sorted(((int(k), str(v)) for k, v in names.items()), key=lambda kv: kv[0])
+        if not (isinstance(data, dict) and "names" in data):
+            continue
+        names = data["names"]
+        if isinstance(names, list) and all(isinstance(n, str | int | float) for n in names):
+            return [str(n) for n in names], p
+        if isinstance(names, dict):
+            try:
+                ordered = sorted(((_class_id(k), str(v)) for k, v in names.items()), key=lambda kv: kv[0])
+            except ValueError:
+                ordered = None
+            if ordered is not None:
                 out = [f"class_{i}" for i in range(ordered[-1][0] + 1)] if ordered else []
                 for i, v in ordered:
                     out[i] = v
                 return out, p
-            if isinstance(names, list):
-                return [str(n) for n in names], p
+        if problems is not None:
+            problems.append(Problem(path=p.name, reason=(
+                f"'names' must be a list of class names or a map of class ids 0..{_MAX_CLASS_ID} to names; "
+                "file ignored")))
     return None, None
 
 
-def _names(root: Path) -> tuple[list[str] | None, Path | None]:
-    names, src = _yaml_names(root)
+def _class_id(key: object) -> int:
+    if isinstance(key, bool) or not isinstance(key, int | str):
+        raise ValueError(key)
+    k = int(key)
+    if not 0 <= k <= _MAX_CLASS_ID:
+        raise ValueError(key)
+    return k
+
+
+def _names(root: Path, problems: list[Problem] | None = None) -> tuple[list[str] | None, Path | None]:
+    names, src = _yaml_names(root, problems)
     if names is not None:
         return names, src
     cands = [root / n for n in _NAME_FILES] + sorted(root.glob("*.names"))
@@ -186,11 +212,11 @@ def load(path: Path) -> FormatDataset:
     root = _root_of(path)
     if not root.is_dir():
         raise FormatError(path, NAME, _EXPECTED)
-    names, names_src = _names(root)
+    problems: list[Problem] = []
+    names, names_src = _names(root, problems)
     images, texts = _walk(root)
     if not images:
         raise FormatError(path, NAME, _EXPECTED + "; no images found")
-    problems: list[Problem] = []
     used: set[Path] = set()
     parsed: list[tuple[Path, Path | None, list[tuple[int, list[float], str]]]] = []
     any_polygon = False
@@ -358,6 +384,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
         raise FormatError(out, NAME, f"YOLO labels carry boxes or polygons, not {dataset.task}; "
                           "use class_folders for classification")
     subsets: dict[str, str] = {}
+    dataset = safe_for_export(dataset)
     for s in dataset.samples:
         ann = s.annotation
         if ann is not None and not isinstance(ann, Boxes | Instances):
@@ -374,7 +401,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
         if not (w and h) and len(ann):
             raise FormatError(out, NAME, f"sample {s.name!r}: image size unknown (no image, no width/height), "
                               "so its boxes cannot be normalised")
-        label = (out / "labels" / sub / rel).with_suffix(".txt")
+        label = resolve_inside(out, (Path("labels") / sub / rel).with_suffix(".txt").as_posix())
         label.parent.mkdir(parents=True, exist_ok=True)
         lines = _lines(ann, w, h)
         label.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")

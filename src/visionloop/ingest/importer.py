@@ -27,6 +27,7 @@ from visionloop.core.annotations import (
     Tags,
     annotation_class_counts,
     annotation_to_payload,
+    validate_for_image,
 )
 from visionloop.core.errors import AnnotationValidationError, FormatError, ImageError
 from visionloop.core.imageio import probe
@@ -84,18 +85,6 @@ def adapt(ann: Annotation, task: Task) -> Annotation:
     if task is Task.CLASSIFICATION and isinstance(ann, Tags) and len(ann.class_ids) == 1:
         return Label(next(iter(ann.class_ids)))
     return ann
-
-
-def _fit_boxes(ann: Annotation, w: int, h: int, where: str, problems: list[Problem]) -> Annotation:
-    boxes = ann.boxes if isinstance(ann, Instances) else ann
-    if not isinstance(boxes, Boxes) or not len(boxes):
-        return ann
-    clipped, changed = boxes.clip(w, h)
-    if changed:
-        problems.append(Problem(path=where, action="clipped", reason=(
-            f"{len(changed)} box(es) outside the {w}x{h} image clipped to it: "
-            + "; ".join(str([round(v, 1) for v in boxes.xyxy[i]]) for i in changed[:5]))))
-    return Instances(clipped, ann.segmentations) if isinstance(ann, Instances) else clipped
 
 
 def _resolve(source: Path, project: Project, fmt: str | None, report_problems: list[Problem]) -> tuple[Path, str, FormatDataset]:
@@ -236,7 +225,8 @@ def _commit(
                 continue
             try:
                 ann = _to_project(sample.annotation, local_to_project, project.task, sample.name, report)
-                ann = _fit_boxes(ann, new.width, new.height, sample.name, report.problems)
+                ann, notes = validate_for_image(ann, new.width, new.height, clip_outside=True)
+                report.problems.extend(Problem(path=sample.name, action="clipped", reason=n) for n in notes)
                 if image_id not in heads and image_id not in fresh_payloads:
                     project._check(ann, onto)
                     fresh.append((image_id, ann))

@@ -29,6 +29,7 @@ from visionloop.core.annotations import (
     annotation_class_counts,
     annotation_from_payload,
     annotation_to_payload,
+    validate_for_image,
 )
 from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError, StaleRevisionError
 from visionloop.core.ontology import ClassDef, Ontology
@@ -303,7 +304,11 @@ class Project:
                 c.execute(update(ImageRow).where(ImageRow.id == image_id).values(phash=ph))
 
     # ---- annotations --------------------------------------------------------------------------------------
-    def _check(self, ann: Annotation, onto: Ontology, image: ImageRecord | None = None) -> None:
+    def _check(
+        self, ann: Annotation, onto: Ontology, size: tuple[int, int] | None = None, *, clip_outside: bool = False,
+    ) -> Annotation:
+        """``ann`` checked for this project (task, active class ids) and, given the image's ``size`` (width, height),
+        against its image by :func:`~visionloop.core.annotations.validate_for_image`; returns it fitted."""
         allowed = ALLOWED[self.task]
         if not isinstance(ann, allowed):
             raise AnnotationValidationError(
@@ -319,6 +324,19 @@ class Project:
                 "class ids", expected=f"ids of active classes {sorted(active)}", actual=unknown,
                 hint="add the classes first (visionloop classes add) or map them to existing ones",
             )
+        if size is not None:
+            ann, _ = validate_for_image(ann, size[0], size[1], clip_outside=clip_outside)
+        return ann
+
+    @staticmethod
+    def _sizes(conn: Connection, image_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """(width, height) of each image; :class:`NotFoundError` for an id that is not an image of the project."""
+        sizes = {r.id: (r.width, r.height) for r in conn.execute(
+            select(ImageRow.id, ImageRow.width, ImageRow.height).where(ImageRow.id.in_(list(image_ids))))}
+        missing = [i for i in image_ids if i not in sizes]
+        if missing:
+            raise NotFoundError("image", missing[0])
+        return sizes
 
     def save_annotation(
         self, image_id: int, annotation: Annotation, *, base_revision: int | None, author: str,
@@ -329,9 +347,12 @@ class Project:
         ``base_revision`` is the head the edit started from (None for an image never annotated). When the head
         moved meanwhile, :class:`StaleRevisionError` names both revisions and nothing is written. Saving a payload
         equal to the head's is a no-op that returns the head.
+
+        The annotation is validated against its image first (class ids, mask sizes, boxes and outlines inside
+        the image; tiny overshoots clipped): :class:`AnnotationValidationError` says what to fix.
         """
         with self._conn(conn) as c:
-            self._check(annotation, _onto or self.ontology(c))
+            annotation = self._check(annotation, _onto or self.ontology(c), self._sizes(c, [image_id])[image_id])
             payload = annotation_to_payload(annotation)
             row = c.execute(select(AnnotationRow.id, AnnotationRow.head, AnnotationRow.head_revision_id)
                             .where(AnnotationRow.image_id == image_id)).first()
@@ -380,8 +401,8 @@ class Project:
         if not items:
             return
         onto = onto or self.ontology(conn)
-        for _, ann in items:
-            self._check(ann, onto)
+        sizes = self._sizes(conn, [image_id for image_id, _ in items])
+        items = [(image_id, self._check(ann, onto, sizes[image_id])) for image_id, ann in items]
         now = utcnow()
         conn.execute(insert(AnnotationRow), [
             {"id": image_id, "image_id": image_id, "head": 1, "updated_at": now} for image_id, _ in items
