@@ -95,7 +95,7 @@ def main() -> None:
             from fastapi.testclient import TestClient
 
             from visionloop.core.settings import Settings
-            from visionloop.serving.app import create_app
+            from visionloop.serving.projects_api.app import create_app
 
             with TestClient(create_app([work / "project"], settings=Settings())) as client:
                 name = project.name

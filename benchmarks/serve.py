@@ -67,10 +67,10 @@ def export(kind: str, out: Path) -> Path:
 
 # ---- server child --------------------------------------------------------------------------------------------------
 def serve_child(cfg: dict[str, Any]) -> None:
-    from visionloop.export.package import load_package
-    from visionloop.serving.batching import BatchConfig
-    from visionloop.serving.inference_app import create_inference_app
-    from visionloop.serving.inference_server import serve_inference
+    from visionloop.core.package import load_package
+    from visionloop.serving.model_server.app import create_inference_app
+    from visionloop.serving.model_server.batching import BatchConfig
+    from visionloop.serving.model_server.server import serve_inference
 
     pkg = load_package(cfg["package"])
     batching = BatchConfig(enabled=cfg["batch"], max_batch=cfg["max_batch"], max_wait_ms=cfg["max_wait_ms"])

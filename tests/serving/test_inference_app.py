@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from tests.deploy_fixtures import CELL_CLASSES, bccd_jpegs, jpeg_bytes
-from visionloop.serving.batching import BatchConfig
-from visionloop.serving.inference_app import create_inference_app
-from visionloop.serving.inference_auth import parse_tokens
-from visionloop.serving.inference_server import InferenceServerThread
+from visionloop.serving.model_server.app import create_inference_app
+from visionloop.serving.model_server.batching import BatchConfig
+from visionloop.serving.model_server.server import InferenceServerThread
+from visionloop.serving.model_server.tokens import parse_tokens
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -182,7 +182,7 @@ def test_load_batches_and_metrics(server, client: httpx.Client, cell_data) -> No
 def test_predictions_are_logged_sampled(server, client: httpx.Client, cell_data) -> None:  # noqa: ANN001
     for im, _ in cell_data.val[:20]:
         assert client.post("/v1/models/cells/predict", content=jpeg_bytes(im)).status_code == 200
-    logger = server.app.state.prediction_logger
+    logger = server.app.state.model_server.prediction_logger
     logger.flush()
     lines = [json.loads(x) for x in (server.log_dir / "predictions.jsonl").read_text().splitlines()]
     assert 0 < len(lines) < 200  # rate 0.5 of everything this module sent

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from visionloop.serving.inference_app import create_inference_app
-from visionloop.serving.inference_server import InferenceServerThread
+from visionloop.serving.model_server.app import create_inference_app
+from visionloop.serving.model_server.server import InferenceServerThread
 
 
 def test_openapi_schema_holds_against_live_server(cell_package: Path, tmp_path: Path) -> None:

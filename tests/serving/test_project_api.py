@@ -25,8 +25,8 @@ from visionloop.core.imageio import probe
 from visionloop.core.ontology import ClassDef, Ontology
 from visionloop.core.settings import Settings
 from visionloop.core.task import Task
-from visionloop.serving.app import create_app
-from visionloop.serving.server import ServerThread
+from visionloop.serving.projects_api.app import create_app
+from visionloop.serving.projects_api.server import ServerThread
 from visionloop.storage import NewImage, Project
 from visionloop.storage.models import AnnotationRow, ClassRow, HeadCountRow, ImageRow, RevisionRow, utcnow
 
@@ -221,7 +221,7 @@ def test_thumbnail_applies_exif_orientation_and_is_cached(
     assert cached.read_bytes() == r.content
     assert not [p for p in cached.parent.iterdir() if p.name.startswith(".tmp")]
 
-    import visionloop.serving.thumbnails as thumbnails
+    import visionloop.serving.projects_api.thumbnails as thumbnails
 
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("a cached thumbnail must not decode the image again")

@@ -266,7 +266,7 @@ def serve_projects(
 ) -> None:
     """Run the platform server (project API, docs) for these projects."""
     from visionloop.core.settings import Settings
-    from visionloop.serving.server import run_server
+    from visionloop.serving.projects_api.server import run_server
 
     run_server(projects, host=host, port=port, settings=Settings())
 

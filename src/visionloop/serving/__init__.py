@@ -1,24 +1,15 @@
-"""Serving: the platform's HTTP API (FastAPI).
+"""Serving: the two HTTP servers of visionloop (FastAPI), each in its own subpackage.
 
-The project API lives in ``serving.app`` (``create_app``) with one ``routes_*`` module per resource;
-``serving.server`` runs it under uvicorn (``run_server``, ``ServerThread``).
+- ``serving.projects_api``: the platform's project API under ``/api/v1`` (projects, images, annotations, classes,
+  versions, stats) with ``create_app``, ``run_server`` and ``ServerThread``.
+- ``serving.model_server``: model packages behind ``/v1/models/...`` with dynamic batching, tokens, limits and
+  Prometheus metrics (``create_inference_app``, ``serve_inference``, ``InferenceServerThread``).
+
+What both share sits here: ``app_thread`` (a uvicorn server in a thread), ``docs`` (offline Swagger UI and ReDoc)
+and ``error_handlers`` (visionloop errors as JSON 4xx answers). Nothing is imported by this package itself, so
+importing one server never imports the other.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = ["ServerThread", "create_app", "run_server"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy, so importing a sibling module (e.g. inference serving) does not import the project API.
-    if name == "create_app":
-        from visionloop.serving.app import create_app
-
-        return create_app
-    if name in {"run_server", "ServerThread"}:
-        from visionloop.serving import server
-
-        return getattr(server, name)
-    raise AttributeError(f"module 'visionloop.serving' has no attribute {name!r}")
+__all__: list[str] = []

@@ -1,6 +1,6 @@
 """A real uvicorn server for any ASGI app on a free port, in a daemon thread (tests, benchmarks).
 
-Shared by ``serving.server.ServerThread`` (project API) and ``serving.inference_server.InferenceServerThread``;
+Shared by ``projects_api.server.ServerThread`` and ``model_server.server.InferenceServerThread``;
 it imports neither app, so importing it stays cheap.
 """
 

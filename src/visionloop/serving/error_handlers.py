@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from visionloop.core.errors import (
     AnnotationValidationError,
@@ -27,9 +28,22 @@ from visionloop.core.errors import (
     StaleRevisionError,
     VisionloopError,
 )
-from visionloop.serving.schemas import ErrorPublic
 
-__all__ = ["ERROR_RESPONSES", "error_body", "install_error_handlers", "status_for"]
+__all__ = ["ERROR_RESPONSES", "ErrorPublic", "error_body", "install_error_handlers", "status_for"]
+
+
+class ErrorPublic(BaseModel):
+    """Body of every 4xx answer raised from a visionloop error."""
+
+    detail: str = Field(description="What went wrong and how to fix it.")
+    error: str = Field(description="Error class, e.g. NotFoundError, StaleRevisionError.")
+    choices: list[str] | None = Field(default=None, description="Known names, when something was not found.")
+    base_revision: int | None = None
+    head_revision: int | None = None
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field problems when the request itself is malformed (FastAPI's list)."
+    )
+
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorPublic, "description": "Unknown project or item; `choices` lists the known names."},

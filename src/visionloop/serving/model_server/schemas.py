@@ -6,12 +6,24 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-__all__ = ["BatchItemOut", "BatchOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut", "ModelSummaryOut",
-           "PredictionOut", "ReadyOut"]
+__all__ = ["AUTH_RESPONSES", "ERROR_RESPONSES", "BatchItemOut", "BatchOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut",
+           "ModelSummaryOut", "PredictionOut", "ReadyOut"]
 
 
 class ErrorOut(BaseModel):
     detail: Any = Field(description="What was wrong and how to fix it.")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Not an image, empty body or malformed upload."},
+    401: {"model": ErrorOut, "description": "Missing API token."},
+    403: {"model": ErrorOut, "description": "Invalid API token."},
+    404: {"model": ErrorOut, "description": "Unknown model; the detail lists the served models."},
+    413: {"model": ErrorOut, "description": "Request body or image pixels over the server's limits."},
+    429: {"model": ErrorOut, "description": "The model's queue is full; retry later."},
+}
+"""Every client mistake the model server answers, for the OpenAPI document."""
+AUTH_RESPONSES = {k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403)}
 
 
 class ClassScoreOut(BaseModel):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from visionloop import __version__
-from visionloop.serving.deps import RegistryDep
-from visionloop.serving.schemas import HealthPublic
+from visionloop.serving.projects_api.deps import RegistryDep
+from visionloop.serving.projects_api.schemas import HealthPublic
 
 __all__ = ["router"]
 

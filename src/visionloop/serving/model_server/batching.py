@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from visionloop.core.errors import ImageError, VisionloopError
 from visionloop.inference.results import Prediction
-from visionloop.serving.inference_metrics import InferenceMetrics
+from visionloop.serving.model_server.metrics import InferenceMetrics
 
 __all__ = ["BatchConfig", "Batcher", "ChunkRunner", "OverloadedError"]
 

@@ -31,5 +31,12 @@ class InferenceMetrics:
         self.queue_depth = Gauge("visionloop_inference_queue_depth", "Requests waiting for a batch worker.",
                                  ["model"], registry=self.registry)
 
+    def observe_request(self, model: str, endpoint: str, code: int, seconds: float) -> None:
+        """Count one answered request: its status, its latency and, for codes >= 400, an error."""
+        self.requests.labels(model, endpoint, str(code)).inc()
+        self.latency.labels(model, endpoint).observe(seconds)
+        if code >= 400:
+            self.errors.labels(model, str(code)).inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,8 +8,8 @@ from pathlib import Path
 import uvicorn
 
 from visionloop.core.settings import Settings
-from visionloop.serving.app import create_app
 from visionloop.serving.app_thread import AppServerThread
+from visionloop.serving.projects_api.app import create_app
 
 __all__ = ["ServerThread", "run_server"]
 

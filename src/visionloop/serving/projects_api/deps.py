@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Query, Request
 
 from visionloop.core.settings import Settings
-from visionloop.serving.project_registry import ProjectRegistry
+from visionloop.serving.projects_api.project_registry import ProjectRegistry
 from visionloop.storage.project import Project
 
 __all__ = [

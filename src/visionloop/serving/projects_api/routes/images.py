@@ -1,4 +1,4 @@
-"""Routes of a project's images: the paged list, one image, its bytes, its thumbnail, its annotation and history."""
+"""Routes of a project's images: the paged list, one image's record, its bytes and its thumbnail."""
 
 from __future__ import annotations
 
@@ -9,20 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
-from visionloop.core.annotations import annotation_from_payload
-from visionloop.core.errors import AnnotationValidationError, NotFoundError
-from visionloop.serving.deps import ImageId, PageDep, ProjectDep, SettingsDep
+from visionloop.core.errors import NotFoundError
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.image_queries import ImageHead, count_images, image_head, image_page, image_revisions
-from visionloop.serving.schemas import (
-    AnnotationSave,
-    AnnotationSaved,
-    ErrorPublic,
-    ImageDetailPublic,
-    ImagesPublic,
-    RevisionPublic,
-)
-from visionloop.serving.thumbnails import MAX_THUMBNAIL, MIN_THUMBNAIL, make_thumbnail
+from visionloop.serving.projects_api.deps import ImageId, PageDep, ProjectDep, SettingsDep
+from visionloop.serving.projects_api.image_queries import ImageHead, count_images, image_head, image_page
+from visionloop.serving.projects_api.schemas import ImageDetailPublic, ImagesPublic
+from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, MIN_THUMBNAIL, make_thumbnail
 from visionloop.storage.project import Project
 
 __all__ = ["IMMUTABLE_CACHE", "router"]
@@ -139,42 +131,3 @@ def get_thumbnail(
     except FileNotFoundError as e:
         raise _missing_blob(item) from e
     return FileResponse(path, media_type="image/jpeg", headers=headers)
-
-
-@router.get("/{image_id}/revisions", response_model=list[RevisionPublic],
-            summary="Every saved revision of the image's annotation, oldest first")
-def list_revisions(project: ProjectDep, image_id: ImageId) -> list[RevisionPublic]:
-    image_head(project, image_id, with_payload=False)
-    return [RevisionPublic(revision=r.revision, author=r.author, created_at=r.created_at, payload=r.payload)
-            for r in image_revisions(project, image_id)]
-
-
-def _check_payload_size(payload: dict[str, object], item: ImageHead) -> None:
-    """Refuse semantic masks whose size is not the image's before allocating them."""
-    if payload.get("type") == "semantic" and payload.get("size") != [item.height, item.width]:
-        raise AnnotationValidationError(
-            "semantic mask size", expected=[item.height, item.width], actual=payload.get("size"),
-            hint="a semantic mask covers the whole image: size is [height, width]",
-        )
-
-
-@router.put(
-    "/{image_id}/annotation", response_model=AnnotationSaved,
-    responses={400: {"description": "The body is not JSON."},
-               409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale (both named)."}},
-    summary="Save a new annotation revision (refused with 409 when base_revision is not the head)",
-)
-def save_annotation(project: ProjectDep, image_id: ImageId, body: AnnotationSave) -> AnnotationSaved:
-    item = image_head(project, image_id, with_payload=False)
-    _check_payload_size(body.payload, item)
-    try:
-        annotation = annotation_from_payload(body.payload)
-    except AnnotationValidationError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise AnnotationValidationError(
-            "annotation payload", expected="a payload as GET .../images/{id} returns it (see core.annotations)",
-            actual=f"{type(e).__name__}: {e}",
-        ) from e
-    revision = project.save_annotation(image_id, annotation, base_revision=body.base_revision, author=body.author)
-    return AnnotationSaved(image_id=image_id, revision=revision)

@@ -14,14 +14,12 @@ from fastapi import FastAPI
 
 from visionloop import __version__
 from visionloop.core.settings import Settings
-from visionloop.serving import routes_health, routes_images, routes_projects, routes_versions
 from visionloop.serving.docs import install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
-from visionloop.serving.project_registry import ProjectRegistry, find_project_dirs
+from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
+from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
 
 __all__ = ["API_PREFIX", "create_app"]
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Settings) -> FastAPI:
@@ -53,7 +51,6 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
     if assets is not None:
         install_offline_docs(app, assets)
     install_error_handlers(app)
-    app.include_router(routes_health.router)
-    for module in (routes_projects, routes_images, routes_versions):
-        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    app.include_router(api_router)
     return app

@@ -13,9 +13,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from visionloop.serving.deps import ProjectDep
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.schemas import VersionPublic
+from visionloop.serving.projects_api.deps import ProjectDep
+from visionloop.serving.projects_api.schemas import VersionPublic
 
 __all__ = ["router"]
 

@@ -11,7 +11,6 @@ __all__ = [
     "AnnotationSave",
     "AnnotationSaved",
     "ClassPublic",
-    "ErrorPublic",
     "HealthPublic",
     "ImageDetailPublic",
     "ImagePublic",
@@ -31,19 +30,6 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-
-
-class ErrorPublic(BaseModel):
-    """Body of every 4xx answer raised from a visionloop error."""
-
-    detail: str = Field(description="What went wrong and how to fix it.")
-    error: str = Field(description="Error class, e.g. NotFoundError, StaleRevisionError.")
-    choices: list[str] | None = Field(default=None, description="Known names, when something was not found.")
-    base_revision: int | None = None
-    head_revision: int | None = None
-    errors: list[dict[str, Any]] | None = Field(
-        default=None, description="Per-field problems when the request itself is malformed (FastAPI's list)."
-    )
 
 
 class HealthPublic(BaseModel):

@@ -1,13 +1,13 @@
-"""Routes of projects: the list, one project with its stats, its classes."""
+"""Routes of projects: the list of served projects and one project with its stats."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from visionloop.serving.deps import ProjectDep, RegistryDep
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.image_queries import count_images
-from visionloop.serving.schemas import ClassPublic, ProjectDetailPublic, ProjectPublic, StatsPublic
+from visionloop.serving.projects_api.deps import ProjectDep, RegistryDep
+from visionloop.serving.projects_api.image_queries import count_images
+from visionloop.serving.projects_api.schemas import ProjectDetailPublic, ProjectPublic, StatsPublic
 
 __all__ = ["router"]
 
@@ -23,16 +23,3 @@ def list_projects(registry: RegistryDep) -> list[ProjectPublic]:
 def get_project(project: ProjectDep) -> ProjectDetailPublic:
     stats = StatsPublic(**project.stats())
     return ProjectDetailPublic(name=project.name, task=project.task.value, images=stats.images, stats=stats)
-
-
-@router.get("/{project}/stats", response_model=StatsPublic, summary="Image and instance counts")
-def get_stats(project: ProjectDep) -> StatsPublic:
-    return StatsPublic(**project.stats())
-
-
-@router.get(
-    "/{project}/classes", response_model=list[ClassPublic],
-    summary="The ontology: every class with its flags, retired (inactive) ones included",
-)
-def list_classes(project: ProjectDep) -> list[ClassPublic]:
-    return [ClassPublic(**row) for row in project.ontology().to_json()]

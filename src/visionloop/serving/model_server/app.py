@@ -1,0 +1,93 @@
+"""The model server: model packages behind a small HTTP API with dynamic batching, tokens, limits and metrics.
+
+Routes (all but ``/health`` need ``Authorization: Bearer <token>`` when tokens are configured):
+
+- ``POST /v1/models/{name}/predict``: one image, as a multipart upload in the field ``file`` or as the raw body
+- ``POST /v1/models/{name}/predict/batch``: several images, multipart fields ``files``; per-image results or errors
+- ``GET /v1/models``: ``{"models": [{"name": ..., "task": ..., ...}, ...]}``
+- ``GET /v1/models/{name}``: the package's manifest summary and batching settings
+- ``GET /health`` (liveness, never needs a token), ``GET /ready`` (models loaded, workers running)
+- ``GET /metrics``: Prometheus text (requests, errors, latency histogram, batch sizes, queue depth)
+
+Every client mistake is a 4xx with a JSON ``detail``: 400 not an image / empty / malformed upload, 401 missing token,
+403 wrong token, 404 unknown model, 413 body or image too large, 429 queue full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+
+from visionloop.core.errors import VisionloopError
+from visionloop.core.package import Package
+from visionloop.serving.model_server.batching import BatchConfig, ChunkRunner
+from visionloop.serving.model_server.deps import ModelServerState
+from visionloop.serving.model_server.limits import (
+    DEFAULT_MAX_BATCH_FILES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_REQUEST_BYTES,
+    ServerLimits,
+)
+from visionloop.serving.model_server.metrics import InferenceMetrics
+from visionloop.serving.model_server.prediction_log import PredictionLogger
+from visionloop.serving.model_server.routes import GUARDED, health
+from visionloop.serving.model_server.schemas import AUTH_RESPONSES
+from visionloop.serving.model_server.served import PackageSources, ServedModel, load_runners
+from visionloop.serving.model_server.tokens import TokenAuth
+
+__all__ = ["create_inference_app"]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: ModelServerState = app.state.model_server
+    for m in state.models.values():
+        await m.batcher.start()
+    try:
+        yield
+    finally:
+        for m in state.models.values():
+            await m.batcher.stop()
+        if state.prediction_logger is not None:
+            state.prediction_logger.close()
+
+
+def create_inference_app(
+    packages: PackageSources = (), *, tokens: Sequence[str] = (),
+    batching: BatchConfig | Mapping[str, BatchConfig] | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_batch_files: int = DEFAULT_MAX_BATCH_FILES, sessions: int | None = None, log_predictions: float = 0.0,
+    log_dir: str | Path | None = None, runners: Mapping[str, tuple[Package, ChunkRunner]] | None = None,
+) -> FastAPI:
+    """The inference app for ``packages`` (paths, or {name: path}; names default to the manifests' names).
+
+    ``batching``: one config for all models or one per model name (missing names get the default).
+    ``sessions``: onnxruntime sessions per model (default: one per core). ``log_predictions``: fraction (0..1) of
+    predictions written under ``log_dir`` for the review loop. ``runners`` serves ready-made runners instead
+    (benchmarks: the PyTorch model in the same server).
+    """
+    if log_predictions > 0 and log_dir is None:
+        raise VisionloopError("log_predictions > 0 needs log_dir, the folder for sampled images and predictions")
+    limits = ServerLimits(max_request_bytes=max_request_bytes, max_pixels=max_pixels, max_batch_files=max_batch_files)
+    loaded = dict(runners) if runners is not None else load_runners(packages, sessions=sessions, max_pixels=max_pixels)
+    metrics = InferenceMetrics()
+    default_batch = batching if isinstance(batching, BatchConfig) else BatchConfig()
+    per_model = batching if isinstance(batching, Mapping) else {}
+
+    app = FastAPI(title="visionloop inference", version="1", lifespan=_lifespan,
+                  description="Predictions from visionloop model packages. " + (__doc__ or "").split("\n\n")[0])
+    app.state.model_server = ModelServerState(
+        models={name: ServedModel(name, runner, pkg, per_model.get(name, default_batch), metrics)
+                for name, (pkg, runner) in loaded.items()},
+        metrics=metrics, limits=limits,
+        prediction_logger=(PredictionLogger(log_dir, rate=log_predictions)
+                           if log_dir is not None and log_predictions > 0 else None),
+    )
+    guard = [Depends(TokenAuth(tokens).dependency())]
+    for router in GUARDED:
+        app.include_router(router, dependencies=guard, responses=AUTH_RESPONSES)
+    app.include_router(health.router)
+    return app

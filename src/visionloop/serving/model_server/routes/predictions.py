@@ -1,0 +1,138 @@
+"""Predictions: one image (multipart field ``file`` or the raw body) or several (multipart fields ``files``).
+
+Every answer is counted in the metrics under the model's name (``_unknown`` for a name not served), with its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+
+from visionloop.core.errors import ImageError
+from visionloop.inference.results import Prediction
+from visionloop.serving.model_server.batching import OverloadedError
+from visionloop.serving.model_server.deps import ModelName, ModelServerState, StateDep, require_model
+from visionloop.serving.model_server.prediction_log import PredictionLogger
+from visionloop.serving.model_server.schemas import ERROR_RESPONSES, BatchOut, PredictionOut
+from visionloop.serving.model_server.served import ServedModel
+from visionloop.serving.model_server.uploads import check_image, read_body, read_form
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/models/{name}", tags=["predictions"])
+
+_IMAGE_BODY = {"type": "string", "format": "binary"}
+_PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The image: a multipart upload in the field `file`, or the raw bytes as the body.",
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                               "properties": {"file": _IMAGE_BODY}}},
+            "application/octet-stream": {"schema": _IMAGE_BODY},
+            "image/jpeg": {"schema": _IMAGE_BODY},
+            "image/png": {"schema": _IMAGE_BODY},
+        },
+    }
+}
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "Images as a multipart upload, one field `files` per image.",
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": ["files"],
+            "properties": {"files": {"type": "array", "items": _IMAGE_BODY}}}}},
+    }
+}
+
+
+@contextmanager
+def _served(state: ModelServerState, name: str, endpoint: str) -> Iterator[ServedModel]:
+    """The model ``name`` (404 if not served); counts the request the block answers in the metrics: 200 when the
+    block ends normally, the HTTPException's status, else 500."""
+    t0, code = time.perf_counter(), 500
+    try:
+        yield require_model(state.models, name)
+        code = 200
+    except HTTPException as e:
+        code = e.status_code
+        raise
+    finally:
+        label = name if name in state.models else "_unknown"
+        state.metrics.observe_request(label, endpoint, code, time.perf_counter() - t0)
+
+
+async def _predict(m: ServedModel, data: bytes, what: str, *, max_pixels: int) -> Prediction:
+    check_image(data, what, max_pixels=max_pixels)
+    try:
+        res = await m.batcher.submit(data)
+    except OverloadedError as e:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from e
+    if isinstance(res, ImageError):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(res))
+    return res
+
+
+def _log(logger: PredictionLogger | None, m: ServedModel, data: bytes, out: dict[str, Any]) -> None:
+    if logger is not None:
+        logger.maybe_log(model=m.name, model_sha256=m.package.manifest.model_sha256, data=data, prediction=out)
+
+
+@router.post("/predict", response_model=None, openapi_extra=_PREDICT_BODY,
+             responses={200: {"model": PredictionOut, "description": "The prediction, in original image pixels."},
+                        **ERROR_RESPONSES}, summary="Predict one image")
+async def predict(name: ModelName, request: Request, state: StateDep) -> JSONResponse:
+    limits = state.limits
+    with _served(state, name, "predict") as m:
+        body = await read_body(request, limits.max_request_bytes)
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await read_form(request, body, max_files=1, max_part_size=limits.max_request_bytes)
+            f = form.get("file")
+            if f is None or isinstance(f, str):
+                raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                    "multipart upload needs the image as a file in the field 'file'")
+            body = await f.read()
+        out = (await _predict(m, body, "uploaded image", max_pixels=limits.max_pixels)).to_json()
+        _log(state.prediction_logger, m, body, out)
+        return JSONResponse(out)
+
+
+@router.post("/predict/batch", response_model=None, openapi_extra=_BATCH_BODY,
+             responses={200: {"model": BatchOut, "description": "One result (or error) per image, in order."},
+                        **ERROR_RESPONSES}, summary="Predict several images")
+async def predict_batch(name: ModelName, request: Request, state: StateDep) -> JSONResponse:
+    limits = state.limits
+    with _served(state, name, "predict_batch") as m:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                "send the images as multipart/form-data, one field 'files' per image")
+        body = await read_body(request, limits.max_request_bytes * limits.max_batch_files)
+        form = await read_form(request, body, max_files=limits.max_batch_files,
+                               max_part_size=limits.max_request_bytes)
+        files = [f for f in form.getlist("files") if not isinstance(f, str)]
+        if not files:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "no files: send one multipart field 'files' per image")
+        datas = [await f.read() for f in files]
+
+        async def one(i: int, data: bytes) -> dict[str, Any]:
+            item: dict[str, Any] = {"index": i, "filename": files[i].filename}
+            try:
+                if len(data) > limits.max_request_bytes:
+                    raise HTTPException(413, f"file of {len(data):,} bytes exceeds {limits.max_request_bytes:,} bytes")
+                out = (await _predict(m, data, files[i].filename or f"files[{i}]",
+                                      max_pixels=limits.max_pixels)).to_json()
+                _log(state.prediction_logger, m, data, out)
+                return {**item, "ok": True, "prediction": out, "error": None}
+            except HTTPException as e:
+                if e.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+                    raise
+                return {**item, "ok": False, "prediction": None, "error": str(e.detail)}
+
+        results = await asyncio.gather(*(one(i, d) for i, d in enumerate(datas)))
+        return JSONResponse({"model": m.name, "results": results})
