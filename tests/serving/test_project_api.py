@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import re
-import statistics
 import sys
 import time
-import types
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -17,21 +15,24 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import insert, update
+from playwright.sync_api import sync_playwright
+from sqlalchemy import event, insert, update
 
 from visionloop.core.annotations import Boxes
 from visionloop.core.errors import ConflictError, NotFoundError
 from visionloop.core.imageio import probe
-from visionloop.core.ontology import ClassDef, Ontology
 from visionloop.core.settings import Settings
-from visionloop.core.task import Task
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.server import ServerThread
-from visionloop.storage import NewImage, Project
+from visionloop.storage import NewImage, Project, versions
 from visionloop.storage.models import AnnotationRow, ClassRow, HeadCountRow, ImageRow, RevisionRow, utcnow
 
 API = "/api/v1"
 RED = (255, 0, 0)
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's chromium package, which CI installs; Playwright drives it instead of downloading a browser."""
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def add_image(project: Project, data: bytes, name: str) -> int:
@@ -334,54 +335,24 @@ def test_annotation_body_is_validated(client: TestClient, sample: Sample) -> Non
 # ---- versions ------------------------------------------------------------------------------------------------
 
 
-def test_versions_501_when_module_missing(client: TestClient, sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "visionloop.storage.versions", None)
-    for url in (f"{API}/projects/{sample.name}/versions", f"{API}/projects/{sample.name}/versions/v1"):
-        r = client.get(url)
-        assert r.status_code == 501 and "visionloop.storage.versions" in r.json()["detail"]
-
-
-def test_versions_through_the_versions_module(client: TestClient, sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
-    @dataclass(frozen=True)
-    class VersionInfo:
-        name: str
-        task: Task
-        hash: str
-        created_at: datetime
-        ontology: Ontology
-        params: dict
-        summary: dict
-
-    info = VersionInfo("v1", Task.DETECTION, "ab" * 32, datetime(2026, 1, 2, tzinfo=UTC),
-                       Ontology((ClassDef(id=1, name="rbc"),)), {"seed": 0}, {"splits": {"train": 2}})
-    fake = types.ModuleType("visionloop.storage.versions")
-
-    def get_version(project: Project, name: str) -> VersionInfo:
-        if name != "v1":
-            raise NotFoundError("version", name, choices=["v1"])
-        return info
-
-    fake.list_versions = lambda project: [info]  # type: ignore[attr-defined]
-    fake.get_version = get_version  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "visionloop.storage.versions", fake)
-    listed = client.get(f"{API}/projects/{sample.name}/versions").json()
-    assert [v["name"] for v in listed] == ["v1"]
-    one = client.get(f"{API}/projects/{sample.name}/versions/v1").json()
-    assert one["task"] == "detection" and one["hash"] == "ab" * 32 and one["summary"] == {"splits": {"train": 2}}
-    assert one["ontology"][0]["name"] == "rbc" and one["params"] == {"seed": 0}
-    r = client.get(f"{API}/projects/{sample.name}/versions/v9")
-    assert r.status_code == 404 and r.json()["choices"] == ["v1"]
-
-
-def test_versions_with_the_real_versions_module(client: TestClient, sample: Sample) -> None:
-    versions = pytest.importorskip("visionloop.storage.versions")
-    assert client.get(f"{API}/projects/{sample.name}/versions").json() == []
-    made = versions.create_version(sample.project, name="v1")
-    listed = client.get(f"{API}/projects/{sample.name}/versions").json()
-    assert [(v["name"], v["hash"]) for v in listed] == [("v1", made.hash)]
-    one = client.get(f"{API}/projects/{sample.name}/versions/v1").json()
+def test_versions_through_the_real_versions_module(client: TestClient, sample: Sample) -> None:
+    url = f"{API}/projects/{sample.name}/versions"
+    assert client.get(url).json() == []
+    made = versions.create_version(sample.project, name="v1", seed=0)
+    sample.project.save_annotation(sample.ids[3], Boxes([[1, 2, 30, 40]], [sample.classes["rbc"]]),
+                                   base_revision=None, author="alice")
+    later = versions.create_version(sample.project, name="v2", seed=1)
+    listed = client.get(url).json()
+    assert [(v["name"], v["hash"]) for v in listed] == [("v1", made.hash), ("v2", later.hash)]  # oldest first
+    assert made.hash != later.hash
+    one = client.get(f"{url}/v1").json()
     assert one["task"] == "detection" and {c["name"] for c in one["ontology"]} == {"rbc", "wbc"}
-    assert one["summary"]["images"] == 3
+    assert one["summary"]["images"] == 3 and sum(one["summary"]["splits"].values()) == 3
+    assert one["params"]["seed"] == 0 and one["params"]["splits"] == "random"
+    assert datetime.fromisoformat(one["created_at"]).tzinfo is not None
+    assert client.get(f"{url}/v2").json()["summary"]["images"] == 4
+    r = client.get(f"{url}/v9")
+    assert r.status_code == 404 and r.json()["choices"] == ["v1", "v2"] and "v9" in r.json()["detail"]
 
 
 # ---- docs ----------------------------------------------------------------------------------------------------
@@ -407,16 +378,15 @@ def test_docs_load_with_local_assets(client: TestClient) -> None:
 
 
 def test_docs_render_in_a_browser_without_the_internet(sample: Sample) -> None:
-    """Swagger UI draws every operation from the local assets; no script or style comes from elsewhere."""
-    import shutil
+    """Swagger UI draws every operation from the local assets; no script or style comes from elsewhere.
 
-    sync_api = pytest.importorskip("playwright.sync_api")
-    system = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-    with sync_api.sync_playwright() as pw:
-        try:
-            browser = pw.chromium.launch(executable_path=system, args=["--no-sandbox"])
-        except Exception as e:  # any launch failure means there is no usable browser here
-            pytest.skip(f"no Chromium for Playwright ({type(e).__name__}); apt-get install chromium to run this")
+    Without Debian's Chromium the test is skipped, which fails it under ``CI=true`` (see ``tests/conftest.py``);
+    a browser that is there but does not start is a failure everywhere.
+    """
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             with ServerThread(sample.root, settings=Settings()) as server:
                 page = browser.new_page()
@@ -481,25 +451,30 @@ def fill_big_project(project: Project, *, images: int, boxes_per_image: int) -> 
         conn.execute(update(AnnotationRow).values(head_revision_id=AnnotationRow.id))
 
 
-def test_image_page_under_200ms_at_10k_images_and_100k_boxes(project_factory) -> None:
+def test_image_page_reads_no_payloads_at_10k_images_and_100k_boxes(project_factory) -> None:
+    """A page of the list reads the image rows and head revision numbers only, never the annotation payloads, so its
+    cost does not grow with the number of boxes: checked on the SQL the server runs (timings are printed only)."""
     project: Project = project_factory("detection", name="big")
     fill_big_project(project, images=10_000, boxes_per_image=10)
     assert project.stats()["annotations"] == 100_000
     with TestClient(create_app(project.root, settings=Settings())) as c:
+        served = c.app.state.projects.get(project.name)
+        statements: list[str] = []
+        event.listen(served.engine, "before_cursor_execute",
+                     lambda conn, cursor, sql, *rest: statements.append(sql.lower()))
         url = f"{API}/projects/{project.name}/images"
-        c.get(url)  # warm up
         times = {}
         for offset in (0, 5_000, 9_950):
-            samples = []
-            for _ in range(5):
-                t0 = time.perf_counter()
-                r = c.get(url, params={"offset": offset, "limit": 50})
-                samples.append(time.perf_counter() - t0)
-                assert r.status_code == 200 and len(r.json()["items"]) == 50
-            times[offset] = statistics.median(samples)
-        assert r.json()["items"][-1]["head_revision"] == 1 and r.json()["total"] == 10_000
-    print(f"image page median seconds by offset: {times}")
-    assert max(times.values()) < 0.2, times
+            statements.clear()
+            t0 = time.perf_counter()
+            r = c.get(url, params={"offset": offset, "limit": 50})
+            times[offset] = round(time.perf_counter() - t0, 4)
+            assert r.status_code == 200 and r.json()["total"] == 10_000
+            assert [i["id"] for i in r.json()["items"]] == list(range(offset + 1, offset + 51))
+            assert all(i["head_revision"] == 1 for i in r.json()["items"])
+            assert 1 <= len(statements) <= 3, statements  # the count and the page, whatever the offset
+            assert not [q for q in statements if "revisions" in q], statements
+    print(f"image page seconds by offset (informative): {times}")
 
 
 @pytest.mark.slow
