@@ -2,6 +2,11 @@
 
 ``probe`` is the cheap check at ingest (header, size limits, truncation); ``decode`` is the full decode used by
 training, inference and thumbnails.
+
+The decompression-bomb guard is ours: ``max_pixels`` (``VISIONLOOP_MAX_IMAGE_PIXELS``, 100 Mpx by default) is allowed
+up to and including the limit. Pillow's own warning threshold (``Image.MAX_IMAGE_PIXELS``, about 89.5 Mpx) is not
+turned into an error here, or it would refuse images between 89.5 and 100 Mpx; Pillow still raises its hard
+``DecompressionBombError`` above twice that threshold (about 179 Mpx), reported as too large.
 """
 
 from __future__ import annotations
@@ -42,15 +47,17 @@ def probe(data: bytes, *, name: str = "<bytes>", max_pixels: int = 100_000_000) 
     """Read the header: format, size after EXIF orientation; refuse bombs, non-images and truncated files."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own max_pixels check follows
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             fmt = (im.format or "").lower()
             mode = im.mode
             orientation = 1
-            if fmt in {"jpeg", "tiff", "webp", "png", "mpo"}:
+            # a PNG's getexif() decodes the whole image to look for an eXIf chunk after the pixels; the header's
+            # (where writers put it) is enough for a probe
+            if fmt in {"jpeg", "tiff", "webp", "mpo"} or (fmt == "png" and "exif" in im.info):
                 orientation = int(im.getexif().get(_ORIENTATION_TAG, 1) or 1)
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         if isinstance(e, UnidentifiedImageError):
             raise ImageError(name, "not an image (or a format Pillow cannot read)") from e
         raise ImageError(name, f"image too large for the decompression-bomb guard ({e}); if the image is genuine, "
@@ -100,7 +107,7 @@ def decode(source: bytes | str | Path, *, max_pixels: int = 100_000_000, draft: 
     name = str(source) if not isinstance(source, bytes) else "<bytes>"
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own max_pixels check follows
             im = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
             if im.size[0] * im.size[1] > max_pixels:
                 raise ImageError(name, f"{im.size[0]}x{im.size[1]} exceeds {max_pixels:,} pixels")
@@ -109,7 +116,7 @@ def decode(source: bytes | str | Path, *, max_pixels: int = 100_000_000, draft: 
             im.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise ImageError(name, f"cannot decode: {e}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(name, f"corrupt or truncated image: {e}") from e
