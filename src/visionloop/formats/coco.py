@@ -101,8 +101,10 @@ def _kind_subset(path: Path) -> tuple[str, str | None]:
 
 
 def _named_like_coco(path: Path) -> bool:
-    """``annotations/instances_*.json`` and the like: read (and reported when broken) even if they do not parse."""
-    return path.parent.name == "annotations" and any(path.name.startswith(k) for k in _KINDS)
+    """``annotations/instances_*.json``, ``_annotations.coco.json`` and the like: read (and reported when broken)
+    even if they do not parse."""
+    return path.name.endswith(".coco.json") or (
+        path.parent.name == "annotations" and any(path.name.startswith(k) for k in _KINDS))
 
 
 def detect(path: Path) -> float:

@@ -277,6 +277,19 @@ def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) ->
     return sample, clip_shapes(shapes, sample.width, sample.height, ds, where), flags
 
 
+def _report_broken(path: Path, labelme_files: set[Path], ds: FormatDataset) -> None:
+    """Report the other JSON files of a LabelMe folder that do not parse: a truncated, emptied or garbled LabelMe
+    file no longer looks like one, and must not vanish without a word."""
+    for other in _json_files(path):
+        if other in labelme_files:
+            continue
+        try:
+            read_json_file(other)
+        except (OSError, ValueError) as e:
+            ds.problems.append(Problem(path=str(other), reason=f"unreadable JSON file (a truncated or damaged LabelMe "
+                                       f"file?) skipped: {e}"))
+
+
 def load(path: Path) -> FormatDataset:
     """Read every LabelMe JSON file under ``path`` (a folder, searched recursively, or one file)."""
     path = Path(path)
@@ -285,6 +298,7 @@ def load(path: Path) -> FormatDataset:
     if not files:
         raise FormatError(path, NAME, "expected LabelMe JSON files (with 'shapes' and 'imagePath') in the folder")
     ds = FormatDataset(task=Task.DETECTION)
+    _report_broken(path, set(files), ds)
     pending = []
     for src in files:
         try:
