@@ -96,8 +96,11 @@ def main() -> None:
 
             from visionloop.core.settings import Settings
             from visionloop.serving.projects_api.app import create_app
+            from visionloop.storage.users import add_user, issue_token
 
-            with TestClient(create_app([work / "project"], settings=Settings())) as client:
+            add_user(project, "bench", role="viewer")  # the API answers signed-in users only
+            headers = {"Authorization": f"Bearer {issue_token(project, 'bench').secret}"}
+            with TestClient(create_app([work / "project"], settings=Settings()), headers=headers) as client:
                 name = project.name
                 client.get(f"/api/v1/projects/{name}/images?offset=0&limit=50")
                 api_page_s, resp = timed(

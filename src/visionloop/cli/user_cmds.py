@@ -173,7 +173,8 @@ def announce_first_admins(paths: Sequence[Path], *, settings: Settings, url: str
     typer.echo(
         f"sign in: POST {url}/api/v1/auth/token with form fields username and password gives a bearer token (the "
         f"'Authorize' button of {url}/docs does it); scripts use a token from "
-        "`visionloop user token PROJECT NAME`; send 'Authorization: Bearer <token>'"
+        "`visionloop user token PROJECT NAME`; send 'Authorization: Bearer <token>'. A lost password: "
+        "`visionloop user passwd PROJECT NAME`"
     )
 
 

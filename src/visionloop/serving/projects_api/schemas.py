@@ -130,7 +130,6 @@ class AnnotationSave(BaseModel):
             "properties": {"type": {"enum": ["label", "tags", "boxes", "instances", "semantic"]}},
         },
     )
-    author: str = Field(min_length=1, max_length=128)
 
 
 class AnnotationSaved(BaseModel):

@@ -2,18 +2,25 @@
 
 ``health`` stays outside the prefix (``GET /health``) and is included by the app itself.
 
+Who may call what (see ``projects_api.auth``): the routers of a project's resources are included with
+``dependencies=[VIEWER]`` (a signed-in user of the project in the URL); routes that write ask for a stronger role
+themselves (``AnnotatorDep``, ...). ``auth`` (sign-in, sign-out), ``projects`` and ``users`` declare theirs per route.
+
 No ``from __future__ import annotations`` here: it would bind the name ``annotations`` that the router module of
 that name needs.
 """
 
 from fastapi import APIRouter
 
-from visionloop.serving.projects_api.routes import annotations, classes, images, projects, stats, versions
+from visionloop.serving.projects_api.auth import AUTH_RESPONSES, VIEWER
+from visionloop.serving.projects_api.routes import annotations, auth, classes, images, projects, stats, users, versions
 
 __all__ = ["API_PREFIX", "api_router"]
 
 API_PREFIX = "/api/v1"
 
-api_router = APIRouter(prefix=API_PREFIX)
-for _module in (projects, stats, classes, images, annotations, versions):
+api_router = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
+for _module in (auth, projects, users):
     api_router.include_router(_module.router)
+for _module in (stats, classes, images, annotations, versions):
+    api_router.include_router(_module.router, dependencies=[VIEWER])

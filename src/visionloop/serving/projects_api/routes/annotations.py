@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from visionloop.core.annotations import annotation_from_payload
 from visionloop.core.errors import AnnotationValidationError
 from visionloop.serving.error_handlers import ERROR_RESPONSES, ErrorPublic
+from visionloop.serving.projects_api.auth import AnnotatorDep
 from visionloop.serving.projects_api.deps import ImageId, ProjectDep
 from visionloop.serving.projects_api.image_queries import ImageHead, image_head, image_revisions
 from visionloop.serving.projects_api.schemas import AnnotationSave, AnnotationSaved, RevisionPublic
@@ -39,7 +40,10 @@ def _check_payload_size(payload: dict[str, object], item: ImageHead) -> None:
                409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale (both named)."}},
     summary="Save a new annotation revision (refused with 409 when base_revision is not the head)",
 )
-def save_annotation(project: ProjectDep, image_id: ImageId, body: AnnotationSave) -> AnnotationSaved:
+def save_annotation(
+    user: AnnotatorDep, project: ProjectDep, image_id: ImageId, body: AnnotationSave,
+) -> AnnotationSaved:
+    """The revision's author is the signed-in user."""
     item = image_head(project, image_id, with_payload=False)
     _check_payload_size(body.payload, item)
     try:
@@ -51,5 +55,5 @@ def save_annotation(project: ProjectDep, image_id: ImageId, body: AnnotationSave
             "annotation payload", expected="a payload as GET .../images/{id} returns it (see core.annotations)",
             actual=f"{type(e).__name__}: {e}",
         ) from e
-    revision = project.save_annotation(image_id, annotation, base_revision=body.base_revision, author=body.author)
+    revision = project.save_annotation(image_id, annotation, base_revision=body.base_revision, author=user.name)
     return AnnotationSaved(image_id=image_id, revision=revision)

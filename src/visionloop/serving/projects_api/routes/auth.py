@@ -1,0 +1,69 @@
+"""Signing in and out: ``POST /api/v1/auth/token`` (OAuth2 password flow) and ``DELETE /api/v1/auth/token``.
+
+See :mod:`visionloop.serving.projects_api.auth` for how one sign-in covers several projects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel, Field
+
+from visionloop.serving.error_handlers import ERROR_RESPONSES
+from visionloop.serving.projects_api.auth import SIGN_IN_LIFETIME, BearerDep, SignedInDep, unauthorized
+from visionloop.serving.projects_api.deps import RegistryDep
+from visionloop.storage.models import utcnow
+from visionloop.storage.users import (
+    AuthenticationError,
+    issue_token,
+    new_token_secret,
+    revoke_token_secret,
+    verify_password,
+)
+
+__all__ = ["ProjectRolePublic", "SignInPublic", "router"]
+
+router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
+
+
+class ProjectRolePublic(BaseModel):
+    project: str
+    user: str
+    role: str = Field(description="admin, reviewer, annotator or viewer")
+
+
+class SignInPublic(BaseModel):
+    access_token: str = Field(description="Send as 'Authorization: Bearer <token>'; shown once.")
+    token_type: str = "bearer"
+    expires_at: datetime
+    projects: list[ProjectRolePublic] = Field(description="Where the token is valid, with the user's role there.")
+
+
+@router.post("/token", response_model=SignInPublic,
+             responses={401: {"description": "The user name and password hold in no project of this server."}},
+             summary="Sign in: a bearer token for every project where this user name and password hold")
+def sign_in(registry: RegistryDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> SignInPublic:
+    held = []
+    for project in registry.all():
+        try:
+            held.append((project, verify_password(project, form.username, form.password)))
+        except AuthenticationError:
+            continue
+    if not held:
+        raise unauthorized("invalid user name or password")
+    secret, expires_at = new_token_secret(), utcnow() + SIGN_IN_LIFETIME
+    for project, user in held:
+        issue_token(project, user.name, name="sign-in", expires_at=expires_at, secret=secret)
+    return SignInPublic(access_token=secret, expires_at=expires_at, projects=[
+        ProjectRolePublic(project=p.name, user=u.name, role=u.role.value) for p, u in held])
+
+
+@router.delete("/token", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Sign out: revoke the bearer token in every project where it is valid")
+def sign_out(access: SignedInDep, token: BearerDep) -> Response:
+    for project, _ in access:
+        revoke_token_secret(project, token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

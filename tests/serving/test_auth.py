@@ -1,0 +1,193 @@
+"""Authentication and roles on the project API: every route is walked, so a route added without auth fails here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from tests.serving.conftest import bearer_headers
+from visionloop.core.annotations import Boxes
+from visionloop.core.settings import Settings
+from visionloop.serving.projects_api.app import create_app
+from visionloop.serving.projects_api.auth import PUBLIC_PATHS, SIGN_IN_PATH
+from visionloop.storage import NewImage, Project
+from visionloop.storage.models import utcnow
+from visionloop.storage.users import AuthenticationError, Role, add_user, issue_token, revoke_token, verify_token
+from visionloop.storage.versions import create_version
+
+API = "/api/v1"
+PASSWORD = "alice's long password"
+
+
+@dataclass
+class Served:
+    client: TestClient
+    a: Project
+    b: Project
+    image_id: int
+
+
+@pytest.fixture
+def served(project_factory, image_factory, tmp_path: Path) -> Iterator[Served]:
+    """Two projects served from one folder; ``a`` has an annotated image and a version."""
+    a: Project = project_factory("detection", name="a")
+    b: Project = project_factory("detection", name="b")
+    data = image_factory("x.jpg", width=64, height=48).read_bytes()
+    [(image_id, _)] = a.add_images([NewImage(sha256=a.blobs.put(data), width=64, height=48, format="jpeg",
+                                             name="x.jpg")])
+    cls = a.class_ids(["cell"])["cell"]
+    a.save_annotation(image_id, Boxes([[1, 1, 9, 9]], [cls]), base_revision=None, author="import")
+    create_version(a, name="v1")
+    with TestClient(create_app(tmp_path, settings=Settings())) as client:
+        yield Served(client, a, b, image_id)
+
+
+def required_role(route: RouteContext) -> Role | None:
+    """The strongest role any dependency of the route asks for (``require_role`` and ``signed_in`` carry it)."""
+    found: list[Role] = []
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        role = getattr(dep.call, "required_role", None)
+        if role is not None:
+            found.append(role)
+        stack.extend(dep.dependencies)
+    return max(found, key=lambda r: r.rank) if found else None
+
+
+def fill(path: str, served: Served) -> str:
+    values = {"project": served.a.name, "image_id": str(served.image_id), "name": "v1"}
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
+
+
+WEAKER = {Role.ANNOTATOR: Role.VIEWER, Role.REVIEWER: Role.ANNOTATOR, Role.ADMIN: Role.REVIEWER}
+BODY = {"base_revision": 1, "payload": {"type": "boxes", "xyxy": [], "class_id": []}}
+
+
+def test_every_route_needs_credentials_and_the_right_role(served: Served) -> None:
+    client, checked, public = served.client, [], set()
+    other_project = bearer_headers(served.b, Role.ADMIN)
+    # iter_route_contexts flattens included routers, with the dependencies each router adds to its routes
+    for route in iter_route_contexts(client.app.routes):
+        if isinstance(route.original_route, Mount):
+            assert route.path == "/docs-assets", f"a mounted app at {route.path} escapes the auth walk"
+            continue
+        if not isinstance(route.original_route, APIRoute):  # FastAPI's own pages: the docs and the schema
+            assert route.path in PUBLIC_PATHS, f"{route.path} is neither an API route nor a docs page"
+            public.update((m, route.path) for m in route.methods - {"HEAD"})
+            continue
+        for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            if route.path in PUBLIC_PATHS and (route.path, method) != (SIGN_IN_PATH, "DELETE"):
+                public.add((method, route.path))
+                continue
+            role = required_role(route)
+            assert role is not None, f"{method} {route.path} has no auth dependency (require_role or signed_in)"
+            url, kw = fill(route.path, served), ({"json": BODY} if method in {"PUT", "POST"} else {})
+
+            bare = client.request(method, url, **kw)
+            assert bare.status_code == 401, (method, url, bare.text)
+            assert bare.headers["www-authenticate"] == "Bearer"
+            assert "Authorization: Bearer" in bare.json()["detail"]
+            wrong = client.request(method, url, headers={"Authorization": "Bearer vl_not-a-token"}, **kw)
+            assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer", (method, url)
+            basic = client.request(method, url, headers={"Authorization": "Basic YWRtaW46YWRtaW4="}, **kw)
+            assert basic.status_code == 401, (method, url)
+            if "{project}" in route.path:  # a token of another project is nobody here
+                assert client.request(method, url, headers=other_project, **kw).status_code == 401, (method, url)
+            if role in WEAKER:
+                weak = client.request(method, url, headers=bearer_headers(served.a, WEAKER[role]), **kw)
+                assert weak.status_code == 403, (method, url, weak.text)
+                assert f"needs the {role.value} role" in weak.json()["detail"]
+            allowed = client.request(method, url, headers=bearer_headers(served.a, role), **kw)
+            assert allowed.status_code not in {401, 403}, (method, url, allowed.status_code, allowed.text)
+            checked.append((method, route.path, role))
+    assert public == {("GET", "/health"), ("POST", SIGN_IN_PATH), ("GET", "/docs"), ("GET", "/redoc"),
+                      ("GET", "/openapi.json"), ("GET", "/docs/oauth2-redirect")}
+    roles = {(m, p): r for m, p, r in checked}
+    assert roles[("PUT", f"{API}/projects/{{project}}/images/{{image_id}}/annotation")] is Role.ANNOTATOR
+    assert roles[("GET", f"{API}/projects/{{project}}/users")] is Role.ADMIN
+    assert roles[("GET", f"{API}/projects/{{project}}/images")] is Role.VIEWER
+    assert len(checked) >= 14, checked
+
+
+def test_revision_author_is_the_signed_in_user(served: Served) -> None:
+    add_user(served.a, "alice", role="annotator")
+    headers = {"Authorization": f"Bearer {issue_token(served.a, 'alice').secret}"}
+    url = f"{API}/projects/{served.a.name}/images/{served.image_id}"
+    body = {"base_revision": 1, "payload": {"type": "boxes", "xyxy": [[2, 2, 8, 8]], "class_id": [1]},
+            "author": "mallory"}
+    r = served.client.put(f"{url}/annotation", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    history = served.client.get(f"{url}/revisions", headers=headers).json()
+    assert [h["author"] for h in history] == ["import", "alice"]
+    schema = served.client.get("/openapi.json").json()
+    assert "author" not in schema["components"]["schemas"]["AnnotationSave"]["properties"]
+
+
+def test_revoked_and_expired_tokens_are_401(served: Served) -> None:
+    add_user(served.a, "alice", role="viewer")
+    made = issue_token(served.a, "alice", name="laptop")
+    headers = {"Authorization": f"Bearer {made.secret}"}
+    url = f"{API}/projects/{served.a.name}/stats"
+    assert served.client.get(url, headers=headers).status_code == 200
+    revoke_token(served.a, made.token.id)
+    r = served.client.get(url, headers=headers)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert served.client.get(f"{API}/projects", headers=headers).status_code == 401
+
+    soon = issue_token(served.a, "alice", name="sign-in", expires_at=utcnow() + timedelta(milliseconds=1))
+    with pytest.raises(AuthenticationError, match="expired"):
+        verify_token(served.a, soon.secret, now=utcnow() + timedelta(seconds=1))
+    assert served.client.get(url, headers={"Authorization": f"Bearer {soon.secret}"}).status_code == 401
+
+
+def test_sign_in_covers_the_projects_where_the_password_holds(served: Served) -> None:
+    add_user(served.a, "alice", role="annotator", password=PASSWORD)
+    add_user(served.b, "alice", role="viewer", password=PASSWORD)
+    wrong = served.client.post(SIGN_IN_PATH, data={"username": "alice", "password": "not her password"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert served.client.post(SIGN_IN_PATH, data={"username": "nobody", "password": PASSWORD}).status_code == 401
+
+    signed = served.client.post(SIGN_IN_PATH, data={"username": "alice", "password": PASSWORD})
+    assert signed.status_code == 200, signed.text
+    body = signed.json()
+    assert body["token_type"] == "bearer" and body["access_token"].startswith("vl_")
+    assert {(p["project"], p["role"]) for p in body["projects"]} == {(served.a.name, "annotator"),
+                                                                     (served.b.name, "viewer")}
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    assert {p["name"] for p in served.client.get(f"{API}/projects", headers=headers).json()} == {
+        served.a.name, served.b.name}
+    me = served.client.get(f"{API}/projects/{served.b.name}/me", headers=headers).json()
+    assert me == {"name": "alice", "role": "viewer", "project": served.b.name}
+
+    assert served.client.delete(SIGN_IN_PATH, headers=headers).status_code == 204
+    assert served.client.get(f"{API}/projects", headers=headers).status_code == 401
+
+
+def test_projects_list_shows_only_where_the_token_holds(served: Served) -> None:
+    only_b = bearer_headers(served.b, Role.VIEWER)
+    listed = served.client.get(f"{API}/projects", headers=only_b).json()
+    assert [p["name"] for p in listed] == [served.b.name]
+    unknown = served.client.get(f"{API}/projects/nope/stats", headers=only_b)
+    assert unknown.status_code == 404 and unknown.json()["choices"] == [served.b.name]
+    stranger = served.client.get(f"{API}/projects/nope/stats")
+    assert stranger.status_code == 401 and served.a.name not in stranger.text
+    assert served.client.get(f"{API}/projects").status_code == 401
+    assert served.client.get("/health").status_code == 200
+
+
+def test_openapi_offers_sign_in_and_tokens(served: Served) -> None:
+    schema = served.client.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == SIGN_IN_PATH
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    stats = schema["paths"][f"{API}/projects/{{project}}/stats"]["get"]
+    assert stats["security"] and {"401", "403"} <= set(stats["responses"])
