@@ -81,6 +81,8 @@ def render(doc: dict[str, Any]) -> str:
             if body:
                 kinds = [f"`{media}`: {_type(c.get('schema', {}))}" for media, c in body.get("content", {}).items()]
                 out.append(f"Request body{' (required)' if body.get('required') else ''}: {'; '.join(kinds)}\n")
+                if body.get("description"):
+                    out.append(body["description"].strip() + "\n")
             responses = op.get("responses", {})
             if responses:
                 out.append("| status | description | body |\n|---|---|---|")
