@@ -4,18 +4,23 @@ description, shape_type, flags, mask], imagePath, imageData, imageHeight, imageW
 
 from __future__ import annotations
 
+import base64
+import gc
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from _roundtrip import assert_same_dataset
+from PIL import Image
 
-from visionloop.core.annotations import RLE, Boxes, Instances, Label, Tags
+from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats import detect_format, labelme
 from visionloop.formats.base import FormatDataset, Sample
+from visionloop.ingest.importer import import_source
 
 ASSET = Path(__file__).parent / "assets" / "labelme"
 
@@ -100,3 +105,69 @@ def test_detect_ignores_coco(tmp_path: Path) -> None:
     (tmp_path / "annotations").mkdir()
     (tmp_path / "annotations" / "instances.json").write_text(json.dumps({"images": [], "annotations": []}))
     assert labelme.detect(tmp_path) == 0.0
+
+
+def test_wrong_image_path_uses_embedded_image_data(tmp_path: Path, project_factory) -> None:
+    """A file whose imagePath names another machine's file still gives its image from imageData, in a temporary
+    folder that goes away with the dataset."""
+
+    src = tmp_path / "data"
+    src.mkdir()
+    image = (ASSET / "street_01.jpg").read_bytes()
+    doc = json.loads((ASSET / "street_01.json").read_text())
+    doc.update(imagePath="C:\\Users\\ann\\Pictures\\IMG_0001.jpg", imageData=base64.b64encode(image).decode())
+    (src / "annotation_7.json").write_text(json.dumps(doc))
+    ds = labelme.load(src)
+    (sample,) = ds.samples
+    assert sample.image_path is not None and sample.image_path.read_bytes() == image
+    assert sample.name == "IMG_0001.jpg" and isinstance(sample.annotation, Instances)
+    assert any(p.action == "repaired" and "imageData" in p.reason for p in ds.problems)
+    project = project_factory("segmentation")
+    assert import_source(project, src).images_added == 1
+    (stored,) = project.images()
+    assert stored.sha256 == hashlib.sha256(image).hexdigest()
+    folder = sample.image_path.parent
+    del ds, sample
+    gc.collect()
+    assert not folder.exists()
+
+
+def _labelme2voc(root: Path, *, old: bool) -> Path:
+    """The output of labelme's ``labelme2voc.py`` for street_01: class_names.txt, JPEGImages/, palette masks in
+    SegmentationClass/ (labelme 5) or SegmentationClassPNG/ (labelme < 5, with .npy files in SegmentationClass/)."""
+    out = root / "data_dataset_voc"
+    (out / "JPEGImages").mkdir(parents=True)
+    (out / "JPEGImages" / "street_01.jpg").write_bytes((ASSET / "street_01.jpg").read_bytes())
+    (out / "class_names.txt").write_text("_background_\ncar\nperson\nsign\ntree")
+    w, h = Image.open(ASSET / "street_01.jpg").size
+    lbl = np.zeros((h, w), dtype=np.uint8)
+    lbl[2:10, 3:20] = 1
+    lbl[20:30, 5:9] = 4
+    lbl[0, 0] = 255
+    png = Image.fromarray(lbl, mode="P")
+    png.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0, 0, 0, 128] + [0] * (3 * 251))
+    masks = out / ("SegmentationClassPNG" if old else "SegmentationClass")
+    masks.mkdir(exist_ok=True)
+    png.save(masks / "street_01.png")
+    if old:
+        (out / "SegmentationClass").mkdir()
+        np.save(out / "SegmentationClass" / "street_01.npy", lbl.astype(np.int32))
+    (out / "SegmentationClassVisualization").mkdir()
+    png.convert("RGB").save(out / "SegmentationClassVisualization" / "street_01.jpg")
+    return out
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_labelme2voc_output_keeps_its_class_names(tmp_path: Path, old: bool, project_factory) -> None:
+    out = _labelme2voc(tmp_path, old=old)
+    assert detect_format(out)[0] == "labelme"  # not plain image/mask folders with class_0..class_4
+    ds = labelme.load(out)
+    assert ds.classes == ["_background_", "car", "person", "sign", "tree"]
+    (sample,) = ds.samples
+    assert isinstance(sample.annotation, SemanticMask)
+    assert sample.annotation.class_ids() == [0, 1, 4] and sample.annotation.mask[0, 0] == 255
+    project = project_factory("segmentation")
+    report = import_source(project, out)
+    assert report.format == "labelme" and report.images_added == 1
+    assert {"car", "tree"} <= set(project.ontology().names)
+    assert not any(n.startswith("class_") for n in project.ontology().names)

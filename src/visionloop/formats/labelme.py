@@ -7,6 +7,10 @@ Each file holds ``imagePath`` (relative to the JSON file), ``imageHeight`` / ``i
 ``points`` have no area and are skipped with a problem. Shapes with the same ``group_id`` and label are one instance.
 When no file has any shape, the true ``flags`` are the image's classes (classification or tagging).
 
+The output of labelme's ``labelme2voc.py`` (semantic segmentation) is read too: ``class_names.txt`` (one class per
+line, ``_background_`` first), ``JPEGImages/<stem>.jpg`` and the palette PNGs of class indexes in
+``SegmentationClass/<stem>.png`` (``SegmentationClassPNG/`` in labelme < 5); 255 is unlabelled.
+
 ``save`` writes ``<name>`` and ``<name stem>.json`` side by side, with ``imageData`` null.
 """
 
@@ -49,7 +53,7 @@ from visionloop.formats._geometry import (
     shapes_to_annotation,
 )
 from visionloop.formats._paths import head, image_size
-from visionloop.formats.base import IMAGE_EXTENSIONS, FormatDataset, Problem, Sample, copy_image
+from visionloop.formats.base import IMAGE_EXTENSIONS, FormatDataset, Problem, Sample, copy_image, is_image_file
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -77,11 +81,25 @@ def _json_files(path: Path, *, limit: int | None = None) -> list[Path]:
     return out
 
 
+def _voc_export(path: Path) -> Path | None:
+    """The mask folder of a ``labelme2voc.py`` output at ``path``, or None."""
+    if not path.is_dir() or not (path / "class_names.txt").is_file() or not (path / "JPEGImages").is_dir():
+        return None
+    for name in ("SegmentationClassPNG", "SegmentationClass"):
+        folder = path / name
+        if folder.is_dir() and any(folder.glob("*.png")):
+            return folder
+    return None
+
+
 def detect(path: Path) -> float:
-    """0.9 when the JSON files under ``path`` (the first 20 looked at) include LabelMe files."""
+    """0.9 when the JSON files under ``path`` (the first 20 looked at) include LabelMe files; 0.95 for the output of
+    ``labelme2voc.py`` (above the 0.85 of plain image/mask folders, so its class names are kept)."""
     path = Path(path)
     if not path.exists():
         return 0.0
+    if _voc_export(path) is not None:
+        return 0.95
     files = _json_files(path, limit=20)
     return 0.9 if any(_looks_like(p) for p in files) else 0.0
 
@@ -290,9 +308,59 @@ def _report_broken(path: Path, labelme_files: set[Path], ds: FormatDataset) -> N
                                        f"file?) skipped: {e}"))
 
 
+def _class_mask(mask_path: Path, n_classes: int, where: str, ds: FormatDataset) -> SemanticMask | None:
+    raw = mask_path.read_bytes()
+    probe(raw, name=where)
+    with Image.open(io.BytesIO(raw)) as im:
+        if im.mode not in ("P", "L"):
+            raise FieldError("mask", "a palette or grey PNG of class indexes", f"a {im.mode} image")
+        mask = np.asarray(im).astype(np.int32)
+    unknown = (mask >= n_classes) & (mask != 255)
+    if unknown.any():
+        ds.problems.append(Problem(path=where, action="repaired", reason=(
+            f"{int(unknown.sum())} pixels hold class indexes {sorted(np.unique(mask[unknown]).tolist())[:5]} beyond "
+            f"the {n_classes} classes of class_names.txt; marked unlabelled")))
+        mask[unknown] = 255
+    return SemanticMask(mask, 255)
+
+
+def _load_voc_export(path: Path, masks: Path) -> FormatDataset:
+    """Read a ``labelme2voc.py`` output folder (see the module docstring)."""
+    ds = FormatDataset(task=Task.SEGMENTATION)
+    for line in (path / "class_names.txt").read_text(encoding="utf-8-sig").splitlines():
+        name = line.strip()
+        if name and name != "__ignore__":
+            ds.classes.append(name[:256])
+    if not ds.classes:
+        raise FormatError(path, NAME, "class_names.txt lists no class")
+    ds.meta["background_label"] = ds.classes[0]
+    by_stem = {p.stem: p for p in sorted(masks.glob("*.png"))}
+    for image in sorted(p for p in (path / "JPEGImages").iterdir() if is_image_file(p)):
+        sample = Sample(name=image.name, image_path=image)
+        mask_path = by_stem.pop(image.stem, None)
+        where = f"{masks.name}/{image.stem}.png"
+        if mask_path is None:
+            ds.problems.append(Problem(path=f"JPEGImages/{image.name}", reason=f"no mask {where}",
+                                       action="kept unannotated"))
+        else:
+            try:
+                sample.annotation = _class_mask(mask_path, len(ds.classes), where, ds)
+                sample.height, sample.width = sample.annotation.mask.shape
+            except ITEM_ERRORS as e:
+                ds.problems.append(Problem(path=where, reason=f"unreadable mask: {e}", action="kept unannotated"))
+        ds.samples.append(sample)
+    for stem in by_stem:
+        ds.problems.append(Problem(path=f"{masks.name}/{stem}.png", reason="mask without an image in JPEGImages/"))
+    return ds
+
+
 def load(path: Path) -> FormatDataset:
-    """Read every LabelMe JSON file under ``path`` (a folder, searched recursively, or one file)."""
+    """Read every LabelMe JSON file under ``path`` (a folder, searched recursively, or one file), or the output of
+    ``labelme2voc.py``."""
     path = Path(path)
+    masks = _voc_export(path)
+    if masks is not None:
+        return _load_voc_export(path, masks)
     root = path if path.is_dir() else path.parent
     files = [p for p in _json_files(path) if _looks_like(p)] if path.exists() else []
     if not files:
