@@ -185,8 +185,8 @@ def train_classifier(
     if len(data["train"]) == 0 or len(data["val"]) == 0:
         raise ConflictError(
             f"version {version} has {len(data['train'])} labelled training and {len(data['val'])} validation images; "
-            "training needs both: create a version with a validation fraction (visionloop version create --fractions "
-            "0.7 0.15 0.15)"
+            "training needs both: create a version with a validation split (visionloop version create --val 0.15, "
+            "or --splits source on a source that has a val subset)"
         )
     device = _device(params)
 
