@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from _roundtrip import assert_same_dataset
 
-from visionloop.core.annotations import RLE, Boxes, Instances
+from visionloop.core.annotations import RLE, Boxes, Instances, Label, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats import detect_format, via
@@ -101,3 +101,54 @@ def test_detect_ignores_other_csv_and_json(tmp_path: Path) -> None:
     (tmp_path / "labels.csv").write_text("filename,label\na.jpg,cat\n")
     (tmp_path / "coco.json").write_text(json.dumps({"images": [], "annotations": []}))
     assert via.detect(tmp_path) == 0.0
+
+
+def _real_project(tmp_path: Path) -> tuple[Path, dict]:
+    dest = tmp_path / "via"
+    dest.mkdir()
+    src = next((ASSET / "project").glob("*.json"))
+    doc = json.loads(src.read_text())
+    for f in (ASSET / "project").iterdir():
+        if f.suffix != ".json":
+            (dest / f.name).write_bytes(f.read_bytes())
+    return dest / src.name, doc
+
+
+def test_regions_without_class_leave_the_image_unlabelled(tmp_path: Path) -> None:
+    path, doc = _real_project(tmp_path)
+    for region in doc["_via_img_metadata"]["pets_002.jpg3744"]["regions"]:
+        region["region_attributes"].pop("species", None)
+    path.write_text(json.dumps(doc))
+    ds = via.load(path.parent)
+    by = {s.name: s for s in ds.samples}
+    assert by["pets_002.jpg"].annotation is None  # drawn but unnamed objects: not a negative
+    assert len(by["pets_001.jpg"].annotation) == 3
+    assert any(p.action == "kept unlabelled" and "pets_002.jpg" in p.path for p in ds.problems)
+
+
+@pytest.mark.parametrize("task", [Task.CLASSIFICATION, Task.TAGGING])
+def test_image_labels_survive_export(tmp_path: Path, task: Task) -> None:
+    path, doc = _real_project(tmp_path)
+    images = sorted((path.parent).glob("*.jpg"))
+    labels = [Label(1), Label(0)] if task is Task.CLASSIFICATION else [Tags(frozenset({0, 2})), Tags(frozenset())]
+    ds = FormatDataset(task=task, classes=["cat", "dog", "bird"], samples=[
+        Sample(name=p.name, image_path=p, annotation=a) for p, a in zip(images, labels, strict=True)])
+    via.save(ds, tmp_path / "out")
+    again = via.load(tmp_path / "out")
+    assert again.task is task
+    got = {s.name: {again.classes[c] for c in ([s.annotation.class_id] if isinstance(s.annotation, Label)
+                                               else s.annotation.class_ids)} for s in again.samples}
+    want = {s.name: {ds.classes[c] for c in ([s.annotation.class_id] if isinstance(s.annotation, Label)
+                                             else s.annotation.class_ids)} for s in ds.samples}
+    assert got == want
+    exported = json.loads((tmp_path / "out" / "via_project.json").read_text())
+    assert exported["_via_attributes"]["file"]["label"]["type"] == "checkbox"
+
+
+def test_free_text_file_attribute_is_not_a_class(tmp_path: Path) -> None:
+    path, doc = _real_project(tmp_path)
+    for entry in doc["_via_img_metadata"].values():
+        entry["regions"] = []  # the real file attribute "scene" is free text
+    path.write_text(json.dumps(doc))
+    ds = via.load(path.parent)
+    assert ds.task is Task.DETECTION and all(len(s.annotation) == 0 for s in ds.samples)

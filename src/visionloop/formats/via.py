@@ -12,7 +12,12 @@ Shapes: ``rect`` (x, y, width, height), ``polygon`` (all_points_x / all_points_y
 every region has when there is only one, else ``label``, ``class``, ``name``, ``type`` or ``category``; checkbox
 attributes (``{"cat": true}``) give their first true option. Other region attributes are kept.
 
-``save`` writes ``out/via_project.json`` (a VIA 2 project, class in region attribute ``label``) and the images.
+Images without regions whose file attributes name a class (``label``, ``class``, ... as text or dropdown, or the only
+checkbox attribute) are classification, or tagging when an image has several; an image whose regions all lack a
+class is imported unlabelled (not as an image with no objects).
+
+``save`` writes ``out/via_project.json`` (a VIA 2 project, class in region attribute ``label``; image classes in the
+checkbox file attribute ``label``) and the images.
 """
 
 from __future__ import annotations
@@ -299,16 +304,21 @@ def load(path: Path) -> FormatDataset:
 
 
 def _file_class_key(pending: list[tuple[Sample, list[Shape], bool]]) -> str | None:
-    counts: Counter[str] = Counter()
+    """The file attribute that holds the image's class: one named like a class (``label``, ``class``, ...), else the
+    only checkbox attribute (a free-text attribute such as a note is never taken for a class)."""
+    named: set[str] = set()
+    checkboxes: set[str] = set()
     for sample, _, _ in pending:
         for k, v in sample.meta.get("file_attributes", {}).items():
             if _class_names(v):
-                counts[str(k)] += 1
-    lower = {k.lower(): k for k in counts}
+                named.add(str(k))
+                if isinstance(v, dict):
+                    checkboxes.add(str(k))
+    lower = {k.lower(): k for k in named}
     for k in CLASS_KEYS:
         if k in lower:
             return lower[k]
-    return next(iter(counts)) if len(counts) == 1 else None
+    return next(iter(checkboxes)) if len(checkboxes) == 1 else None
 
 
 def _class_names(value: Any) -> list[str]:
