@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats import cvat, detect_format
 from visionloop.formats.base import FormatDataset, Sample
+from visionloop.formats.exporter import export_project
+from visionloop.ingest.importer import import_source
 
 CVAT = "cvat_dataset"
 
@@ -158,3 +161,53 @@ def test_detect_does_not_claim_voc(tmp_path: Path) -> None:
     (tmp_path / "a.xml").write_text("<annotation><filename>a.jpg</filename></annotation>")
     assert cvat.detect(tmp_path) == 0.0
     assert cvat.detect(tmp_path / "missing") == 0.0
+
+
+def _with_tags(formats_dir: Path, tmp_path: Path, *, shapes: bool) -> Path:
+    """The real CVAT task export with ``<tag>`` elements added (CVAT writes them for image-level labels)."""
+    src = tmp_path / "cvat"
+    src.mkdir()
+    real = formats_dir / CVAT / "for_images/export_task"
+    for f in real.rglob("*"):
+        if f.is_file():
+            (src / f.relative_to(real)).parent.mkdir(parents=True, exist_ok=True)
+            (src / f.relative_to(real)).write_bytes(f.read_bytes())
+    xml = src / "train.xml"
+    text = xml.read_text()
+    if not shapes:
+        text = re.sub(r"<(box|polygon|polyline|points)\b[^>]*?/>", "", text)
+        text = re.sub(r"<box\b.*?</box>", "", text, flags=re.S)
+    text = text.replace('name="img0.jpg" width="8">', 'name="img0.jpg" width="8">\n<tag label="label1" source="manual"/>'
+                        '<tag label="label2" source="manual"/>')
+    text = text.replace('name="img1.jpg" width="10">', 'name="img1.jpg" width="10">\n<tag label="label2"/>')
+    xml.write_text(text)
+    return src
+
+
+def test_tags_of_a_detection_task_survive_import_and_export(formats_dir: Path, tmp_path: Path,
+                                                             project_factory) -> None:
+    src = _with_tags(formats_dir, tmp_path, shapes=True)
+    ds = cvat.load(src)
+    assert ds.task is Task.DETECTION
+    assert {s.name: s.meta.get("tags") for s in ds.samples} == {"img0.jpg": ["label1", "label2"],
+                                                                "img1.jpg": ["label2"]}
+    project = project_factory("detection")
+    import_source(project, src)
+    export_project(project, tmp_path / "out", format="cvat")
+    again = cvat.load(tmp_path / "out")
+    assert {s.name: s.meta.get("tags") for s in again.samples} == {"img0.jpg": ["label1", "label2"],
+                                                                   "img1.jpg": ["label2"]}
+    assert len(next(s for s in again.samples if s.name == "img0.jpg").annotation) == 1  # the box is still there
+
+
+def test_tags_only_task_is_tagging_and_round_trips(formats_dir: Path, tmp_path: Path, project_factory) -> None:
+    src = _with_tags(formats_dir, tmp_path, shapes=False)
+    ds = cvat.load(src)
+    assert ds.task is Task.TAGGING
+    names = {s.name: {ds.classes[c] for c in s.annotation.class_ids} for s in ds.samples}
+    assert names == {"img0.jpg": {"label1", "label2"}, "img1.jpg": {"label2"}}
+    project = project_factory("tagging")
+    import_source(project, src)
+    export_project(project, tmp_path / "out", format="cvat")
+    again = cvat.load(tmp_path / "out")
+    assert {s.name: {again.classes[c] for c in s.annotation.class_ids} for s in again.samples} == names

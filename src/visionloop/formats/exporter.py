@@ -32,10 +32,20 @@ def project_dataset(project: Project, *, version: str | None = None) -> FormatDa
             name=image.name, image_path=project.blobs.local_path(image.sha256, cache),
             annotation=None if ann is None else remap_annotation(ann, to_local),
             width=image.width, height=image.height, video_id=image.video_id, frame_index=image.frame_index,
-            timestamp=image.timestamp, subset=split or image.meta.get("subset"), meta={"sha256": image.sha256},
+            timestamp=image.timestamp, subset=split or image.meta.get("subset"), meta=_export_meta(image),
         ))
     # two images imported under one name (from different sources) get ``name~<sha8>`` so neither is overwritten
     return safe_for_export(FormatDataset(task=project.task, classes=classes, samples=samples), per_subset=False)
+
+
+def _export_meta(image: Any) -> dict[str, Any]:
+    """What a format may write back besides the annotation: the image's hash, and the image-level tags a detection
+    or segmentation source carried (CVAT ``<tag>``, Label Studio choices), kept in the image's metadata on import."""
+    meta: dict[str, Any] = {"sha256": image.sha256}
+    tags = image.meta.get("tags")
+    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        meta["tags"] = tags
+    return meta
 
 
 def export_project(project: Project, out: str | Path, *, format: str, version: str | None = None) -> dict[str, Any]:
