@@ -72,7 +72,11 @@ WEAKER = {Role.ANNOTATOR: Role.VIEWER, Role.REVIEWER: Role.ANNOTATOR, Role.ADMIN
 BODY = {"base_revision": 1, "payload": {"type": "boxes", "xyxy": [], "class_id": []}}
 
 
-def test_every_route_needs_credentials_and_the_right_role(served: Served) -> None:
+def walk_every_route(served: Served) -> tuple[dict[tuple[str, str], Role], set[tuple[str, str]]]:
+    """Call every route of the app without, with wrong and with too weak credentials, then with the role it needs.
+
+    Returns (method, path) -> role needed, and the public (method, path) pairs.
+    """
     client, checked, public = served.client, [], set()
     other_project = bearer_headers(served.b, Role.ADMIN)
     # iter_route_contexts flattens included routers, with the dependencies each router adds to its routes
@@ -109,13 +113,27 @@ def test_every_route_needs_credentials_and_the_right_role(served: Served) -> Non
             allowed = client.request(method, url, headers=bearer_headers(served.a, role), **kw)
             assert allowed.status_code not in {401, 403}, (method, url, allowed.status_code, allowed.text)
             checked.append((method, route.path, role))
+    return {(m, p): r for m, p, r in checked}, public
+
+
+def test_every_route_needs_credentials_and_the_right_role(served: Served) -> None:
+    roles, public = walk_every_route(served)
     assert public == {("GET", "/health"), ("POST", SIGN_IN_PATH), ("GET", "/docs"), ("GET", "/redoc"),
                       ("GET", "/openapi.json"), ("GET", "/docs/oauth2-redirect")}
-    roles = {(m, p): r for m, p, r in checked}
     assert roles[("PUT", f"{API}/projects/{{project}}/images/{{image_id}}/annotation")] is Role.ANNOTATOR
     assert roles[("GET", f"{API}/projects/{{project}}/users")] is Role.ADMIN
     assert roles[("GET", f"{API}/projects/{{project}}/images")] is Role.VIEWER
-    assert len(checked) >= 14, checked
+    assert len(roles) >= 14, roles
+
+
+def test_a_route_added_without_auth_fails_the_walk(served: Served) -> None:
+    def leak(project: str) -> dict[str, str]:
+        return {"project": project}
+
+    served.client.app.add_api_route(f"{API}/projects/{{project}}/leak", leak, methods=["GET"])
+    assert served.client.get(f"{API}/projects/{served.a.name}/leak").status_code == 200  # it does leak
+    with pytest.raises(AssertionError, match="GET /api/v1/projects/{project}/leak has no auth dependency"):
+        walk_every_route(served)
 
 
 def test_revision_author_is_the_signed_in_user(served: Served) -> None:
