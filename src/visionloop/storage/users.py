@@ -31,7 +31,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from visionloop.core.errors import ConflictError, NotFoundError, VisionloopError
 from visionloop.storage.models import ApiTokenRow, UserRow, utcnow
@@ -389,8 +389,11 @@ def verify_token(project: Project, secret: str, *, now: datetime | None = None) 
     if not token.active(now):
         raise AuthenticationError("invalid token: revoked or expired")
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        with project.transaction() as c:
-            c.execute(update(ApiTokenRow).where(ApiTokenRow.id == token.id).values(last_used_at=now))
+        try:
+            with project.transaction() as c:
+                c.execute(update(ApiTokenRow).where(ApiTokenRow.id == token.id).values(last_used_at=now))
+        except OperationalError:  # a busy database: the last use is informative, the request goes on
+            pass
     user = User(id=row.user_id, name=row.user_name, role=Role(row.role), created_at=_utc(row.user_created_at),  # type: ignore[arg-type]
                 has_password=row.password_hash is not None)
     return user, token
