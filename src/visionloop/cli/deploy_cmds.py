@@ -75,7 +75,11 @@ def serve(
     max_batch: Annotated[int, typer.Option(help="largest dynamic batch")] = 16,
     max_wait_ms: Annotated[float, typer.Option(help="longest wait for a batch to fill under load, ms")] = 2.0,
     sessions: Annotated[int | None, typer.Option(help="onnxruntime sessions per model (default: cores)")] = None,
-    max_request_mb: Annotated[float, typer.Option(help="largest request body, MiB")] = 20.0,
+    max_request_mb: Annotated[float, typer.Option(help="largest single-image body or image file, MiB")] = 20.0,
+    max_batch_mb: Annotated[float, typer.Option(help="largest batch request body, all images together, MiB")] = 64.0,
+    max_inflight_mb: Annotated[float, typer.Option(
+        help="request bytes held at once by all requests (beyond: 503 with Retry-After), MiB")] = 256.0,
+    max_queue: Annotated[int, typer.Option(help="images waiting per model (beyond: 503 with Retry-After)")] = 256,
     max_pixels: Annotated[int, typer.Option(help="largest image, pixels")] = 40_000_000,
     log_predictions: Annotated[float, typer.Option(help="fraction of predictions to log (0..1)")] = 0.0,
     log_dir: Annotated[Path | None, typer.Option(help="folder for logged images and predictions.jsonl")] = None,
@@ -102,8 +106,9 @@ def serve(
     tokens = parse_tokens(token)
     app = create_inference_app(
         named or plain, tokens=tokens, sessions=sessions,
-        batching=BatchConfig(enabled=batch, max_batch=max_batch, max_wait_ms=max_wait_ms),
+        batching=BatchConfig(enabled=batch, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue),
         max_request_bytes=int(max_request_mb * 1024 * 1024), max_pixels=max_pixels,
+        max_batch_bytes=int(max_batch_mb * 1024 * 1024), max_inflight_bytes=int(max_inflight_mb * 1024 * 1024),
         log_predictions=log_predictions, log_dir=log_dir,
     )
     models = ", ".join(app.state.model_server.models)

@@ -10,7 +10,8 @@ Routes (all but ``/health`` need ``Authorization: Bearer <token>`` when tokens a
 - ``GET /metrics``: Prometheus text (requests, errors, latency histogram, batch sizes, queue depth)
 
 Every client mistake is a 4xx with a JSON ``detail``: 400 not an image / empty / malformed upload, 401 missing token,
-403 wrong token, 404 unknown model, 413 body or image too large, 429 queue full.
+403 wrong token, 404 unknown model, 413 body, batch or image too large; a busy server (a model's queue or the
+request bytes in flight at their limit, see ``limits``) answers 503 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from visionloop.core.package import Package
 from visionloop.serving.model_server.batching import BatchConfig, ChunkRunner
 from visionloop.serving.model_server.deps import ModelServerState
 from visionloop.serving.model_server.limits import (
+    DEFAULT_MAX_BATCH_BYTES,
     DEFAULT_MAX_BATCH_FILES,
+    DEFAULT_MAX_INFLIGHT_BYTES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_REQUEST_BYTES,
+    ByteBudget,
     ServerLimits,
 )
 from visionloop.serving.model_server.metrics import InferenceMetrics
@@ -59,19 +63,24 @@ def create_inference_app(
     packages: PackageSources = (), *, tokens: Sequence[str] = (),
     batching: BatchConfig | Mapping[str, BatchConfig] | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_batch_files: int = DEFAULT_MAX_BATCH_FILES, sessions: int | None = None, log_predictions: float = 0.0,
+    max_batch_files: int = DEFAULT_MAX_BATCH_FILES, max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES, sessions: int | None = None, log_predictions: float = 0.0,
     log_dir: str | Path | None = None, runners: Mapping[str, tuple[Package, ChunkRunner]] | None = None,
 ) -> FastAPI:
     """The inference app for ``packages`` (paths, or {name: path}; names default to the manifests' names).
 
     ``batching``: one config for all models or one per model name (missing names get the default).
+    Limits (bytes unless said): ``max_request_bytes`` per single-image body and per image file,
+    ``max_batch_bytes`` per batch body, ``max_batch_files`` images per batch, ``max_inflight_bytes`` for all bodies
+    held at once, ``max_pixels`` per image; each model's queue holds ``BatchConfig.max_queue`` images.
     ``sessions``: onnxruntime sessions per model (default: one per core). ``log_predictions``: fraction (0..1) of
     predictions written under ``log_dir`` for the review loop. ``runners`` serves ready-made runners instead
     (benchmarks: the PyTorch model in the same server).
     """
     if log_predictions > 0 and log_dir is None:
         raise VisionloopError("log_predictions > 0 needs log_dir, the folder for sampled images and predictions")
-    limits = ServerLimits(max_request_bytes=max_request_bytes, max_pixels=max_pixels, max_batch_files=max_batch_files)
+    limits = ServerLimits(max_request_bytes=max_request_bytes, max_pixels=max_pixels, max_batch_files=max_batch_files,
+                          max_batch_bytes=max_batch_bytes, max_inflight_bytes=max_inflight_bytes)
     loaded = dict(runners) if runners is not None else load_runners(packages, sessions=sessions, max_pixels=max_pixels)
     metrics = InferenceMetrics()
     default_batch = batching if isinstance(batching, BatchConfig) else BatchConfig()
@@ -82,10 +91,11 @@ def create_inference_app(
     app.state.model_server = ModelServerState(
         models={name: ServedModel(name, runner, pkg, per_model.get(name, default_batch), metrics)
                 for name, (pkg, runner) in loaded.items()},
-        metrics=metrics, limits=limits,
+        metrics=metrics, limits=limits, inflight=ByteBudget(limits.max_inflight_bytes),
         prediction_logger=(PredictionLogger(log_dir, rate=log_predictions)
                            if log_dir is not None and log_predictions > 0 else None),
     )
+    metrics.watch(inflight=app.state.model_server.inflight, prediction_logger=app.state.model_server.prediction_logger)
     guard = [Depends(TokenAuth(tokens).dependency())]
     for router in GUARDED:
         app.include_router(router, dependencies=guard, responses=AUTH_RESPONSES)

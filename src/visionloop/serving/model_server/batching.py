@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 from visionloop.core.errors import ImageError, VisionloopError
 from visionloop.inference.results import Prediction
+from visionloop.serving.model_server.limits import OverloadedError
 from visionloop.serving.model_server.metrics import InferenceMetrics
 
-__all__ = ["BatchConfig", "Batcher", "ChunkRunner", "OverloadedError"]
+__all__ = ["BatchConfig", "Batcher", "ChunkRunner"]
 
 
 class ChunkRunner(Protocol):
@@ -33,17 +34,17 @@ class ChunkRunner(Protocol):
     def predict_chunk(self, images: list[Any]) -> list[Prediction | ImageError]: ...
 
 
-class OverloadedError(VisionloopError):
-    """The model's queue is full; the client should retry later (HTTP 429)."""
-
-
 @dataclass(frozen=True, kw_only=True)
 class BatchConfig:
     enabled: bool = True
     max_batch: int = 16
     max_wait_ms: float = 2.0
-    max_queue: int = 1024
-    """Requests allowed to wait per model; beyond that the server answers 429."""
+    max_queue: int = 256
+    """Images allowed to wait per model; beyond that the server answers 503 with ``Retry-After``."""
+
+    def __post_init__(self) -> None:
+        if self.max_queue < 1:  # asyncio.Queue(maxsize=0) would be unbounded
+            raise VisionloopError(f"max_queue must be at least 1, got {self.max_queue}")
 
     @property
     def effective_max_batch(self) -> int:

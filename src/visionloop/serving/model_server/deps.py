@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request, status
 
 from visionloop.core.errors import NotFoundError
-from visionloop.serving.model_server.limits import ServerLimits
+from visionloop.serving.model_server.limits import ByteBudget, ServerLimits
 from visionloop.serving.model_server.metrics import InferenceMetrics
 from visionloop.serving.model_server.prediction_log import PredictionLogger
 from visionloop.serving.model_server.served import ServedModel
@@ -27,11 +27,13 @@ ModelName = Annotated[str, Path(description="Model name, as GET /v1/models lists
 
 @dataclass(frozen=True, kw_only=True)
 class ModelServerState:
-    """What the routes share: the served models by name, the metrics, the limits and the prediction logger."""
+    """What the routes share: the served models by name, the metrics, the limits, the in-flight byte budget
+    (``limits.max_inflight_bytes``) and the prediction logger."""
 
     models: dict[str, ServedModel]
     metrics: InferenceMetrics
     limits: ServerLimits
+    inflight: ByteBudget
     prediction_logger: PredictionLogger | None
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from visionloop.serving.model_server.limits import ByteBudget
+from visionloop.serving.model_server.prediction_log import PredictionLogger
 
 __all__ = ["CONTENT_TYPE_LATEST", "InferenceMetrics"]
 
@@ -31,6 +38,10 @@ class InferenceMetrics:
         self.queue_depth = Gauge("visionloop_inference_queue_depth", "Requests waiting for a batch worker.",
                                  ["model"], registry=self.registry)
 
+    def watch(self, *, inflight: ByteBudget, prediction_logger: PredictionLogger | None) -> None:
+        """Expose the in-flight request bytes and, when logging, the prediction log's counters at each scrape."""
+        self.registry.register(_StateCollector(inflight, prediction_logger))
+
     def observe_request(self, model: str, endpoint: str, code: int, seconds: float) -> None:
         """Count one answered request: its status, its latency and, for codes >= 400, an error."""
         self.requests.labels(model, endpoint, str(code)).inc()
@@ -40,3 +51,26 @@ class InferenceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    """Reads the server's bounded buffers when scraped: nothing to keep in step."""
+
+    def __init__(self, inflight: ByteBudget, logger: PredictionLogger | None) -> None:
+        self.inflight, self.logger = inflight, logger
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("visionloop_inference_inflight_bytes",
+                                "Request body bytes held now (limit: max_inflight_bytes).", value=self.inflight.used)
+        if self.logger is None:
+            return
+        log = self.logger
+        yield CounterMetricFamily("visionloop_inference_prediction_log_logged",
+                                  "Sampled predictions written to the log.", value=log.logged)
+        yield CounterMetricFamily("visionloop_inference_prediction_log_dropped",
+                                  "Sampled predictions dropped because the log's queue was full.", value=log.dropped)
+        yield CounterMetricFamily("visionloop_inference_prediction_log_failed",
+                                  "Sampled predictions whose write failed (disk full, read-only).", value=log.failed)
+        yield GaugeMetricFamily("visionloop_inference_prediction_log_pending_bytes",
+                                "Image bytes waiting to be written (limit: max_pending_bytes).",
+                                value=log.pending_bytes)

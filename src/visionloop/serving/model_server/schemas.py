@@ -19,8 +19,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "Missing API token."},
     403: {"model": ErrorOut, "description": "Invalid API token."},
     404: {"model": ErrorOut, "description": "Unknown model; the detail lists the served models."},
-    413: {"model": ErrorOut, "description": "Request body or image pixels over the server's limits."},
-    429: {"model": ErrorOut, "description": "The model's queue is full; retry later."},
+    413: {"model": ErrorOut, "description": "Request body, batch or image pixels over the server's limits."},
+    503: {"model": ErrorOut, "description": "Busy: the model's queue or the bytes in flight are full; retry after "
+                                            "the Retry-After header's seconds."},
 }
 """Every client mistake the model server answers, for the OpenAPI document."""
 AUTH_RESPONSES = {k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403)}

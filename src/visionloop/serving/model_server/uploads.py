@@ -1,7 +1,7 @@
 """Reading what a client uploads to the model server, within the server's limits: raw bodies, multipart forms, images.
 
 Each check answers the client's mistake as an ``HTTPException`` (400 malformed or not an image, 413 too large)
-before the bytes go any further.
+before the bytes go any further; bytes read count against the server's in-flight budget.
 """
 
 from __future__ import annotations
@@ -14,12 +14,16 @@ from starlette.datastructures import FormData
 
 from visionloop.core.errors import ImageError
 from visionloop.core.imageio import probe
+from visionloop.serving.model_server.limits import BytesHeld
 
 __all__ = ["check_image", "read_body", "read_form"]
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed ``limit`` bytes (header or stream)."""
+async def read_body(request: Request, limit: int, *, held: BytesHeld) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed ``limit`` bytes (header or stream).
+
+    Every chunk is taken from the server's in-flight budget through ``held`` (OverloadedError when it is spent).
+    """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"request body of {int(length):,} bytes exceeds the limit of {limit:,} bytes")
@@ -28,6 +32,7 @@ async def read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise HTTPException(413, f"request body exceeds the limit of {limit:,} bytes")
+        held.add(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -1,6 +1,8 @@
 """Predictions: one image (multipart field ``file`` or the raw body) or several (multipart fields ``files``).
 
 Every answer is counted in the metrics under the model's name (``_unknown`` for a name not served), with its status.
+A request's body is held against the server's in-flight byte budget until it is answered; a full budget or a full
+model queue is a 503 with ``Retry-After`` (see ``model_server.limits``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from fastapi.responses import JSONResponse
 
 from visionloop.core.errors import ImageError
 from visionloop.inference.results import Prediction
-from visionloop.serving.model_server.batching import OverloadedError
 from visionloop.serving.model_server.deps import ModelName, ModelServerState, StateDep, require_model
+from visionloop.serving.model_server.limits import RETRY_AFTER_SECONDS, BytesHeld, OverloadedError
 from visionloop.serving.model_server.prediction_log import PredictionLogger
 from visionloop.serving.model_server.schemas import ERROR_RESPONSES, BatchOut, PredictionOut
 from visionloop.serving.model_server.served import ServedModel
@@ -52,14 +54,24 @@ _BATCH_BODY = {
 }
 
 
+def _busy(e: OverloadedError) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(e),
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 @contextmanager
-def _served(state: ModelServerState, name: str, endpoint: str) -> Iterator[ServedModel]:
-    """The model ``name`` (404 if not served); counts the request the block answers in the metrics: 200 when the
-    block ends normally, the HTTPException's status, else 500."""
+def _served(state: ModelServerState, name: str, endpoint: str) -> Iterator[tuple[ServedModel, BytesHeld]]:
+    """The model ``name`` (404 if not served) and the request's share of the in-flight byte budget, freed when the
+    block ends; a busy server (OverloadedError) is a 503 with Retry-After. Counts the answer in the metrics: 200 when
+    the block ends normally, the HTTPException's status, else 500."""
     t0, code = time.perf_counter(), 500
     try:
-        yield require_model(state.models, name)
+        with state.inflight.hold() as held:
+            yield require_model(state.models, name), held
         code = 200
+    except OverloadedError as e:
+        code = status.HTTP_503_SERVICE_UNAVAILABLE
+        raise _busy(e) from e
     except HTTPException as e:
         code = e.status_code
         raise
@@ -69,11 +81,9 @@ def _served(state: ModelServerState, name: str, endpoint: str) -> Iterator[Serve
 
 
 async def _predict(m: ServedModel, data: bytes, what: str, *, max_pixels: int) -> Prediction:
+    """The prediction; a client's bad image is an HTTPException, a full queue an OverloadedError."""
     check_image(data, what, max_pixels=max_pixels)
-    try:
-        res = await m.batcher.submit(data)
-    except OverloadedError as e:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(e)) from e
+    res = await m.batcher.submit(data)
     if isinstance(res, ImageError):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(res))
     return res
@@ -89,8 +99,8 @@ def _log(logger: PredictionLogger | None, m: ServedModel, data: bytes, out: dict
                         **ERROR_RESPONSES}, summary="Predict one image")
 async def predict(name: ModelName, request: Request, state: StateDep) -> JSONResponse:
     limits = state.limits
-    with _served(state, name, "predict") as m:
-        body = await read_body(request, limits.max_request_bytes)
+    with _served(state, name, "predict") as (m, held):
+        body = await read_body(request, limits.max_request_bytes, held=held)
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             form = await read_form(request, body, max_files=1, max_part_size=limits.max_request_bytes)
             f = form.get("file")
@@ -108,13 +118,14 @@ async def predict(name: ModelName, request: Request, state: StateDep) -> JSONRes
                         **ERROR_RESPONSES}, summary="Predict several images")
 async def predict_batch(name: ModelName, request: Request, state: StateDep) -> JSONResponse:
     limits = state.limits
-    with _served(state, name, "predict_batch") as m:
+    with _served(state, name, "predict_batch") as (m, held):
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(status.HTTP_400_BAD_REQUEST,
                                 "send the images as multipart/form-data, one field 'files' per image")
-        body = await read_body(request, limits.max_request_bytes * limits.max_batch_files)
+        body = await read_body(request, limits.max_batch_bytes, held=held)
         form = await read_form(request, body, max_files=limits.max_batch_files,
                                max_part_size=limits.max_request_bytes)
+        del body  # the parsed files hold the images now
         files = [f for f in form.getlist("files") if not isinstance(f, str)]
         if not files:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "no files: send one multipart field 'files' per image")
@@ -129,9 +140,7 @@ async def predict_batch(name: ModelName, request: Request, state: StateDep) -> J
                                       max_pixels=limits.max_pixels)).to_json()
                 _log(state.prediction_logger, m, data, out)
                 return {**item, "ok": True, "prediction": out, "error": None}
-            except HTTPException as e:
-                if e.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
-                    raise
+            except HTTPException as e:  # this image's fault; a busy server (OverloadedError) fails the request
                 return {**item, "ok": False, "prediction": None, "error": str(e.detail)}
 
         results = await asyncio.gather(*(one(i, d) for i, d in enumerate(datas)))
