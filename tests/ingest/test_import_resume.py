@@ -7,8 +7,11 @@ import subprocess
 import sys
 import time
 
+from sqlalchemy import select
+
 from tests.conftest import REPO, make_image_bytes
 from visionloop.storage import Project
+from visionloop.storage.models import ImportRow
 
 N = 300
 
@@ -60,4 +63,7 @@ def test_killed_import_resumes_to_the_same_result(tmp_path):
         s = p.stats()
         assert s["images"] == N and s["annotations"] == N and s["classes"] == {"a": N // 2, "b": N // 2}
         assert all(len(p.history(im.id)) == 1 for im in p.images()[:50])
+        with p.engine.connect() as c:  # the killed run is not left 'running' forever
+            statuses = [r.status for r in c.execute(select(ImportRow.status).order_by(ImportRow.id))]
+        assert statuses == ["interrupted", "done"]
     assert db.exists()

@@ -189,6 +189,13 @@ class Boxes:
             return NotImplemented
         return annotation_to_payload(self) == annotation_to_payload(other)
 
+    def take(self, keep: Any) -> Boxes:
+        """The boxes at the indexes ``keep`` (a list of ints or a boolean mask), every aligned field with them."""
+        idx = np.flatnonzero(keep) if np.asarray(keep).dtype == bool else np.asarray(keep, dtype=np.int64)
+        return Boxes(self.xyxy[idx], self.class_id[idx], None if self.score is None else self.score[idx],
+                     None if self.track_id is None else self.track_id[idx],
+                     None if self.attributes is None else [self.attributes[int(i)] for i in idx])
+
     def clip(self, width: int, height: int) -> tuple[Boxes, list[int]]:
         """Clip boxes to the image; returns the clipped boxes and the indexes of boxes that were changed."""
         clipped = self.xyxy.copy()
@@ -504,10 +511,7 @@ def validate_for_image(
             boxes = replace(boxes, xyxy=clipped)
         if outside.any():
             keep = np.flatnonzero(~outside)
-            boxes = Boxes(boxes.xyxy[keep], boxes.class_id[keep],
-                          None if boxes.score is None else boxes.score[keep],
-                          None if boxes.track_id is None else boxes.track_id[keep],
-                          None if boxes.attributes is None else [boxes.attributes[i] for i in keep])
+            boxes = boxes.take(keep)
             if isinstance(ann, Instances):
                 ann = Instances(boxes, [ann.segmentations[i] for i in keep])
     if isinstance(ann, Boxes):

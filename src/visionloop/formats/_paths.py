@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -305,13 +306,17 @@ def image_size(path: Path | None) -> tuple[int, int] | None:
     if path is None:
         return None
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # sizes only; import checks the limit
+            im = Image.open(path)
+        with im:
             w, h = im.size
-            oriented = (im.format or "").upper() in {"JPEG", "MPO", "TIFF", "WEBP", "PNG"}
+            fmt = (im.format or "").upper()  # a PNG's getexif() would decode the image: its header's is enough
+            oriented = fmt in {"JPEG", "MPO", "TIFF", "WEBP"} or (fmt == "PNG" and "exif" in im.info)
             if oriented and int(im.getexif().get(_ORIENTATION_TAG, 1) or 1) in {5, 6, 7, 8}:
                 w, h = h, w
             return int(w), int(h)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
 

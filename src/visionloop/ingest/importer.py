@@ -4,6 +4,11 @@ Each image is read once: hashed (sha256), its header probed (size limits, trunca
 the blob store by atomic rename, and recorded with its annotation in a batch transaction. A kill mid-import loses
 at most the open batch; running the same import again skips what is stored (images by sha256, annotations whose
 payload is already in the image's history) and completes the rest.
+
+One import runs at a time per project (:mod:`visionloop.ingest.runs`: a second one gets a clear
+:class:`~visionloop.ingest.runs.ImportRunningError`, a killed one is detected and marked ``interrupted``).
+Byte-identical images that the source annotates differently are reported as conflicts
+(:mod:`visionloop.ingest.conflicts`) and resolved as ``on_conflict`` says.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
 from visionloop.core.annotations import (
     Annotation,
@@ -26,6 +31,7 @@ from visionloop.core.annotations import (
     SemanticMask,
     Tags,
     annotation_class_counts,
+    annotation_from_payload,
     annotation_to_payload,
     validate_for_image,
 )
@@ -36,8 +42,12 @@ from visionloop.core.task import Task
 from visionloop.formats import detect_source, get_format
 from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
 from visionloop.ingest.archives import extract, is_archive
-from visionloop.storage.models import AnnotationRow, ImportRow, RevisionRow, utcnow
-from visionloop.storage.project import NewImage, Project
+from visionloop.ingest.conflicts import Conflict, OnConflict, describe, merge_annotations
+from visionloop.ingest.runs import ImportRun, start_run
+from visionloop.storage.models import AnnotationRow, RevisionRow
+from visionloop.storage.project import NewImage, Project, image_key
+
+__all__ = ["ImportReport", "OnConflict", "adapt", "images_only", "import_source"]
 
 READERS = 4
 """Threads that read, hash, probe and store image files."""
@@ -55,6 +65,8 @@ class ImportReport:
     classes_added: list[str] = field(default_factory=list)
     instances: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    """Byte-identical images annotated differently under two names (both annotations, and what was kept)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +75,7 @@ class ImportReport:
             "annotations_saved": self.annotations_saved, "annotations_unchanged": self.annotations_unchanged,
             "classes_added": self.classes_added, "instances": self.instances,
             "problems": [{"path": p.path, "reason": p.reason, "action": p.action} for p in self.problems],
+            "conflicts": [c.to_json() for c in self.conflicts],
         }
 
 
@@ -104,24 +117,58 @@ def _resolve(source: Path, project: Project, fmt: str | None, report_problems: l
 
 def import_source(
     project: Project, source: str | Path, *, format: str | None = None, author: str = "import",
-    create_classes: bool = True, progress: bool = False,
+    create_classes: bool = True, progress: bool = False, on_conflict: OnConflict | str = OnConflict.FIRST,
 ) -> ImportReport:
     """Import ``source`` (folder, annotation file or archive) into ``project``; returns a per-file report.
 
     ``format`` is a registry name from :data:`visionloop.formats.FORMATS`, ``"images"`` for plain images, or None to
     detect it. Unknown class names are added to the ontology unless ``create_classes`` is False, in which case their
-    instances are dropped and reported.
+    instances are dropped and reported. ``on_conflict`` (``first``, ``last``, ``merge``) decides what is stored for
+    a byte-identical image that two annotation files annotate differently (see :mod:`visionloop.ingest.conflicts`).
+    Raises :class:`~visionloop.ingest.runs.ImportRunningError` while another import into the project runs.
     """
     source = Path(source)
+    policy = OnConflict(on_conflict)
     if not source.exists():
         raise FormatError(source, format, "no such file or folder")
+    run = start_run(project, str(source.resolve()), format)
     report = ImportReport(source=str(source), format=format or "")
+    try:
+        _run(project, run, source, format, report, author=author, create_classes=create_classes,
+             progress=progress, policy=policy)
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        run.finish(status, {**report.to_json(), "error": f"{type(e).__name__}: {e}"[:500]}, format=report.format)
+        raise
+    run.finish("done", report.to_json(), format=report.format)
+    return report
+
+
+@dataclass
+class _Context:
+    """What every batch of one import shares."""
+
+    project: Project
+    local_to_project: dict[int, int]
+    onto: Any
+    author: str
+    report: ImportReport
+    policy: OnConflict
+    counts: Counter[str] = field(default_factory=Counter)
+    seen: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Image key -> (name, payload stored) of each annotated image met so far in this import (payloads are the
+    compact form: a semantic mask is RLE)."""
+    counted: dict[str, Counter[str]] = field(default_factory=dict)
+    """Image key -> instances it added to ``counts`` (replaced when a conflict stores another annotation)."""
+
+
+def _run(
+    project: Project, run: ImportRun, source: Path, format: str | None, report: ImportReport, *, author: str,
+    create_classes: bool, progress: bool, policy: OnConflict,
+) -> None:
     root, fmt, ds = _resolve(source, project, format, report.problems)
     report.format = fmt
     report.problems.extend(ds.problems)
-    with project.transaction() as conn:
-        run_id = conn.execute(insert(ImportRow).values(
-            source=str(source.resolve()), format=fmt, status="running", report={})).inserted_primary_key[0]
 
     before = set(project.ontology().names)
     known = {n: project.ontology().get(n) for n in ds.classes}
@@ -131,9 +178,8 @@ def import_source(
         mapping_names = {n: c.id for n, c in known.items() if c is not None}
     local_to_project = {i: mapping_names[n] for i, n in enumerate(ds.classes) if n in mapping_names}
     report.classes_added = [n for n in project.ontology().names if n not in before]
-    onto = project.ontology()
+    ctx = _Context(project, local_to_project, project.ontology(), author, report, policy)
 
-    counts: Counter[str] = Counter()
     size = project.settings.import_batch
     columns = (TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     # Reading, hashing, probing and writing blobs release the GIL: a small pool keeps both cores busy while the
@@ -153,13 +199,10 @@ def import_source(
             report.images_seen += len(chunk)
             batch = [(s, n) for s, n in zip(chunk, news, strict=True) if n is not None]
             if batch:
-                _commit(project, batch, local_to_project, onto, author, report, counts)
+                _commit(ctx, batch)
+            run.beat()
             bar.advance(task_id, len(chunk))
-    report.instances = dict(counts)
-    with project.transaction() as conn:
-        conn.execute(update(ImportRow).where(ImportRow.id == run_id).values(
-            status="done", finished_at=utcnow(), report=report.to_json()))
-    return report
+    report.instances = {name: n for name, n in ctx.counts.items() if n > 0}
 
 
 def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewImage | None:
@@ -199,10 +242,34 @@ def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewI
     )
 
 
-def _commit(
-    project: Project, batch: list[tuple[Sample, NewImage]], local_to_project: dict[int, int], onto: Any,
-    author: str, report: ImportReport, counts: Counter[str],
-) -> None:
+def _resolve_conflict(ctx: _Context, key: str, sha256: str, name: str, ann: Annotation) -> Annotation | None:
+    """The annotation to store for an image met before in this import (None: keep what is stored)."""
+    first_name, first_payload = ctx.seen[key]
+    if first_payload == annotation_to_payload(ann):
+        return ann
+    first = annotation_from_payload(first_payload)
+    kept: Annotation | None = first
+    how = "kept the first"
+    if ctx.policy is OnConflict.LAST:
+        kept, how = ann, "kept the last"
+    elif ctx.policy is OnConflict.MERGE:
+        merged = merge_annotations(first, ann)
+        kept, how = (merged, "merged both") if merged is not None else (first, "cannot merge these; kept the first")
+    ctx.report.conflicts.append(Conflict(sha256=sha256, first_name=first_name, first=first_payload,
+                                         second_name=name, second=annotation_to_payload(ann),
+                                         kept=ctx.policy.value if how != "cannot merge these; kept the first"
+                                         else OnConflict.FIRST.value))
+    ctx.report.problems.append(Problem(path=f"{first_name} = {name}", action=f"conflict: {how}", reason=(
+        f"byte-identical images, different annotations ({describe(first, ctx.onto)} vs "
+        f"{describe(ann, ctx.onto)}); both are in the report's conflicts; --on-conflict first|last|merge chooses")))
+    if kept is first:
+        return None
+    ctx.seen[key] = (first_name, annotation_to_payload(kept))
+    return kept
+
+
+def _commit(ctx: _Context, batch: list[tuple[Sample, NewImage]]) -> None:
+    project, report, onto, author = ctx.project, ctx.report, ctx.onto, ctx.author
     with project.transaction() as conn:
         results = project.add_images([n for _, n in batch], conn=conn)
         ids = [image_id for image_id, _ in results]
@@ -224,9 +291,17 @@ def _commit(
             if sample.annotation is None:
                 continue
             try:
-                ann = _to_project(sample.annotation, local_to_project, project.task, sample.name, report)
+                ann = _to_project(sample.annotation, ctx.local_to_project, project.task, sample.name, report)
                 ann, notes = validate_for_image(ann, new.width, new.height, clip_outside=True)
                 report.problems.extend(Problem(path=sample.name, action="clipped", reason=n) for n in notes)
+                key = image_key(new)
+                if key in ctx.seen:
+                    resolved = _resolve_conflict(ctx, key, new.sha256, sample.name, ann)
+                    if resolved is None:
+                        continue
+                    ann = resolved
+                else:
+                    ctx.seen[key] = (sample.name, annotation_to_payload(ann))
                 if image_id not in heads and image_id not in fresh_payloads:
                     project._check(ann, onto)
                     fresh.append((image_id, ann))
@@ -246,8 +321,10 @@ def _commit(
                     history.setdefault(image_id, []).append(payload)
                     heads[image_id] = (heads.get(image_id) or 0) + 1
                 report.annotations_saved += 1
-                for cid, n in annotation_class_counts(ann).items():
-                    counts[onto.by_id(cid).name] += n
+                added = Counter({onto.by_id(cid).name: n for cid, n in annotation_class_counts(ann).items()})
+                ctx.counts.subtract(ctx.counted.get(key, Counter()))  # a conflict replaced what was counted
+                ctx.counts.update(added)
+                ctx.counted[key] = added
             except AnnotationValidationError as e:
                 report.problems.append(Problem(path=sample.name, reason=f"annotation not imported: {e}"))
         project.save_new_annotations(fresh, author=author, conn=conn, onto=onto)
@@ -263,10 +340,7 @@ def _to_project(
         if len(keep) < len(boxes):
             report.problems.append(Problem(path=where, action="dropped", reason=(
                 f"{len(boxes) - len(keep)} instance(s) of unknown classes")))
-            sub = Boxes(boxes.xyxy[keep], boxes.class_id[keep],
-                        None if boxes.score is None else boxes.score[keep],
-                        None if boxes.track_id is None else boxes.track_id[keep],
-                        None if boxes.attributes is None else [boxes.attributes[i] for i in keep])
+            sub = boxes.take(keep)
             ann = Instances(sub, [ann.segmentations[i] for i in keep]) if isinstance(ann, Instances) else sub
     elif isinstance(ann, Label) and ann.class_id not in local_to_project:
         raise AnnotationValidationError("label", expected="a known class", actual=ann.class_id)
