@@ -60,7 +60,10 @@ def describe(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except (ValueError, RecursionError):  # ints of more than 4300 digits, deep structures
         text = f"a {type(value).__name__}"
-    return text if len(text) <= limit else f"{text[:limit]}... ({type(value).__name__} of {len(text)} characters)"
+    if len(text) <= limit:
+        return text
+    half = limit // 2  # the start and the end: a long path keeps its file name
+    return f"{text[:half]}...{text[-half:]} ({type(value).__name__} of {len(text)} characters)"
 
 
 def as_float(value: Any, field: str, *, lo: float = -MAX_COORD, hi: float = MAX_COORD) -> float:

@@ -48,8 +48,16 @@ from visionloop.formats._fields import (
     describe,
     read_json_file,
 )
-from visionloop.formats._paths import ImageFinder, image_size, read_head, read_tail, relative_in_subset, split_of
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image
+from visionloop.formats._paths import (
+    ImageFinder,
+    UnsafePathError,
+    image_size,
+    read_head,
+    read_tail,
+    relative_in_subset,
+    split_of,
+)
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -293,11 +301,17 @@ def _image_sample(img: Any, finder: ImageFinder, subset: str | None, where: str,
     image_id = as_key(img.get("id"), "image id")
     name = as_text(img.get("file_name"), "file_name", max_chars=1024).replace("\\", "/")
     try:
-        image_path = finder.find(name) or (finder.find(name.rsplit("/", 1)[-1]) if "/" in name else None)
-    except OSError as e:
-        raise FieldError("file_name", "a usable file name", name) from e
-    if "/" in name and Path(name).is_absolute():
-        name = name.rsplit("/", 1)[-1]
+        image_path = finder.find(name)
+    except UnsafePathError as e:  # absolute or climbing out: only its file name is looked for, inside the dataset
+        base = name.rsplit("/", 1)[-1]
+        image_path = finder.find(base) if base not in ("", ".", "..") else None
+        if image_path is None:
+            raise
+        ds.problems.append(Problem(path=f"{where}: {describe(name)}", action="repaired", reason=(
+            f"file_name {describe(name)} points outside the dataset ({e.reason}); used {base!r} found inside it")))
+        name = base
+    if image_path is None and "/" in name:
+        image_path = finder.find(name.rsplit("/", 1)[-1])
     w, h = img.get("width"), img.get("height")
     sample = Sample(
         name=name, image_path=image_path, subset=subset, meta={"coco_image_id": image_id},
@@ -514,6 +528,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     out = Path(out)
     if dataset.task not in TASKS:
         raise FormatError(out, NAME, f"COCO carries {', '.join(sorted(TASKS))}, not {dataset.task}")
+    dataset = safe_for_export(dataset)  # names and subsets from data files become safe paths under ``out``
     kind = "instances" if dataset.task in (Task.DETECTION, Task.SEGMENTATION) else "labels"
     categories = [{"id": i + 1, "name": n, "supercategory": ""} for i, n in enumerate(dataset.classes)]
     by_subset: dict[str | None, list[Sample]] = defaultdict(list)

@@ -32,7 +32,15 @@ from visionloop.core.task import Task
 from visionloop.formats._fields import ITEM_ERRORS, FieldError, as_float, as_int, describe
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, ellipse_ring, shapes_to_annotation
 from visionloop.formats._paths import annotation_files, candidate_files, head, image_size
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
+from visionloop.formats.base import (
+    FormatDataset,
+    Problem,
+    Sample,
+    copy_image,
+    find_image,
+    is_image_file,
+    safe_for_export,
+)
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -517,6 +525,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     """Write ``out/annotations.xml`` and ``out/images/``: "for video" when the samples are frames of one video."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = safe_for_export(dataset, per_subset=False)  # names from data files made safe paths under images/
     if dataset.samples and all(s.video_id is not None and s.frame_index is not None for s in dataset.samples):
         _save_video(dataset, out)
     else:

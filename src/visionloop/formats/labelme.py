@@ -52,8 +52,16 @@ from visionloop.formats._geometry import (
     rect_ring,
     shapes_to_annotation,
 )
-from visionloop.formats._paths import head, image_size
-from visionloop.formats.base import IMAGE_EXTENSIONS, FormatDataset, Problem, Sample, copy_image, is_image_file
+from visionloop.formats._paths import UnsafePathError, head, image_size, resolve_inside, safe_relative_name
+from visionloop.formats.base import (
+    IMAGE_EXTENSIONS,
+    FormatDataset,
+    Problem,
+    Sample,
+    copy_image,
+    is_image_file,
+    safe_for_export,
+)
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -136,17 +144,31 @@ def _cache_image(data: Any, stem: str, ds: FormatDataset) -> Path:
     return dest
 
 
-def _find_image(doc: dict[str, Any], src: Path) -> Path | None:
-    ref = str(doc.get("imagePath") or "").replace("\\", "/")
-    cands = []
-    if ref and len(ref) <= 1024 and "\x00" not in ref:
-        cands += [src.parent / ref, src.parent / Path(ref).name]
-    cands += [src.with_suffix(ext) for ext in sorted(IMAGE_EXTENSIONS)]
-    for c in cands:
+def _find_image(doc: dict[str, Any], src: Path, root: Path, ds: FormatDataset, where: str) -> Path | None:
+    """The image ``imagePath`` names (relative to the JSON file, never outside ``root``), else the one beside the JSON
+    file with its stem; an ``imagePath`` leading out of the dataset is reported and only its file name looked for."""
+    ref = doc.get("imagePath")
+    ref = ref.replace("\\", "/") if isinstance(ref, str) else ""
+    folder = src.parent.relative_to(root).as_posix() if src.parent.is_relative_to(root) else ""
+    names = []
+    if ref:
         try:
-            if c.is_file():
-                return c
-        except OSError:  # a name too long for the file system
+            names.append(safe_relative_name(f"{folder}/{ref}" if folder not in ("", ".") else ref))
+        except UnsafePathError as e:
+            ds.problems.append(Problem(path=where, action="repaired", reason=(
+                f"imagePath {describe(ref)} points outside the dataset ({e.reason}); only its file name is looked for "
+                "beside the JSON file")))
+        base = ref.rsplit("/", 1)[-1]
+        if base not in ("", ".", ".."):
+            names.append(f"{folder}/{base}" if folder not in ("", ".") else base)
+    names += [f"{folder}/{src.stem}{ext}" if folder not in ("", ".") else f"{src.stem}{ext}"
+              for ext in sorted(IMAGE_EXTENSIONS)]
+    for name in dict.fromkeys(names):
+        try:
+            path = resolve_inside(root, name)
+            if path.is_file():
+                return path
+        except (UnsafePathError, OSError):  # unsafe, or a name too long for the file system
             continue
     return None
 
@@ -264,7 +286,7 @@ def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) ->
     w, h = doc.get("imageWidth"), doc.get("imageHeight")
     width = as_int(w, "imageWidth") if w is not None else 0
     height = as_int(h, "imageHeight") if h is not None else 0
-    image_path = _find_image(doc, src)
+    image_path = _find_image(doc, src, root, ds, where)
     ref_text = doc.get("imagePath") if isinstance(doc.get("imagePath"), str) else None
     if image_path is None and doc.get("imageData"):
         try:
@@ -436,6 +458,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     """Write ``out/<name>`` and ``out/<name stem>.json`` per sample (LabelMe 5 layout)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = safe_for_export(dataset, per_subset=False)  # one folder for all: names from data files made safe
     for sample in dataset.samples:
         ann = sample.annotation
         size = (sample.width, sample.height) if sample.width and sample.height else image_size(sample.image_path)

@@ -38,8 +38,23 @@ from visionloop.formats._fields import (
 )
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, shapes_to_annotation
 from visionloop.formats._lsrle import decode_brush, encode_brush
-from visionloop.formats._paths import annotation_files, candidate_files, head, image_size
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, is_image_file
+from visionloop.formats._paths import (
+    UnsafePathError,
+    annotation_files,
+    candidate_files,
+    head,
+    image_size,
+    safe_relative_name,
+)
+from visionloop.formats.base import (
+    FormatDataset,
+    Problem,
+    Sample,
+    copy_image,
+    find_image,
+    is_image_file,
+    safe_for_export,
+)
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -97,14 +112,25 @@ def _candidates(ref: str) -> list[str]:
 
 
 def _resolve(ref: str, base: Path) -> tuple[str, Path | None]:
-    cands = _candidates(ref)
+    """(name, image file) for an image reference; candidates leading outside ``base`` are passed over."""
+    cands = [c for c in _candidates(ref) if _is_safe(c)]
     for c in cands:
         found = find_image(base, c, search=("", "images"))
         if found is not None:
             images = base / "images"
             root = images if found.is_relative_to(images) else base
             return found.relative_to(root).as_posix(), found
-    return (cands[-1] if cands else ref), None
+    if not cands:
+        raise UnsafePathError(ref, base, "no part of the image reference is a name inside the dataset")
+    return cands[-1], None
+
+
+def _is_safe(name: str) -> bool:
+    try:
+        safe_relative_name(name)
+    except UnsafePathError:
+        return False
+    return True
 
 
 def _pick_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -347,6 +373,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     """Write ``out/result.json`` (Label Studio JSON export) and copy the images to ``out/images/``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = safe_for_export(dataset, per_subset=False)  # names from data files made safe paths under images/
     tasks = []
     for i, sample in enumerate(dataset.samples, start=1):
         task: dict[str, Any] = {"id": i, "data": {"image": f"/data/local-files/?d=images/{sample.name}"},

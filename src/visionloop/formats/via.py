@@ -51,8 +51,8 @@ from visionloop.formats._geometry import (
     mask_to_rings,
     shapes_to_annotation,
 )
-from visionloop.formats._paths import candidate_files, head, image_size
-from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image
+from visionloop.formats._paths import UnsafePathError, candidate_files, head, image_size
+from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, find_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
@@ -201,8 +201,14 @@ def _entry_sample(entry: dict[str, Any], src: Path, base: Path, key: str | None,
     ref = as_text(entry.get("filename"), "filename", max_chars=1024)
     name = Path(urlparse(ref).path).name if "://" in ref else ref.replace("\\", "/").lstrip("/")
     where = f"{src.name}:{name}"
-    image_path = find_image(base, name, search=("", "images")) or find_image(base, Path(name).name,
-                                                                              search=("", "images"))
+    try:
+        image_path = find_image(base, name, search=("", "images"))
+    except UnsafePathError as e:  # absolute or climbing out: only its file name is looked for, inside the dataset
+        name = name.rsplit("/", 1)[-1]
+        ds.problems.append(Problem(path=where, action="repaired", reason=(
+            f"filename {describe(ref)} points outside the dataset ({e.reason}); looked for {name!r} inside it")))
+        image_path = None
+    image_path = image_path or find_image(base, Path(name).name, search=("", "images"))
     sample = Sample(name=name, image_path=image_path)
     file_attributes = as_dict(entry.get("file_attributes"), "file_attributes")
     if file_attributes:
@@ -374,6 +380,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     """Write ``out/via_project.json`` (VIA 2 project) and copy the images next to it."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    dataset = safe_for_export(dataset, per_subset=False)  # names from data files made safe paths under ``out``
     meta: dict[str, Any] = {}
     for sample in dataset.samples:
         ann = sample.annotation
