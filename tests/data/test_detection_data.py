@@ -15,14 +15,13 @@ from torchvision.transforms import v2
 from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
 from visionloop.core.ontology import ClassDef, Ontology
 from visionloop.core.records import ImageRecord
+from visionloop.data.augment import AugmentPolicy
 from visionloop.data.detection import (
-    AugmentationPolicy,
     DetectionDataset,
     SemanticDataset,
     build_transforms,
     detection_collate,
     label_map,
-    resolve_policy,
 )
 
 ONTO = Ontology((ClassDef(id=7, name="cell"), ClassDef(id=3, name="dot"), ClassDef(id=9, name="old", active=False)))
@@ -62,7 +61,7 @@ def test_label_map_follows_active_order() -> None:
 
 def test_ground_truth_drops_inactive_and_zero_size(tmp_path: Path) -> None:
     it = _item(tmp_path, "a", [[10, 10, 40, 40], [50, 50, 50, 60], [60, 10, 90, 30]], [7, 3, 9])
-    ds = DetectionDataset([it], ontology=ONTO, image_path=_PATHS.__getitem__)
+    ds = DetectionDataset([it], ontology=ONTO, image_source=_PATHS.__getitem__)
     gt = ds.ground_truth(0)
     assert gt.class_id.tolist() == [1] and gt.xyxy.tolist() == [[10, 10, 40, 40]]
     img, tgt = ds[0]
@@ -77,8 +76,8 @@ def _white_bbox(img: torch.Tensor) -> list[float]:
 
 def test_geometry_is_the_same_for_image_boxes_and_masks(tmp_path: Path) -> None:
     it = _item(tmp_path, "b", [[20, 15, 60, 45]], [7], masks=True)
-    policy = AugmentationPolicy(horizontal_flip=True, vertical_flip=True, photometric=False, scale_jitter=(0.8, 1.2))
-    ds = DetectionDataset([it], ontology=ONTO, image_path=_PATHS.__getitem__,
+    policy = AugmentPolicy(hflip=True, vflip=True, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, scale_jitter=(0.8, 1.2))
+    ds = DetectionDataset([it], ontology=ONTO, image_source=_PATHS.__getitem__,
                           transforms=build_transforms(policy, train=True), masks=True)
     seen = set()
     for seed in range(24):
@@ -95,8 +94,8 @@ def test_geometry_is_the_same_for_image_boxes_and_masks(tmp_path: Path) -> None:
 
 def test_boxes_that_leave_the_image_are_dropped_with_their_masks(tmp_path: Path) -> None:
     it = _item(tmp_path, "c", [[0, 0, 8, 8], [50, 35, 70, 55]], [7, 3], masks=True)
-    policy = AugmentationPolicy(horizontal_flip=False, photometric=False, scale_jitter=(2.0, 2.0))
-    ds = DetectionDataset([it], ontology=ONTO, image_path=_PATHS.__getitem__,
+    policy = AugmentPolicy(hflip=False, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, scale_jitter=(2.0, 2.0))
+    ds = DetectionDataset([it], ontology=ONTO, image_source=_PATHS.__getitem__,
                           transforms=build_transforms(policy, train=True), masks=True)
     counts = set()
     for seed in range(12):
@@ -116,13 +115,13 @@ def test_boxes_that_leave_the_image_are_dropped_with_their_masks(tmp_path: Path)
                                               ("colour_sensitive", (v2.RandomPhotometricDistort,))])
 def test_policy_follows_ontology_flags(flag: str, absent: tuple[type, ...]) -> None:
     onto = Ontology((ClassDef(id=1, name="left_hand", **{flag: True}), ClassDef(id=2, name="x")))
-    policy = resolve_policy(onto, vertical_flip=True)
+    policy = AugmentPolicy.from_ontology(onto, vflip=True)
     assert policy.reasons and "left_hand" in policy.reasons[0]
     ops = build_transforms(policy, train=True).transforms
     assert not any(isinstance(o, absent) for o in ops)
-    free = build_transforms(resolve_policy(Ontology((ClassDef(id=1, name="x"),)), vertical_flip=True), train=True)
+    free = build_transforms(AugmentPolicy.from_ontology(Ontology((ClassDef(id=1, name="x"),)), vflip=True), train=True)
     assert any(isinstance(o, absent) for o in free.transforms)
-    assert resolve_policy(onto).to_json()["reasons"] == list(policy.reasons)
+    assert AugmentPolicy.from_ontology(onto).to_json()["reasons"] == list(policy.reasons)
 
 
 def test_semantic_dataset_maps_classes_and_keeps_unlabelled(tmp_path: Path) -> None:
@@ -132,7 +131,7 @@ def test_semantic_dataset_maps_classes_and_keeps_unlabelled(tmp_path: Path) -> N
     mask[0:5] = 255
     it = Item(it.image, SemanticMask(mask))
     onto = Ontology((ClassDef(id=0, name="background"), ClassDef(id=3, name="dot")))
-    ds = SemanticDataset([it], ontology=onto, image_path=_PATHS.__getitem__)
+    ds = SemanticDataset([it], ontology=onto, image_source=_PATHS.__getitem__)
     _, tgt = ds[0]
     m = tgt["mask"].numpy()
     assert set(np.unique(m)) == {0, 1, 255} and (m[0:5] == 255).all() and (m[10:30, 10:30] == 1).all()
@@ -140,7 +139,7 @@ def test_semantic_dataset_maps_classes_and_keeps_unlabelled(tmp_path: Path) -> N
 
 def test_collate_keeps_lists(tmp_path: Path) -> None:
     it = _item(tmp_path, "e", [[10, 10, 40, 40]], [7])
-    ds = DetectionDataset([it, it], ontology=ONTO, image_path=_PATHS.__getitem__)
+    ds = DetectionDataset([it, it], ontology=ONTO, image_source=_PATHS.__getitem__)
     images, targets = detection_collate([ds[0], ds[1]])
     assert len(images) == len(targets) == 2 and targets[1]["labels"].tolist() == [1]
 
@@ -149,7 +148,7 @@ def test_semantic_background_is_implicit_when_no_class_has_id_0(tmp_path: Path) 
     it = _item(tmp_path, "f", [[10, 10, 30, 30]], [7])
     mask = np.zeros((90, 120), np.int32)
     mask[10:30, 10:30] = 7
-    ds = SemanticDataset([Item(it.image, SemanticMask(mask))], ontology=ONTO, image_path=_PATHS.__getitem__)
+    ds = SemanticDataset([Item(it.image, SemanticMask(mask))], ontology=ONTO, image_source=_PATHS.__getitem__)
     assert ds.classes == [(0, "background"), (7, "cell"), (3, "dot")]
     img, tgt = ds[0]
     m = tgt["mask"].numpy()

@@ -10,18 +10,20 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from tests.deploy_fixtures import CELL_CLASSES, jpeg_bytes
+from tests.deploy_fixtures import CELL_CLASSES, cell_architecture, jpeg_bytes
 from visionloop.cli.deploy_cmds import register
 from visionloop.core.annotations import Label
 from visionloop.export.api import export_run
 from visionloop.export.package import load_package
+from visionloop.models.registry import register_model
 
 
 def _project_with_run(project_factory, cell_data, cell_classifier):  # noqa: ANN001, ANN202
     from visionloop.storage.project import NewImage
+    from visionloop.storage.runs import RunConfig, run_dir, save_config
     from visionloop.storage.versions import create_version
-    from visionloop.training.runs import RunConfig, run_dir, save_config
 
+    register_model("test-cells", kind="classifier")(cell_architecture)  # a run names its model by registry name
     project = project_factory("classification")
     ids = project.class_ids(CELL_CLASSES)
     crops = cell_data.train[:60] + cell_data.val[:60]
@@ -36,7 +38,7 @@ def _project_with_run(project_factory, cell_data, cell_classifier):  # noqa: ANN
     info = create_version(project, name="v1", fractions=(0.6, 0.4, 0.0), phash_distance=0)
     model, pp = cell_classifier
     cfg = RunConfig(run_id="run-a", task="classification", version={"name": info.name, "hash": info.hash},
-                    model={"name": "cells", "builder": "tests.deploy_fixtures:cell_architecture", "kwargs": {}},
+                    model={"name": "test-cells", "kwargs": {}},
                     classes=[{"id": ids[n], "name": n} for n in CELL_CLASSES], preprocess=pp.to_json())
     d = run_dir(project, "run-a", create=True)
     save_config(d, cfg)

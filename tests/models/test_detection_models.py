@@ -83,12 +83,12 @@ def test_unknown_name_suggests_close_ones() -> None:
 
 
 def test_registered_in_shared_registry() -> None:
-    from visionloop.models.registry import get_entry, list_models
+    from visionloop.models.registry import get_spec, list_models
 
     names = list_models(task="detection")
     assert "fasterrcnn_mobilenet_v2_fpn" in names and "retinanet_resnet50_fpn" in names
     assert "maskrcnn_mobilenet_v2_fpn" in list_models(task="segmentation")
-    assert get_entry("deeplabv3_mobilenet_v2").builder is SEGMENTATION_MODELS["deeplabv3_mobilenet_v2"][0]
+    assert get_spec("deeplabv3_mobilenet_v2") is SEGMENTATION_MODELS["deeplabv3_mobilenet_v2"]
 
 
 @pytest.mark.parametrize("name", list(SEGMENTATION_MODELS))
@@ -119,3 +119,19 @@ def test_coco_default_offline_takes_a_local_file_and_never_downloads(tmp_path, m
     model = build_detection_model(name, num_classes=3, weights_path=tmp_path / "coco.pth")
     assert torch.equal(model.backbone.body["0"][0].weight, coco_like.backbone.body["0"][0].weight)
     assert model.roi_heads.box_predictor.cls_score.out_features == 3  # the class head is new, not the file's 91
+
+
+def test_a_builder_fault_is_not_relabelled_missing_weights(monkeypatch) -> None:
+    """A RuntimeError inside a detector builder keeps its real cause, chained and in the message (it used to be
+    reported as "ImageNet backbone weights are not available")."""
+    import torchvision.models.detection as tvd
+
+    from visionloop.models.detection import ModelBuildError, WeightsUnavailableError
+
+    def broken(**kwargs):
+        raise RuntimeError("size mismatch for rpn.head (test)")
+
+    monkeypatch.setattr(tvd, "fasterrcnn_mobilenet_v3_large_320_fpn", broken)
+    with pytest.raises(ModelBuildError, match="RuntimeError: size mismatch for rpn.head") as e:
+        build_detection_model("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=3, pretrained="imagenet")
+    assert not isinstance(e.value, WeightsUnavailableError) and isinstance(e.value.__cause__, RuntimeError)

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from visionloop.models import Classifier, UnknownModelError, build_classifier, list_models
-from visionloop.models.registry import register_model, resolve_library
-from visionloop.training.runs import build_model
+from visionloop.models.classifier import resolve_library
+from visionloop.models.registry import get_spec, list_specs, register_model
+from visionloop.models.runs import build_from_config
 
 
 def test_lists_timm_and_torchvision_models():
@@ -47,18 +48,48 @@ def test_builder_spec_rebuilds_same_architecture():
 
     m, info, spec = create_classifier("test_resnet", num_classes=4, pretrained=False)
     assert info.source == "none"
-    again = build_model(spec)
+    again = build_from_config(spec)
     again.load_state_dict(m.state_dict())  # same keys and shapes
-    assert spec["builder"] == "visionloop.models.registry:build_classifier"
+    assert set(spec) == {"name", "kwargs"}  # a registry name and JSON options: no code to import
 
 
 def test_register_model_for_other_tasks():
-    from visionloop.models.registry import get_entry
-
-    @register_model("tiny-test-net", tasks=("detection",))
+    @register_model("tiny-test-net", kind="detection")
     def tiny(**kw):
         """A tiny test net."""
         return torch.nn.Linear(2, 2)
 
     assert "tiny-test-net" in list_models(task="detection")
-    assert get_entry("tiny-test-net").description == "A tiny test net."
+    assert get_spec("tiny-test-net").description == "A tiny test net."
+
+
+def test_one_registry_one_entry_shape_for_every_task():
+    """Classifiers, detectors, instance and semantic segmenters are all ModelSpec entries of one listable registry."""
+    from visionloop.models.spec import ModelSpec
+
+    for name, kind, task in [("fasterrcnn_mobilenet_v2_fpn", "detection", "detection"),
+                             ("maskrcnn_mobilenet_v2_fpn", "instance", "segmentation"),
+                             ("deeplabv3_mobilenet_v2", "semantic", "segmentation"),
+                             ("tf_efficientnet_lite0", "classifier", "classification")]:
+        spec = get_spec(name)
+        assert isinstance(spec, ModelSpec) and spec.kind == kind and task in spec.tasks
+        assert spec in list_specs(name, task=task)
+    assert get_spec("tf_efficientnet_lite0").offline_pretrained and get_spec("resnet18").library == "timm"
+    assert get_spec("resnet18", library="torchvision").library == "torchvision"
+    with pytest.raises(UnknownModelError) as e:
+        get_spec("fasterrcnn_mobilenet_v2")
+    assert "fasterrcnn_mobilenet_v2_fpn" in e.value.choices
+
+
+def test_model_tables_never_import_the_registry():
+    """No cycle: the detection/segmentation/classifier tables sit below the registry that lists them."""
+    import ast
+    from pathlib import Path
+
+    import visionloop.models as pkg
+
+    root = Path(pkg.__file__).parent
+    for module in ("detection", "segmentation", "classifier", "spec", "weights"):
+        tree = ast.parse((root / f"{module}.py").read_text(encoding="utf-8"))
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert "visionloop.models.registry" not in imported, module

@@ -57,7 +57,8 @@ HP = dict(epochs=2, batch_size=2, eval_size=96, train_sizes=(80, 96), max_size=1
 
 def test_train_evaluate_report_predict(project_factory, tmp_path) -> None:
     from visionloop.evaluation.detection import evaluate_run
-    from visionloop.training.runs import load_run, read_metrics
+    from visionloop.models.runs import load_run
+    from visionloop.storage.runs import read_metrics
 
     p = project_factory("detection")
     _synthetic(p)
@@ -67,7 +68,7 @@ def test_train_evaluate_report_predict(project_factory, tmp_path) -> None:
     cfg = json.loads((r.run_dir / "config.json").read_text())
     assert cfg["model"]["name"] == "fasterrcnn_mobilenet_v2_fpn" and cfg["extra"]["kind"] == "detection"
     assert cfg["classes"] == [{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}]
-    assert cfg["augmentation"]["horizontal_flip"] is True
+    assert cfg["augmentation"]["hflip"] is True
     model, _ = load_run(p, r.run_id)
     assert not model.training
 
@@ -108,7 +109,7 @@ def test_resume_after_a_crash_reaches_the_same_weights(project_factory, monkeypa
     with pytest.raises(KeyboardInterrupt):
         td.train_detection(p, version="v1", hparams=td.DetectionHParams(**HP), progress=False)
     monkeypatch.setattr(td, "_det_loss", real)
-    from visionloop.training.runs import list_runs
+    from visionloop.storage.runs import list_runs
 
     crashed = list_runs(p)[-1]
     resumed = td.train_detection(p, version="v1", resume=crashed, progress=False)
@@ -173,3 +174,20 @@ def test_auto_sizes_keep_resolution_for_large_objects_and_upscale_small_ones() -
     # the ceiling holds for tiny objects; an explicit size always wins
     assert td._auto_sizes([_item(256, 256, 2)], hp)[0] == 800
     assert td._auto_sizes([_item(256, 256, 10)], td.DetectionHParams(eval_size=320))[0] == 320
+
+
+def test_classification_only_options_and_wrong_kind_models_are_refused(project_factory) -> None:
+    """`train --strategy` used to be ignored for detection: refused like the other classification-only options;
+    a classifier or a semantic segmenter named for a box version is refused before anything trains."""
+    from visionloop.core.errors import ConflictError
+    from visionloop.training import train
+
+    p = project_factory("detection")
+    with pytest.raises(ConflictError, match="--strategy linear only applies to classification"):
+        train(p, version="v1", strategy="linear")
+    with pytest.raises(ConflictError, match="threshold_mode only apply"):
+        train(p, version="v1", threshold_mode="f1")
+    _synthetic(p, n=8)
+    for name, kind in [("resnet18", "classifier"), ("deeplabv3_mobilenet_v2", "semantic")]:
+        with pytest.raises(ConflictError, match=f"{name} is a {kind} model but this version needs a detection"):
+            td.train_detection(p, version="v1", model=name, hparams=td.DetectionHParams(**HP), progress=False)

@@ -11,8 +11,8 @@ import typer
 from typer.testing import CliRunner
 
 from visionloop.core.errors import NotFoundError, VisionloopError
+from visionloop.storage.runs import read_metrics
 from visionloop.training import load_run, train
-from visionloop.training.runs import read_metrics
 
 FAST = {"model": "test_resnet", "pretrained": False, "image_size": 32}
 
@@ -104,6 +104,6 @@ def test_cli_train_evaluate_predict(synthetic_project, tmp_path):
         img = next(iter(img.iterdir()))
     r = runner.invoke(app, ["predict", str(p.root), str(img), "--run", run, "--json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)[0]["class"] in {"c0", "c1", "c2"}
+    assert json.loads(r.stdout)["prediction"]["label"]["name"] in {"c0", "c1", "c2"}  # the one prediction schema
     r = runner.invoke(app, ["evaluate", str(p.root), "--run", "missing"])
     assert r.exit_code == 1

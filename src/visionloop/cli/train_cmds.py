@@ -123,22 +123,14 @@ def predict(
 def models(
     pattern: Annotated[str | None, typer.Argument(help="only names containing this text")] = None,
     task: Annotated[str | None, typer.Option(help="classification | tagging | detection | segmentation")] = None,
-    library: Annotated[str | None, typer.Option(help="visionloop | timm | torchvision")] = None,
+    library: Annotated[str | None, typer.Option(help="visionloop | timm | torchvision (who implements it)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the model names that `train --model` takes (ours first, then timm's and torchvision's)."""
-    from visionloop.models.registry import get_entry, list_models, resolve_library
+    from visionloop.models.registry import list_specs
 
-    ours = set(list_models(library="visionloop"))
-    rows = []
-    for name in list_models(pattern, library=library, task=task):
-        if name in ours:
-            entry = get_entry(name)
-            rows.append({"name": name, "library": "visionloop", "tasks": ", ".join(entry.tasks),
-                         "description": entry.description})
-        else:  # timm wins names both libraries have, as in `train --model`
-            rows.append({"name": name, "library": library or resolve_library(name), "tasks": "classification, tagging",
-                         "description": ""})
+    rows = [{"name": s.name, "library": s.library, "tasks": ", ".join(s.tasks), "description": s.description}
+            for s in list_specs(pattern, library=library, task=task)]
     emit(rows, as_json=as_json, title=f"{len(rows)} models")
 
 

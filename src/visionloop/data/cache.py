@@ -40,7 +40,7 @@ class ImageCache:
         self.hits = self.misses = 0
 
     def _source(self, sha: str) -> bytes | Path:
-        return self.blobs.path(sha) if getattr(self.blobs, "local", False) else self.blobs.read(sha)
+        return self.blobs.source(sha)
 
     def _load(self, sha: str, kind: str) -> np.ndarray:
         if kind == "eval":

@@ -8,16 +8,15 @@ Samples are ``(image, target)`` in torchvision's detection format: ``image`` a `
 
 Augmentation uses ``torchvision.transforms.v2``: each transform samples its parameters once and applies them to the
 image, its boxes and its masks alike (by tv_tensor type); :class:`~torchvision.transforms.v2.SanitizeBoundingBoxes`
-then drops boxes (and their masks and labels) that left the image or became degenerate. The policy follows the
-ontology: no horizontal flip when a class is ``orientation_sensitive``, no colour changes when a class is
-``colour_sensitive``. Multi-scale training is done by the detector itself (a tuple of ``min_size`` values, one drawn
+then drops boxes (and their masks and labels) that left the image or became degenerate. The policy is the one
+:class:`~visionloop.data.augment.AugmentPolicy` of every task, following the ontology: no flips when a class is
+``orientation_sensitive``, no hue or saturation change when a class is ``colour_sensitive``. Multi-scale training is done by the detector itself (a tuple of ``min_size`` values, one drawn
 per batch), so the dataset keeps the native resolution.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -31,15 +30,14 @@ from visionloop.core.errors import AnnotationValidationError
 from visionloop.core.imageio import decode
 from visionloop.core.ontology import Ontology
 from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from visionloop.data.augment import AugmentPolicy
 
 __all__ = [
-    "AugmentationPolicy",
     "DetectionDataset",
     "SemanticDataset",
     "build_transforms",
     "detection_collate",
     "label_map",
-    "resolve_policy",
     "semantic_classes",
 ]
 
@@ -65,60 +63,27 @@ def semantic_classes(ontology: Ontology) -> tuple[dict[int, int], list[tuple[int
     return mapping, [(bg.id if bg else 0, bg.name if bg else "background")] + [(c.id, c.name) for c in others]
 
 
-@dataclass(frozen=True, kw_only=True)
-class AugmentationPolicy:
-    """The resolved training augmentation (saved with the run and shown in the report).
-
-    ``reasons`` says why a transform was turned off (ontology flags).
-    """
-
-    horizontal_flip: bool = True
-    vertical_flip: bool = False
-    photometric: bool = True
-    scale_jitter: tuple[float, float] = (0.75, 1.25)
-    crop: bool = True
-    reasons: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["scale_jitter"] = list(self.scale_jitter)
-        d["reasons"] = list(self.reasons)
-        return d
-
-
-def resolve_policy(ontology: Ontology, *, vertical_flip: bool = False, **overrides: Any) -> AugmentationPolicy:
-    """The augmentation the ontology allows; ``vertical_flip`` suits top-down imagery (microscopy, aerial)."""
-    reasons = []
-    hflip = overrides.pop("horizontal_flip", True)
-    photometric = overrides.pop("photometric", True)
-    if ontology.orientation_sensitive:
-        names = [c.name for c in ontology.active if c.orientation_sensitive]
-        hflip = vertical_flip = False
-        reasons.append(f"no flips: {', '.join(names)} orientation-sensitive")
-    if ontology.colour_sensitive:
-        names = [c.name for c in ontology.active if c.colour_sensitive]
-        photometric = False
-        reasons.append(f"no colour jitter: {', '.join(names)} colour-sensitive")
-    return AugmentationPolicy(horizontal_flip=hflip, vertical_flip=vertical_flip, photometric=photometric,
-                              reasons=tuple(reasons), **overrides)
-
-
-def build_transforms(policy: AugmentationPolicy | None, *, train: bool, semantic: bool = False) -> Callable[..., Any]:
+def build_transforms(policy: AugmentPolicy | None, *, train: bool, semantic: bool = False) -> Callable[..., Any]:
     """transforms.v2 pipeline; evaluation (``train=False`` or no policy) only converts to float.
 
-    ``semantic``: the target is one class map (pixels moved in from outside become 255, unlabelled) without boxes.
+    Training follows ``policy`` (the same :class:`~visionloop.data.augment.AugmentPolicy` classification uses):
+    torchvision's photometric distortion when hue/saturation may change, else brightness/contrast only; a random
+    zoom in ``scale_jitter`` half the time; flips. ``semantic``: the target is one class map (pixels moved in from
+    outside become 255, unlabelled) without boxes.
     """
     ops: list[Any] = []
     if train and policy is not None:
-        if policy.photometric:
-            ops.append(v2.RandomPhotometricDistort(p=0.5, hue=(-0.02, 0.02)))
-        if policy.crop:
+        if policy.colour_changes:
+            ops.append(v2.RandomPhotometricDistort(p=0.5, hue=(-policy.hue, policy.hue)))
+        elif policy.brightness or policy.contrast:
+            ops.append(v2.RandomApply([v2.ColorJitter(brightness=policy.brightness, contrast=policy.contrast)], p=0.5))
+        if policy.scale_jitter:
             lo, hi = policy.scale_jitter
             fill: Any = {tv_tensors.Mask: 255, "others": 0} if semantic else 0
             ops.append(v2.RandomApply([v2.RandomAffine(degrees=0.0, scale=(lo, hi), fill=fill)], p=0.5))
-        if policy.horizontal_flip:
+        if policy.hflip:
             ops.append(v2.RandomHorizontalFlip(0.5))
-        if policy.vertical_flip:
+        if policy.vflip:
             ops.append(v2.RandomVerticalFlip(0.5))
     ops.append(v2.ToDtype(torch.float32, scale=True))
     if semantic:  # torchvision's segmenters take normalised input (its detectors normalise themselves)
@@ -138,7 +103,8 @@ def detection_collate(batch: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any
 class DetectionDataset(torch.utils.data.Dataset):
     """Boxes or instance masks of version items; ``items`` are ``VersionItem``-like (``.image``, ``.annotation``).
 
-    ``image_path(sha256) -> path`` reads the blob (``project.blobs.path``). ``masks=True`` adds instance masks.
+    ``image_source(sha256)`` gives what :func:`~visionloop.core.imageio.decode` reads: a local file or the bytes of a
+    blob (``project.blobs.source``, which works on local and fsspec stores alike). ``masks=True`` adds instance masks.
     Boxes of classes that are not active are dropped; boxes under 1 px are dropped (zero-size source boxes).
     """
 
@@ -147,11 +113,11 @@ class DetectionDataset(torch.utils.data.Dataset):
         items: Sequence[Any],
         *,
         ontology: Ontology,
-        image_path: Callable[[str], Any],
+        image_source: Callable[[str], Any],
         transforms: Callable[..., Any] | None = None,
         masks: bool = False,
     ) -> None:
-        self.items, self.image_path, self.masks = list(items), image_path, masks
+        self.items, self.image_source, self.masks = list(items), image_source, masks
         self.labels = label_map(ontology)
         self.transforms = transforms or build_transforms(None, train=False)
 
@@ -188,7 +154,7 @@ class DetectionDataset(torch.utils.data.Dataset):
     def raw(self, index: int) -> tuple[Image.Image, np.ndarray, np.ndarray, np.ndarray | None]:
         """PIL image, (N, 4) xyxy, (N,) model labels, (N, H, W) uint8 masks or None, before any transform."""
         item = self.items[index]
-        im = decode(self.image_path(item.image.sha256))
+        im = decode(self.image_source(item.image.sha256))
         ann = item.annotation
         boxes, keep = self._kept(ann)
         xyxy = boxes.xyxy[keep].astype(np.float32).reshape(-1, 4)
@@ -228,10 +194,10 @@ class SemanticDataset(torch.utils.data.Dataset):
         items: Sequence[Any],
         *,
         ontology: Ontology,
-        image_path: Callable[[str], Any],
+        image_source: Callable[[str], Any],
         transforms: Callable[..., Any] | None = None,
     ) -> None:
-        self.items, self.image_path = list(items), image_path
+        self.items, self.image_source = list(items), image_source
         self.labels, self.classes = semantic_classes(ontology)
         self.transforms = transforms or build_transforms(None, train=False, semantic=True)
 
@@ -254,7 +220,7 @@ class SemanticDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
         item = self.items[index]
-        im = decode(self.image_path(item.image.sha256))
+        im = decode(self.image_source(item.image.sha256))
         image = tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
         mask = tv_tensors.Mask(torch.from_numpy(self.target_mask(index, im.height, im.width)))
         image, mask = self.transforms(image, mask)

@@ -56,7 +56,7 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     Returns at least ``accuracy``, ``balanced_accuracy``, ``per_class`` and for tagging ``mAP``, plus ``top1``,
     ``top5``, ``ece``, ``confusion_matrix``, ``errors`` (worst 100) and ``report`` (path of report.html).
     """
-    from visionloop.training.runs import load_config, resolve_run, run_dir
+    from visionloop.storage.runs import load_config, resolve_run, run_dir
 
     rid = resolve_run(project, run_id)
     cfg = load_config(project, rid)
@@ -68,9 +68,9 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     from visionloop.data.cache import ImageCache
     from visionloop.data.datasets import ImageDataset, labelled_items
     from visionloop.evaluation.classification import classification_metrics, tagging_metrics
+    from visionloop.models.predict import predict_arrays
+    from visionloop.models.runs import load_run
     from visionloop.storage.versions import get_version, version_items
-    from visionloop.training.classify import predict_arrays
-    from visionloop.training.runs import load_run
 
     model, cfg = load_run(project, rid, device=device)
     vname = cfg.version["name"]

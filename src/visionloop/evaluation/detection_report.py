@@ -171,17 +171,15 @@ def _curves_plot(records: list[dict[str, Any]]) -> str | None:
 
 
 def _augmented_samples(project: Any, cfg: Any, items: list[Any], kind: str, n: int = 3) -> list[str]:
-    from visionloop.data.detection import AugmentationPolicy, DetectionDataset, build_transforms
+    from visionloop.data.augment import AugmentPolicy
+    from visionloop.data.detection import DetectionDataset, build_transforms
     from visionloop.storage.versions import get_version
 
     if kind == "semantic" or not items:
         return []
-    aug = dict(cfg.augmentation)
-    aug["scale_jitter"] = tuple(aug.get("scale_jitter", (0.75, 1.25)))
-    aug["reasons"] = tuple(aug.get("reasons", ()))
-    policy = AugmentationPolicy(**aug)
+    policy = AugmentPolicy.from_json(cfg.augmentation)
     onto = get_version(project, cfg.version["name"]).ontology
-    ds = DetectionDataset(items[:n], ontology=onto, image_path=project.blobs.path,
+    ds = DetectionDataset(items[:n], ontology=onto, image_source=project.blobs.source,
                           transforms=build_transforms(policy, train=True), masks=kind == "instance")
     out = []
     for i in range(len(ds)):
@@ -229,9 +227,10 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
         pr_curves,
         semantic_metrics,
     )
+    from visionloop.models.predict import predict_dataset
+    from visionloop.models.runs import load_run
+    from visionloop.storage.runs import read_metrics, run_dir
     from visionloop.storage.versions import get_version, version_items
-    from visionloop.training.detection import predict_dataset
-    from visionloop.training.runs import load_run, read_metrics, run_dir
 
     net, cfg = load_run(project, run_id)
     directory = run_dir(project, cfg.run_id)
@@ -247,7 +246,7 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
                               "version": cfg.version}
     sections: list[str] = []
     if kind == "semantic":
-        ds = SemanticDataset(items, ontology=info.ontology, image_path=project.blobs.path)
+        ds = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source)
         size = int(cfg.extra.get("eval_size", 512))
         preds = predict_dataset(net, ds, kind=kind, semantic_size=(size, size))
         m = semantic_metrics(ds, preds, num_classes=len(names), names=names)
@@ -261,7 +260,7 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
                                ["class", "IoU"]))
     else:
         masks = kind == "instance"
-        ds = DetectionDataset(items, ontology=info.ontology, image_path=project.blobs.path, masks=masks)
+        ds = DetectionDataset(items, ontology=info.ontology, image_source=project.blobs.source, masks=masks)
         max_dets = int(cfg.extra.get("max_dets", 100))
         preds = predict_dataset(net, ds, kind=kind)
         cm_all = coco_metrics(ds, preds, masks=masks, max_dets=max_dets, names=names)
@@ -329,7 +328,7 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
             from visionloop.core.imageio import decode
 
             for i in order[:max_gallery]:
-                im = decode(project.blobs.path(items[i].image.sha256))
+                im = decode(project.blobs.source(items[i].image.sha256))
                 m = matches[i]
                 drawn = draw_detections(im, gts[i], preds[i], m, names)
                 figs.append(f"<figure><img src='{_jpeg(drawn)}'><figcaption>{html.escape(items[i].image.name)}: "

@@ -47,7 +47,7 @@ def _gallery(project: Any, errors: list[dict[str, Any]], task: str, limit: int =
     cards = []
     for e in errors[:limit]:
         try:
-            im = decode(project.blobs.path(e["sha256"]) if project.blobs.local else project.blobs.read(e["sha256"]))
+            im = decode(project.blobs.source(e["sha256"]))
         except Exception:  # noqa: BLE001 - a missing blob must not break the report
             continue
         if task == "classification":
@@ -65,7 +65,7 @@ def _gallery(project: Any, errors: list[dict[str, Any]], task: str, limit: int =
 def write_report(project: Any, cfg: Any, directory: Path, result: dict[str, Any], *,
                  errors: list[dict[str, Any]]) -> Path:
     """Write ``directory/report.html`` (self-contained) and return its path."""
-    from visionloop.training.runs import read_metrics
+    from visionloop.storage.runs import read_metrics
 
     task = result["task"]
     parts: list[str] = []

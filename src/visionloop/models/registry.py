@@ -1,261 +1,86 @@
-"""Model registry: builders listed by name; every timm model and torchvision classification model by its own name.
+"""The model registry: every model a project can train, one :class:`ModelSpec` per name, listable by task and library.
 
-* :func:`list_models` lists names (our registered builders, then timm's ~1300, then torchvision's classifiers).
-* :func:`create_classifier` returns a :class:`Classifier` (``backbone`` -> pooled features, ``head`` -> logits) with
-  pretrained weights resolved by :mod:`visionloop.models.weights`, and the :class:`WeightsInfo` saying where they came
-  from. An unknown name raises :class:`UnknownModelError` with the closest names (difflib).
-* Names that exist in both libraries (``resnet50``) resolve to timm unless ``library="torchvision"``.
-* Other tasks register builders with :func:`register_model`; our detectors and segmenters
-  (``visionloop.models.detection`` / ``.segmentation``) are added on first use; :func:`get_entry` finds them.
+The registry is a plain table built from the tables of the modules below it: our detectors and instance segmenters
+(:data:`visionloop.models.detection.DETECTION_MODELS`), our semantic segmenters
+(:data:`visionloop.models.segmentation.SEGMENTATION_MODELS`), every timm model and every torchvision classifier
+(:mod:`visionloop.models.classifier`; their entries are made on demand, the name lists are long), and the builders a
+user adds with :func:`register_model`. Those modules never import this one, and importing it registers nothing.
 
-The split into backbone and head is what the strategies need: a frozen backbone, cached features + a linear model
-(whose weights become the head), or full fine-tuning all produce the same module type, so export and
-:func:`visionloop.training.runs.load_run` never care how a model was trained.
+* :func:`get_spec` finds an entry (an unknown name raises :class:`UnknownModelError` with the closest names);
+* :func:`list_specs` / :func:`list_models` list entries / names, ours first, optionally filtered by a substring,
+  ``library`` and ``task``.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import torch
 from torch import nn
 
-from visionloop.core.errors import NotFoundError
-from visionloop.models.weights import WeightsInfo, pretrained_model
+from visionloop.models.classifier import build_classifier, classifier_names, resolve_library, suggest_names
+from visionloop.models.detection import DETECTION_MODELS
+from visionloop.models.segmentation import SEGMENTATION_MODELS
+from visionloop.models.spec import ModelKind, ModelSpec, UnknownModelError
+from visionloop.models.weights import OFFLINE_SOURCES
 
-__all__ = [
-    "Classifier",
-    "ModelEntry",
-    "UnknownModelError",
-    "build_classifier",
-    "create_classifier",
-    "get_entry",
-    "list_models",
-    "register_model",
-    "resolve_library",
-]
+__all__ = ["ModelSpec", "UnknownModelError", "get_spec", "list_models", "list_specs", "register_model"]
 
-DEFAULT_MODEL = "tf_efficientnet_lite0"
-
-
-class UnknownModelError(NotFoundError):
-    """No model of that name; ``choices`` are the closest known names."""
-
-    def __init__(self, name: str, choices: list[str]) -> None:
-        super().__init__("model", name, choices=choices or ["see visionloop models list"])
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A registered builder. ``builder(**kwargs) -> nn.Module``; ``tasks``: the tasks it serves."""
-
-    name: str
-    builder: Callable[..., nn.Module]
-    tasks: tuple[str, ...]
-    library: str = "visionloop"
-    description: str = ""
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
+_USER: dict[str, ModelSpec] = {}
 
 
 def register_model(
-    name: str, *, tasks: tuple[str, ...], description: str = "",
+    name: str, *, kind: ModelKind, library: str = "user", description: str = "",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register ``builder`` under ``name`` for ``tasks`` (e.g. ``("detection",)``)."""
+    """Decorator: add ``builder`` to the registry under ``name`` (a model the project's own code defines)."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = ModelEntry(name=name, builder=fn, tasks=tasks, description=description or (fn.__doc__ or "")
-                                     .strip().split("\n")[0])
+        _USER[name] = ModelSpec(name=name, kind=kind, builder=fn, library=library,
+                                description=description or (fn.__doc__ or "").strip().split("\n")[0])
         return fn
 
     return wrap
 
 
-@functools.cache
-def _builtin() -> dict[str, ModelEntry]:
-    """The registry with our own detectors and segmenters added (imported on first use, not at import time)."""
-    from visionloop.models.detection import register_detection_models
-    from visionloop.models.segmentation import register_segmentation_models
-
-    register_detection_models()
-    register_segmentation_models()
-    return _REGISTRY
+def _ours() -> dict[str, ModelSpec]:
+    return {**DETECTION_MODELS, **SEGMENTATION_MODELS, **_USER}
 
 
 @functools.cache
-def _timm_names() -> frozenset[str]:
-    import timm
+def _classifier_spec(name: str, library: str) -> ModelSpec:
+    return ModelSpec(name=name, kind="classifier", builder=functools.partial(build_classifier, name=name,
+                                                                                library=library),
+                     library=library, default_pretrained="imagenet",
+                     offline_pretrained=(library, name) in OFFLINE_SOURCES,
+                     description=f"{library} classifier (backbone + linear head)")
 
-    return frozenset(timm.list_models())
+
+def get_spec(name: str, *, library: str | None = None) -> ModelSpec:
+    """The entry named ``name``; for a classifier name both timm and torchvision have, ``library`` chooses (timm
+    by default)."""
+    ours = _ours()
+    if name in ours:
+        return ours[name]
+    try:
+        lib = resolve_library(name, library)
+    except UnknownModelError:
+        raise UnknownModelError(name, suggest_names(name, set(ours))) from None
+    return _classifier_spec(name, lib)
 
 
-@functools.cache
-def _torchvision_names() -> frozenset[str]:
-    import torchvision.models as tvm
-
-    return frozenset(tvm.list_models(module=tvm))
+def list_specs(pattern: str | None = None, *, library: str | None = None, task: str | None = None) -> list[ModelSpec]:
+    """Entries, ours first then timm's and torchvision's classifiers; ``pattern``: a substring of the name;
+    ``task``: a project task (``detection``, ``segmentation``, ...) or ``instance_segmentation`` /
+    ``semantic_segmentation``; ``library``: ``visionloop``, ``timm``, ``torchvision`` (or another entry's)."""
+    specs = [s for s in _ours().values() if library in (None, s.library) and task in (None, *s.tasks)]
+    if task in (None, "classification", "tagging") and library in (None, "timm", "torchvision"):
+        lib_of = {n: "timm" for n in classifier_names("timm")} if library != "torchvision" else {}
+        specs += [_classifier_spec(n, lib_of.get(n, "torchvision")) for n in classifier_names(library)]
+    if pattern:
+        specs = [s for s in specs if pattern.lower() in s.name.lower()]
+    return specs
 
 
 def list_models(pattern: str | None = None, *, library: str | None = None, task: str | None = None) -> list[str]:
-    """Known model names, optionally filtered by a substring ``pattern``, ``library`` and ``task``.
-
-    timm and torchvision models serve ``classification`` and ``tagging``.
-    """
-    names: list[str] = []
-    if library in (None, "visionloop"):
-        names += sorted(n for n, e in _builtin().items() if task is None or task in e.tasks)
-    if task in (None, "classification", "tagging"):
-        if library in (None, "timm"):
-            names += sorted(_timm_names())
-        if library in (None, "torchvision"):
-            names += sorted(n for n in _torchvision_names() if library == "torchvision" or n not in _timm_names())
-    if pattern:
-        names = [n for n in names if pattern.lower() in n.lower()]
-    return names
-
-
-def _suggest(name: str) -> list[str]:
-    pool = set(_builtin()) | _timm_names() | _torchvision_names()
-    close = difflib.get_close_matches(name, pool, n=5, cutoff=0.5)
-    if not close:
-        close = sorted(n for n in pool if name.lower() in n.lower())[:5]
-    return close
-
-
-def get_entry(name: str) -> ModelEntry:
-    """A builder registered with :func:`register_model`."""
-    entries = _builtin()
-    if name in entries:
-        return entries[name]
-    raise UnknownModelError(name, _suggest(name))
-
-
-def resolve_library(name: str, library: str | None = None) -> str:
-    """``"timm"`` or ``"torchvision"`` for a classification model name (timm wins ties unless told otherwise)."""
-    if library == "torchvision" and name in _torchvision_names():
-        return "torchvision"
-    if library in (None, "timm") and name in _timm_names():
-        return "timm"
-    if library is None and name in _torchvision_names():
-        return "torchvision"
-    raise UnknownModelError(name, _suggest(name))
-
-
-class Classifier(nn.Module):
-    """``backbone``: (N, 3, H, W) -> (N, D) pooled features; ``head``: (N, D) -> (N, C) logits.
-
-    ``forward`` returns logits (softmax for classification, sigmoid for tagging happens outside).
-    """
-
-    def __init__(self, backbone: nn.Module, head: nn.Module, *, num_features: int) -> None:
-        super().__init__()
-        self.backbone, self.head, self.num_features = backbone, head, num_features
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
-
-
-def _split_torchvision(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
-    """Replace the last Linear of the classifier attribute with Identity; return (backbone, that Linear)."""
-    for attr in ("fc", "classifier", "heads", "head"):
-        part = getattr(model, attr, None)
-        if part is None:
-            continue
-        if isinstance(part, nn.Linear):
-            setattr(model, attr, nn.Identity())
-            return model, part
-        linears = [(n, m) for n, m in part.named_modules() if isinstance(m, nn.Linear)]
-        if linears:
-            path, last = linears[-1]
-            parent = part
-            *parents, leaf = path.split(".")
-            for p in parents:
-                parent = getattr(parent, p)
-            setattr(parent, leaf, nn.Identity())
-            return model, last
-    raise UnknownModelError(type(model).__name__, ["a torchvision classifier with fc/classifier/heads/head"])
-
-
-def _split(model: nn.Module, library: str) -> tuple[nn.Module, nn.Module, int]:
-    if library == "timm":
-        head = model.get_classifier()
-        head = head if isinstance(head, nn.Module) else nn.Identity()
-        model.reset_classifier(0)
-        return model, head, int(model.num_features)
-    backbone, head = _split_torchvision(model)
-    return backbone, head, int(head.in_features)
-
-
-def build_classifier(
-    *, name: str, library: str | None = None, num_classes: int | None = None, drop_rate: float = 0.0,
-) -> Classifier:
-    """The architecture without pretrained weights (what :func:`visionloop.training.runs.load_run` calls).
-
-    ``num_classes=None`` keeps the original (ImageNet) head; otherwise a new Linear head with that many outputs.
-    """
-    lib = resolve_library(name, library)
-    if lib == "timm":
-        import timm
-
-        model = timm.create_model(name, pretrained=False)
-    else:
-        import torchvision.models as tvm
-
-        model = tvm.get_model(name, weights=None)
-    return _assemble(model, lib, num_classes, drop_rate)
-
-
-def _assemble(model: nn.Module, lib: str, num_classes: int | None, drop_rate: float) -> Classifier:
-    backbone, head, d = _split(model, lib)
-    if num_classes is not None:
-        head = nn.Linear(d, num_classes)
-        if drop_rate > 0:
-            head = nn.Sequential(nn.Dropout(drop_rate), head)
-    return Classifier(backbone, head, num_features=d)
-
-
-def create_classifier(
-    name: str,
-    *,
-    num_classes: int | None,
-    library: str | None = None,
-    pretrained: bool = True,
-    weights: str | Path | None = None,
-    allow_download: bool = True,
-    drop_rate: float = 0.0,
-) -> tuple[Classifier, WeightsInfo, dict[str, Any]]:
-    """A classifier named ``name`` with pretrained weights; returns (model, weights info, builder spec).
-
-    The builder spec ``{"name", "builder", "kwargs"}`` rebuilds the same architecture via
-    :func:`visionloop.training.runs.build_model` (saved in the run's config).
-    """
-    lib = resolve_library(name, library)
-    if pretrained or weights is not None:
-        full, info = pretrained_model(name, library=lib, weights=weights, allow_download=allow_download)
-    else:
-        full = build_classifier(name=name, library=lib, num_classes=None)
-        info = WeightsInfo(source="none", detail="random initialisation (--no-pretrained)")
-        model = full if num_classes is None else _assemble_from(full, num_classes, drop_rate)
-        return model, info, _spec(name, lib, num_classes, drop_rate)
-    return _assemble(full, lib, num_classes, drop_rate), info, _spec(name, lib, num_classes, drop_rate)
-
-
-def _assemble_from(model: Classifier, num_classes: int, drop_rate: float) -> Classifier:
-    head: nn.Module = nn.Linear(model.num_features, num_classes)
-    if drop_rate > 0:
-        head = nn.Sequential(nn.Dropout(drop_rate), head)
-    return Classifier(model.backbone, head, num_features=model.num_features)
-
-
-def _spec(name: str, lib: str, num_classes: int | None, drop_rate: float) -> dict[str, Any]:
-    return {"name": name, "builder": "visionloop.models.registry:build_classifier",
-            "kwargs": {"name": name, "library": lib, "num_classes": num_classes, "drop_rate": drop_rate}}
+    """The names of :func:`list_specs`."""
+    return [s.name for s in list_specs(pattern, library=library, task=task)]

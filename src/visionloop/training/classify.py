@@ -25,18 +25,31 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from visionloop.core.errors import ConflictError
 from visionloop.core.preprocess import Preprocess
 from visionloop.data.augment import AugmentPolicy, eval_transform, train_transform
 from visionloop.data.cache import ImageCache
 from visionloop.data.datasets import ImageDataset, LabelledItems, class_list, labelled_items
-from visionloop.data.loader import EpochLoader
+from visionloop.data.loader import EpochLoader, SeededDataset, derive_seed
 from visionloop.data.sampler import ClassBalancedOrder, imbalance_ratio
 from visionloop.evaluation.classification import classification_metrics, tagging_metrics
 from visionloop.evaluation.thresholds import choose_thresholds
-from visionloop.models.registry import DEFAULT_MODEL, Classifier, create_classifier
+from visionloop.models.classifier import DEFAULT_MODEL, Classifier, create_classifier
+from visionloop.models.predict import predict_arrays
+from visionloop.models.runs import build_from_config
+from visionloop.models.weights import safe_torch_load
+from visionloop.storage.runs import (
+    RunConfig,
+    RunResult,
+    load_config,
+    new_run_id,
+    resolve_run,
+    run_dir,
+    save_config,
+    write_result,
+)
+from visionloop.storage.versions import get_version, version_items
 from visionloop.training.loop import (
     LoopConfig,
     ProgressBar,
@@ -46,17 +59,6 @@ from visionloop.training.loop import (
     seed_everything,
     warmup_cosine,
 )
-from visionloop.training.runs import (
-    RunConfig,
-    RunResult,
-    build_model,
-    load_config,
-    new_run_id,
-    resolve_run,
-    run_dir,
-    save_config,
-    write_result,
-)
 from visionloop.training.strategies import (
     FeatureStore,
     choose_strategy,
@@ -65,7 +67,7 @@ from visionloop.training.strategies import (
     fit_linear_head,
 )
 
-__all__ = ["ClassifyParams", "predict_arrays", "train_classifier"]
+__all__ = ["ClassifyParams", "train_classifier"]
 
 
 @dataclass(kw_only=True)
@@ -108,21 +110,6 @@ def _auto_image_size(data: LabelledItems, records: dict[str, Any], device: str) 
     return size, f"{size} px: median shorter side of the training images is {med:.0f} px (CPU: no upsampling past that)"
 
 
-@torch.no_grad()
-def predict_arrays(model: nn.Module, dataset: Any, *, task: str, batch_size: int = 64,
-                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, C), targets) over ``dataset``: softmax for classification, sigmoid for tagging."""
-    model.eval()
-    outs, ys = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
-        logits = model(x.to(device)).float()
-        outs.append((logits.softmax(1) if task == "classification" else logits.sigmoid()).cpu().numpy())
-        ys.append(y.numpy())
-    if not outs:
-        return np.zeros((0, 0), np.float32), np.zeros(0)
-    return np.concatenate(outs), np.concatenate(ys)
-
-
 def _summary(task: str, y: np.ndarray, probs: np.ndarray, names: list[str], thresholds: list[float] | None = None,
              ) -> dict[str, float]:
     if task == "classification":
@@ -156,8 +143,6 @@ def train_classifier(
     ``resume``: a run id whose training was interrupted; everything is read back from its config and last checkpoint.
     ``log(str)`` receives the human-readable decisions (strategy and why, weights source, image size).
     """
-    from visionloop.storage.versions import get_version, version_items
-
     task = project.task.value
     if resume is not None:
         rid = resolve_run(project, resume)
@@ -194,7 +179,7 @@ def train_classifier(
     if cfg is not None:
         last = run_dir(project, cfg.run_id) / "checkpoints" / "last.pt"
         if last.exists() and cfg.strategy != "linear":
-            model = build_model(cfg.model)  # every weight comes from the checkpoint
+            model = build_from_config(cfg.model)  # every weight comes from the checkpoint
         else:  # killed before the first checkpoint, or linear: start again from the same pretrained weights
             seed_everything(seed)
             model = create_classifier(params.model, num_classes=len(classes), library=cfg.model["kwargs"]["library"],
@@ -253,7 +238,7 @@ def train_classifier(
     else:
         _train_loop(model, cfg, data, cache, val_ds, params, policy, preprocess, names, task, device, progress, seed,
                     strategy, epochs, directory, resume is not None, log)
-        best = torch.load(directory / "checkpoints" / "best.pt", map_location=device, weights_only=False)
+        best = safe_torch_load(directory / "checkpoints" / "best.pt", what="run checkpoint", map_location=device)
         model.load_state_dict(best["model"])
         probs, y = predict_arrays(model, val_ds, task=task, device=device)
 
@@ -293,8 +278,6 @@ def _train_linear(project: Any, model: Classifier, cfg: RunConfig, data: dict[st
                            device=device, progress=tick)]
     ys = [data["train"].targets]
     if params.linear_views > 1:
-        from visionloop.data.loader import SeededDataset, derive_seed
-
         policy = AugmentPolicy.from_json(cfg.augmentation)
         aug = SeededDataset(ImageDataset(data["train"], cache=cache, transform=train_transform(policy, preprocess),
                                          kind="train"))

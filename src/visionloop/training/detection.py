@@ -25,15 +25,30 @@ from torch import nn
 
 from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask, boxes_of
 from visionloop.core.errors import ConflictError, ImageError, VisionloopError
+from visionloop.core.imageio import decode
 from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from visionloop.core.task import Task
+from visionloop.data.augment import AugmentPolicy
+from visionloop.data.detection import (
+    DetectionDataset,
+    SemanticDataset,
+    build_transforms,
+    detection_collate,
+    semantic_classes,
+)
+from visionloop.data.loader import EpochLoader
+from visionloop.evaluation.detection import auto_max_dets, coco_metrics, semantic_metrics
+from visionloop.models.predict import outputs_to_annotations, predict_dataset
+from visionloop.models.registry import get_spec
+from visionloop.models.runs import load_run
+from visionloop.storage.runs import RunConfig, RunResult, load_config, new_run_id, run_dir, save_config, write_result
+from visionloop.storage.versions import get_version, version_items
+from visionloop.training.loop import LoopConfig, TrainLoop, default_hooks, warmup_cosine
 
 __all__ = [
     "DEFAULT_MODELS",
     "DetectionHParams",
     "dataset_kind",
-    "outputs_to_annotations",
-    "predict_dataset",
     "predict_images",
     "train_detection",
 ]
@@ -136,49 +151,7 @@ def _sem_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, flo
     return loss, logs
 
 
-def outputs_to_annotations(
-    output: dict[str, torch.Tensor], *, class_ids: Sequence[int] | None = None, mask_threshold: float = 0.5,
-) -> Boxes | Instances:
-    """One torchvision detection output -> Boxes (or Instances when it has masks); labels stay model labels 1..K
-    unless ``class_ids`` (project ids in model order) is given."""
-    labels = output["labels"].cpu().numpy().astype(np.int64)
-    if class_ids is not None:
-        labels = np.asarray([class_ids[int(v) - 1] for v in labels], dtype=np.int64)
-    boxes = Boxes(output["boxes"].detach().cpu().numpy().astype(np.float64), labels,
-                  output["scores"].detach().cpu().numpy().astype(np.float64).clip(0, 1))
-    if "masks" not in output:
-        return boxes
-    masks = (output["masks"][:, 0] > mask_threshold).cpu().numpy()
-    return Instances(boxes, [RLE.encode(m) for m in masks])
-
-
-@torch.no_grad()
-def predict_dataset(model: nn.Module, dataset: Any, *, kind: str, batch_size: int = 2,
-                    semantic_size: tuple[int, int] | None = None) -> list[Any]:
-    """Predictions for every sample of ``dataset`` in order: Boxes/Instances (model labels) or (H, W) class maps."""
-    model.eval()
-    out: list[Any] = []
-    for start in range(0, len(dataset), batch_size):
-        samples = [dataset[i] for i in range(start, min(len(dataset), start + batch_size))]
-        images = [s[0] for s in samples]
-        if kind == "semantic":
-            for img in images:
-                h, w = img.shape[-2:]
-                x = img[None]
-                if semantic_size is not None:
-                    x = nn.functional.interpolate(x, size=semantic_size, mode="bilinear", align_corners=False)
-                logits = model(x)["out"]
-                logits = nn.functional.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                out.append(logits.argmax(1)[0].cpu().numpy().astype(np.int32))
-        else:
-            for o in model(images):
-                out.append(outputs_to_annotations(o))
-    return out
-
-
 def _version(project: Any, version: str) -> tuple[Any, dict[str, list[Any]]]:
-    from visionloop.storage.versions import get_version, version_items
-
     info = get_version(project, version)
     items = version_items(project, version)
     by_split: dict[str, list[Any]] = {"train": [], "val": [], "test": []}
@@ -194,8 +167,6 @@ def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str
               semantic_size: tuple[int, int] | None) -> dict[str, Any]:
     from torchvision.transforms import v2
 
-    from visionloop.data.detection import DetectionDataset, SemanticDataset, build_transforms
-
     out = {}
     for split, items in by_split.items():
         train = split == "train"
@@ -203,9 +174,9 @@ def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str
             tf = build_transforms(policy if train else None, train=train, semantic=True)
             if train and semantic_size is not None:
                 tf = v2.Compose([v2.Resize(semantic_size), tf])
-            out[split] = SemanticDataset(items, ontology=info.ontology, image_path=project.blobs.path, transforms=tf)
+            out[split] = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source, transforms=tf)
         else:
-            out[split] = DetectionDataset(items, ontology=info.ontology, image_path=project.blobs.path,
+            out[split] = DetectionDataset(items, ontology=info.ontology, image_source=project.blobs.source,
                                           transforms=build_transforms(policy if train else None, train=train),
                                           masks=kind == "instance")
     return out
@@ -213,13 +184,15 @@ def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str
 
 def _model_spec(name: str, kind: str, num_classes: int, hp: DetectionHParams, eval_size: int,
                 train_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """``config.model``: the registry name and the JSON options that rebuild the architecture."""
+    entry = get_spec(name)
+    if entry.kind != kind:
+        raise ConflictError(f"{name} is a {entry.kind} model but this version needs a {kind} model; list them with "
+                            f"visionloop models --task {'detection' if kind == 'detection' else 'segmentation'}")
     if kind == "semantic":
-        return {"name": name, "builder": "visionloop.models.segmentation:build_segmentation_model",
-                "kwargs": {"name": name, "num_classes": num_classes, "pretrained": "none"}}
-    from visionloop.models.detection import DETECTION_MODELS
-
+        return {"name": name, "kwargs": {"name": name, "num_classes": num_classes, "pretrained": "none"}}
     kwargs: dict[str, Any] = {"name": name, "num_classes": num_classes + 1, "pretrained": "none"}
-    if name in DETECTION_MODELS and not name.startswith("ssd"):
+    if not name.startswith("ssd"):
         kwargs.update(min_size=list(train_sizes) + [eval_size], max_size=hp.max_size)
         if name.startswith(("fasterrcnn", "maskrcnn")):
             kwargs.update(box_score_thresh=hp.score_thresh, box_detections_per_img=hp.detections_per_img)
@@ -227,25 +200,17 @@ def _model_spec(name: str, kind: str, num_classes: int, hp: DetectionHParams, ev
             kwargs.update(score_thresh=hp.score_thresh, detections_per_img=hp.detections_per_img)
         if name.endswith("mobilenet_v2_fpn"):
             kwargs["trainable_layers"] = hp.trainable_layers
-    return {"name": name, "builder": "visionloop.models.detection:build_detection_model", "kwargs": kwargs}
+    return {"name": name, "kwargs": kwargs}
 
 
 def _build(spec: dict[str, Any], *, pretrained: str | None, weights: str | Path | None) -> nn.Module:
-    kwargs = dict(spec["kwargs"])
-    kwargs.pop("pretrained", None)
-    if spec["builder"].startswith("visionloop.models.segmentation"):
-        from visionloop.models.segmentation import build_segmentation_model
-
-        return build_segmentation_model(pretrained=pretrained, weights_path=weights, **kwargs)
-    from visionloop.models.detection import build_detection_model
-
-    return build_detection_model(pretrained=pretrained, weights_path=weights, **kwargs)  # type: ignore[arg-type]
+    kwargs = {k: v for k, v in spec["kwargs"].items() if k not in ("name", "pretrained")}
+    entry = get_spec(spec["name"])
+    return entry.build(pretrained=pretrained or entry.default_pretrained, weights_path=weights, **kwargs)
 
 
 def _validate_fn(dataset: Any, kind: str, num_classes: int, semantic_size: tuple[int, int] | None,
                  max_dets: int) -> Any:
-    from visionloop.evaluation.detection import coco_metrics, semantic_metrics
-
     def validate(model: nn.Module) -> dict[str, float]:
         if dataset is None or len(dataset) == 0:
             return {}
@@ -280,20 +245,6 @@ def train_detection(
     from. ``pretrained``: ``coco`` / ``imagenet`` / ``none`` (default: the model's own default; the offline
     MobileNetV2 models start from ImageNet without network).
     """
-    from visionloop.data.detection import detection_collate, resolve_policy
-    from visionloop.data.loader import EpochLoader
-    from visionloop.evaluation.detection import auto_max_dets
-    from visionloop.training.loop import LoopConfig, TrainLoop, default_hooks, warmup_cosine
-    from visionloop.training.runs import (
-        RunConfig,
-        RunResult,
-        load_config,
-        new_run_id,
-        run_dir,
-        save_config,
-        write_result,
-    )
-
     started = time.perf_counter()
     if resume:
         cfg = load_config(project, resume)
@@ -304,8 +255,6 @@ def train_detection(
     num_classes = len(info.ontology.active)
     classes = [{"id": c.id, "name": c.name} for c in info.ontology.active]
     if kind == "semantic":
-        from visionloop.data.detection import semantic_classes
-
         classes = [{"id": cid, "name": n} for cid, n in semantic_classes(info.ontology)[1]]
         num_classes = len(classes)
     if not resume:
@@ -318,7 +267,7 @@ def train_detection(
     eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
-    policy = resolve_policy(info.ontology, vertical_flip=hp.vertical_flip)
+    policy = AugmentPolicy.from_ontology(info.ontology, vflip=hp.vertical_flip)
     max_dets = auto_max_dets([it.annotation for split in by_split.values() for it in split], hp.detections_per_img)
     hp.detections_per_img = max(hp.detections_per_img, max_dets)
 
@@ -379,9 +328,6 @@ def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, s
     ``detections`` (``class``, ``class_id`` (project id), ``score``, ``box`` xyxy pixels, ``mask`` COCO RLE for
     instance models), or for semantic runs ``classes`` (pixel fraction per class) and ``mask`` (RLE per class).
     An unreadable file gives ``{"image", "error"}``."""
-    from visionloop.core.imageio import decode
-    from visionloop.training.runs import load_run
-
     net, cfg = load_run(project, run_id)
     kind = cfg.extra.get("kind", "detection")
     names, ids = cfg.class_names, cfg.class_ids

@@ -29,7 +29,8 @@ Reproducibility and resume
 --------------------------
 At the start of epoch ``e`` every RNG (torch, numpy, python ``random``) is re-seeded from ``(seed, e)``. A checkpoint
 holds the model, optimizer, scheduler, the :class:`LoopState` (epochs done, batches done in the current epoch, best
-metric, history), every hook's ``state_dict()`` and the RNG states at the moment it was written. ``run(resume_from=...)``
+metric, history), every hook's ``state_dict()`` and the RNG states at the moment it was written, all as tensors,
+numbers, strings, lists and dicts: checkpoints are read with ``weights_only=True``, never unpickled. ``run(resume_from=...)``
 restores all of it and skips the batches already done, so a run killed with ``kill -9`` and resumed reaches the same
 weights as an uninterrupted run with the same seed (on the same machine and thread count; CPU kernels are
 deterministic, CUDA ones only with ``torch.use_deterministic_algorithms``). Checkpoints are written atomically
@@ -58,6 +59,7 @@ from torch import nn
 
 from visionloop.core.errors import VisionloopError
 from visionloop.data.loader import derive_seed
+from visionloop.models.weights import safe_torch_load
 
 __all__ = [
     "CheckpointHook",
@@ -107,17 +109,27 @@ def seed_everything(seed: int) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                             "torch": torch.get_rng_state()}
+    """Every RNG state as tensors, numbers and lists (what ``torch.load(weights_only=True)`` reads back)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -261,7 +273,7 @@ class TrainLoop:
     def load_checkpoint(self, path: Path) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint` (before :meth:`run`, or via ``resume_from``)."""
         try:
-            ckpt = torch.load(path, map_location=self.config.device, weights_only=False)
+            ckpt = safe_torch_load(path, what="training checkpoint", map_location=self.config.device)
         except (OSError, RuntimeError, EOFError) as e:
             raise CheckpointError(f"cannot read checkpoint {path}: {e}; the run directory may be damaged, "
                                   "start a new run instead of resuming") from e

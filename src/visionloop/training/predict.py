@@ -10,6 +10,9 @@ import torch
 
 from visionloop.core.errors import ImageError
 from visionloop.core.imageio import decode
+from visionloop.models.runs import load_run
+from visionloop.storage.runs import load_config, resolve_run
+from visionloop.training.detection import predict_images as predict_detection
 
 __all__ = ["predict_images"]
 
@@ -24,12 +27,8 @@ def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, t
     An unreadable file gives ``{"image", "error"}``. Detection/segmentation runs are answered by
     :func:`visionloop.training.detection.predict_images`.
     """
-    from visionloop.training.runs import load_config, load_run, resolve_run
-
     rid = resolve_run(project, run_id)
     if load_config(project, rid).task in ("detection", "segmentation"):
-        from visionloop.training.detection import predict_images as predict_detection
-
         return predict_detection(project, rid, list(images))
     model, cfg = load_run(project, rid)
     pre = cfg.preprocessing()

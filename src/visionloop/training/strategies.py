@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from visionloop.core.errors import AnnotationValidationError
+from visionloop.core.errors import AnnotationValidationError, VisionloopError
+from visionloop.models.weights import safe_torch_load
 
 __all__ = ["STRATEGIES", "StrategyChoice", "choose_strategy", "extract_features", "fit_linear_head"]
 
@@ -74,15 +75,21 @@ def feature_cache_key(model_spec: dict[str, Any], weights: dict[str, Any], prepr
 
 
 class FeatureStore:
-    """``{(sha256, view): (D,) float32}`` persisted in one ``.pt`` file per (model, weights, preprocessing) key."""
+    """``{(sha256, view): (D,) float32}`` persisted in one ``.pt`` file per (model, weights, preprocessing) key.
+
+    The file holds ``{"keys": [str], "features": (N, D) float32 tensor}`` and is read with ``weights_only=True``; a
+    file that cannot be read that way (damaged, older layout, or holding pickled objects) is ignored and rewritten.
+    """
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.data: dict[str, np.ndarray] = {}
         if path is not None and path.exists():
             try:
-                self.data = torch.load(path, weights_only=False)
-            except (OSError, RuntimeError, EOFError):
+                saved = safe_torch_load(path, what="feature cache")
+                feats = saved["features"].numpy()
+                self.data = {k: feats[i] for i, k in enumerate(saved["keys"])}
+            except (OSError, RuntimeError, EOFError, VisionloopError, KeyError, TypeError, AttributeError):
                 self.data = {}
         self.dirty = False
 
@@ -98,7 +105,9 @@ class FeatureStore:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        torch.save(self.data, tmp)
+        keys = list(self.data)
+        feats = np.stack([self.data[k] for k in keys]).astype(np.float32) if keys else np.zeros((0, 0), np.float32)
+        torch.save({"keys": keys, "features": torch.from_numpy(feats)}, tmp)
         os.replace(tmp, self.path)
         self.dirty = False
 

@@ -1,24 +1,24 @@
-"""Run directories: ``PROJECT/runs/<run-id>/`` with the resolved config, metrics, checkpoints and reports.
+"""Run records: ``PROJECT/runs/<run-id>/`` with the resolved config, metrics, checkpoints and reports.
 
-Layout of a run (every task)::
+Runs are part of the project on disk, so their records live here, below training (which writes them) and evaluation,
+export and the CLI (which read them). Layout of a run (every task)::
 
     runs/<run-id>/
-      config.json          RunConfig: task, version name+hash, model (builder + kwargs), classes, preprocessing,
-                           strategy (+ why), augmentation policy, hyper-parameters, seed, weights source, thresholds
+      config.json          RunConfig: task, version name+hash, model (registry name + JSON kwargs), classes,
+                           preprocessing, strategy (+ why), augmentation policy, hyper-parameters, seed, weights
+                           source, thresholds
       metrics.jsonl        one JSON record per epoch (train_loss, lr, val_* ...), see training.loop.MetricsLogger
       checkpoints/last.pt  full training state for --resume (training.loop.TrainLoop.state_dict)
       checkpoints/best.pt  {"model": state_dict, "record": the epoch's record}: the weights load_run uses
       result.json          final status and metrics, written when training ends
       report.html, eval-<split>.json   written by ``visionloop evaluate``
 
-:func:`load_run` rebuilds any run's model without knowing its task: ``config.model["builder"]`` is an importable
-``"package.module:function"`` that returns the untrained ``nn.Module`` when called with ``**config.model["kwargs"]``
-(JSON values only); the weights come from ``checkpoints/best.pt``. A detection run stores its own builder the same way.
+The model of a run is rebuilt by :func:`visionloop.models.runs.load_run` from ``config.model["name"]`` (a registry
+name) and ``config.model["kwargs"]`` (JSON values): no code named in a file is ever imported.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import secrets
@@ -27,19 +27,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from visionloop.core.errors import NotFoundError, VisionloopError
+from visionloop.core.errors import NotFoundError
 from visionloop.core.preprocess import Preprocess
 
 __all__ = [
     "RunConfig",
     "RunResult",
-    "build_model",
+    "checkpoint_path",
     "list_runs",
     "load_config",
-    "load_run",
     "new_run_id",
     "read_metrics",
     "resolve_run",
@@ -56,8 +52,8 @@ class RunConfig:
     """The resolved configuration of one training run (``config.json``).
 
     ``classes``: ``[{"id": project class id, "name": ...}]`` in model-output order (index i = output i).
-    ``model``: ``{"name": registry name, "builder": "module:function", "kwargs": {...}}``; ``builder(**kwargs)``
-    returns the architecture (no pretrained download needed). ``preprocess``: :meth:`Preprocess.to_json` of the
+    ``model``: ``{"name": registry name, "kwargs": {...}}``: the registry entry's builder called with ``kwargs``
+    (JSON values) returns the architecture (no pretrained download needed). ``preprocess``: :meth:`Preprocess.to_json` of the
     evaluation-time preprocessing (what export/inference must reproduce). ``thresholds``: per-class decision
     thresholds on sigmoid scores (tagging) or None. ``extra``: task-specific settings (detection uses it freely).
     """
@@ -176,36 +172,16 @@ def read_metrics(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def build_model(spec: dict[str, Any]) -> nn.Module:
-    """Call ``spec["builder"]`` (``"module:function"``) with ``spec["kwargs"]``; the architecture, untrained."""
-    builder = spec.get("builder", "")
-    module_name, _, attr = builder.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise VisionloopError(f"cannot import the model builder {builder!r} of this run ({e}); install the "
-                              "visionloop version that trained it") from e
-    return fn(**spec.get("kwargs", {}))
+def checkpoint_path(project: Any, run_id: str, *, checkpoint: str = "best") -> Path:
+    """``checkpoints/<checkpoint>.pt`` of a run; ``"best"`` falls back to ``last`` when no best was written.
 
-
-def load_run(
-    project: Any, run_id: str, *, checkpoint: str = "best", device: str | torch.device = "cpu",
-) -> tuple[nn.Module, RunConfig]:
-    """Rebuild a run's model with its trained weights, in eval mode, and its :class:`RunConfig`.
-
-    ``checkpoint``: ``"best"`` (default; falls back to ``last`` when there is no best) or ``"last"``. Works for every
-    task: the architecture comes from ``config.model`` (see the module docstring).
+    NotFoundError (with how to resume) when the run has not finished an epoch.
     """
     rid = resolve_run(project, run_id)
-    config = load_config(project, rid)
-    directory = run_dir(project, rid)
+    directory = run_dir(project, rid) / "checkpoints"
     names = ["best.pt", "last.pt"] if checkpoint == "best" else [f"{checkpoint}.pt"]
-    path = next((directory / "checkpoints" / n for n in names if (directory / "checkpoints" / n).exists()), None)
+    path = next((directory / n for n in names if (directory / n).exists()), None)
     if path is None:
         raise NotFoundError("checkpoint of run", rid, choices=["the run has not finished an epoch; resume it with "
                                                                f"visionloop train --resume {rid}"])
-    model = build_model(config.model)
-    state = torch.load(path, map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    return model, config
+    return path
