@@ -55,7 +55,7 @@ def _type(s: dict[str, Any]) -> str:
 
 
 def _cell(text: str | None) -> str:
-    return " ".join((text or "").split()).replace("|", "\\|")
+    return " ".join((text or "").split()).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -76,3 +76,20 @@ def test_no_asset_comes_from_the_network(site: Path) -> None:
         text = page.read_text(encoding="utf-8")
         assert not re.search(r"<(?:script|link|img)[^>]+(?:src|href)=\"https?://", text), page
         assert "fonts.googleapis" not in text and "fonts.gstatic" not in text, page
+
+
+def test_cli_page_documents_every_command(site: Path) -> None:
+    sys.path.insert(0, str(REPO / "docs" / "hooks"))
+    try:
+        import typer
+        from cli_reference import _commands
+
+        from visionloop.cli.main import app
+    finally:
+        sys.path.remove(str(REPO / "docs" / "hooks"))
+    text = _text(site / "cli" / "index.html")
+    commands = [" ".join(path) for path, _ in _commands(typer.main.get_command(app), ["visionloop"])]
+    assert "visionloop version create" in commands and len(commands) >= 20
+    for command in commands:
+        assert f"Usage: {command} " in text, command
+    assert "--splits <str>" in text and "instances_<subset>.json" in text  # options, with <...> kept as text

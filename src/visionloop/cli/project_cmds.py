@@ -198,7 +198,7 @@ def version_create(
     splits: Annotated[str, typer.Option(help=(
         "random or source. random: a seeded, leak-free, stratified split by --val/--test. source: the "
         "train/val/test each image came with (COCO instances_<subset>.json, train/ val/ folders, VOC ImageSets, "
-        "YOLO data.yaml), to reproduce a published split; every image needs one, else an error says how many lack "
+        "YOLO images/train), to reproduce a published split; every image needs one, else an error says how many lack "
         "it (none is put in train silently); near-duplicates across the source's splits are reported, not moved"))
     ] = "random",
     include_unannotated: bool = False,
