@@ -211,3 +211,11 @@ def test_tags_only_task_is_tagging_and_round_trips(formats_dir: Path, tmp_path: 
     export_project(project, tmp_path / "out", format="cvat")
     again = cvat.load(tmp_path / "out")
     assert {s.name: {again.classes[c] for c in s.annotation.class_ids} for s in again.samples} == names
+
+
+def test_control_characters_in_names_still_give_readable_xml(tmp_path: Path) -> None:
+    ds = FormatDataset(task=Task.DETECTION, classes=["a\x01b", "ok"], samples=[
+        Sample(name="x.jpg", annotation=Boxes([[1, 1, 2, 2], [0, 0, 3, 3]], [0, 1]), width=4, height=4)])
+    cvat.save(ds, tmp_path)
+    again = cvat.load(tmp_path)
+    assert again.classes == ["a_b", "ok"] and len(again.samples[0].annotation) == 2

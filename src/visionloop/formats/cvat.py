@@ -513,7 +513,20 @@ def _save_video(dataset: FormatDataset, out: Path) -> None:
     _write(root, out / "annotations.xml")
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""Characters XML 1.0 cannot hold (control characters): written as ``_`` so the file stays readable."""
+
+
+def _xml_safe(root: ET.Element) -> None:
+    for el in root.iter():
+        if el.text:
+            el.text = _NOT_XML.sub("_", el.text)
+        for k, v in el.attrib.items():
+            el.set(k, _NOT_XML.sub("_", v))
+
+
 def _write(root: ET.Element, dest: Path) -> None:
+    _xml_safe(root)
     ET.indent(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".xml.tmp")

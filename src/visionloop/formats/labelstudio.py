@@ -10,7 +10,8 @@ Images: ``data.image`` may be an upload path (``/data/upload/1/5e1c2f0a-name.jpg
 (``/data/local-files/?d=folder/name.jpg``) or any URL; the file is looked for by relative path, then by file name
 (with and without the 8-hex upload prefix), next to the JSON file and under ``images/``.
 
-``save`` writes ``out/result.json`` plus ``out/images/``, with ``data.image`` as ``/data/local-files/?d=images/<name>``.
+``save`` writes ``out/result.json`` plus ``out/images/``, with ``data.image`` as ``/data/local-files/?d=images/<name>``
+(the name percent-encoded, as Label Studio's local-files URLs are).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from visionloop.core.annotations import RLE, Instances, Label, SemanticMask, Tags
 from visionloop.core.errors import FormatError
@@ -376,7 +377,7 @@ def save(dataset: FormatDataset, out: Path) -> None:
     dataset = safe_for_export(dataset, per_subset=False)  # names from data files made safe paths under images/
     tasks = []
     for i, sample in enumerate(dataset.samples, start=1):
-        task: dict[str, Any] = {"id": i, "data": {"image": f"/data/local-files/?d=images/{sample.name}"},
+        task: dict[str, Any] = {"id": i, "data": {"image": f"/data/local-files/?d={quote(f'images/{sample.name}')}"},
                                 "annotations": [], "predictions": []}
         if sample.annotation is not None or sample.meta.get("tags"):
             task["annotations"].append({"id": i, "result": _results(sample, dataset.classes), "was_cancelled": False,
