@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from visionloop.core.annotations import Boxes
+from visionloop.core.annotations import Boxes, Instances
 from visionloop.core.task import Task
 from visionloop.formats import get_format
 from visionloop.formats.base import FormatDataset, Sample
@@ -75,3 +75,37 @@ def test_detection_dataset_round_trips(fmt: str, data: tuple[list[str], list[tup
                 assert_same_annotation(ds, boxes, again, got.annotation, where=f"{fmt}:{name}", attributes=False)
             else:
                 assert got.annotation is None or len(got.annotation) == 0
+
+
+def _area(ring: list[float]) -> float:
+    xs, ys = np.asarray(ring[0::2]), np.asarray(ring[1::2])
+    return 0.5 * abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1))))
+
+
+@st.composite
+def polygons(draw: st.DrawFn) -> list[float]:
+    n = draw(st.sampled_from([3, 5]))  # never 4: a 4-point axis-aligned ring is read back as a box
+    points = draw(st.lists(st.tuples(st.integers(0, W), st.integers(0, H)), min_size=n, max_size=n, unique=True))
+    ring = [float(v) for p in points for v in p]
+    return ring
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme", "labelstudio", "via", "cvat"])
+@settings(max_examples=15, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(classes=st.lists(CLASS_NAMES, min_size=1, max_size=3, unique=True),
+       rings=st.lists(polygons().filter(lambda r: _area(r) >= 2), min_size=1, max_size=3))
+def test_polygon_dataset_round_trips(fmt: str, classes: list[str], rings: list[list[float]]) -> None:
+    xyxy = [[min(r[0::2]), min(r[1::2]), max(r[0::2]), max(r[1::2])] for r in rings]
+    inst = Instances(Boxes(xyxy, [i % len(classes) for i in range(len(rings))]), [[r] for r in rings])
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copyfile(IMAGE, Path(tmp) / "img.jpg")
+        ds = FormatDataset(task=Task.SEGMENTATION, classes=classes, samples=[
+            Sample(name="img.jpg", image_path=Path(tmp) / "img.jpg", annotation=inst, width=W, height=H)])
+        module = get_format(fmt)
+        module.save(ds, Path(tmp) / "out")
+        again = module.load(Path(tmp) / "out")
+        assert again.task is Task.SEGMENTATION
+        assert not [p for p in again.problems if p.action != "kept"], again.problems
+        (got,) = again.samples
+        assert_same_annotation(ds, inst, again, got.annotation, where=fmt, attributes=False)
