@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import contourpy
 import numpy as np
 
 from visionloop.core.annotations import RLE, Boxes, Instances
@@ -31,6 +32,7 @@ __all__ = [
     "mask_to_rings",
     "parse_float",
     "rect_ring",
+    "ring_area",
     "rings_bbox",
     "shapes_to_annotation",
 ]
@@ -116,27 +118,44 @@ def mask_bbox(mask: np.ndarray) -> tuple[float, float, float, float] | None:
 
 
 def mask_to_rings(mask: np.ndarray) -> list[list[float]]:
-    """Outline rings of a (H, W) bool mask, for formats that hold only polygons.
+    """Outline rings of a (H, W) bool mask, for formats that hold only polygons (pixel-edge coordinates).
 
-    Uses scikit-image's contour tracing when installed; without it, the mask's bounding box stands in.
+    Traced with contourpy (marching squares at 0.5 on the zero-padded mask; a runtime dependency through
+    matplotlib), then points on a straight edge dropped, which loses nothing. Each connected part and each hole is
+    a ring; an empty mask has none. Pixel ``(x, y)`` spans ``[x, x+1] x [y, y+1]``: the outline runs through the
+    middle of each border pixel's outer edge, cutting corners by half a pixel.
     """
     mask = np.asarray(mask, dtype=bool)
-    try:
-        from skimage import measure
-    except ImportError:  # pragma: no cover - scikit-image is a dev dependency
-        box = mask_bbox(mask)
-        return [rect_ring(*box)] if box else []
-    padded = np.pad(mask, 1).astype(np.uint8)
+    if not mask.any():
+        return []
+    padded = np.pad(mask.astype(np.float64), 1)
+    lines = contourpy.contour_generator(z=padded, line_type=contourpy.LineType.Separate).lines(0.5)
     rings = []
-    for contour in measure.find_contours(padded, 0.5):
-        contour = measure.approximate_polygon(contour - 1, tolerance=0.5)
-        if len(contour) >= 4:  # closed: first point repeated
-            contour = contour[:-1]
-        if len(contour) < 3:
-            continue
-        ring = np.stack([contour[:, 1] + 0.5, contour[:, 0] + 0.5], axis=1).reshape(-1)
-        rings.append([round(float(v), 3) for v in ring])
+    for line in lines:
+        pts = np.asarray(line, dtype=np.float64) - 0.5  # padded index (pixel centres + 1) -> pixel edges
+        if len(pts) >= 2 and np.allclose(pts[0], pts[-1]):
+            pts = pts[:-1]
+        pts = _without_collinear(pts)
+        if len(pts) >= 3:
+            rings.append([round(float(v), 3) for v in pts.reshape(-1)])
     return rings
+
+
+def _without_collinear(pts: np.ndarray) -> np.ndarray:
+    """The closed ring ``pts`` (N, 2) without points that lie on the line through their neighbours."""
+    if len(pts) < 4:
+        return pts
+    before = pts - np.roll(pts, 1, axis=0)
+    after = np.roll(pts, -1, axis=0) - pts
+    cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+    return pts[np.abs(cross) > 1e-9]
+
+
+def ring_area(ring: Sequence[float]) -> float:
+    """Area (square pixels) of a flat ring ``[x1, y1, x2, y2, ...]`` (shoelace formula)."""
+    pts = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+    x, y = pts[:, 0], pts[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
 
 
 def _report(ds: FormatDataset, where: str, reason: str, action: str) -> None:

@@ -40,6 +40,7 @@ from visionloop.core.annotations import RLE, Boxes, Instances, Polygons
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num, polygon_bbox, rect_polygon
+from visionloop.formats._geometry import mask_to_rings, ring_area
 from visionloop.formats._paths import SPLIT_NAMES, image_size, read_head, read_yaml, relative_in_subset, resolve_inside
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
@@ -344,16 +345,8 @@ def _annotation(ds: FormatDataset, rows: list[tuple[int, list[float], str]], siz
 
 
 def _mask_outline(mask: np.ndarray) -> list[float] | None:
-    """The largest outline of a binary mask, in pixel-edge coordinates (traced with contourpy)."""
-    import contourpy
-
-    padded = np.pad(mask.astype(np.float64), 1)
-    lines = contourpy.contour_generator(z=padded).lines(0.5)
-    best = max(lines, key=len, default=None)
-    if best is None or len(best) < 3:
-        return None
-    pts = best - 1 + 0.5  # undo the padding, move from pixel centres to pixel edges
-    return pts.reshape(-1).tolist()
+    """The largest outline of a binary mask (YOLO holds one ring per object), in pixel-edge coordinates."""
+    return max(mask_to_rings(mask), key=ring_area, default=None)
 
 
 def _lines(ann: Boxes | Instances, w: int, h: int) -> list[str]:
