@@ -17,6 +17,11 @@ class Settings(BaseSettings):
     max_archive_bytes: int = 64 * 1024**3
     """Total uncompressed size an archive may unpack to."""
     thumbnail_size: int = 256
+    """Default thumbnail size of the project API; sizes are 64, 128, 256 or 512 (others snap to the next one)."""
+    thumbnail_cache_bytes: int = 1024**3
+    """Disk the project API's thumbnail cache may use per project; the least recently used go beyond it."""
+    api_max_body_bytes: int = 16 * 1024 * 1024
+    """Largest request body the project API reads (an annotation save, a sign-in); larger ones get 413."""
     import_batch: int = 256
     """Images per database transaction during import; a kill loses at most one batch, a re-run completes it."""
     weights_dir: str | None = None

@@ -14,10 +14,12 @@ from fastapi import FastAPI
 
 from visionloop import __version__
 from visionloop.core.settings import Settings
+from visionloop.serving.body_limit import install_body_limit
 from visionloop.serving.docs import install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
 from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
 from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
+from visionloop.serving.projects_api.thumbnails import ThumbnailCache, snap_size
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -29,15 +31,19 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
     project.
     """
     dirs = find_project_dirs(projects_root)
+    snap_size(settings.thumbnail_size)  # a default size above the largest is refused before the server starts
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = ProjectRegistry.open(dirs, settings=settings)
         app.state.projects = registry
+        app.state.thumbnails = {p.name: ThumbnailCache(p, max_bytes=settings.thumbnail_cache_bytes)
+                                for p in registry.all()}
         try:
             yield
         finally:
             app.state.projects = None
+            app.state.thumbnails = {}
             registry.close()
 
     assets = offline_assets_dir()
@@ -48,9 +54,11 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
     )
     app.state.settings = settings
     app.state.projects = None
+    app.state.thumbnails = {}
     if assets is not None:
         install_offline_docs(app, assets)
     install_error_handlers(app)
+    install_body_limit(app, settings.api_max_body_bytes)
     app.include_router(health.router)
     app.include_router(api_router)
     return app

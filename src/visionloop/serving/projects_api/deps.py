@@ -1,4 +1,5 @@
-"""Typed FastAPI dependencies: the open projects, one project by its URL name, the settings, paging."""
+"""Typed FastAPI dependencies: the open projects, one project by its URL name and its thumbnail cache, the
+settings, paging."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 
 from visionloop.core.settings import Settings
 from visionloop.serving.projects_api.project_registry import ProjectRegistry
+from visionloop.serving.projects_api.thumbnails import ThumbnailCache
 from visionloop.storage.project import Project
 
 __all__ = [
@@ -21,9 +23,11 @@ __all__ = [
     "ProjectDep",
     "RegistryDep",
     "SettingsDep",
+    "ThumbnailsDep",
     "get_project",
     "get_registry",
     "get_settings",
+    "get_thumbnails",
 ]
 
 DEFAULT_PAGE = 50
@@ -61,6 +65,13 @@ def get_project(
 
 
 ProjectDep = Annotated[Project, Depends(get_project)]
+
+
+def get_thumbnails(request: Request, project: ProjectDep) -> ThumbnailCache:
+    return request.app.state.thumbnails[project.name]
+
+
+ThumbnailsDep = Annotated[ThumbnailCache, Depends(get_thumbnails)]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""JPEG thumbnails of project images, made once and cached in the project under ``.cache/thumbs/<size>/<sha>.jpg``.
+"""JPEG thumbnails of project images at a few fixed sizes, cached on disk under ``.cache/thumbs/<size>/<sha>.jpg``
+within a byte budget per project.
 
-Blobs never change, so a cached thumbnail never goes stale; it is written to a temporary file and renamed into
-place, so a reader never sees half a file, and two requests racing to make the same one both succeed.
+Sizes are ``THUMBNAIL_SIZES`` only (other requests snap to the next one up), so one image has at most four cached
+thumbnails. Blobs never change, so a cached thumbnail never goes stale; it is written to a temporary file and renamed
+into place, so a reader never sees half a file, and two requests racing to make the same one both succeed. When the
+cache passes its budget the least recently used thumbnails are removed until it is back under 80 % of it.
 """
 
 from __future__ import annotations
@@ -9,24 +12,32 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from PIL import Image
 
+from visionloop.core.errors import VisionloopError
 from visionloop.core.imageio import decode
 from visionloop.storage.project import Project
 
 __all__ = [
-    "MAX_THUMBNAIL", "MIN_THUMBNAIL", "THUMBNAIL_QUALITY", "make_thumbnail", "render_thumbnail", "thumbnail_path",
+    "MAX_THUMBNAIL", "THUMBNAIL_QUALITY", "THUMBNAIL_SIZES", "ThumbnailCache", "render_thumbnail", "snap_size",
 ]
 
-MIN_THUMBNAIL = 16
-MAX_THUMBNAIL = 1024
+THUMBNAIL_SIZES = (64, 128, 256, 512)
+MAX_THUMBNAIL = THUMBNAIL_SIZES[-1]
 THUMBNAIL_QUALITY = 85
+_PRUNE_TO = 0.8
 
 
-def thumbnail_path(project: Project, sha256: str, size: int) -> Path:
-    return project.root / ".cache" / "thumbs" / str(size) / f"{sha256}.jpg"
+def snap_size(size: int) -> int:
+    """The smallest of ``THUMBNAIL_SIZES`` that is at least ``size``."""
+    for s in THUMBNAIL_SIZES:
+        if size <= s:
+            return s
+    raise VisionloopError(f"thumbnail size {size} is above the largest, {MAX_THUMBNAIL}; choose one of "
+                          f"{', '.join(map(str, THUMBNAIL_SIZES))}")
 
 
 def render_thumbnail(data: bytes, size: int, *, max_pixels: int) -> bytes:
@@ -41,19 +52,78 @@ def render_thumbnail(data: bytes, size: int, *, max_pixels: int) -> bytes:
     return buf.getvalue()
 
 
-def make_thumbnail(project: Project, sha256: str, size: int) -> Path:
-    """Path of the cached thumbnail of blob ``sha256``, made now if missing."""
-    dest = thumbnail_path(project, sha256, size)
-    if dest.is_file():
-        return dest
-    data = render_thumbnail(project.blobs.read(sha256), size, max_pixels=project.settings.max_image_pixels)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".jpg")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+class ThumbnailCache:
+    """The thumbnails of one project under ``project.root/.cache/thumbs``, at most ``max_bytes`` on disk."""
+
+    def __init__(self, project: Project, *, max_bytes: int) -> None:
+        if max_bytes < 1:
+            raise VisionloopError(f"thumbnail_cache_bytes must be at least 1, got {max_bytes}")
+        self.project, self.max_bytes = project, max_bytes
+        self.root = project.root / ".cache" / "thumbs"
+        self._lock = threading.Lock()
+        self._total: int | None = None  # bytes on disk, counted at first write, kept exact by each prune
+
+    def path(self, sha256: str, size: int) -> Path:
+        return self.root / str(size) / f"{sha256}.jpg"
+
+    def get(self, sha256: str, size: int) -> bytes:
+        """JPEG bytes of blob ``sha256``'s thumbnail at ``size`` (snapped), from the cache or made now.
+
+        Raises FileNotFoundError when the blob is missing, ImageError when it does not decode.
+        """
+        dest = self.path(sha256, snap_size(size))
+        try:
+            data = dest.read_bytes()
+            os.utime(dest)  # recently used: pruned last
+            return data
+        except FileNotFoundError:  # not made yet, or pruned meanwhile
+            pass
+        data = render_thumbnail(self.project.blobs.read(sha256), snap_size(size),
+                                max_pixels=self.project.settings.max_image_pixels)
+        self._store(dest, data)
+        return data
+
+    def disk_bytes(self) -> int:
+        return sum(size for _, size, _ in self._files())
+
+    def _files(self) -> list[tuple[Path, int, float]]:
+        out = []
+        for size in THUMBNAIL_SIZES:
+            try:
+                entries = list(os.scandir(self.root / str(size)))
+            except FileNotFoundError:
+                continue
+            for e in entries:
+                if e.name.startswith(".tmp-"):  # being written
+                    continue
+                try:
+                    st = e.stat()
+                except FileNotFoundError:
+                    continue
+                out.append((Path(e.path), st.st_size, st.st_mtime))
+        return out
+
+    def _store(self, dest: Path, data: bytes) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".jpg")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        with self._lock:
+            self._total = (self.disk_bytes() if self._total is None else self._total + len(data))
+            if self._total > self.max_bytes:
+                self._prune()
+
+    def _prune(self) -> None:
+        files = sorted(self._files(), key=lambda f: f[2])  # least recently used first
+        total = sum(size for _, size, _ in files)
+        for path, size, _ in files:
+            if total <= self.max_bytes * _PRUNE_TO:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+        self._total = total

@@ -11,10 +11,10 @@ from fastapi.responses import FileResponse
 
 from visionloop.core.errors import NotFoundError
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.projects_api.deps import ImageId, PageDep, ProjectDep, SettingsDep
+from visionloop.serving.projects_api.deps import ImageId, PageDep, ProjectDep, SettingsDep, ThumbnailsDep
 from visionloop.serving.projects_api.image_queries import ImageHead, count_images, image_head, image_page
 from visionloop.serving.projects_api.schemas import ImageDetailPublic, ImagesPublic
-from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, MIN_THUMBNAIL, make_thumbnail
+from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, THUMBNAIL_SIZES, snap_size
 from visionloop.storage.project import Project
 
 __all__ = ["IMMUTABLE_CACHE", "router"]
@@ -68,6 +68,7 @@ def _cache_headers(etag: str) -> dict[str, str]:
 
 
 _LIST_ROUTE = "list_project_images"
+_SIZES = ", ".join(map(str, THUMBNAIL_SIZES))
 
 
 @router.get("", response_model=ImagesPublic, name=_LIST_ROUTE, summary="A page of images, ordered by id")
@@ -116,18 +117,19 @@ def get_image_file(request: Request, project: ProjectDep, image_id: ImageId) -> 
 @router.get("/{image_id}/thumbnail", response_class=Response, responses=_IMAGE_BYTES,
             summary="A JPEG fitted inside size x size (never enlarged), EXIF orientation applied")
 def get_thumbnail(
-    request: Request, project: ProjectDep, settings: SettingsDep, image_id: ImageId,
-    size: Annotated[int | None, Query(ge=MIN_THUMBNAIL, le=MAX_THUMBNAIL,
-                                      description="Longest side in pixels; the server's default when left out.")] = None,
+    request: Request, project: ProjectDep, thumbnails: ThumbnailsDep, settings: SettingsDep, image_id: ImageId,
+    size: Annotated[int | None, Query(
+        ge=1, le=MAX_THUMBNAIL, description=f"Longest side in pixels: one of {_SIZES}; a size between them is served "
+        "at the next one up. The server's default when left out.")] = None,
 ) -> Response:
-    size = size or settings.thumbnail_size
+    size = snap_size(size or settings.thumbnail_size)
     item = image_head(project, image_id, with_payload=False)
     etag = f'"{item.sha256}-{size}"'
     headers = _cache_headers(etag)
     if _etag_matches(request, etag):
         return Response(status_code=304, headers=headers)
     try:
-        path = make_thumbnail(project, item.sha256, size)
+        data = thumbnails.get(item.sha256, size)
     except FileNotFoundError as e:
         raise _missing_blob(item) from e
-    return FileResponse(path, media_type="image/jpeg", headers=headers)
+    return Response(data, media_type="image/jpeg", headers=headers)
