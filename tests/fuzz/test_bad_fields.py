@@ -105,6 +105,16 @@ def _cvat_width(shared: Path, tmp: Path) -> Path:
     return dest
 
 
+def _yaml_anchors(shared: Path, tmp: Path) -> Path:
+    """A 1 KB YAML of nested anchors (a billion-laughs bomb) before a real Roboflow data.yaml."""
+    dest = tmp / "data"
+    shutil.copytree(shared / "roboflow_dataset" / "yolo", dest)
+    bomb = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    bomb += [f"{chr(97 + k)}: &{chr(97 + k)} [" + ", ".join([f"*{chr(96 + k)}"] * 9) + "]" for k in range(1, 9)]
+    (dest / "data.yaml").write_text("\n".join(bomb) + "\n" + (dest / "data.yaml").read_text())
+    return dest
+
+
 CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     # name: (format, build(shared assets, tmp) -> dataset folder, text the problem must contain)
     "coco bbox of 400 digits": ("coco", _coco(lambda d: d["annotations"][0].update(bbox=[10**400, 0, 1, 1])),
@@ -137,6 +147,7 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
                                    "region_attributes"),
     "via CSV shape list": ("via", _via_csv, "shape_attributes"),
     "cvat width text": ("cvat", _cvat_width, "width"),
+    "yolo YAML nested anchors": ("yolo", _yaml_anchors, "YAML"),
 }
 
 
