@@ -39,7 +39,7 @@ from visionloop.core.annotations import Boxes, Instances, Label, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num
-from visionloop.formats._paths import ImageFinder, read_head, relative_in_subset, split_of
+from visionloop.formats._paths import ImageFinder, UnsafePathError, read_head, relative_in_subset, split_of
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -253,7 +253,7 @@ def _read_table(ds: FormatDataset, f: Path, root: Path, subset: str | None, sche
                     raise ValueError(f"bbox {cell['bbox']!r} is not 4 numbers")
             if schema.size and cell["width"] and cell["height"]:
                 item["size"] = (int(float(cell["width"])), int(float(cell["height"])))
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:
             ds.problems.append(Problem(path=where, reason=f"row {n}: {e}; skipped"))
             continue
         if box is None:
@@ -271,7 +271,11 @@ def _read_table(ds: FormatDataset, f: Path, root: Path, subset: str | None, sche
         for c in schema.onehot:
             ds.class_index(c)
     for name, item in per_image.items():
-        image_path = finder.find(name)
+        try:
+            image_path = finder.find(name)
+        except UnsafePathError as e:
+            ds.problems.append(Problem(path=f"{where}: row {item['row']}", reason=f"image name {e.reason}: not imported"))
+            continue
         name = name.replace("\\", "/")
         if image_path is not None and not name.lower().endswith(image_path.suffix.lower()):
             name += image_path.suffix

@@ -23,6 +23,7 @@ Subsets come from ``ImageSets/Main/<subset>.txt`` (``train``/``val``/``test`` wi
 from __future__ import annotations
 
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -31,12 +32,13 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import numpy as np
+from defusedxml import ElementTree as safe_xml
 
 from visionloop.core.annotations import Boxes, Instances
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num
-from visionloop.formats._paths import ImageFinder, image_size, read_head, resolve_inside, split_of
+from visionloop.formats._paths import ImageFinder, UnsafePathError, image_size, read_head, resolve_inside, split_of
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -127,7 +129,7 @@ def _subsets(root: Path) -> dict[str, str]:
 def _parse_value(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 
@@ -177,8 +179,8 @@ def _where(f: Path, root: Path) -> str:
 def _read_xml(ds: FormatDataset, f: Path, root: Path, id_base: Path, subsets: dict[str, str]) -> None:
     where = _where(f, root)
     try:
-        doc = ET.parse(f).getroot()
-    except (ET.ParseError, OSError, UnicodeDecodeError) as e:
+        doc = safe_xml.parse(f).getroot()
+    except (ET.ParseError, OSError, UnicodeDecodeError, ValueError) as e:  # defusedxml's refusals are ValueErrors
         ds.problems.append(Problem(path=where, reason=f"not readable as XML: {e}"))
         return
     if doc.tag != "annotation":
@@ -195,10 +197,14 @@ def _read_xml(ds: FormatDataset, f: Path, root: Path, id_base: Path, subsets: di
         folders += [f.parent.parent / "JPEGImages", f.parent.parent / "images"]
     finder = ImageFinder(folders)
     image_path = None
-    if filename:
-        image_path = finder.find(id_dir + filename) or finder.find(filename)
-    if image_path is None:
-        image_path = finder.find(image_id)
+    try:
+        if filename:
+            image_path = finder.find(id_dir + filename) or finder.find(filename)
+        if image_path is None:
+            image_path = finder.find(image_id)
+    except UnsafePathError as e:
+        ds.problems.append(Problem(path=where, reason=f"<filename> {e.reason}: not imported"))
+        return
     if filename:
         name = id_dir + filename
     elif image_path is not None:
@@ -211,8 +217,8 @@ def _read_xml(ds: FormatDataset, f: Path, root: Path, id_base: Path, subsets: di
             f"{', '.join(d.relative_to(root).as_posix() if d.is_relative_to(root) else str(d) for d in finder.folders) or 'nothing'})")))
     size_el = doc.find("size")
     w, h = _num(size_el, "width"), _num(size_el, "height")
-    width = int(w) if w and w > 0 else None
-    height = int(h) if h and h > 0 else None
+    width = int(w) if w and math.isfinite(w) and w > 0 else None
+    height = int(h) if h and math.isfinite(h) and h > 0 else None
     raw: list[list[float]] = []
     class_ids: list[int] = []
     attrs: list[dict[str, Any]] = []
