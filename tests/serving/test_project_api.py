@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 import time
@@ -25,6 +26,7 @@ from visionloop.core.imageio import probe
 from visionloop.core.settings import Settings
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.server import ServerThread
+from visionloop.serving.projects_api.thumbnails import render_thumbnail
 from visionloop.storage import NewImage, Project, versions
 from visionloop.storage.models import AnnotationRow, ClassRow, HeadCountRow, ImageRow, RevisionRow, utcnow
 
@@ -212,16 +214,16 @@ def test_thumbnail_applies_exif_orientation_and_is_cached(
     client: TestClient, sample: Sample, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = images_url(sample, sample.exif_id, "thumbnail")
-    r = client.get(url, params={"size": 100})
+    r = client.get(url, params={"size": 128})
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     im = jpeg(r.content)
-    assert im.size == (50, 100)  # portrait: the stored 400x200 turned by EXIF orientation 6
+    assert im.size == (64, 128)  # portrait: the stored 400x200 turned by EXIF orientation 6
     arr = np.asarray(im).astype(int)
-    assert np.abs(arr[5, 45] - RED).max() < 40, "stored top-left (red) must show at the top right"
+    assert np.abs(arr[5, 58] - RED).max() < 40, "stored top-left (red) must show at the top right"
     assert np.abs(arr[5, 5] - RED).max() > 100
 
     sha = sample.project.image(sample.exif_id).sha256
-    cached = sample.root / ".cache" / "thumbs" / "100" / f"{sha}.jpg"
+    cached = sample.root / ".cache" / "thumbs" / "128" / f"{sha}.jpg"
     assert cached.read_bytes() == r.content
     assert not [p for p in cached.parent.iterdir() if p.name.startswith(".tmp")]
 
@@ -231,9 +233,9 @@ def test_thumbnail_applies_exif_orientation_and_is_cached(
         raise AssertionError("a cached thumbnail must not decode the image again")
 
     monkeypatch.setattr(thumbnails, "decode", no_decoding)
-    assert client.get(url, params={"size": 100}).content == r.content
-    assert r.headers["etag"] == f'"{sha}-100"'
-    assert client.get(url, params={"size": 100}, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert client.get(url, params={"size": 128}).content == r.content
+    assert r.headers["etag"] == f'"{sha}-128"'
+    assert client.get(url, params={"size": 128}, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
 
 
 def test_thumbnail_sizes(client: TestClient, sample: Sample) -> None:
@@ -242,7 +244,12 @@ def test_thumbnail_sizes(client: TestClient, sample: Sample) -> None:
     assert jpeg(client.get(images_url(sample, sample.ids[0], "thumbnail"), params={"size": 64}).content).size == (64, 48)
     small = client.get(images_url(sample, sample.png_id, "thumbnail"), params={"size": 256})
     assert jpeg(small.content).size == (64, 48)  # never enlarged
-    for bad in (0, 8, 5000):
+    for asked, served in ((1, 64), (65, 128), (100, 128), (300, 512), (512, 512)):  # fixed sizes: snapped up
+        r = client.get(images_url(sample, sample.ids[0], "thumbnail"), params={"size": asked})
+        width = min(served, 320)  # never enlarged past the 320x240 original
+        assert jpeg(r.content).size == (width, width * 3 // 4) and r.headers["etag"].endswith(f'-{served}"'), asked
+    assert sorted(int(d.name) for d in (sample.root / ".cache" / "thumbs").iterdir()) == [64, 128, 256, 512]
+    for bad in (0, -1, 513, 5000):
         assert client.get(images_url(sample, sample.ids[0], "thumbnail"), params={"size": bad}).status_code == 422
 
 
@@ -333,6 +340,53 @@ def test_annotation_body_is_validated(client: TestClient, sample: Sample) -> Non
     url = images_url(sample, sample.ids[3], "annotation")
     assert client.put(url, json={"payload": {"type": "boxes"}, "author": "a"}).status_code == 422
     assert client.put(url, json={"base_revision": None, "payload": {}, "author": ""}).status_code == 422
+
+
+# ---- bounds: request bodies, thumbnail cache -------------------------------------------------------------------
+
+
+def test_request_body_over_the_limit_is_413(sample: Sample) -> None:
+    settings = Settings(api_max_body_bytes=20_000)
+    url = images_url(sample, sample.ids[3], "annotation")
+    many = {"type": "boxes", "xyxy": [[1, 2, 30, 40]] * 2000, "class_id": [sample.classes["rbc"]] * 2000}
+    with TestClient(create_app(sample.root, settings=settings), headers=bearer_headers(sample.project)) as c:
+        r = c.put(url, json={"base_revision": None, "payload": many})
+        assert r.status_code == 413, r.text
+        assert r.json()["error"] == "RequestTooLargeError" and "limit of 20,000 bytes" in r.json()["detail"]
+        assert c.get(images_url(sample, sample.ids[3])).json()["head_revision"] is None
+        one = {"type": "boxes", "xyxy": [[1, 2, 30, 40]], "class_id": [sample.classes["rbc"]]}
+        assert c.put(url, json={"base_revision": None, "payload": one}).status_code == 200
+    body = json.dumps({"base_revision": 1, "payload": many}).encode()
+    with ServerThread(sample.root, settings=settings) as server:  # streamed without Content-Length: cut at the limit
+        r = httpx.put(f"{server.url}{url}", content=iter([body[i:i + 4096] for i in range(0, len(body), 4096)]),
+                      headers={**bearer_headers(sample.project), "Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 413 and "limit of 20,000 bytes" in r.json()["detail"], r.text
+    assert [h.revision for h in sample.project.history(sample.ids[3])] == [1]  # nothing saved from the cut body
+
+
+def test_thumbnail_cache_stays_within_its_budget(project_factory, image_factory) -> None:
+    project: Project = project_factory("detection", name="thumbs")
+    datas = [image_factory(f"t{i}.jpg", width=640, height=480, seed=i).read_bytes() for i in range(6)]
+    ids = [add_image(project, d, f"t{i}.jpg") for i, d in enumerate(datas)]
+    sizes = [len(render_thumbnail(d, 256, max_pixels=10**8)) for d in datas]
+    budget = sum(sizes[:3]) + 1
+    cache_dir = project.root / ".cache" / "thumbs"
+
+    def on_disk() -> list[Path]:
+        return [f for f in cache_dir.rglob("*.jpg") if not f.name.startswith(".tmp-")]
+
+    with TestClient(create_app(project.root, settings=Settings(thumbnail_cache_bytes=budget)),
+                    headers=bearer_headers(project)) as c:
+        url = f"{API}/projects/{project.name}/images"
+        first = c.get(f"{url}/{ids[0]}/thumbnail").content
+        for image_id in ids[1:]:
+            assert c.get(f"{url}/{image_id}/thumbnail").status_code == 200
+            assert sum(f.stat().st_size for f in on_disk()) <= budget
+        kept = {f.stem for f in on_disk()}
+        assert 1 <= len(kept) <= 3 and project.image(ids[-1]).sha256 in kept  # the least recently used went first
+        assert project.image(ids[0]).sha256 not in kept
+        assert c.get(f"{url}/{ids[0]}/thumbnail").content == first  # made again on demand
+        assert sum(f.stat().st_size for f in on_disk()) <= budget
 
 
 # ---- versions ------------------------------------------------------------------------------------------------
