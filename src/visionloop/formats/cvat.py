@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from defusedxml import ElementTree as safe_xml
 
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags, boxes_of
 from visionloop.core.errors import FormatError
@@ -319,7 +320,7 @@ def load(path: Path) -> FormatDataset:
     parsed = 0
     for xml in files:
         try:
-            root = ET.parse(xml).getroot()
+            root = safe_xml.parse(xml).getroot()  # defusedxml: no entity expansion, no external refs
         except (ET.ParseError, *ITEM_ERRORS) as e:
             ds.problems.append(Problem(path=str(xml), reason=f"not well-formed XML: {e}"))
             continue
