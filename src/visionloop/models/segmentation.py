@@ -1,4 +1,6 @@
-"""Semantic segmenters: torchvision's DeepLabV3, LRASPP and FCN, plus DeepLabV3 on the offline MobileNetV2.
+"""Semantic segmenters: a U-Net and DeepLabV3 on the offline MobileNetV2 (:mod:`visionloop.models.unet`), and
+torchvision's DeepLabV3, LRASPP and FCN. The U-Net is the default: its decoder works at full resolution, so small
+objects (nuclei of 10 px) are not lost at stride 16.
 
 Every builder returns a module whose ``forward(x)`` maps (B, 3, H, W) normalised images to ``{"out": (B, K, H, W)
 logits}`` (and ``"aux"`` for models with an auxiliary head). ``num_classes`` counts every class of the class map
@@ -26,6 +28,7 @@ from visionloop.models.detection import (
     torchvision_builder,
 )
 from visionloop.models.spec import ModelSpec, UnknownModelError
+from visionloop.models.unet import unet_mobilenet_v2
 
 __all__ = ["SEGMENTATION_MODELS", "build_segmentation_model", "deeplabv3_mobilenet_v2"]
 
@@ -65,6 +68,8 @@ def _seg(name: str, builder: Callable[..., nn.Module], default: PretrainedSource
 
 
 SEGMENTATION_MODELS: dict[str, ModelSpec] = OrderedDict((s.name, s) for s in [
+    _seg("unet_mobilenet_v2", unet_mobilenet_v2, "imagenet", "U-Net, MobileNetV2 encoder (offline ImageNet weights), "
+         "full-resolution decoder; CPU friendly, the default", library="segmentation_models_pytorch", offline=True),
     _seg("deeplabv3_mobilenet_v2", deeplabv3_mobilenet_v2, "imagenet",
          "DeepLabV3, MobileNetV2 (offline ImageNet weights); CPU friendly", library="visionloop", offline=True),
     _seg("deeplabv3_mobilenet_v3_large", _tv_builder("deeplabv3_mobilenet_v3_large"), "coco",

@@ -44,6 +44,14 @@ from visionloop.models.runs import load_run
 from visionloop.storage.runs import RunConfig, RunResult, load_config, new_run_id, run_dir, save_config, write_result
 from visionloop.storage.versions import get_version, version_items
 from visionloop.training.loop import LoopConfig, TrainLoop, default_hooks, warmup_cosine
+from visionloop.training.semantic import (
+    SEMANTIC_DEFAULT_MODEL,
+    SEMANTIC_MIN_OBJECT_PX,
+    semantic_hparams,
+    semantic_loss,
+    semantic_object_fractions,
+    semantic_val_metrics,
+)
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -54,12 +62,17 @@ __all__ = [
 ]
 
 DEFAULT_MODELS = {"detection": "fasterrcnn_mobilenet_v2_fpn", "instance": "maskrcnn_mobilenet_v2_fpn",
-                  "semantic": "deeplabv3_mobilenet_v2"}
+                  "semantic": SEMANTIC_DEFAULT_MODEL}
 
 
 @dataclass(kw_only=True)
 class DetectionHParams:
-    """Training hyper-parameters (saved in the run's config). ``lr`` is per image: the step lr is ``lr * batch_size``."""
+    """Training hyper-parameters (saved in the run's config). ``lr`` is per image: the step lr is ``lr * batch_size``.
+
+    Semantic runs start from :data:`~visionloop.training.semantic.SEMANTIC_HPARAMS` for the fields left at these
+    defaults. ``optimizer``: ``sgd`` (momentum) or ``adamw``. ``crop_size``: semantic training on random square
+    crops of that side from the resized images (0: whole images).
+    """
 
     epochs: int = 6
     batch_size: int = 2
@@ -76,6 +89,8 @@ class DetectionHParams:
     detections_per_img: int = 100
     vertical_flip: bool = False
     patience: int | None = None
+    optimizer: str = "sgd"
+    crop_size: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -110,11 +125,13 @@ def _object_fractions(items: Sequence[Any]) -> np.ndarray:
     return fractions[fractions > 0]
 
 
-def _auto_sizes(items: Sequence[Any], hp: DetectionHParams) -> tuple[int, tuple[int, ...]]:
+def _auto_sizes(items: Sequence[Any], hp: DetectionHParams, *, fractions: np.ndarray | None = None,
+                min_object_px: int = MIN_OBJECT_PX) -> tuple[int, tuple[int, ...]]:
     """Evaluation shorter side and the multi-scale training sizes around it (multiples of 32 within 256..800).
 
     Start at the median image shorter side, so most images keep their resolution; raise it until the median object,
-    resized with its image, is at least :data:`MIN_OBJECT_PX`. Training draws sizes within +-96 px of it but never
+    resized with its image, is at least ``min_object_px`` (``fractions``: the objects' shorter sides as fractions of
+    their image's, by default from the boxes of ``items``). Training draws sizes within +-96 px of it but never
     below 0.8x: shrinking objects that are already small only teaches the detector to miss them.
     """
     if hp.eval_size:
@@ -122,9 +139,9 @@ def _auto_sizes(items: Sequence[Any], hp: DetectionHParams) -> tuple[int, tuple[
     else:
         shorts = [min(it.image.width, it.image.height) for it in items]
         eval_size = int(np.clip(32 * round(float(np.median(shorts)) / 32), 256, 800))
-        fractions = _object_fractions(items)
-        if fractions.size:  # the smallest multiple of 32 that makes the median object MIN_OBJECT_PX, up to 800
-            needed = 32 * math.ceil(MIN_OBJECT_PX / float(np.median(fractions)) / 32)
+        fractions = _object_fractions(items) if fractions is None else fractions
+        if fractions.size:  # the smallest multiple of 32 that makes the median object min_object_px, up to 800
+            needed = 32 * math.ceil(min_object_px / float(np.median(fractions)) / 32)
             eval_size = min(800, max(eval_size, needed))
     train = hp.train_sizes or tuple(sorted({eval_size + 32 * k for k in range(-3, 4)
                                             if eval_size + 32 * k >= 0.8 * eval_size}))
@@ -135,20 +152,6 @@ def _det_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, flo
     images, targets = batch
     losses = model(images, targets)
     return sum(losses.values()), {k: float(v.detach()) for k, v in losses.items()}  # type: ignore[return-value]
-
-
-def _sem_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-    images, targets = batch
-    x = torch.stack(images)
-    y = torch.stack([t["mask"] for t in targets]).long()
-    out = model(x)
-    loss = nn.functional.cross_entropy(out["out"], y, ignore_index=255)
-    logs = {"loss_out": float(loss.detach())}
-    if "aux" in out:
-        aux = nn.functional.cross_entropy(out["aux"], y, ignore_index=255)
-        loss = loss + 0.5 * aux
-        logs["loss_aux"] = float(aux.detach())
-    return loss, logs
 
 
 def _version(project: Any, version: str) -> tuple[Any, dict[str, list[Any]]]:
@@ -164,7 +167,7 @@ def _version(project: Any, version: str) -> tuple[Any, dict[str, list[Any]]]:
 
 
 def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str, policy: Any,
-              semantic_size: tuple[int, int] | None) -> dict[str, Any]:
+              semantic_size: tuple[int, int] | None, crop_size: int = 0) -> dict[str, Any]:
     from torchvision.transforms import v2
 
     out = {}
@@ -173,7 +176,8 @@ def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str
         if kind == "semantic":
             tf = build_transforms(policy if train else None, train=train, semantic=True)
             if train and semantic_size is not None:
-                tf = v2.Compose([v2.Resize(semantic_size), tf])
+                crop = [v2.RandomCrop(crop_size)] if 0 < crop_size < min(semantic_size) else []
+                tf = v2.Compose([v2.Resize(semantic_size), *crop, tf])
             out[split] = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source, transforms=tf)
         else:
             out[split] = DetectionDataset(items, ontology=info.ontology, image_source=project.blobs.source,
@@ -210,15 +214,15 @@ def _build(spec: dict[str, Any], *, pretrained: str | None, weights: str | Path 
 
 
 def _validate_fn(dataset: Any, kind: str, num_classes: int, semantic_size: tuple[int, int] | None,
-                 max_dets: int) -> Any:
+                 max_dets: int, names: Sequence[str] | None = None) -> Any:
     def validate(model: nn.Module) -> dict[str, float]:
         if dataset is None or len(dataset) == 0:
             return {}
         started = time.perf_counter()
         preds = predict_dataset(model, dataset, kind=kind, semantic_size=semantic_size)
         if kind == "semantic":
-            m = semantic_metrics(dataset, preds, num_classes=num_classes)
-            return {"val_miou": m["miou"], "val_map": m["miou"], "val_seconds": time.perf_counter() - started}
+            m = semantic_metrics(dataset, preds, num_classes=num_classes, names=names)
+            return {**semantic_val_metrics(m), "val_seconds": time.perf_counter() - started}
         m = coco_metrics(dataset, preds, masks=kind == "instance", max_dets=max_dets)
         main = m["segm"] if kind == "instance" else m["bbox"]
         return {"val_map": main["map"], "val_map50": main["map50"], "val_seconds": time.perf_counter() - started}
@@ -259,12 +263,19 @@ def train_detection(
         num_classes = len(classes)
     if not resume:
         hp = hparams or DetectionHParams()
+        if kind == "semantic":
+            hp = semantic_hparams(hp)
         if epochs is not None:
             hp.epochs = int(epochs)
         name = model or DEFAULT_MODELS[kind]
         run_id = new_run_id(label=name)
     hp.vertical_flip = bool(hp.vertical_flip)
-    eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
+    if kind == "semantic":  # the objects of a class map are its connected regions
+        fractions = semantic_object_fractions(by_split["train"], semantic_classes(info.ontology)[0])
+        eval_size, train_sizes = _auto_sizes(by_split["train"], hp, fractions=fractions,
+                                             min_object_px=SEMANTIC_MIN_OBJECT_PX)
+    else:
+        eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
     policy = AugmentPolicy.from_ontology(info.ontology, vflip=hp.vertical_flip)
@@ -292,19 +303,23 @@ def train_detection(
 
     torch.manual_seed(seed)
     net = _build(spec, pretrained=None if resume else pretrained, weights=None if resume else weights)
-    data = _datasets(project, info, by_split, kind, policy, semantic_size)
+    data = _datasets(project, info, by_split, kind, policy, semantic_size, hp.crop_size)
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=hp.lr * hp.batch_size, momentum=hp.momentum, weight_decay=hp.weight_decay)
+    opt: torch.optim.Optimizer = (
+        torch.optim.AdamW(params, lr=hp.lr * hp.batch_size, weight_decay=hp.weight_decay) if hp.optimizer == "adamw"
+        else torch.optim.SGD(params, lr=hp.lr * hp.batch_size, momentum=hp.momentum, weight_decay=hp.weight_decay))
     steps_per_epoch = -(-len(data["train"]) // hp.batch_size)
     total = max(1, steps_per_epoch * hp.epochs)
     sched = warmup_cosine(opt, warmup_steps=min(hp.warmup_steps, total // 4), total_steps=total)
     loader = EpochLoader(data["train"], batch_size=hp.batch_size, seed=seed, collate_fn=detection_collate,
                          drop_last=kind == "semantic")
-    validate = _validate_fn(data.get("val"), kind, num_classes, semantic_size, max_dets)
+    validate = _validate_fn(data.get("val"), kind, num_classes, semantic_size, max_dets,
+                            names=[c["name"] for c in classes])
+    monitor = "val_miou" if kind == "semantic" else "val_map"
     loop = TrainLoop(
-        model=net, optimizer=opt, scheduler=sched, loss_fn=_sem_loss if kind == "semantic" else _det_loss,
+        model=net, optimizer=opt, scheduler=sched, loss_fn=semantic_loss if kind == "semantic" else _det_loss,
         data=loader, validate=validate if data.get("val") else None,
-        config=LoopConfig(epochs=hp.epochs, seed=seed, monitor="val_map", mode="max", patience=hp.patience,
+        config=LoopConfig(epochs=hp.epochs, seed=seed, monitor=monitor, mode="max", patience=hp.patience,
                           grad_clip=hp.grad_clip),
         hooks=default_hooks(directory, progress=progress, patience=hp.patience),
     )
@@ -314,7 +329,7 @@ def train_detection(
     state = loop.run(resume_from=last if resume else None)
     history = state.history
     best = next((r for r in history if r.get("best")), history[-1] if history else {})
-    best = max((r for r in history if "val_map" in r), key=lambda r: r["val_map"], default=best)
+    best = max((r for r in history if monitor in r), key=lambda r: r[monitor], default=best)
     metrics = {"best_epoch": state.best_epoch, "epochs": state.epoch,
                **{k: v for k, v in best.items() if k.startswith("val_")},
                "wall_seconds": round(time.perf_counter() - started, 1)}
