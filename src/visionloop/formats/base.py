@@ -41,12 +41,15 @@ class Sample:
 
     ``name`` is the image's path relative to the dataset's image root (posix, e.g. ``train/cat/1.jpg``), used as
     file name on export. ``image_path`` is the file on disk (None when the annotation names a missing image).
+    ``image_data`` holds the image's bytes instead when the annotation file embeds it (LabelMe ``imageData``):
+    decoded in memory, never written to a temporary folder; the importer stores it like a file's bytes.
     ``width``/``height`` are what the annotation file says (pixels), or None when it says nothing.
     ``annotation`` None means "not annotated"; an empty Boxes/Tags means "annotated: nothing there".
     """
 
     name: str
     image_path: Path | None = None
+    image_data: bytes | None = field(default=None, repr=False)
     annotation: Annotation | None = None
     width: int | None = None
     height: int | None = None
@@ -116,7 +119,11 @@ def copy_image(sample: Sample, out_dir: Path, name: str | None = None) -> Path:
     stay inside ``out_dir`` (symbolic links followed), so a name from a data file never writes elsewhere.
     """
     dest = resolve_inside(out_dir, safe_export_name(name or sample.name))
-    if sample.image_path is not None:
+    if sample.image_path is None and sample.image_data is not None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists() or dest.stat().st_size != len(sample.image_data):
+            dest.write_bytes(sample.image_data)
+    elif sample.image_path is not None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists() or dest.stat().st_size != sample.image_path.stat().st_size:
             shutil.copyfile(sample.image_path, dest)

@@ -18,7 +18,7 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import select
@@ -40,6 +40,7 @@ from visionloop.core.imageio import probe
 from visionloop.core.ontology import remap_annotation
 from visionloop.core.task import Task
 from visionloop.formats import detect_source, get_format
+from visionloop.formats._paths import UnsafePathError, safe_export_name, safe_relative_name
 from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
 from visionloop.ingest.archives import extract, is_archive
 from visionloop.ingest.conflicts import Conflict, OnConflict, describe, merge_annotations
@@ -207,15 +208,21 @@ def _run(
 
 def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewImage | None:
     where = sample.name
-    if sample.image_path is None:
+    if sample.image_path is None and sample.image_data is None:
         if not any(where in p.path or where in p.reason for p in report.problems):  # loaders often said so already
             report.problems.append(Problem(path=where, reason="annotation names an image that is not there"))
         return None
     try:
-        size = sample.image_path.stat().st_size
-        if size > project.settings.max_file_bytes:
-            raise ImageError(where, f"file of {size:,} bytes exceeds VISIONLOOP_MAX_FILE_BYTES")
-        data = sample.image_path.read_bytes()
+        if sample.image_data is not None:
+            data, source_uri = sample.image_data, f"{sample.meta.get('annotation_file', where)} (embedded image)"
+        else:
+            path = cast(Path, sample.image_path)  # not None: checked above
+            size = path.stat().st_size
+            if size > project.settings.max_file_bytes:
+                raise ImageError(where, f"file of {size:,} bytes exceeds VISIONLOOP_MAX_FILE_BYTES")
+            data, source_uri = path.read_bytes(), str(path.resolve())
+        if len(data) > project.settings.max_file_bytes:
+            raise ImageError(where, f"{len(data):,} bytes exceed VISIONLOOP_MAX_FILE_BYTES")
         info = probe(data, name=where, max_pixels=project.settings.max_image_pixels)
     except ImageError as e:
         report.problems.append(Problem(path=where, reason=e.reason))
@@ -236,10 +243,19 @@ def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewI
         report.problems.append(Problem(path=where, action="kept", reason=(
             f"annotation says {sample.width}x{sample.height} but the image is {info.width}x{info.height}")))
     return NewImage(
-        sha256=sha, width=info.width, height=info.height, format=info.format, name=sample.name,
-        source_uri=str(sample.image_path.resolve()), video_id=sample.video_id, frame_index=sample.frame_index,
+        sha256=sha, width=info.width, height=info.height, format=info.format, name=_stored_name(sample.name),
+        source_uri=source_uri, video_id=sample.video_id, frame_index=sample.frame_index,
         timestamp=sample.timestamp, meta=meta,
     )
+
+
+def _stored_name(name: str) -> str:
+    """The image name a project keeps: as the source gives it when it is a safe relative path, else made safe
+    (a name is shown by the API and used as a path on export; it never holds ``..``, a drive or a NUL)."""
+    try:
+        return safe_relative_name(name)
+    except UnsafePathError:
+        return safe_export_name(name)
 
 
 def _resolve_conflict(ctx: _Context, key: str, sha256: str, name: str, ann: Annotation) -> Annotation | None:
