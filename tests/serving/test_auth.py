@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import HTTPException
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
@@ -18,6 +19,7 @@ from visionloop.core.annotations import Boxes
 from visionloop.core.settings import Settings
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.auth import PUBLIC_PATHS, SIGN_IN_PATH
+from visionloop.serving.projects_api.sign_in_limits import SignInLimits
 from visionloop.storage import NewImage, Project
 from visionloop.storage.models import utcnow
 from visionloop.storage.users import AuthenticationError, Role, add_user, issue_token, revoke_token, verify_token
@@ -209,3 +211,40 @@ def test_openapi_offers_sign_in_and_tokens(served: Served) -> None:
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
     stats = schema["paths"][f"{API}/projects/{{project}}/stats"]["get"]
     assert stats["security"] and {"401", "403"} <= set(stats["responses"])
+
+
+def test_failed_sign_ins_are_limited(served: Served) -> None:
+    add_user(served.a, "alice", role="viewer", password=PASSWORD)
+    served.client.app.state.sign_in_limits = SignInLimits(per_user=2, per_client=50)
+    for _ in range(2):
+        assert served.client.post(SIGN_IN_PATH, data={"username": "alice", "password": "guess"}).status_code == 401
+    blocked = served.client.post(SIGN_IN_PATH, data={"username": "alice", "password": PASSWORD})
+    assert blocked.status_code == 429 and 1 <= int(blocked.headers["retry-after"]) <= 600, blocked.text
+    assert "too many failed sign-ins" in blocked.json()["detail"]
+    # another user from the same address is not blocked by alice's count
+    add_user(served.a, "bob", role="viewer", password=PASSWORD)
+    assert served.client.post(SIGN_IN_PATH, data={"username": "bob", "password": PASSWORD}).status_code == 200
+
+
+def test_sign_in_limits_window_and_address() -> None:
+    now = [1000.0]
+    limits = SignInLimits(window_s=60, per_user=3, per_client=5, max_keys=100, clock=lambda: now[0])
+    for _ in range(3):
+        limits.check("10.0.0.1", "Alice")
+        limits.failed("10.0.0.1", "Alice")
+    with pytest.raises(HTTPException) as blocked:
+        limits.check("10.0.0.1", "alice")  # user names count case-insensitively
+    assert blocked.value.status_code == 429 and blocked.value.headers == {"Retry-After": "60"}
+    limits.check("10.0.0.2", "alice")  # another address is not locked out
+    now[0] += 30
+    limits.failed("10.0.0.1", "bob")
+    limits.failed("10.0.0.1", "carol")
+    with pytest.raises(HTTPException):  # five failures from one address, whatever the names
+        limits.check("10.0.0.1", "dave")
+    now[0] += 31  # alice's three failures left the window; bob's and carol's remain
+    limits.check("10.0.0.1", "alice")
+    limits.check("10.0.0.1", "dave")
+    small = SignInLimits(max_keys=4, clock=lambda: now[0])
+    for i in range(10):
+        small.failed(f"10.0.1.{i}", "x")
+    assert len(small._failures) <= 4

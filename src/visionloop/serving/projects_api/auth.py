@@ -18,10 +18,11 @@ Several projects on one server
 
 Answers
     Missing, unknown, revoked or expired credentials: 401 with ``WWW-Authenticate: Bearer``. A valid user whose role
-    is too weak: 403 naming the role needed and the user's. Roles: viewer reads, annotator saves annotations, reviewer
+    is too weak: 403 naming the role needed and the user's. Repeated failed sign-ins from one address: 429 with
+    ``Retry-After`` (see ``sign_in_limits``). Roles: viewer reads, annotator saves annotations, reviewer
     reviews, admin manages users, classes and versions (see :class:`visionloop.storage.users.Role`).
 
-Routers declare what they need with ``dependencies=[Depends(require_role(Role.VIEWER))]`` or a typed parameter
+Routers declare what they need with ``dependencies=[VIEWER]`` or a typed parameter
 (``user: AnnotatorDep``); ``tests/serving/test_auth.py`` walks every route of the app, so a route added without one of
 these fails it. Token comparisons are constant-time (see :func:`visionloop.storage.users.verify_token`).
 """

@@ -8,13 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.projects_api.auth import SIGN_IN_LIFETIME, BearerDep, SignedInDep, unauthorized
 from visionloop.serving.projects_api.deps import RegistryDep
+from visionloop.serving.projects_api.sign_in_limits import SignInLimits, sign_in_limits
 from visionloop.storage.models import utcnow
 from visionloop.storage.users import (
     AuthenticationError,
@@ -43,9 +44,16 @@ class SignInPublic(BaseModel):
 
 
 @router.post("/token", response_model=SignInPublic,
-             responses={401: {"description": "The user name and password hold in no project of this server."}},
+             responses={401: {"description": "The user name and password hold in no project of this server."},
+                        429: {"description": "Too many failed sign-ins from this address (`Retry-After` says when "
+                                             "to try again)."}},
              summary="Sign in: a bearer token for every project where this user name and password hold")
-def sign_in(registry: RegistryDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> SignInPublic:
+def sign_in(
+    request: Request, registry: RegistryDep, form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    limits: Annotated[SignInLimits, Depends(sign_in_limits)],
+) -> SignInPublic:
+    client = request.client.host if request.client else ""
+    limits.check(client, form.username)
     held = []
     for project in registry.all():
         try:
@@ -53,6 +61,7 @@ def sign_in(registry: RegistryDep, form: Annotated[OAuth2PasswordRequestForm, De
         except AuthenticationError:
             continue
     if not held:
+        limits.failed(client, form.username)
         raise unauthorized("invalid user name or password")
     secret, expires_at = new_token_secret(), utcnow() + SIGN_IN_LIFETIME
     for project, user in held:
