@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from visionloop.core.errors import FormatError
 from visionloop.formats import get_format
 
 ASSETS = Path(__file__).resolve().parents[1] / "formats" / "assets"
@@ -105,6 +106,20 @@ def _cvat_width(shared: Path, tmp: Path) -> Path:
     return dest
 
 
+def _yolo_class_inf(shared: Path, tmp: Path) -> Path:
+    dest = tmp / "data"
+    shutil.copytree(shared / "yolo_dataset" / "strict", dest)
+    label = dest / "obj_train_data" / "1.txt"
+    lines = label.read_text().splitlines()
+    label.write_text("\n".join(["inf" + line[line.index(" "):] for line in lines[:1]] + lines[1:]) + "\n")
+    return dest
+
+
+def _short_colour(shared: Path, tmp: Path) -> Path:
+    return _json_case(shared / "common_semantic_segmentation_dataset" / "dataset",
+                      lambda d: d / "dataset_meta.json", lambda d: d["segmentation_colors"].__setitem__(3, [1]), tmp)
+
+
 def _yaml_anchors(shared: Path, tmp: Path) -> Path:
     """A 1 KB YAML of nested anchors (a billion-laughs bomb) before a real Roboflow data.yaml."""
     dest = tmp / "data"
@@ -148,6 +163,12 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "via CSV shape list": ("via", _via_csv, "shape_attributes"),
     "cvat width text": ("cvat", _cvat_width, "width"),
     "yolo YAML nested anchors": ("yolo", _yaml_anchors, "YAML"),
+    "yolo class id inf": ("yolo", _yolo_class_inf, "class id"),
+}
+
+RAISES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
+    # cases where the whole dataset cannot be read: a clean FormatError naming the file, not a traceback
+    "semantic_masks colour of one value": ("semantic_masks", _short_colour, "dataset_meta.json"),
 }
 
 
@@ -159,3 +180,11 @@ def test_wrong_field_is_a_problem(case: str, formats_dir: Path, tmp_path: Path) 
     reasons = [p.reason for p in ds.problems]
     assert any(expected in r for r in reasons), reasons
     assert ds.samples, "the rest of the file is still read"
+
+
+@pytest.mark.parametrize("case", list(RAISES))
+def test_wrong_field_that_spoils_the_dataset_is_a_format_error(case: str, formats_dir: Path, tmp_path: Path) -> None:
+    fmt, build, expected = RAISES[case]
+    folder = build(formats_dir, tmp_path)
+    with pytest.raises(FormatError, match=expected):
+        get_format(fmt).load(folder)

@@ -216,7 +216,7 @@ def load(path: Path) -> FormatDataset:
     ds = FormatDataset(task=Task.SEGMENTATION)
     try:
         colours = _class_map(path, camvid=pairs[0][0] is not None, ds=ds)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
         raise FormatError(path, NAME, f"unreadable class map: {e}; fix dataset_meta.json / labelmap.txt") from e
     for subset, img_dir, msk_dir in pairs:
         images = [p for p in _files(img_dir) if is_image_file(p)]

@@ -279,7 +279,7 @@ def _parse_label(label: Path, root: Path, problems: list[Problem]) -> list[tuple
         except ValueError:
             problems.append(Problem(path=where, reason=f"line {n}: not numbers: {line.strip()[:80]!r}"))
             continue
-        if cls_f != int(cls_f) or cls_f < 0:
+        if not np.isfinite(cls_f) or cls_f != int(cls_f) or cls_f < 0:
             problems.append(Problem(path=where, reason=f"line {n}: class id {parts[0]!r} is not an integer >= 0"))
             continue
         if len(values) not in (4, 5) and (len(values) < 6 or len(values) % 2):
