@@ -6,6 +6,7 @@ in-flight bytes fill deterministically, without timing; every wait is bounded.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import threading
 import time
@@ -203,3 +204,18 @@ def test_prediction_log_counters_are_in_the_metrics(cell_package: Path, cell_dat
     assert metric(text, "visionloop_inference_prediction_log_logged_total") == 3
     assert metric(text, "visionloop_inference_prediction_log_dropped_total") == 0
     assert metric(text, "visionloop_inference_prediction_log_pending_bytes") == 0
+
+
+def test_upload_names_never_become_paths(cell_package: Path, cell_data, tmp_path: Path) -> None:  # noqa: ANN001
+    """A client's file names are echoed in the answer only; logged images are named by their sha256 in the log."""
+    log_dir = tmp_path / "log"
+    app = create_inference_app({"cells": cell_package}, sessions=1, log_predictions=1.0, log_dir=log_dir)
+    names = ["../../escaped.jpg", "/tmp/abs.jpg", "..\\\\win.jpg"]
+    files = [("files", (n, jpeg_bytes(im), "image/jpeg")) for n, (im, _) in zip(names, cell_data.val, strict=False)]
+    with InferenceServerThread(app) as server:
+        r = httpx.post(f"{server.url}/v1/models/cells/predict/batch", files=files, timeout=WAIT_S)
+        app.state.model_server.prediction_logger.flush()
+    assert r.status_code == 200 and [x["ok"] for x in r.json()["results"]] == [True] * 3
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(["log/predictions.jsonl",
+                              *(f"log/images/{hashlib.sha256(f[1][1]).hexdigest()}.jpg" for f in files)])

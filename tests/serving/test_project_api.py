@@ -24,6 +24,7 @@ from visionloop.core.annotations import Boxes
 from visionloop.core.errors import ConflictError, NotFoundError
 from visionloop.core.imageio import probe
 from visionloop.core.settings import Settings
+from visionloop.ingest import import_source
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.server import ServerThread
 from visionloop.serving.projects_api.thumbnails import render_thumbnail
@@ -189,6 +190,23 @@ def test_image_detail_has_head_payload(client: TestClient, sample: Sample) -> No
     assert plain["annotation"] is None and plain["head_revision"] is None and plain["format"] == "png"
     rotated = client.get(images_url(sample, sample.exif_id)).json()
     assert (rotated["width"], rotated["height"]) == (200, 400)
+
+
+def test_image_record_names_its_source_file_without_server_paths(project_factory, image_factory, tmp_path: Path,
+                                                                 ) -> None:
+    project: Project = project_factory("classification", name="imported")
+    image_factory("source/cats/a.jpg", width=40, height=30)
+    report = import_source(project, tmp_path / "source", format="images")
+    assert report.images_added == 1, report
+    [stored] = project.images()
+    assert Path(stored.source_uri).is_absolute()  # the store keeps where it came from...
+    with TestClient(create_app(project.root, settings=Settings()), headers=bearer_headers(project)) as c:
+        url = f"{API}/projects/{project.name}/images"
+        detail = c.get(f"{url}/{stored.id}")
+        assert detail.json()["source_file"] == "a.jpg" and detail.json()["name"] == "cats/a.jpg"
+        answers = [detail, c.get(url), c.get(f"{url}/{stored.id}/revisions"), c.get(f"{API}/projects")]
+    for r in answers:  # ...but no answer shows a path of the server's disk
+        assert r.status_code == 200 and str(tmp_path) not in r.text and "source_uri" not in r.text
 
 
 # ---- bytes, thumbnails, caching ------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ class ImagesPublic(BaseModel):
 
 
 class ImageDetailPublic(ImagePublic):
-    source_uri: str
+    source_file: str = Field(description="Name of the file the image was imported from, without its folder (the "
+                             "server's paths stay private); '' when unknown. ``name`` is its path within the source.")
     ingested_at: UtcDatetime | None
     video_id: str | None
     frame_index: int | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -17,7 +18,7 @@ from visionloop.serving.projects_api.schemas import ImageDetailPublic, ImagesPub
 from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, THUMBNAIL_SIZES, snap_size
 from visionloop.storage.project import Project
 
-__all__ = ["IMMUTABLE_CACHE", "router"]
+__all__ = ["IMMUTABLE_CACHE", "router", "source_file_name"]
 
 router = APIRouter(prefix="/projects/{project}/images", tags=["images"], responses=ERROR_RESPONSES)
 
@@ -55,6 +56,14 @@ def _public(item: ImageHead, base: str) -> dict[str, object]:
     }
 
 
+def source_file_name(source_uri: str) -> str:
+    """The last part of where an image came from (a path on the importing machine or a URL): its folders, a URL's
+    host and query are left out, so no path of the server's disk reaches a client."""
+    parsed = urlsplit(source_uri)
+    path = parsed.path if len(parsed.scheme) > 1 else source_uri  # "C:\\x.jpg" has a one-letter "scheme"
+    return PurePosixPath(path.replace("\\", "/")).name
+
+
 def _etag_matches(request: Request, etag: str) -> bool:
     header = request.headers.get("if-none-match")
     if not header:
@@ -86,7 +95,7 @@ def list_images(request: Request, project: ProjectDep, page: PageDep) -> ImagesP
 def get_image(request: Request, project: ProjectDep, image_id: ImageId) -> ImageDetailPublic:
     item = image_head(project, image_id)
     return ImageDetailPublic.model_validate({
-        **_public(item, _images_path(request, project)), "source_uri": item.source_uri,
+        **_public(item, _images_path(request, project)), "source_file": source_file_name(item.source_uri),
         "ingested_at": item.ingested_at, "video_id": item.video_id, "frame_index": item.frame_index,
         "timestamp": item.timestamp, "meta": item.meta or {}, "annotation": item.payload,
     })
