@@ -124,3 +124,23 @@ def test_detect_ignores_coco_and_labelme(tmp_path: Path) -> None:
     (tmp_path / "instances.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
     (tmp_path / "x.json").write_text(json.dumps({"shapes": [], "imagePath": "x.jpg"}))
     assert labelstudio.detect(tmp_path) == 0.0
+
+
+def _literal_brush(values: np.ndarray, block: int = 1000) -> list[int]:
+    """A brush stream of literal blocks (flag 0), as Label Studio's encoder writes for short runs."""
+    parts = [f"{len(values):032b}", f"{8 - 1:05b}", "".join(f"{s - 1:04b}" for s in (3, 4, 8, 16))]
+    for i in range(0, len(values), block):
+        chunk = values[i:i + block]
+        parts.append("0" + "11" + f"{len(chunk) - 1:016b}" + "".join(f"{int(v):08b}" for v in chunk))
+    bits = "".join(parts)
+    bits += "0" * (-len(bits) % 8)
+    return np.packbits(np.frombuffer(bits.encode("ascii"), dtype=np.uint8) - ord("0")).tolist()
+
+
+def test_brush_literal_blocks() -> None:
+    rng = np.random.default_rng(1)
+    mask = rng.random((40, 70)) > 0.5
+    rgba = np.repeat(mask.reshape(-1), 4).astype(np.uint8) * 255
+    assert np.array_equal(decode_brush(_literal_brush(rgba), 40, 70), mask)
+    with pytest.raises(ValueError, match="ends early"):
+        decode_brush(_literal_brush(rgba)[:-50], 40, 70)
