@@ -60,3 +60,27 @@ def test_weights_path_restores_a_trained_model(tmp_path) -> None:
     b = unet_mobilenet_v2(num_classes=2, pretrained="none", weights_path=tmp_path / "w.pt")
     x = torch.rand(1, 3, 64, 64)
     assert torch.equal(a.eval()(x)["out"], b.eval()(x)["out"])
+
+
+def test_exports_to_onnx_with_the_same_class_map(tmp_path) -> None:
+    """The default semantic model goes through the package path: ONNX class maps equal PyTorch's argmax."""
+    import numpy as np
+    from PIL import Image
+
+    from visionloop.core.preprocess import Preprocess
+    from visionloop.export.onnx_export import export_model
+    from visionloop.inference import Predictor
+
+    torch.manual_seed(0)
+    model = unet_mobilenet_v2(num_classes=2, pretrained="none").eval()
+    pp = Preprocess(size=(64, 96), resize="stretch")
+    pkg = export_model(model, task="segmentation", classes=["background", "nucleus"], preprocess=pp,
+                       out=tmp_path / "unet")
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))  # the model size: no resampling
+    with Predictor(pkg, sessions=1) as pred:
+        got = pred.predict(image).class_map
+    with torch.no_grad():
+        ref = model(torch.from_numpy(pp(image))[None])["out"].argmax(1)[0].numpy()
+    assert got is not None and got.shape == (64, 96)
+    assert float(np.mean(got == ref)) >= 0.999
