@@ -138,6 +138,9 @@ def test_huge_class_ids_and_bad_numbers_are_validation_errors():
     ):
         with pytest.raises(AnnotationValidationError):
             annotation_from_payload(payload)
+    for payload in ({"type": "label", "class_id": 10**21}, {"type": "boxes", "xyxy": [[0, 0, 1, 1]], "class_id": [10**21]}):
+        with pytest.raises(AnnotationValidationError, match=r"0\.\.2147483647"):  # says what a class id may be
+            annotation_from_payload(payload)
 
 
 def test_validate_for_image_clips_tiny_overshoot_and_refuses_the_rest():

@@ -169,7 +169,10 @@ class Boxes:
     def _aligned(name: str, values: Any, dtype: Any, n: int) -> np.ndarray:
         try:
             arr = np.asarray(values, dtype=dtype).reshape(-1)
-        except (TypeError, ValueError, OverflowError) as e:
+        except OverflowError:
+            raise AnnotationValidationError(f"Boxes.{name}", expected=f"{n} integers 0..{MAX_CLASS_ID}",
+                                            actual="an integer too large") from None
+        except (TypeError, ValueError) as e:
             raise AnnotationValidationError(f"Boxes.{name}", expected=f"{n} numbers", actual=str(e)[:80]) from None
         if dtype is np.float64 and not np.isfinite(arr).all():
             raise AnnotationValidationError(f"Boxes.{name}", expected="finite numbers", actual="NaN or inf")
@@ -382,13 +385,8 @@ def annotation_to_payload(ann: Annotation) -> dict[str, Any]:
 
 
 def _boxes_from(p: dict[str, Any]) -> Boxes:
-    return Boxes(
-        np.asarray(p.get("xyxy", []), dtype=np.float64).reshape(-1, 4),
-        np.asarray(p.get("class_id", []), dtype=np.int64),
-        None if p.get("score") is None else np.asarray(p["score"]),
-        None if p.get("track_id") is None else np.asarray(p["track_id"]),
-        p.get("attributes"),
-    )
+    xyxy = np.asarray(p.get("xyxy", []), dtype=np.float64).reshape(-1, 4)
+    return Boxes(xyxy, p.get("class_id", []), p.get("score"), p.get("track_id"), p.get("attributes"))
 
 
 def annotation_from_payload(payload: dict[str, Any]) -> Annotation:
