@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,13 +13,16 @@ import pytest
 from fastapi import HTTPException
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.testclient import TestClient
+from playwright.sync_api import sync_playwright
 from starlette.routing import Mount
 
 from tests.serving.conftest import bearer_headers
+from tests.serving.test_project_api import CHROMIUM, CHROMIUM_ARGS
 from visionloop.core.annotations import Boxes
 from visionloop.core.settings import Settings
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.auth import PUBLIC_PATHS, SIGN_IN_PATH
+from visionloop.serving.projects_api.server import ServerThread
 from visionloop.serving.projects_api.sign_in_limits import SignInLimits
 from visionloop.storage import NewImage, Project
 from visionloop.storage.models import utcnow
@@ -248,3 +252,34 @@ def test_sign_in_limits_window_and_address() -> None:
     for i in range(10):
         small.failed(f"10.0.1.{i}", "x")
     assert len(small._failures) <= 4
+
+
+def test_swagger_ui_signs_in_with_a_password_in_a_browser(served: Served) -> None:
+    """The docs' Authorize button runs the OAuth2 password flow against the sign-in; calls then carry the token."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    add_user(served.a, "alice", role="viewer", password=PASSWORD)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            with ServerThread(served.a.root.parent, settings=Settings()) as server:
+                page = browser.new_page()
+                page.goto(f"{server.url}/docs")
+                page.click("button.authorize")
+                page.fill("#oauth_username", "alice")
+                page.fill("#oauth_password", PASSWORD)
+                dialog = page.locator(".modal-ux-content")
+                dialog.locator(".auth-btn-wrapper button.authorize").first.click()
+                dialog.get_by_text("Authorized").wait_for(timeout=20_000)
+                dialog.locator(".auth-btn-wrapper button.btn-done").first.click()
+                op = page.locator("#operations-projects-list_projects_api_v1_projects_get")
+                op.locator(".opblock-summary").click()
+                op.locator("button.try-out__btn").click()
+                op.locator("button.execute").click()
+                status = op.locator(".live-responses-table tbody .response-col_status").first
+                status.wait_for(timeout=20_000)
+                assert status.inner_text().strip() == "200"
+                body = op.locator(".live-responses-table .response-col_description pre").first.inner_text()
+                assert [p["name"] for p in json.loads(body)] == [served.a.name]  # alice is nobody in b
+        finally:
+            browser.close()
