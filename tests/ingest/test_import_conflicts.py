@@ -78,3 +78,27 @@ def test_conflicting_copies_are_reported_and_resolved_as_chosen(bccd_dir, projec
 def test_on_conflict_is_checked():
     with pytest.raises(ValueError):
         OnConflict("second")
+
+
+def test_cli_on_conflict_option(bccd_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+    from visionloop.storage import Project
+
+    n_first, n_second = _voc_with_a_conflicting_copy(bccd_dir, tmp_path / "voc")
+    Project.create(tmp_path / "p", task="detection").close()
+    runner = CliRunner()
+    bad = runner.invoke(app, ["import", str(tmp_path / "p"), str(tmp_path / "voc"), "--on-conflict", "second"])
+    assert bad.exit_code != 0 and "first, last or merge" in bad.output
+    done = runner.invoke(app, ["import", str(tmp_path / "p"), str(tmp_path / "voc"), "--on-conflict", "merge",
+                               "--json"])
+    assert done.exit_code == 0, done.output
+    [conflict] = json.loads(done.output)["conflicts"]
+    assert conflict["kept"] == "merge"
+    with Project.open(tmp_path / "p") as p:
+        assert len(_boxes_of_first(p)) == n_first + 1
+    plain = runner.invoke(app, ["import", str(tmp_path / "p"), str(tmp_path / "voc")])
+    assert plain.exit_code == 0 and "conflict" in plain.output

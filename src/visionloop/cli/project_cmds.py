@@ -43,20 +43,26 @@ def import_(
     format: Annotated[str | None, typer.Option("--format", help="format name (default: detect)")] = None,
     no_new_classes: Annotated[bool, typer.Option(help="drop instances of classes not in the project")] = False,
     author: Annotated[str, typer.Option(help="author recorded on the revisions")] = "import",
+    on_conflict: Annotated[str, typer.Option(
+        "--on-conflict", help="byte-identical images annotated differently: keep the first (default), the last, "
+        "or merge both; each conflict is reported")] = "first",
     as_json: JsonOpt = False,
 ) -> None:
     """Import images and annotations; re-running the same import adds nothing and completes a killed one."""
     from visionloop.ingest import import_source
 
+    if on_conflict not in ("first", "last", "merge"):
+        raise typer.BadParameter("--on-conflict must be first, last or merge")
     with _open(project) as p:
         report = import_source(p, source, format=format, author=author, create_classes=not no_new_classes,
-                               progress=not as_json)
+                               progress=not as_json, on_conflict=on_conflict)
     data = report.to_json()
     if as_json:
         emit(data, as_json=True)
         return
     problems = data.pop("problems")
-    emit({**data, "problems": len(problems)}, as_json=False, title="import")
+    conflicts = data.pop("conflicts", [])
+    emit({**data, "problems": len(problems), "conflicts": len(conflicts)}, as_json=False, title="import")
     for prob in problems[:30]:
         typer.echo(f"  {prob['action']}: {prob['path']}: {prob['reason']}")
     if len(problems) > 30:
