@@ -120,6 +120,20 @@ def _short_colour(shared: Path, tmp: Path) -> Path:
                       lambda d: d / "dataset_meta.json", lambda d: d["segmentation_colors"].__setitem__(3, [1]), tmp)
 
 
+def _cvat_huge_mask(shared: Path, tmp: Path) -> Path:
+    dest = _cvat_width(shared, tmp)
+    xml = dest / "train.xml"
+    xml.write_text(xml.read_text().replace('width="wide"', 'width="10000000" height="10000000"', 1).replace(
+        'height="8" id="0"', 'id="0"').replace(
+        "</image>", '<mask label="label1" rle="1, 2" left="0" top="0" width="3" height="1"/></image>', 1))
+    return dest
+
+
+def _huge_mask(doc: dict[str, Any]) -> None:
+    doc.update(imageWidth=10_000_000, imageHeight=10_000_000)
+    doc["shapes"].append({"label": "car", "shape_type": "mask", "points": [[0, 0], [2, 2]], "mask": "AAAA"})
+
+
 def _yaml_anchors(shared: Path, tmp: Path) -> Path:
     """A 1 KB YAML of nested anchors (a billion-laughs bomb) before a real Roboflow data.yaml."""
     dest = tmp / "data"
@@ -138,6 +152,8 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
         segmentation={"size": [10, 5], "counts": [-5, 10, 45]})), "RLE counts"),
     "coco RLE of 10^10 pixels": ("coco", _coco(lambda d: d["annotations"][0].update(
         segmentation={"size": [100_000, 100_000], "counts": "0"})), "segmentation size"),
+    "cvat mask on a 10^7 x 10^7 image": ("cvat", _cvat_huge_mask, "width x height"),
+    "labelme mask on a 10^7 x 10^7 image": ("labelme", _labelme(_huge_mask), "imageWidth x imageHeight"),
     "coco garbage RLE string": ("coco", _coco(lambda d: d["annotations"][0].update(
         segmentation={"size": [10, 5], "counts": "\u00ff\u00fe"})), "RLE counts"),
     "coco category_id list": ("coco", _coco(lambda d: d["annotations"][0].update(category_id=[1])), "category_id"),

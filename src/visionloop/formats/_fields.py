@@ -21,6 +21,7 @@ from visionloop.core.errors import VisionloopError
 __all__ = [
     "ITEM_ERRORS",
     "MAX_COORD",
+    "MAX_MASK_PIXELS",
     "FieldError",
     "as_dict",
     "as_float",
@@ -28,6 +29,7 @@ __all__ = [
     "as_key",
     "as_list",
     "as_text",
+    "check_canvas",
     "describe",
     "parse_json",
     "read_json_file",
@@ -35,6 +37,9 @@ __all__ = [
 
 MAX_COORD = 1e7
 """Largest pixel coordinate or size accepted (10 million pixels: far beyond any image that can be decoded)."""
+
+MAX_MASK_PIXELS = 100_000_000
+"""Largest canvas (height x width) a mask is drawn on, as the largest image that is decoded."""
 
 ITEM_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError, ZeroDivisionError, RecursionError,
@@ -129,6 +134,12 @@ def as_text(value: Any, field: str, *, max_chars: int = 4096) -> str:
     if len(value) > max_chars or "\x00" in value:
         raise FieldError(field, f"a string of at most {max_chars} characters without NUL bytes", value)
     return value
+
+
+def check_canvas(width: int, height: int, field: str) -> None:
+    """FieldError when a mask of ``width`` x ``height`` pixels would be larger than any image decoded."""
+    if width * height > MAX_MASK_PIXELS:
+        raise FieldError(field, f"a mask of at most {MAX_MASK_PIXELS:,} pixels", f"{width}x{height}")
 
 
 def parse_json(text: str) -> Any:

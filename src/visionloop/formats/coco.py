@@ -45,6 +45,7 @@ from visionloop.formats._fields import (
     as_key,
     as_list,
     as_text,
+    check_canvas,
     describe,
     read_json_file,
 )
@@ -324,17 +325,12 @@ def _image_sample(img: Any, finder: ImageFinder, subset: str | None, where: str,
     return sample
 
 
-_MAX_MASK_PIXELS = 100_000_000
-"""Largest RLE canvas read (height x width), as the largest image decoded."""
-
-
 def _parse_rle(seg: dict[str, Any], sample: Sample) -> tuple[RLE, str]:
     size = as_list(seg.get("size"), "segmentation size")
     if len(size) != 2:
         raise FieldError("segmentation size", "[height, width]", size)
     h, w = (as_int(v, "segmentation size", lo=1) for v in size)
-    if h * w > _MAX_MASK_PIXELS:
-        raise FieldError("segmentation size", f"at most {_MAX_MASK_PIXELS:,} pixels", size)
+    check_canvas(w, h, "segmentation size")
     counts = seg.get("counts")
     if isinstance(counts, list):
         runs = [as_int(v, "RLE counts", hi=h * w) for v in counts]

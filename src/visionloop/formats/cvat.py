@@ -30,7 +30,7 @@ from defusedxml import ElementTree as safe_xml
 from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags, boxes_of
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._fields import ITEM_ERRORS, FieldError, as_float, as_int, describe
+from visionloop.formats._fields import ITEM_ERRORS, FieldError, as_float, as_int, check_canvas, describe
 from visionloop.formats._geometry import Shape, annotation_shapes, clip_shapes, ellipse_ring, shapes_to_annotation
 from visionloop.formats._paths import annotation_files, candidate_files, head, image_size
 from visionloop.formats.base import (
@@ -105,6 +105,7 @@ def _attributes(el: ET.Element) -> dict[str, Any]:
 
 def _mask_rle(el: ET.Element, width: int, height: int) -> RLE:
     """CVAT's mask: run lengths (starting with background) over the ``width`` x ``height`` box at left, top."""
+    check_canvas(width, height, "image width x height")
     left, top = as_int(el.get("left", 0), "left"), as_int(el.get("top", 0), "top")
     bw, bh = as_int(el.get("width", 0), "mask width", hi=width), as_int(el.get("height", 0), "mask height", hi=height)
     counts = [as_int(v, "mask rle", hi=bw * bh) for v in (el.get("rle") or "").split(",") if v.strip()]

@@ -41,6 +41,7 @@ from visionloop.formats._fields import (
     as_int,
     as_key,
     as_list,
+    check_canvas,
     describe,
     read_json_file,
 )
@@ -185,6 +186,7 @@ def _points(shape: dict[str, Any]) -> list[tuple[float, float]]:
 def _mask_shape(shape: dict[str, Any], cid: int, width: int, height: int) -> Shape:
     if not width or not height:
         raise ValueError("mask shape in a file without imageWidth/imageHeight")
+    check_canvas(width, height, "imageWidth x imageHeight")
     pts = _points(shape)
     if not pts:
         raise FieldError("points", "the mask's top-left corner", shape.get("points"))

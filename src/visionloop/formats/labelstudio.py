@@ -34,6 +34,7 @@ from visionloop.formats._fields import (
     as_float,
     as_int,
     as_list,
+    check_canvas,
     describe,
     read_json_file,
 )
@@ -174,9 +175,6 @@ def _rect(value: dict[str, Any], w: float, h: float, ds: FormatDataset, where: s
     return (min(xs), min(ys), max(xs), max(ys))
 
 
-_MAX_BRUSH_PIXELS = 100_000_000
-
-
 def _pair(point: Any) -> tuple[Any, Any]:
     if not isinstance(point, list) or len(point) != 2:
         raise FieldError("points", "a list of [x, y] pairs", point)
@@ -247,9 +245,7 @@ def _task_sample(task: dict[str, Any], k: int, src: Path, base: Path, ds: Format
                 cid = _label(value, "brushlabels", ds, where) if kind == "brushlabels" else ds.class_index("object")
                 if value.get("format", "rle") != "rle" or not value.get("rle"):
                     raise ValueError(f"brush in format {describe(value.get('format'))}; only 'rle' is read")
-                if int(h) * int(w) > _MAX_BRUSH_PIXELS:
-                    raise FieldError("original_width x original_height", f"at most {_MAX_BRUSH_PIXELS:,} pixels for "
-                                     "a brush", f"{w}x{h}")
+                check_canvas(int(w), int(h), "original_width x original_height")
                 rle = [as_int(v, "brush rle", hi=255) for v in as_list(value.get("rle"), "rle")]
                 shapes.append(Shape(class_id=cid, rle=RLE.encode(decode_brush(rle, int(h), int(w)))))
             if result.get("score") is not None:
