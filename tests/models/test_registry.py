@@ -75,6 +75,9 @@ def test_one_registry_one_entry_shape_for_every_task():
         assert isinstance(spec, ModelSpec) and spec.kind == kind and task in spec.tasks
         assert spec in list_specs(name, task=task)
     assert get_spec("tf_efficientnet_lite0").offline_pretrained and get_spec("resnet18").library == "timm"
+    assert get_spec("tf_efficientnet_lite0").input_size == 224 and get_spec("test_resnet").input_size == 160
+    assert get_spec("ssdlite320_mobilenet_v3_large").input_size == 320
+    assert get_spec("fasterrcnn_mobilenet_v2_fpn").input_size is None  # sized from the data at training time
     assert get_spec("resnet18", library="torchvision").library == "torchvision"
     with pytest.raises(UnknownModelError) as e:
         get_spec("fasterrcnn_mobilenet_v2")

@@ -129,8 +129,8 @@ def models(
     """List the model names that `train --model` takes (ours first, then timm's and torchvision's)."""
     from visionloop.models.registry import list_specs
 
-    rows = [{"name": s.name, "library": s.library, "tasks": ", ".join(s.tasks), "description": s.description}
-            for s in list_specs(pattern, library=library, task=task)]
+    rows = [{"name": s.name, "library": s.library, "tasks": ", ".join(s.tasks), "input": s.input_size or "from data",
+             "description": s.description} for s in list_specs(pattern, library=library, task=task)]
     emit(rows, as_json=as_json, title=f"{len(rows)} models")
 
 

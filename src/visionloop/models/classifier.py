@@ -29,6 +29,7 @@ __all__ = [
     "build_classifier",
     "classifier_names",
     "create_classifier",
+    "pretrained_input_size",
     "resolve_library",
     "suggest_names",
 ]
@@ -48,6 +49,23 @@ def torchvision_names() -> frozenset[str]:
     import torchvision.models as tvm
 
     return frozenset(tvm.list_models(module=tvm))
+
+
+def pretrained_input_size(name: str, library: str) -> int | None:
+    """The input side (pixels) a classifier's published weights were trained at, from timm's pretrained config or
+    torchvision's weights transforms; None when there are no published weights."""
+    try:
+        if library == "timm":
+            import timm
+
+            cfg = timm.models.get_pretrained_cfg(name)
+            return int(cfg.input_size[-1]) if cfg is not None else None
+        import torchvision.models as tvm
+
+        transforms = tvm.get_model_weights(name).DEFAULT.transforms
+        return int(getattr(transforms, "keywords", {}).get("crop_size", 0)) or None
+    except (ValueError, KeyError, RuntimeError, AttributeError):
+        return None
 
 
 def classifier_names(library: str | None = None) -> list[str]:

@@ -279,10 +279,11 @@ _tv_builder = functools.partial(torchvision_builder, family="detection")
 
 def _spec(name: str, builder: Callable[..., nn.Module], *, masks: bool = False, offline: bool = False,
           description: str) -> ModelSpec:
+    fixed = 320 if "320" in name else None  # the 320 px models; the others size their input from the data
     return ModelSpec(
         name=name, builder=builder, kind="instance" if masks else "detection",
         library="visionloop" if offline else "torchvision", offline_pretrained=offline,
-        default_pretrained="imagenet" if offline else "coco", description=description,
+        default_pretrained="imagenet" if offline else "coco", input_size=fixed, description=description,
     )
 
 

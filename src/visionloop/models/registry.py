@@ -18,7 +18,13 @@ from collections.abc import Callable
 
 from torch import nn
 
-from visionloop.models.classifier import build_classifier, classifier_names, resolve_library, suggest_names
+from visionloop.models.classifier import (
+    build_classifier,
+    classifier_names,
+    pretrained_input_size,
+    resolve_library,
+    suggest_names,
+)
 from visionloop.models.detection import DETECTION_MODELS
 from visionloop.models.segmentation import SEGMENTATION_MODELS
 from visionloop.models.spec import ModelKind, ModelSpec, UnknownModelError
@@ -52,6 +58,7 @@ def _classifier_spec(name: str, library: str) -> ModelSpec:
                                                                                 library=library),
                      library=library, default_pretrained="imagenet",
                      offline_pretrained=(library, name) in OFFLINE_SOURCES,
+                     input_size=pretrained_input_size(name, library),
                      description=f"{library} classifier (backbone + linear head)")
 
 
