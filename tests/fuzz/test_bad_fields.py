@@ -155,7 +155,9 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "cvat mask on a 10^7 x 10^7 image": ("cvat", _cvat_huge_mask, "width x height"),
     "labelme mask on a 10^7 x 10^7 image": ("labelme", _labelme(_huge_mask), "imageWidth x imageHeight"),
     "coco garbage RLE string": ("coco", _coco(lambda d: d["annotations"][0].update(
-        segmentation={"size": [10, 5], "counts": "\u00ff\u00fe"})), "RLE counts"),
+        segmentation={"size": [10, 5], "counts": "\u00ff\u00fe"})), "counts"),
+    "coco RLE string of the wrong size": ("coco", _coco(lambda d: d["annotations"][0].update(
+        segmentation={"size": [10, 5], "counts": "0o"})), "counts"),
     "coco category_id list": ("coco", _coco(lambda d: d["annotations"][0].update(category_id=[1])), "category_id"),
     "coco image_id object": ("coco", _coco(lambda d: d["annotations"][0].update(image_id={"a": 1})), "image_id"),
     "coco image id object": ("coco", _coco(lambda d: d["images"][0].update(id={"a": 1})), "image id"),
