@@ -67,8 +67,7 @@ def _rle_runs(counts: str, what: str = "RLE.counts") -> np.ndarray:
     pos = np.arange(b.size) - starts[value_of]
     if pos.max() > 11:
         raise AnnotationValidationError(what, expected="run lengths under 2**60", actual="a longer value")
-    x = np.zeros(len(ends), dtype=np.int64)
-    np.add.at(x, value_of, (b & 0x1F) << (5 * pos))
+    x = np.add.reduceat((b & 0x1F) << (5 * pos), starts)
     negative = (b[ends] & 0x10) != 0
     x[negative] |= np.left_shift(np.int64(-1), 5 * (pos[ends][negative] + 1))
     runs = x.copy()
