@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
+from argon2 import PasswordHasher
 from sqlalchemy import insert, inspect, select, text
 
 from visionloop.core.errors import ConflictError, NotFoundError
@@ -181,3 +184,27 @@ def test_migration_upgrades_a_0001_database(tmp_path: Path) -> None:
         assert project.name == "old"
         U.add_user(project, "alice", role="viewer")
         assert U.verify_token(project, U.issue_token(project, "alice").secret)[0].name == "alice"
+
+
+def test_password_hashing_is_bounded_in_memory(project_factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most ARGON2_SLOTS argon2 runs (64 MiB each) at once, however many sign-ins arrive together."""
+    project: Project = project_factory()
+    U.add_user(project, "alice", role="viewer", password="correct horse")
+    active, peak, lock = [0], [0], threading.Lock()
+
+    class Counting(PasswordHasher):
+        def verify(self, hash: str, password: str) -> bool:  # noqa: A002
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            try:
+                return super().verify(hash, password)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+    monkeypatch.setattr(U, "_HASHER", Counting())
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        users = list(pool.map(lambda _: U.verify_password(project, "alice", "correct horse").name, range(12)))
+    assert users == ["alice"] * 12
+    assert 1 <= peak[0] <= U.ARGON2_SLOTS

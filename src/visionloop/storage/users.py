@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -39,6 +40,7 @@ from visionloop.storage.project import Project
 
 __all__ = [
     "ADMIN_NAME",
+    "ARGON2_SLOTS",
     "MIN_PASSWORD_LENGTH",
     "TOKEN_PREFIX",
     "ApiToken",
@@ -74,6 +76,20 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 _HASHER = PasswordHasher()
+ARGON2_SLOTS = 4
+"""Password hashes computed at once in a process; each takes the hasher's 64 MiB, so many sign-ins at once wait
+instead of taking ``64 MiB x threads`` of memory."""
+_SLOTS = threading.BoundedSemaphore(ARGON2_SLOTS)
+
+
+def _hash_password(password: str) -> str:
+    with _SLOTS:
+        return _HASHER.hash(password)
+
+
+def _verify_password_hash(stored: str, password: str) -> None:
+    with _SLOTS:
+        _HASHER.verify(stored, password)
 
 
 class Role(StrEnum):
@@ -216,7 +232,7 @@ def new_token_secret() -> str:
 
 @functools.cache
 def _dummy_hash() -> str:
-    return _HASHER.hash(secrets.token_urlsafe(16))
+    return _hash_password(secrets.token_urlsafe(16))
 
 
 def _user_row(conn: Connection, name: str) -> Any:
@@ -235,7 +251,7 @@ def _admins(conn: Connection) -> int:
 def add_user(project: Project, name: str, *, role: Role | str, password: str | None = None) -> User:
     """Add a user; without ``password`` it signs in with API tokens only (a script, a service)."""
     role = Role.parse(role)
-    pw_hash = _HASHER.hash(_check_password(password)) if password is not None else None
+    pw_hash = _hash_password(_check_password(password)) if password is not None else None
     try:
         with project.transaction() as c:
             c.execute(insert(UserRow).values(name=_check_name(name), role=role.value, password_hash=pw_hash,
@@ -277,7 +293,7 @@ def set_role(project: Project, name: str, role: Role | str) -> User:
 
 
 def set_password(project: Project, name: str, password: str) -> User:
-    pw_hash = _HASHER.hash(_check_password(password))
+    pw_hash = _hash_password(_check_password(password))
     with project.transaction() as c:
         row = _user_row(c, name)
         c.execute(update(UserRow).where(UserRow.id == row.id).values(password_hash=pw_hash))
@@ -290,14 +306,14 @@ def verify_password(project: Project, name: str, password: str) -> User:
         row = c.execute(select(UserRow).where(UserRow.name == name)).first()
     stored = row.password_hash if row is not None else None
     try:
-        _HASHER.verify(stored or _dummy_hash(), password)
+        _verify_password_hash(stored or _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         raise AuthenticationError("invalid user name or password") from None
     if row is None or stored is None:
         raise AuthenticationError("invalid user name or password")
     if _HASHER.check_needs_rehash(stored):
         with project.transaction() as c:
-            c.execute(update(UserRow).where(UserRow.id == row.id).values(password_hash=_HASHER.hash(password)))
+            c.execute(update(UserRow).where(UserRow.id == row.id).values(password_hash=_hash_password(password)))
     return _user(row)
 
 
