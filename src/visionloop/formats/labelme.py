@@ -1,7 +1,8 @@
 """LabelMe JSON (the ``labelme`` desktop tool): one ``.json`` per image, usually beside it.
 
 Each file holds ``imagePath`` (relative to the JSON file), ``imageHeight`` / ``imageWidth``, optional ``imageData``
-(base64 image, used when the image file is missing), image-level ``flags`` (``{name: bool}``) and ``shapes``:
+(base64 image, used when the image file is missing; kept in memory as ``Sample.image_data``, never written to
+a temporary folder), image-level ``flags`` (``{name: bool}``) and ``shapes``:
 ``rectangle`` (two corners), ``polygon``, ``circle`` (centre and a point on the rim; kept as a 32-point polygon),
 ``mask`` (base64 PNG of the box between its two points, inclusive). ``line``, ``linestrip``, ``point`` and
 ``points`` have no area and are skipped with a problem. Shapes with the same ``group_id`` and label are one instance.
@@ -18,11 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
 import json
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +115,6 @@ def detect(path: Path) -> float:
 # ---------------------------------------------------------------------------------------------------------- reading
 
 
-def _embedded_folder(ds: FormatDataset) -> Path:
-    """A temporary folder for images decoded from ``imageData``; removed when the dataset is garbage-collected."""
-    holder = ds.meta.get("embedded_images")
-    if holder is None:
-        holder = ds.meta["embedded_images"] = tempfile.TemporaryDirectory(prefix="visionloop-labelme-")
-    return Path(holder.name)
-
-
 def _decode_b64(data: Any, field: str) -> bytes:
     if not isinstance(data, str):
         raise FieldError(field, "a base64 string", data)
@@ -133,16 +124,12 @@ def _decode_b64(data: Any, field: str) -> bytes:
         raise FieldError(field, "base64 data", data) from e
 
 
-def _cache_image(data: Any, stem: str, ds: FormatDataset) -> Path:
-    """Write the image embedded in ``imageData`` to a file; ImageError when it is no image or too large."""
+def _embedded_image(data: Any) -> tuple[bytes, tuple[int, int]]:
+    """The bytes and (width, height) of the image in ``imageData``; ImageError when it is no image, truncated or
+    over the decompression-bomb limit. Kept in memory (``Sample.image_data``): nothing is written anywhere."""
     raw = _decode_b64(data, "imageData")
-    info = probe(raw, name="imageData")  # refuses non-images, truncated files and decompression bombs
-    ext = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "tiff": ".tif"}.get(info.format, ".png")
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    dest = _embedded_folder(ds) / f"{stem[:100]}-{digest}{ext}"
-    if not dest.exists():
-        dest.write_bytes(raw)
-    return dest
+    info = probe(raw, name="imageData")
+    return raw, (info.width, info.height)
 
 
 def _find_image(doc: dict[str, Any], src: Path, root: Path, ds: FormatDataset, where: str) -> Path | None:
@@ -290,14 +277,15 @@ def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) ->
     height = as_int(h, "imageHeight") if h is not None else 0
     image_path = _find_image(doc, src, root, ds, where)
     ref_text = doc.get("imagePath") if isinstance(doc.get("imagePath"), str) else None
+    image_data, embedded_size = None, None
     if image_path is None and doc.get("imageData"):
         try:
-            image_path = _cache_image(doc["imageData"], src.stem, ds)
+            image_data, embedded_size = _embedded_image(doc["imageData"])
             ds.problems.append(Problem(path=where, reason=f"image {describe(ref_text)} missing; used the "
                                        "imageData embedded in the JSON", action="repaired"))
-        except (FieldError, ImageError, OSError) as e:
+        except (FieldError, ImageError) as e:
             ds.problems.append(Problem(path=where, reason=f"embedded imageData is not a usable image: {e}"))
-    if image_path is None:
+    if image_path is None and image_data is None:
         ds.problems.append(Problem(path=where, reason=f"image {describe(ref_text)} not found beside {src.name}",
                                    action="kept without image"))
     ref = Path((ref_text or src.with_suffix(".jpg").name).replace("\\", "/")).name[:255]
@@ -306,9 +294,12 @@ def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) ->
     else:
         rel = src.relative_to(root).parent.as_posix() if src.is_relative_to(root) else ""
         name = f"{rel}/{ref}" if rel not in ("", ".") else ref
-    sample = Sample(name=name, image_path=image_path, width=width or None, height=height or None)
-    if not width and image_path is not None:
-        size = image_size(image_path)
+    sample = Sample(name=name, image_path=image_path, image_data=image_data, width=width or None,
+                    height=height or None)
+    if image_data is not None:
+        sample.meta["annotation_file"] = where
+    if not width:
+        size = embedded_size or image_size(image_path)
         if size:
             sample.width, sample.height = size
     shapes = _read_shapes(doc, sample, ds, where)
