@@ -421,7 +421,8 @@ def relative_in_subset(sample: Sample) -> str:
 class ImageFinder:
     """Finds images named by an annotation among candidate folders, trying the folder that worked last first.
 
-    A name without an image extension also matches ``name.<ext>`` for any image extension.
+    A name without an image extension also matches ``name.<ext>`` for any image extension. Only files inside a
+    folder are found: the name is checked once, a found file's real path once (symbolic links followed).
     """
 
     def __init__(self, folders: Iterable[Path]) -> None:
@@ -429,6 +430,7 @@ class ImageFinder:
         for f in folders:
             if f not in self.folders and f.is_dir():
                 self.folders.append(f)
+        self._real: dict[int, Path] = {}
         self._last = 0
 
     def find(self, name: str) -> Path | None:
@@ -438,20 +440,26 @@ class ImageFinder:
         over-long, not text) or reaches outside a folder through a symbolic link: the caller reports it as a
         problem of that item.
         """
-        safe_relative_name(name)
+        rel = safe_relative_name(name)
         order = [self._last, *(i for i in range(len(self.folders)) if i != self._last)]
         for i in order:
             if i >= len(self.folders):
                 continue
-            cand = resolve_inside(self.folders[i], name)
+            cand = self.folders[i] / rel
             if cand.is_file():
-                self._last = i
-                return cand
+                return self._found(i, cand, name)
             if cand.suffix.lower() not in IMAGE_EXTENSIONS:
                 for ext in (".jpg", ".png", ".jpeg", *sorted(IMAGE_EXTENSIONS)):
                     alt = cand.with_name(cand.name + ext)
                     if alt.is_file():
-                        resolve_inside(self.folders[i], f"{name}{ext}")
-                        self._last = i
-                        return alt
+                        return self._found(i, alt, name)
         return None
+
+    def _found(self, i: int, path: Path, name: str) -> Path:
+        if i not in self._real:
+            self._real[i] = self.folders[i].resolve()
+        real = path.resolve()
+        if self._real[i] not in real.parents:
+            raise UnsafePathError(name, self.folders[i], "a symbolic link leads outside the folder")
+        self._last = i
+        return path

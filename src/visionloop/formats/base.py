@@ -26,6 +26,7 @@ from visionloop.formats._paths import (
     resolve_inside,
     safe_export_name,
     safe_folder_name,
+    safe_relative_name,
     unique_export_names,
 )
 
@@ -139,13 +140,15 @@ def find_image(root: Path, name: str, *, search: tuple[str, ...] = ("", "images"
 
     Raises :class:`~visionloop.formats._paths.UnsafePathError` when ``name`` would lead outside ``root``/``sub``.
     """
+    rel = safe_relative_name(name)
     for sub in search:
-        base = resolve_inside(root / sub if sub else root, name)
+        folder = root / sub if sub else root
+        base = folder / rel
         if base.is_file():
-            return base
+            return resolve_inside(folder, rel)
         if not base.suffix or base.suffix.lower() not in IMAGE_EXTENSIONS:
             for ext in IMAGE_EXTENSIONS:
                 cand = base.with_name(base.name + ext)
                 if cand.is_file():
-                    return resolve_inside(root / sub if sub else root, f"{name}{ext}")
+                    return resolve_inside(folder, f"{rel}{ext}")
     return None
