@@ -250,12 +250,11 @@ def _admins(conn: Connection) -> int:
 # ---- users ----------------------------------------------------------------------------------------------------
 def add_user(project: Project, name: str, *, role: Role | str, password: str | None = None) -> User:
     """Add a user; without ``password`` it signs in with API tokens only (a script, a service)."""
-    role = Role.parse(role)
+    role, name = Role.parse(role), _check_name(name)
     pw_hash = _hash_password(_check_password(password)) if password is not None else None
     try:
         with project.transaction() as c:
-            c.execute(insert(UserRow).values(name=_check_name(name), role=role.value, password_hash=pw_hash,
-                                             created_at=utcnow()))
+            c.execute(insert(UserRow).values(name=name, role=role.value, password_hash=pw_hash, created_at=utcnow()))
             return _user(_user_row(c, name))
     except IntegrityError as e:
         raise ConflictError(f"user {name!r} exists already; choose another name or remove it first") from e
