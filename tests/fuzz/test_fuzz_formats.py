@@ -1,6 +1,6 @@
 """Fuzzing: every format's real samples, mutated (byte flips, truncation, field type swaps, huge numbers, deep nesting,
-wrong types in JSON/XML/CSV/YAML), read by the real detection and ``load``, and every twelfth one imported into a real
-project.
+wrong types in JSON/XML/CSV/YAML), read by the real detection and ``load``; every third one saved again in its format
+and every twelfth one imported into a real project.
 
 What must hold: no exception other than a clean :class:`VisionloopError`; and when a JSON or XML annotation file no
 longer parses, the outcome says so (an error, or a problem naming the file), never a silent loss.
@@ -30,6 +30,7 @@ from visionloop.formats.base import is_image_file
 ASSETS = Path(__file__).resolve().parents[1] / "formats" / "assets"
 COUNT = int(os.environ.get("VISIONLOOP_FUZZ_COUNT", "300"))
 IMPORT_EVERY = 12
+SAVE_EVERY = 3
 
 SAMPLES: dict[str, tuple[str, str]] = {
     # name: (where: "shared" (other tools' files) or "repo" (tests/formats/assets), folder)
@@ -83,12 +84,16 @@ def _unparsable(path: Path) -> bool:
     return False
 
 
-def _read(folder: Path) -> tuple[str, list[str]]:
-    """Detect and load as an import does; (format, problem texts)."""
+def _read(folder: Path, out: Path | None) -> tuple[str, list[str]]:
+    """Detect and load as an import does, then save what was read in the same format to ``out`` (when given);
+    (format, problem texts)."""
     fmt = detect_source(folder)
     if fmt == IMAGES:
         return fmt, []
-    ds = get_format(fmt).load(folder)
+    module = get_format(fmt)
+    ds = module.load(folder)
+    if out is not None:
+        module.save(ds, out)
     return fmt, [f"{p.path} {p.reason}" for p in ds.problems]
 
 
@@ -121,7 +126,7 @@ def test_mutated_samples_never_crash(sample: str, formats_dir: Path, tmp_path: P
         target.write_bytes(data)
         repro = f"{sample} mutation {k}: {target.relative_to(work)}: {what}"
         try:
-            fmt, problems = _read(work)
+            fmt, problems = _read(work, tmp_path / f"out{k}" if k % SAVE_EVERY == 0 else None)
             if _unparsable(target) and not any(target.name in p for p in problems):
                 failures.append(f"{repro}: silent loss, read as {fmt} without a problem naming {target.name}")
             if k % IMPORT_EVERY == 0:
@@ -131,4 +136,5 @@ def test_mutated_samples_never_crash(sample: str, formats_dir: Path, tmp_path: P
         except Exception as e:  # noqa: BLE001 - any other exception is the bug this test looks for
             failures.append(f"{repro}: {type(e).__name__}: {str(e)[:200]}")
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(tmp_path / f"out{k}", ignore_errors=True)
     assert not failures, "\n".join(failures)
