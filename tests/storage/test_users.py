@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -208,3 +209,39 @@ def test_password_hashing_is_bounded_in_memory(project_factory, monkeypatch: pyt
         users = list(pool.map(lambda _: U.verify_password(project, "alice", "correct horse").name, range(12)))
     assert users == ["alice"] * 12
     assert 1 <= peak[0] <= U.ARGON2_SLOTS
+
+
+@pytest.mark.postgres
+def test_users_and_tokens_on_postgres(tmp_path: Path) -> None:
+    """The 0001 -> head upgrade and the user and token operations on PostgreSQL (CI sets the URL)."""
+    url = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(insert(ProjectRow).values(id=1, name="pg", task="detection"))
+    assert not inspect(engine).has_table("users")
+    engine.dispose()
+    root = tmp_path / "pg"
+    root.mkdir()
+    (root / "visionloop.toml").write_text(f'name = "pg"\ntask = "detection"\ndb_url = "{url}"\n', encoding="utf-8")
+    with Project.open(root) as project:
+        first = U.ensure_admin(project)
+        assert U.verify_password(project, "admin", first.generated_password or "").role is U.Role.ADMIN
+        U.add_user(project, "alice", role="annotator")
+        with pytest.raises(ConflictError):
+            U.add_user(project, "alice", role="viewer")
+        made = U.issue_token(project, "alice", name="ci", expires_at=utcnow() + timedelta(hours=1))
+        assert U.verify_token(project, made.secret)[0].name == "alice"
+        U.revoke_token(project, made.token.id)
+        with pytest.raises(U.AuthenticationError):
+            U.verify_token(project, made.secret)
+        U.set_role(project, "alice", "admin")
+        U.remove_user(project, "admin")
+        assert [(u.name, u.role) for u in U.list_users(project)] == [("alice", U.Role.ADMIN)]
