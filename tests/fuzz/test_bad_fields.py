@@ -206,3 +206,13 @@ def test_wrong_field_that_spoils_the_dataset_is_a_format_error(case: str, format
     folder = build(formats_dir, tmp_path)
     with pytest.raises(FormatError, match=expected):
         get_format(fmt).load(folder)
+
+
+@pytest.mark.parametrize("case", ["via regions text", "cvat width text", "labelme imageWidth text"])
+def test_wrong_field_of_an_image_keeps_the_image(case: str, formats_dir: Path, tmp_path: Path) -> None:
+    """A field that spoils one image's annotation leaves the image in (unlabelled, or with its size measured)."""
+    fmt, build, _ = CASES[case]
+    original = {"via": ASSETS / "via" / "project", "labelme": ASSETS / "labelme",
+                "cvat": formats_dir / "cvat_dataset/for_images/export_task"}[fmt]
+    ds = get_format(fmt).load(build(formats_dir, tmp_path))
+    assert len(ds.samples) == len(get_format(fmt).load(original).samples)

@@ -159,15 +159,21 @@ def _image_pending(el: ET.Element, xml: Path, base: Path, ds: FormatDataset) -> 
         ds.problems.append(Problem(path=str(xml), reason=f"<image id={el.get('id')}> has no name"))
         return None
     subset = el.get("subset")
-    width, height = _size_attr(el, "width"), _size_attr(el, "height")
     search = (f"images/{subset}", "images", subset or "", "") if subset else ("images", "")
     image_path = find_image(base, name, search=search)
-    sample = Sample(name=f"{subset}/{name}" if subset else name, image_path=image_path, width=width or None,
-                    height=height or None, subset=subset or (None if xml.stem == "annotations" else xml.stem))
+    sample = Sample(name=f"{subset}/{name}" if subset else name, image_path=image_path,
+                    subset=subset or (None if xml.stem == "annotations" else xml.stem))
     where = f"{xml.name}:{sample.name}"
     if image_path is None:
         ds.problems.append(Problem(path=where, reason=f"image {name!r} not found under {base}/images",
                                    action="kept without image"))
+    try:
+        width, height = _size_attr(el, "width"), _size_attr(el, "height")
+    except FieldError as e:  # the image's own size is measured instead; its shapes are kept
+        width, height = image_size(image_path) or (0, 0)
+        ds.problems.append(Problem(path=where, action="repaired", reason=(
+            f"{e}; " + (f"used the image's size {width}x{height}" if width else "size unknown"))))
+    sample.width, sample.height = width or None, height or None
     pending = _Pending(sample)
     groups: dict[tuple[int, str], Shape] = {}
     for k, child in enumerate(el):

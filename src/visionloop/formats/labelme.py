@@ -273,8 +273,12 @@ def _read_shapes(doc: dict[str, Any], sample: Sample, ds: FormatDataset, where: 
 def _read_file(src: Path, root: Path, doc: dict[str, Any], ds: FormatDataset) -> tuple[Sample, list[Shape], list[str]]:
     where = src.relative_to(root).as_posix() if src.is_relative_to(root) else str(src)
     w, h = doc.get("imageWidth"), doc.get("imageHeight")
-    width = as_int(w, "imageWidth") if w is not None else 0
-    height = as_int(h, "imageHeight") if h is not None else 0
+    try:
+        width = as_int(w, "imageWidth") if w is not None else 0
+        height = as_int(h, "imageHeight") if h is not None else 0
+    except FieldError as e:  # measured from the image instead; the shapes are kept
+        ds.problems.append(Problem(path=where, action="repaired", reason=f"{e}; the image's own size is used"))
+        width = height = 0
     image_path = _find_image(doc, src, root, ds, where)
     ref_text = doc.get("imagePath") if isinstance(doc.get("imagePath"), str) else None
     image_data, embedded_size = None, None

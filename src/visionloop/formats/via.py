@@ -210,10 +210,18 @@ def _entry_sample(entry: dict[str, Any], src: Path, base: Path, key: str | None,
         image_path = None
     image_path = image_path or find_image(base, Path(name).name, search=("", "images"))
     sample = Sample(name=name, image_path=image_path)
-    file_attributes = as_dict(entry.get("file_attributes"), "file_attributes")
+    try:
+        file_attributes = as_dict(entry.get("file_attributes"), "file_attributes")
+    except FieldError as e:
+        ds.problems.append(Problem(path=where, action="ignored", reason=str(e)))
+        file_attributes = {}
     if file_attributes:
         sample.meta["file_attributes"] = file_attributes
-    regions = as_list(entry.get("regions"), "regions")
+    try:
+        regions = as_list(entry.get("regions"), "regions")
+    except FieldError as e:  # the image is kept, unlabelled: its regions cannot be read
+        ds.problems.append(Problem(path=where, action="kept unlabelled", reason=f"{e}; image kept without annotation"))
+        return sample, [], False
     if image_path is None:
         ds.problems.append(Problem(path=where, reason=f"image {ref!r} not found next to {src.name} or in images/",
                                    action="kept without image"))
