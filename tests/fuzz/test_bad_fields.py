@@ -164,6 +164,7 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     "coco 5000-char file_name": ("coco", _coco(lambda d: d["images"][0].update(file_name="a" * 5000 + ".jpg")),
                                  "file_name"),
     "coco 50k-deep nesting": ("coco", _deep_file, "nested too deeply"),
+    "coco width text": ("coco", _coco(lambda d: d["images"][0].update(width="w")), "width"),
     "coco segmentation int": ("coco", _coco(lambda d: d["annotations"][0].update(segmentation=7)), "segmentation"),
     "labelme 20000x20000 imageData": ("labelme", _bomb_case, "decompression-bomb"),
     "labelme group_id list": ("labelme", _labelme(lambda d: d["shapes"][0].update(group_id=[1])), "group_id"),
@@ -208,11 +209,12 @@ def test_wrong_field_that_spoils_the_dataset_is_a_format_error(case: str, format
         get_format(fmt).load(folder)
 
 
-@pytest.mark.parametrize("case", ["via regions text", "cvat width text", "labelme imageWidth text"])
+@pytest.mark.parametrize("case", ["via regions text", "cvat width text", "labelme imageWidth text", "coco width text"])
 def test_wrong_field_of_an_image_keeps_the_image(case: str, formats_dir: Path, tmp_path: Path) -> None:
     """A field that spoils one image's annotation leaves the image in (unlabelled, or with its size measured)."""
     fmt, build, _ = CASES[case]
     original = {"via": ASSETS / "via" / "project", "labelme": ASSETS / "labelme",
-                "cvat": formats_dir / "cvat_dataset/for_images/export_task"}[fmt]
+                "cvat": formats_dir / "cvat_dataset/for_images/export_task",
+                "coco": formats_dir / "coco_dataset/coco_instances"}[fmt]
     ds = get_format(fmt).load(build(formats_dir, tmp_path))
     assert len(ds.samples) == len(get_format(fmt).load(original).samples)

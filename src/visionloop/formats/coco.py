@@ -313,12 +313,14 @@ def _image_sample(img: Any, finder: ImageFinder, subset: str | None, where: str,
         name = base
     if image_path is None and "/" in name:
         image_path = finder.find(name.rsplit("/", 1)[-1])
-    w, h = img.get("width"), img.get("height")
-    sample = Sample(
-        name=name, image_path=image_path, subset=subset, meta={"coco_image_id": image_id},
-        width=as_int(w, "width", lo=1) if w not in (None, 0) else None,
-        height=as_int(h, "height", lo=1) if h not in (None, 0) else None,
-    )
+    sample = Sample(name=name, image_path=image_path, subset=subset, meta={"coco_image_id": image_id})
+    try:
+        w, h = img.get("width"), img.get("height")
+        sample.width = as_int(w, "width", lo=1) if w not in (None, 0) else None
+        sample.height = as_int(h, "height", lo=1) if h not in (None, 0) else None
+    except FieldError as e:  # the image and its annotations are kept; the size is measured from the file on import
+        ds.problems.append(Problem(path=f"{where}: {name}", action="ignored", reason=str(e)))
+        sample.width = sample.height = None
     if image_path is None:
         ds.problems.append(Problem(path=f"{where}: {name}", reason=(
             f"image {name!r} not found (looked in {', '.join(_rel(d, root) or '.' for d in finder.folders)})")))
