@@ -91,6 +91,24 @@ def test_detector_boxes_in_original_pixels(client: httpx.Client, bccd_bytes: lis
         assert 0 <= x1 <= x2 <= 640 and 0 <= y1 <= y2 <= 480 and 0 <= d["score"] <= 1
 
 
+def test_score_threshold_per_request(client: httpx.Client, bccd_bytes: list[bytes]) -> None:
+    """The package's threshold (0 for this detector) unless a request asks for another, single or batch."""
+    every = client.post("/v1/models/detector/predict", content=bccd_bytes[1]).json()
+    scores = [d["score"] for d in every["detections"]]
+    assert scores and max(scores) < 0.99  # random weights: low scores, all kept at the package's threshold 0
+    low = client.post("/v1/models/detector/predict", params={"score_threshold": min(scores) - 1e-4},
+                      content=bccd_bytes[1])  # the JSON rounds scores to 6 digits
+    assert low.json() == every
+    high = client.post("/v1/models/detector/predict", params={"score_threshold": 0.99}, content=bccd_bytes[1]).json()
+    assert high["detections"] == [] and (high["width"], high["height"]) == (every["width"], every["height"])
+    batch = client.post("/v1/models/detector/predict/batch", params={"score_threshold": 0.99},
+                        files=[("files", ("a.jpg", bccd_bytes[1], "image/jpeg"))]).json()
+    assert batch["results"][0]["prediction"] == high
+    for bad in (-0.1, 1.5, "high"):
+        r = client.post("/v1/models/detector/predict", params={"score_threshold": bad}, content=bccd_bytes[1])
+        assert r.status_code == 422, bad
+
+
 def _png(w: int, h: int) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (w, h), (10, 20, 30)).save(buf, format="PNG")

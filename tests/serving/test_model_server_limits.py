@@ -40,11 +40,11 @@ class GatedRunner:
         self.predictor, self.n_sessions = predictor, 1
         self.gate, self.entered = threading.Event(), threading.Event()
 
-    def predict_chunk(self, images: list[Any]) -> list[Any]:
+    def predict_chunk(self, images: list[Any], *, score_threshold: float | None = None) -> list[Any]:
         self.entered.set()
         if not self.gate.wait(WAIT_S):
             raise TimeoutError("the test never opened the gate")
-        return self.predictor.predict_chunk(images)
+        return self.predictor.predict_chunk(images, score_threshold=score_threshold)
 
 
 def noise_png(side: int, seed: int = 0) -> bytes:

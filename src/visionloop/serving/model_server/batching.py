@@ -16,6 +16,7 @@ import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from visionloop.core.errors import ImageError, VisionloopError
@@ -31,7 +32,8 @@ class ChunkRunner(Protocol):
 
     n_sessions: int
 
-    def predict_chunk(self, images: list[Any]) -> list[Prediction | ImageError]: ...
+    def predict_chunk(self, images: list[Any], *, score_threshold: float | None = None,
+                      ) -> list[Prediction | ImageError]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +57,7 @@ class BatchConfig:
 class _Item:
     data: Any
     future: asyncio.Future[Prediction | ImageError]
+    score_threshold: float | None = None
     queued: float = field(default_factory=time.perf_counter)
 
 
@@ -93,10 +96,12 @@ class Batcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, data: Any) -> Prediction | ImageError:
+    async def submit(self, data: Any, *, score_threshold: float | None = None) -> Prediction | ImageError:
+        """The prediction for ``data`` (or its ImageError); ``score_threshold`` replaces the package's thresholds for
+        this image. OverloadedError when the queue is full or the workers are not started."""
         if self._queue is None:
             raise OverloadedError(f"model {self.name!r} is not started yet; retry when /ready answers 200")
-        item = _Item(data=data, future=asyncio.get_running_loop().create_future())
+        item = _Item(data=data, future=asyncio.get_running_loop().create_future(), score_threshold=score_threshold)
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -129,17 +134,26 @@ class Batcher:
             batch = [it for it in batch if not it.future.done()]  # cancelled by a disconnected client
             if not batch:
                 continue
-            t0 = time.perf_counter()
-            try:
-                results = await loop.run_in_executor(self._executor, self.runner.predict_chunk,
-                                                     [it.data for it in batch])
-            except Exception as e:  # noqa: BLE001 - a model failure must reach every waiting request
-                for it in batch:
-                    if not it.future.done():
-                        it.future.set_exception(e)
-                continue
-            self.metrics.batch_size.labels(self.name).observe(len(batch))
-            self.metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
-            for it, res in zip(batch, results, strict=True):
+            groups: dict[float | None, list[_Item]] = {}
+            for it in batch:  # one model call per threshold asked (almost always one)
+                groups.setdefault(it.score_threshold, []).append(it)
+            for threshold, items in groups.items():
+                await self._run(items, threshold)
+
+    async def _run(self, items: list[_Item], score_threshold: float | None) -> None:
+        assert self._executor is not None
+        t0 = time.perf_counter()
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, partial(self.runner.predict_chunk, [it.data for it in items],
+                                        score_threshold=score_threshold))
+        except Exception as e:  # noqa: BLE001 - a model failure must reach every waiting request
+            for it in items:
                 if not it.future.done():
-                    it.future.set_result(res)
+                    it.future.set_exception(e)
+            return
+        self.metrics.batch_size.labels(self.name).observe(len(items))
+        self.metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - t0)
+        for it, res in zip(items, results, strict=True):
+            if not it.future.done():
+                it.future.set_result(res)

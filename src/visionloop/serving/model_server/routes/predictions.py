@@ -11,9 +11,9 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from visionloop.core.errors import ImageError
@@ -80,10 +80,16 @@ def _served(state: ModelServerState, name: str, endpoint: str) -> Iterator[tuple
         state.metrics.observe_request(label, endpoint, code, time.perf_counter() - t0)
 
 
-async def _predict(m: ServedModel, data: bytes, what: str, *, max_pixels: int) -> Prediction:
+ScoreThreshold = Annotated[float | None, Query(
+    ge=0.0, le=1.0, description="Keep detections, tags or segments scoring at least this, for every class; by "
+    "default each class's threshold from the package (chosen on the validation split).")]
+
+
+async def _predict(m: ServedModel, data: bytes, what: str, *, max_pixels: int,
+                   score_threshold: float | None) -> Prediction:
     """The prediction; a client's bad image is an HTTPException, a full queue an OverloadedError."""
     check_image(data, what, max_pixels=max_pixels)
-    res = await m.batcher.submit(data)
+    res = await m.batcher.submit(data, score_threshold=score_threshold)
     if isinstance(res, ImageError):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(res))
     return res
@@ -97,7 +103,8 @@ def _log(logger: PredictionLogger | None, m: ServedModel, data: bytes, out: dict
 @router.post("/predict", response_model=None, openapi_extra=_PREDICT_BODY,
              responses={200: {"model": PredictionOut, "description": "The prediction, in original image pixels."},
                         **ERROR_RESPONSES}, summary="Predict one image")
-async def predict(name: ModelName, request: Request, state: StateDep) -> JSONResponse:
+async def predict(name: ModelName, request: Request, state: StateDep,
+                  score_threshold: ScoreThreshold = None) -> JSONResponse:
     limits = state.limits
     with _served(state, name, "predict") as (m, held):
         body = await read_body(request, limits.max_request_bytes, held=held)
@@ -108,7 +115,8 @@ async def predict(name: ModelName, request: Request, state: StateDep) -> JSONRes
                 raise HTTPException(status.HTTP_400_BAD_REQUEST,
                                     "multipart upload needs the image as a file in the field 'file'")
             body = await f.read()
-        out = (await _predict(m, body, "uploaded image", max_pixels=limits.max_pixels)).to_json()
+        out = (await _predict(m, body, "uploaded image", max_pixels=limits.max_pixels,
+                              score_threshold=score_threshold)).to_json()
         _log(state.prediction_logger, m, body, out)
         return JSONResponse(out)
 
@@ -116,7 +124,8 @@ async def predict(name: ModelName, request: Request, state: StateDep) -> JSONRes
 @router.post("/predict/batch", response_model=None, openapi_extra=_BATCH_BODY,
              responses={200: {"model": BatchOut, "description": "One result (or error) per image, in order."},
                         **ERROR_RESPONSES}, summary="Predict several images")
-async def predict_batch(name: ModelName, request: Request, state: StateDep) -> JSONResponse:
+async def predict_batch(name: ModelName, request: Request, state: StateDep,
+                        score_threshold: ScoreThreshold = None) -> JSONResponse:
     limits = state.limits
     with _served(state, name, "predict_batch") as (m, held):
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -136,8 +145,8 @@ async def predict_batch(name: ModelName, request: Request, state: StateDep) -> J
             try:
                 if len(data) > limits.max_request_bytes:
                     raise HTTPException(413, f"file of {len(data):,} bytes exceeds {limits.max_request_bytes:,} bytes")
-                out = (await _predict(m, data, files[i].filename or f"files[{i}]",
-                                      max_pixels=limits.max_pixels)).to_json()
+                out = (await _predict(m, data, files[i].filename or f"files[{i}]", max_pixels=limits.max_pixels,
+                                      score_threshold=score_threshold)).to_json()
                 _log(state.prediction_logger, m, data, out)
                 return {**item, "ok": True, "prediction": out, "error": None}
             except HTTPException as e:  # this image's fault; a busy server (OverloadedError) fails the request
