@@ -90,9 +90,12 @@ def test_bccd_detection_subset_train_evaluate_predict(bccd_dir: Path, tmp_path: 
     image = next((tmp_path / "voc" / "JPEGImages").glob("*.jpg"))
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(image.read_bytes()[:300])
-    rows = _cli("predict", proj, image, broken, "--run", run, "--json")
-    assert rows[0]["detections"] and {d["class"] for d in rows[0]["detections"]} <= {"WBC", "RBC", "Platelets"}
-    assert "error" in rows[1] and "detections" not in rows[1]  # a bad file costs only its own prediction
+    r = runner.invoke(app, [str(a) for a in ("predict", proj, image, broken, "--run", run, "--json")])
+    assert r.exit_code == 0, r.output[-3000:]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]  # JSON lines, as predict-package prints them
+    dets = rows[0]["prediction"]["detections"]
+    assert dets and {d["name"] for d in dets} <= {"WBC", "RBC", "Platelets"}
+    assert "error" in rows[1] and "prediction" not in rows[1]  # a bad file costs only its own prediction
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -88,35 +87,22 @@ def evaluate(
 @handle_errors
 def predict(
     project: ProjectArg,
-    images: Annotated[list[Path], typer.Argument(help="image files")],
+    images: Annotated[list[Path], typer.Argument(help="image files or folders (searched recursively)")],
     run: Annotated[str, typer.Option("--run", help="run id (or 'latest')")],
+    score_threshold: Annotated[float | None, typer.Option(help="score threshold for every class (detection, "
+                                                                 "tagging; default: the run's per-class thresholds, "
+                                                                 "chosen on the validation split)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Predict image files with a trained run."""
-    from visionloop.training.predict import predict_images
+    """Predict images with a trained run: the same answers, keys and thresholds as ``predict-package`` on its export
+    (JSON lines with --json)."""
+    from visionloop.cli.prediction_output import print_predictions
+    from visionloop.export.api import run_predictor
+    from visionloop.inference import iter_images
 
-    with _open(project) as p:
-        rows = predict_images(p, run, images)
-    if as_json:
-        emit(rows, as_json=True)
-        return
-    flat = []
-    for r in rows:
-        if "error" in r:
-            flat.append({"image": r["image"], "prediction": f"error: {r['error']}"})
-        elif "class" in r:
-            flat.append({"image": r["image"], "prediction": f"{r['class']} ({r['score']:.3f})"})
-        elif "tags" in r:
-            flat.append({"image": r["image"], "prediction": ", ".join(f"{t['class']} ({t['score']:.2f})"
-                                                                     for t in r["tags"]) or "(no tag)"})
-        elif "detections" in r:
-            counts = Counter(d["class"] for d in r["detections"])
-            flat.append({"image": r["image"], "prediction": ", ".join(f"{n} x {c}" for c, n in counts.most_common())
-                         or "(nothing found)"})
-        else:  # semantic segmentation: pixel fraction per class
-            flat.append({"image": r["image"], "prediction": ", ".join(f"{c} {f:.1%}" for c, f in
-                                                                     sorted(r.get("classes", {}).items()))})
-    emit(flat, as_json=False, title="predictions")
+    paths = [f for src in images for f in iter_images(src)]
+    with _open(project) as p, run_predictor(p, run) as pred:
+        print_predictions(pred.predict_paths(paths, score_threshold=score_threshold), as_json=as_json)
 
 
 @handle_errors

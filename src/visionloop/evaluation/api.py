@@ -98,9 +98,11 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     out: dict[str, Any] = {"run": rid, "split": split, "version": cfg.version, **metrics, "n_errors": len(errors),
                            "errors": errors[:100], "warnings": warnings}
     if report:
-        from visionloop.evaluation.report import write_report
+        from visionloop.evaluation.report_classification import write_classification_report
+        from visionloop.storage.runs import read_metrics
 
-        out["report"] = str(write_report(project, cfg, directory, out, errors=errors))
+        out["report"] = str(write_classification_report(project, cfg, directory, out, errors=errors,
+                                                        records=read_metrics(directory)))
     (Path(directory) / f"eval-{split}.json").write_text(json.dumps(out, indent=1, default=str) + "\n",
                                                         encoding="utf-8")
     return out

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou as tv_box_iou
 
-from visionloop.core.annotations import Boxes, Instances
+from visionloop.core.annotations import Boxes, Instances, boxes_of
 from visionloop.evaluation.coco_eval import coco_evaluate, to_coco_json
 
 __all__ = [
@@ -35,7 +35,11 @@ __all__ = [
     "image_jaccard",
     "likely_unlabelled",
     "pr_curves",
+    "coco_scores",
+    "evaluation_ground_truth",
     "semantic_metrics",
+    "semantic_scores",
+    "semantic_target",
 ]
 
 
@@ -55,15 +59,32 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def coco_metrics(dataset: Any, preds: Sequence[Boxes | Instances], *, masks: bool = False, max_dets: int = 100,
                  names: Sequence[str] | None = None) -> dict[str, Any]:
     """``{"bbox": {...}, "segm": {...}}`` of COCO stats + per-class AP; ``dataset`` is a DetectionDataset."""
-    gts = [dataset.ground_truth(i) for i in range(len(dataset))]
-    sizes = [dataset.size(i) for i in range(len(dataset))]
-    labels = sorted(set(dataset.labels.values()))
+    return coco_scores([dataset.ground_truth(i) for i in range(len(dataset))], preds,
+                       sizes=[dataset.size(i) for i in range(len(dataset))], labels=sorted(set(dataset.labels.values())),
+                       masks=masks, max_dets=max_dets, names=names)
+
+
+def coco_scores(gts: Sequence[Boxes | Instances], preds: Sequence[Boxes | Instances], *,
+                sizes: Sequence[tuple[int, int]], labels: Sequence[int], masks: bool = False, max_dets: int = 100,
+                names: Sequence[str] | None = None) -> dict[str, Any]:
+    """As :func:`coco_metrics` from aligned ground truths and predictions (``sizes`` (height, width), category ids
+    ``labels``): the one mAP of evaluation, the export manifest and the int8 guard (pycocotools)."""
     out: dict[str, Any] = {}
     for iou_type in (["bbox", "segm"] if masks else ["bbox"]):
         gt_json, res = to_coco_json(gts, list(preds), sizes=sizes, labels=labels, names=names, iou_type=iou_type)
         r = coco_evaluate(gt_json, res, iou_type=iou_type, max_dets=max_dets)
         out[iou_type] = {**r.stats, "per_class": r.per_class, "result": r, "gt_json": gt_json, "results": res}
     return out
+
+
+def evaluation_ground_truth(ann: Boxes | Instances | None, class_ids: Sequence[int]) -> Boxes | Instances:
+    """The objects of ``ann`` that evaluation scores, as the detection datasets keep them: a class of ``class_ids``
+    and a box at least one pixel wide and high (class ids unchanged)."""
+    boxes = boxes_of(ann)
+    wh = boxes.xyxy[:, 2:] - boxes.xyxy[:, :2]
+    keep = [i for i, c in enumerate(boxes.class_id.tolist()) if c in set(class_ids) and wh[i].min() >= 1]
+    out = Boxes(boxes.xyxy[keep], boxes.class_id[keep])
+    return Instances(out, [ann.segmentations[i] for i in keep]) if isinstance(ann, Instances) else out
 
 
 def pr_curves(gts: Sequence[Boxes], preds: Sequence[Boxes], labels: Sequence[int], *, iou: float = 0.5,
@@ -183,16 +204,38 @@ def image_jaccard(gt_masks: Sequence[np.ndarray], pred_masks: Sequence[np.ndarra
 
 def semantic_metrics(dataset: Any, preds: Sequence[np.ndarray], *, num_classes: int,
                      names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Per-class IoU, mean IoU, pixel accuracy and image-level Jaccard of (H, W) class maps (255 ignored).
+    """:func:`semantic_scores` of the (H, W) class maps ``preds`` against a SemanticDataset's target masks."""
+    targets = [dataset.target_mask(i, *pred.shape) for i, pred in enumerate(preds)]
+    return semantic_scores(targets, preds, num_classes=num_classes, names=names)
+
+
+def semantic_target(ann: Any, index: dict[int, int], height: int, width: int) -> np.ndarray:
+    """(H, W) model classes of a SemanticMask or Instances annotation (``index``: project class id -> model class;
+    unlabelled pixels 255; instances: unmasked pixels are class 0), as the semantic datasets build their targets."""
+    out = np.full((height, width), 255, dtype=np.int64)
+    if isinstance(ann, Instances):
+        out[:] = 0
+        for i, cid in enumerate(ann.boxes.class_id.tolist()):
+            if cid in index:
+                out[ann.mask(i, height, width)] = index[cid]
+    elif ann is not None:
+        for cid, idx in index.items():
+            out[np.asarray(ann.mask) == cid] = idx
+    return out
+
+
+def semantic_scores(targets: Sequence[np.ndarray], preds: Sequence[np.ndarray], *, num_classes: int,
+                    names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Per-class IoU, mean IoU (``miou``), pixel accuracy and image-level Jaccard of (H, W) model-class maps against
+    targets of the same size (255 ignored): the one mIoU of evaluation, the export manifest and the int8 guard.
 
     ``miou`` averages the classes present in ground truth or prediction; the image-level Jaccard uses the
     foreground (every class except index 0) when there are several classes, else class 0.
     """
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     fg_gt, fg_pred = [], []
-    for i, pred in enumerate(preds):
-        h, w = pred.shape
-        gt = dataset.target_mask(i, h, w)
+    for gt, pred in zip(targets, preds, strict=True):
+        gt, pred = np.asarray(gt, np.int64), np.asarray(pred, np.int64)
         valid = gt != 255
         conf += np.bincount(gt[valid] * num_classes + pred[valid], minlength=num_classes ** 2).reshape(
             num_classes, num_classes)
@@ -214,8 +257,9 @@ def semantic_metrics(dataset: Any, preds: Sequence[np.ndarray], *, num_classes: 
 def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool = True) -> dict[str, Any]:
     """Evaluate a detection/segmentation run on ``split``; writes ``eval-<split>.json``, the COCO JSON files and
     ``report.html`` in the run directory. Returns ``map``, ``map50``, ``map75`` (masks for instance runs, boxes
-    otherwise), ``per_class``, the full ``bbox``/``segm`` stats, thresholds, confusion matrix, ``image_jaccard``;
-    ``miou`` for semantic."""
-    from visionloop.evaluation.detection_report import run_evaluation
+    otherwise), ``per_class``, the full ``bbox``/``segm`` stats, the per-class ``thresholds`` (chosen on the
+    validation split), confusion matrix, ``image_jaccard``; semantic runs ``miou`` and ``pixel_accuracy`` instead of
+    the mAP keys. ``main_metric`` names the key that ranks models."""
+    from visionloop.evaluation.detection_run import run_evaluation
 
     return run_evaluation(project, run_id, split=split, report=report)

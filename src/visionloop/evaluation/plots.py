@@ -55,7 +55,7 @@ def pr_figure(curves: Mapping[str, Mapping[str, list[float]]],
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.set_title(title + (" (dots: chosen thresholds)" if points else ""))
-    if curves:
+    if ax.get_legend_handles_labels()[1]:
         ax.legend(fontsize=8, loc="lower left")
     return fig
 

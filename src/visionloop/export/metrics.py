@@ -1,9 +1,14 @@
-"""The main metric per task, computed from runtime predictions (numpy only) for the int8 accuracy guard.
+"""The int8 guard's metric: the package's main metric (:func:`visionloop.evaluation.keys.main_metric`) computed from
+runtime predictions by the same evaluation functions that write ``evaluate``'s results and the manifest's metrics:
 
-- classification: ``balanced_accuracy`` (mean per-class recall; what classification training monitors)
-- tagging: ``mAP`` (mean over classes with positives of average precision; what tagging training monitors)
-- detection and instance segmentation: ``map50`` (box AP at IoU 0.5, all-point interpolation, mean over classes)
-- semantic segmentation: ``miou`` (mean IoU over classes present in targets or predictions, ignore pixels skipped)
+- classification: ``balanced_accuracy`` (scikit-learn, :func:`~visionloop.evaluation.classification_metrics`)
+- tagging: ``mAP`` (scikit-learn average precision, :func:`~visionloop.evaluation.tagging_metrics`)
+- detection and instance segmentation: ``map``, COCO mAP@[.5:.95] of boxes, or of masks for instance models
+  (pycocotools, :func:`~visionloop.evaluation.detection.coco_scores`)
+- semantic segmentation: ``miou`` (:func:`~visionloop.evaluation.detection.semantic_scores`)
+
+Predictions are :class:`~visionloop.inference.Prediction` (project class ids, original pixels); targets are core
+annotations in project class ids, aligned with them.
 """
 
 from __future__ import annotations
@@ -13,97 +18,61 @@ from typing import Any
 
 import numpy as np
 
+from visionloop.core.errors import VisionloopError
+from visionloop.core.package import Manifest
 from visionloop.core.task import Task
+from visionloop.evaluation.classification import classification_metrics, tagging_metrics
+from visionloop.evaluation.detection import coco_scores, evaluation_ground_truth, semantic_scores, semantic_target
+from visionloop.evaluation.keys import main_metric as main_metric_key
 from visionloop.inference.results import Prediction
 
-__all__ = ["MAIN_METRIC", "box_iou", "main_metric", "map50"]
-
-MAIN_METRIC = {Task.CLASSIFICATION: "balanced_accuracy", Task.TAGGING: "mAP", Task.DETECTION: "map50",
-               Task.SEGMENTATION: "map50"}
+__all__ = ["main_metric"]
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, 4) x (M, 4) xyxy -> (N, M) IoU."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+def _score_matrix(preds: Sequence[Prediction], index: dict[int, int]) -> np.ndarray:
+    out = np.zeros((len(preds), len(index)), np.float64)
+    for r, p in enumerate(preds):
+        for s in p.scores:
+            out[r, index[s.class_id]] = s.score
+    return out
 
 
-def map50(preds: Sequence[Prediction], targets: Sequence[Any]) -> float:
-    """Box mAP at IoU 0.5 over images; ``targets`` are core Boxes or Instances (``.boxes``)."""
-    per_class: dict[int, list[tuple[float, bool]]] = {}
-    n_gt: dict[int, int] = {}
-    for pred, tgt in zip(preds, targets, strict=True):
-        boxes = getattr(tgt, "boxes", tgt)
-        gt_xyxy, gt_cls = np.asarray(boxes.xyxy).reshape(-1, 4), np.asarray(boxes.class_id).reshape(-1)
-        for c in gt_cls.tolist():
-            n_gt[c] = n_gt.get(c, 0) + 1
-        used = np.zeros(len(gt_cls), bool)
-        for d in sorted(pred.detections, key=lambda d: -d.score):
-            same = np.flatnonzero((gt_cls == d.class_id) & ~used)
-            hit = False
-            if len(same):
-                ious = box_iou(np.asarray([d.xyxy]), gt_xyxy[same])[0]
-                j = int(np.argmax(ious))
-                if ious[j] >= 0.5:
-                    used[same[j]], hit = True, True
-            per_class.setdefault(d.class_id, []).append((d.score, hit))
-    aps = []
-    for c, n in n_gt.items():
-        dets = sorted(per_class.get(c, []), key=lambda t: -t[0])
-        if not dets:
-            aps.append(0.0)
-            continue
-        tp = np.cumsum([h for _, h in dets])
-        fp = np.cumsum([not h for _, h in dets])
-        recall = tp / n
-        precision = tp / np.maximum(tp + fp, 1e-12)
-        mrec = np.concatenate([[0.0], recall, [1.0]])
-        mpre = np.concatenate([[1.0], precision, [0.0]])
-        mpre = np.maximum.accumulate(mpre[::-1])[::-1]
-        idx = np.flatnonzero(mrec[1:] != mrec[:-1])
-        aps.append(float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1])))
-    return float(np.mean(aps)) if aps else 0.0
+def _index_of(class_id: int, index: dict[int, int]) -> int:
+    if class_id not in index:
+        raise VisionloopError(f"validation class id {class_id} is not one of the package's classes {sorted(index)}")
+    return index[class_id]
 
 
-def main_metric(task: Task | str, preds: Sequence[Prediction], targets: Sequence[Any]) -> tuple[str, float]:
-    """(name, value) of the task's main metric; ``targets`` are core annotations aligned with ``preds``."""
-    task = Task(task)
+def main_metric(manifest: Manifest, preds: Sequence[Prediction], targets: Sequence[Any], *,
+                max_dets: int = 100) -> tuple[str, float]:
+    """(key, value) of the package's main metric on aligned predictions and targets.
+
+    Classification and tagging predictions must carry every class's score (``Predictor(top_k=len(classes))``);
+    detection predictions every detection the model keeps (``score_threshold=0``), as evaluation scores them.
+    """
     if len(preds) != len(targets) or not preds:
-        raise ValueError(f"need aligned, non-empty predictions and targets (got {len(preds)} and {len(targets)})")
-    if task == Task.CLASSIFICATION:
-        y = np.asarray([t.class_id for t in targets])
-        got = np.asarray([p.label.class_id if p.label is not None else -1 for p in preds])
-        recalls = [float(np.mean(got[y == c] == c)) for c in np.unique(y)]
-        return "balanced_accuracy", float(np.mean(recalls))
-    if task == Task.TAGGING:
-        from sklearn.metrics import average_precision_score
-
-        ids = sorted({s.class_id for p in preds for s in p.scores})
-        col = {c: i for i, c in enumerate(ids)}
-        y = np.zeros((len(preds), len(ids)), np.int8)
-        scores = np.zeros((len(preds), len(ids)), np.float64)
-        for r, (p, t) in enumerate(zip(preds, targets, strict=True)):
+        raise VisionloopError(f"need aligned, non-empty predictions and targets (got {len(preds)} and {len(targets)})")
+    semantic = manifest.output_kind == "semantic_map"
+    key = main_metric_key(manifest.task, semantic=semantic)
+    ids, names = [c.id for c in manifest.classes], manifest.class_names
+    index = {c: i for i, c in enumerate(ids)}
+    if manifest.task == Task.CLASSIFICATION:
+        y = np.asarray([_index_of(t.class_id, index) for t in targets], np.int64)
+        return key, float(classification_metrics(y, _score_matrix(preds, index), names)[key])
+    if manifest.task == Task.TAGGING:
+        y = np.zeros((len(targets), len(ids)), np.int8)
+        for r, t in enumerate(targets):
             for c in t.class_ids:
-                if c in col:
-                    y[r, col[c]] = 1
-            for s in p.scores:
-                scores[r, col[s.class_id]] = s.score
-        aps = [float(average_precision_score(y[:, j], scores[:, j])) for j in range(len(ids)) if y[:, j].any()]
-        return "mAP", float(np.mean(aps)) if aps else 0.0
-    if task == Task.SEGMENTATION and preds[0].class_map is not None:
-        inter: dict[int, int] = {}
-        union: dict[int, int] = {}
-        for p, t in zip(preds, targets, strict=True):
-            gt, pm = np.asarray(t.mask), np.asarray(p.class_map)
-            valid = gt != t.ignore_index
-            for c in set(np.unique(gt[valid]).tolist()) | set(np.unique(pm[valid]).tolist()):
-                g, q = (gt == c) & valid, (pm == c) & valid
-                inter[c] = inter.get(c, 0) + int((g & q).sum())
-                union[c] = union.get(c, 0) + int((g | q).sum())
-        return "miou", float(np.mean([inter[c] / union[c] for c in union if union[c] > 0]))
-    return "map50", map50(preds, targets)
+                y[r, _index_of(c, index)] = 1
+        return key, float(tagging_metrics(y, _score_matrix(preds, index), names)[key])
+    if semantic:
+        lut = np.full(max(ids) + 1, 255, np.int64)
+        lut[ids] = np.arange(len(ids))
+        pred_maps = [lut[p.class_map] for p in preds]
+        gts = [semantic_target(t, index, p.height, p.width) for t, p in zip(targets, preds, strict=True)]
+        return key, float(semantic_scores(gts, pred_maps, num_classes=len(ids), names=names)[key])
+    masks = manifest.output_kind == "torchvision_instance_segmentation"
+    scores = coco_scores([evaluation_ground_truth(t, ids) for t in targets], [p.to_annotation() for p in preds],
+                         sizes=[(p.height, p.width) for p in preds], labels=ids, masks=masks, max_dets=max_dets,
+                         names=names)
+    return key, float(scores["segm" if masks else "bbox"][key])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from visionloop.core.package import ClassEntry, Manifest, TensorSpec, write_pack
 from visionloop.core.preprocess import Preprocess
 from visionloop.core.task import Task
 
-__all__ = ["DEFAULT_OPSET", "ExportError", "OnnxModel", "default_preprocess", "export_model", "is_torchvision_detector",
-           "to_onnx"]
+__all__ = ["DEFAULT_OPSET", "ExportError", "OnnxModel", "build_manifest", "default_preprocess", "export_model",
+           "graph_layout", "is_torchvision_detector", "to_onnx"]
 
 DEFAULT_OPSET = 17
 
@@ -126,58 +126,71 @@ def _export(module: nn.Module, args: tuple[Any, ...], *, input_names: list[str],
     return buf.getvalue()
 
 
-def to_onnx(
+def graph_layout(
     model: nn.Module, *, task: Task | str, preprocess: Preprocess, semantic: bool | None = None,
-    opset: int = DEFAULT_OPSET,
+    n_classes: int | None = None, opset: int = DEFAULT_OPSET,
 ) -> OnnxModel:
-    """Export ``model`` (eval mode is set) to ONNX bytes with the graph layout of its task (see the module docstring).
+    """The inputs, outputs and decoding (``output_kind``) of ``model``'s graph for its task, without exporting it
+    (``model_bytes`` is empty): what :func:`to_onnx` writes, and what a run's TorchPredictor decodes.
 
     ``semantic`` picks semantic (True) or instance (False) segmentation; by default a torchvision detector with a mask
-    head is instance segmentation, anything else semantic.
+    head is instance segmentation, anything else semantic. ``n_classes``: outputs of a classifier (default: one
+    forward pass tells).
     """
     task = Task(task)
-    model = model.eval()
     h, w = preprocess.size
     dyn_hw = preprocess.resize == "none"
-    img_dims: list[int | str] = [3, "height" if dyn_hw else h, "width" if dyn_hw else w]
     if task in (Task.DETECTION, Task.SEGMENTATION) and is_torchvision_detector(model) and not semantic:
-        masks = _has_masks(model)
-        if task == Task.DETECTION and masks:
-            masks = False  # a Mask R-CNN used as a detector: boxes only
-        names = ["boxes", "labels", "scores"] + (["masks"] if masks else [])
-        dyn = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
-        if masks:
-            dyn["masks"] = {0: "detections", 2: "height", 3: "width"}
-        module: nn.Module = model
-        if task == Task.DETECTION and _has_masks(model):
-            module = _BoxesOnly(model)
-        data = _export(module, ([torch.rand(3, h, w)],), input_names=["image"], output_names=names, dynamic_axes=dyn,
-                       opset=opset)
+        masks = task == Task.SEGMENTATION and _has_masks(model)  # a Mask R-CNN used as a detector: boxes only
         outs = [TensorSpec("boxes", ["detections", 4], "float32"), TensorSpec("labels", ["detections"], "int64"),
                 TensorSpec("scores", ["detections"], "float32")]
         if masks:
             outs.append(TensorSpec("masks", ["detections", 1, "height", "width"], "float32"))
-        return OnnxModel(data, "torchvision_instance_segmentation" if masks else "torchvision_detection",
+        return OnnxModel(b"", "torchvision_instance_segmentation" if masks else "torchvision_detection",
                          [TensorSpec("image", [3, "height", "width"], "float32")], outs, opset, False, 1)
     if task == Task.DETECTION:
         raise ExportError(f"detection export supports torchvision detectors (Faster R-CNN, RetinaNet, SSD, FCOS, "
                           f"Mask R-CNN); got {type(model).__name__}")
-    x = torch.rand(2, 3, h, w)
-    in_dyn = {0: "batch", **({2: "height", 3: "width"} if dyn_hw else {})}
-    inputs = [TensorSpec("images", ["batch", *img_dims], "float32")]
+    inputs = [TensorSpec("images", ["batch", 3, "height" if dyn_hw else h, "width" if dyn_hw else w], "float32")]
     if task == Task.SEGMENTATION:
-        data = _export(_SemanticMap(model), (x,), input_names=["images"], output_names=["classes", "confidence"],
-                       dynamic_axes={"images": in_dyn, "classes": {0: "batch", 1: "height", 2: "width"},
-                                     "confidence": {0: "batch", 1: "height", 2: "width"}}, opset=opset)
-        return OnnxModel(data, "semantic_map", inputs,
+        return OnnxModel(b"", "semantic_map", inputs,
                          [TensorSpec("classes", ["batch", "height", "width"], "int64"),
                           TensorSpec("confidence", ["batch", "height", "width"], "float32")], opset, True, 0)
-    with torch.no_grad():
-        n_classes = int(_tensor_out(model(x[:1])).shape[1])
-    data = _export(_Probs(model, sigmoid=task == Task.TAGGING), (x,), input_names=["images"], output_names=["probs"],
-                   dynamic_axes={"images": in_dyn, "probs": {0: "batch"}}, opset=opset)
-    return OnnxModel(data, "tag_probs" if task == Task.TAGGING else "class_probs", inputs,
+    if n_classes is None:
+        with torch.no_grad():
+            n_classes = int(_tensor_out(model.eval()(torch.rand(1, 3, h, w))).shape[1])
+    return OnnxModel(b"", "tag_probs" if task == Task.TAGGING else "class_probs", inputs,
                      [TensorSpec("probs", ["batch", n_classes], "float32")], opset, True, 0)
+
+
+def to_onnx(
+    model: nn.Module, *, task: Task | str, preprocess: Preprocess, semantic: bool | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> OnnxModel:
+    """Export ``model`` (eval mode is set) to ONNX bytes with the graph layout of its task (see the module docstring
+    and :func:`graph_layout`)."""
+    layout = graph_layout(model, task=task, preprocess=preprocess, semantic=semantic, opset=opset)
+    model = model.eval()
+    h, w = preprocess.size
+    names = [t.name for t in layout.outputs]
+    if layout.output_kind.startswith("torchvision_"):
+        dyn = {"image": {1: "height", 2: "width"}, **{n: {0: "detections"} for n in names}}
+        if "masks" in names:
+            dyn["masks"] = {0: "detections", 2: "height", 3: "width"}
+        module = _BoxesOnly(model) if _has_masks(model) and "masks" not in names else model
+        data = _export(module, ([torch.rand(3, h, w)],), input_names=["image"], output_names=names, dynamic_axes=dyn,
+                       opset=opset)
+        return replace(layout, model_bytes=data)
+    in_dyn = {0: "batch", **({2: "height", 3: "width"} if preprocess.resize == "none" else {})}
+    x = torch.rand(2, 3, h, w)
+    if layout.output_kind == "semantic_map":
+        data = _export(_SemanticMap(model), (x,), input_names=["images"], output_names=names,
+                       dynamic_axes={"images": in_dyn, **{n: {0: "batch", 1: "height", 2: "width"} for n in names}},
+                       opset=opset)
+    else:
+        data = _export(_Probs(model, sigmoid=layout.output_kind == "tag_probs"), (x,), input_names=["images"],
+                       output_names=names, dynamic_axes={"images": in_dyn, "probs": {0: "batch"}}, opset=opset)
+    return replace(layout, model_bytes=data)
 
 
 class _BoxesOnly(nn.Module):

@@ -1,9 +1,12 @@
 """Static int8 (QDQ) quantisation with an accuracy guard.
 
 The fp32 ONNX model is calibrated on training images (MinMax activation ranges, per-channel int8 weights, uint8
-activations), then both models run through the same :class:`~visionloop.inference.Predictor` on the validation split.
-If the main metric drops by more than ``max_drop`` (absolute, 0.01 = one point) the int8 model is refused with an
-:class:`AccuracyDropError` carrying both numbers; ``force=True`` keeps it and records the loss in the manifest.
+activations), then both models run through the same :class:`~visionloop.inference.Predictor` on the validation split
+and are scored with the package's main metric by the evaluation code itself (:mod:`visionloop.export.metrics`: the
+pycocotools mAP, scikit-learn balanced accuracy / average precision, mIoU), so the guard's fp32 number is the number
+``evaluate`` and the manifest give for that split. If the main metric drops by more than ``max_drop`` (absolute,
+0.01 = one point) the int8 model is refused with an :class:`AccuracyDropError` carrying both numbers; ``force=True``
+keeps it and records the loss in the manifest.
 
 Dynamic int8 is not offered: on conv nets it quantises activations at run time per call and is slower than fp32 on
 this CPU; static QDQ folds into int8 kernels (VNNI) instead.
@@ -24,14 +27,16 @@ from visionloop.core.package import Int8Record, Manifest, Package
 from visionloop.export.metrics import main_metric
 from visionloop.inference.predictor import ImageInput, Predictor
 
-__all__ = ["AccuracyDropError", "Int8Options", "evaluate_model", "quantize_static_qdq", "quantize_with_guard"]
+__all__ = ["AccuracyDropError", "Int8Options", "evaluate_model", "judge_int8", "quantize_static_qdq",
+           "quantize_with_guard"]
 
 
 class AccuracyDropError(VisionloopError):
-    """The int8 model loses more of the main metric than allowed."""
+    """The int8 model loses more of the main metric than allowed; ``record`` holds what was measured."""
 
-    def __init__(self, *, metric: str, fp32: float, int8: float, max_drop: float) -> None:
-        self.metric, self.fp32, self.int8, self.max_drop = metric, fp32, int8, max_drop
+    def __init__(self, *, metric: str, fp32: float, int8: float, max_drop: float,
+                 record: Int8Record | None = None) -> None:
+        self.metric, self.fp32, self.int8, self.max_drop, self.record = metric, fp32, int8, max_drop, record
         self.drop = fp32 - int8
         super().__init__(
             f"int8 quantisation refused: {metric} fell from {fp32:.4f} (fp32) to {int8:.4f} (int8), a drop of "
@@ -42,7 +47,8 @@ class AccuracyDropError(VisionloopError):
 
 @dataclass(kw_only=True)
 class Int8Options:
-    """Inputs to the guard: calibration images (training split) and (image, annotation) validation pairs."""
+    """Inputs to the guard: calibration images (training split) and (image, annotation) validation pairs (core
+    annotations in project class ids); ``max_dets``: detections per image in the COCO mAP, as evaluation counts them."""
 
     calibration: Sequence[ImageInput]
     validation: Sequence[tuple[ImageInput, Any]]
@@ -51,6 +57,7 @@ class Int8Options:
     max_calibration_images: int = 128
     per_channel: bool = True
     sessions: int | None = None
+    max_dets: int = 100
 
 
 class _Reader:
@@ -101,11 +108,26 @@ def quantize_static_qdq(
 
 
 def evaluate_model(package: Package, validation: Sequence[tuple[ImageInput, Any]], *,
-                   sessions: int | None = None) -> tuple[str, float]:
-    """(main metric name, value) of a package on (image, annotation) pairs."""
-    with Predictor(package, sessions=sessions) as pred:
+                   sessions: int | None = None, max_dets: int = 100) -> tuple[str, float]:
+    """(main metric key, value) of a package on (image, annotation) pairs, scored as evaluation scores a run: every
+    class's score, every detection the model keeps (no score threshold)."""
+    with Predictor(package, sessions=sessions, top_k=len(package.manifest.classes), score_threshold=0.0) as pred:
         preds = pred.predict_batch([im for im, _ in validation])
-    return main_metric(package.task, preds, [t for _, t in validation])
+    return main_metric(package.manifest, preds, [t for _, t in validation], max_dets=max_dets)
+
+
+def judge_int8(*, metric: str, fp32: float, int8: float, max_drop: float, force: bool, method: str,
+               calibration_images: int, validation_images: int) -> Int8Record:
+    """The guard's decision on measured numbers: the record of an int8 model that may be written (``forced`` when
+    it only may because of ``force``), or :class:`AccuracyDropError` (carrying the same record) when it loses more
+    than ``max_drop`` of ``metric``."""
+    drop = fp32 - int8
+    record = Int8Record(method=method, metric=metric, fp32=fp32, int8=int8, drop=drop, max_drop=max_drop,
+                        forced=bool(drop > max_drop), calibration_images=calibration_images,
+                        validation_images=validation_images)
+    if record.forced and not force:
+        raise AccuracyDropError(metric=metric, fp32=fp32, int8=int8, max_drop=max_drop, record=record)
+    return record
 
 
 def quantize_with_guard(model_bytes: bytes, manifest: Manifest, options: Int8Options) -> tuple[bytes, Manifest]:
@@ -119,14 +141,12 @@ def quantize_with_guard(model_bytes: bytes, manifest: Manifest, options: Int8Opt
     int8_bytes = quantize_static_qdq(model_bytes, calib, input_name=input_name, batched=manifest.batchable,
                                      per_channel=options.per_channel)
     int8_pkg = Package(path=Path("<int8>"), manifest=manifest, model_bytes=int8_bytes)
-    metric, fp32_value = evaluate_model(fp32_pkg, options.validation, sessions=options.sessions)
-    _, int8_value = evaluate_model(int8_pkg, options.validation, sessions=options.sessions)
-    drop = fp32_value - int8_value
-    if drop > options.max_drop and not options.force:
-        raise AccuracyDropError(metric=metric, fp32=fp32_value, int8=int8_value, max_drop=options.max_drop)
-    record = Int8Record(method="static-qdq-minmax-u8s8" + ("-per-channel" if options.per_channel else ""),
-                        metric=metric, fp32=fp32_value, int8=int8_value, drop=drop, max_drop=options.max_drop,
-                        forced=bool(drop > options.max_drop), calibration_images=len(calib),
-                        validation_images=len(options.validation))
+    metric, fp32_value = evaluate_model(fp32_pkg, options.validation, sessions=options.sessions,
+                                        max_dets=options.max_dets)
+    _, int8_value = evaluate_model(int8_pkg, options.validation, sessions=options.sessions, max_dets=options.max_dets)
+    record = judge_int8(metric=metric, fp32=fp32_value, int8=int8_value, max_drop=options.max_drop,
+                        force=options.force,
+                        method="static-qdq-minmax-u8s8" + ("-per-channel" if options.per_channel else ""),
+                        calibration_images=len(calib), validation_images=len(options.validation))
     metrics = {**manifest.metrics, f"{metric}_fp32_export": fp32_value, f"{metric}_int8_export": int8_value}
     return int8_bytes, replace(manifest, int8=record, metrics=metrics)

@@ -35,7 +35,7 @@ class ClassScoreOut(BaseModel):
 
 class MaskOut(BaseModel):
     size: list[int] = Field(description="[height, width] in original image pixels")
-    counts: list[int] = Field(description="COCO uncompressed RLE, column-major, first run counts zeros")
+    counts: str = Field(description="COCO compressed RLE (pycocotools.mask, as in COCO result files)")
 
 
 class DetectionOut(BaseModel):
