@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from tests.deploy_fixtures import CELL_CLASSES, cell_architecture, jpeg_bytes
 from visionloop.cli.deploy_cmds import register
 from visionloop.core.annotations import Label
+from visionloop.core.package import load_package
 from visionloop.export.api import export_run
-from visionloop.export.package import load_package
 from visionloop.models.registry import register_model
 
 

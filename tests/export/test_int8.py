@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from visionloop.core.annotations import Label
-from visionloop.export.package import load_package
+from visionloop.core.package import load_package
 from visionloop.export.quantize import AccuracyDropError, Int8Options, quantize_with_guard
 from visionloop.inference import Predictor
 
@@ -20,7 +20,7 @@ def _options(cell_data, **kw: object) -> Int8Options:  # noqa: ANN001
 
 
 def test_int8_within_one_point_is_written(cell_package: Path, cell_data, tmp_path: Path) -> None:  # noqa: ANN001
-    from visionloop.export.package import write_package
+    from visionloop.core.package import write_package
 
     pkg = load_package(cell_package)
     q_bytes, manifest = quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data))

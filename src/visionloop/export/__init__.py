@@ -1,7 +1,7 @@
 """Export: model packages (ONNX + manifest + model card), ONNX export per task, static int8 with an accuracy guard.
 
-Only :mod:`visionloop.export.package` is needed at runtime and it imports no torch; the exporters (torch, onnx) are
-loaded on first use, so ``from visionloop.export import load_package`` works with ``visionloop[runtime]`` alone.
+The package contract itself (Manifest, Package, load_package, write_package) lives in :mod:`visionloop.core.package`,
+below export and inference alike, and is re-exported here; the exporters (torch, onnx) are loaded on first use.
 """
 
 from __future__ import annotations
