@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from visionloop.core.package import load_package
 from visionloop.inference.predictor import Predictor
 from visionloop.serving.model_server.app import create_inference_app
 from visionloop.serving.model_server.batching import BatchConfig
-from visionloop.serving.model_server.limits import ServerLimits
+from visionloop.serving.model_server.limits import DEFAULT_MAX_INFLIGHT_BYTES, ServerLimits
 from visionloop.serving.model_server.prediction_log import PredictionLogger
 from visionloop.serving.model_server.server import InferenceServerThread
 
@@ -219,3 +220,18 @@ def test_upload_names_never_become_paths(cell_package: Path, cell_data, tmp_path
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(["log/predictions.jsonl",
                               *(f"log/images/{hashlib.sha256(f[1][1]).hexdigest()}.jpg" for f in files)])
+
+
+def test_a_client_leaving_mid_upload_frees_its_bytes(gated_server, cell_data) -> None:  # noqa: ANN001
+    server, runner = gated_server(batching=BatchConfig(), max_inflight_bytes=DEFAULT_MAX_INFLIGHT_BYTES)
+    runner.gate.set()
+    with socket.create_connection((server.host, server.port), timeout=WAIT_S) as s:
+        s.sendall(b"POST /v1/models/cells/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                  b"Content-Length: 1000000\r\n\r\n" + b"\0" * 300_000)
+        wait_for("the server to read the first bytes", lambda: metric(
+            httpx.get(f"{server.url}/metrics").text, "visionloop_inference_inflight_bytes") > 0)
+    wait_for("the bytes to be given back", lambda: metric(
+        httpx.get(f"{server.url}/metrics").text, "visionloop_inference_inflight_bytes") == 0)
+    wait_for("the answer to be counted", lambda: metric(
+        httpx.get(f"{server.url}/metrics").text, "visionloop_inference_requests_total", model="cells", status="400") == 1)
+    assert post(f"{server.url}/v1/models/cells/predict", jpeg_bytes(cell_data.val[0][0])).status_code == 200

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request, status
 from starlette.datastructures import FormData
+from starlette.requests import ClientDisconnect
 
 from visionloop.core.errors import ImageError
 from visionloop.core.imageio import probe
@@ -28,12 +29,15 @@ async def read_body(request: Request, limit: int, *, held: BytesHeld) -> bytes:
     if length is not None and length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"request body of {int(length):,} bytes exceeds the limit of {limit:,} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"request body exceeds the limit of {limit:,} bytes")
-        held.add(len(chunk))
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"request body exceeds the limit of {limit:,} bytes")
+            held.add(len(chunk))
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody is left to answer; counted as a client error, not logged as a server one
+        raise HTTPException(400, f"the client went away after {size:,} bytes of the body") from None
     return b"".join(chunks)
 
 
