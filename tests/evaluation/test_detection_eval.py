@@ -127,3 +127,64 @@ def test_package_thresholds_guard_metric_and_one_prediction_schema(trained, tmp_
     assert set(a["prediction"]) == set(b["prediction"]) == {"task", "width", "height", "detections"}
     for d in a["prediction"]["detections"] + b["prediction"]["detections"]:
         assert set(d) == {"xyxy", "class_id", "name", "score"} and d["name"] in COLOURS
+
+
+@pytest.mark.slow
+def test_semantic_run_reports_miou_everywhere(tmp_path: Path) -> None:
+    """A semantic run is ranked by ``miou`` in evaluate, the manifest and the guard (never under ``map``), and the
+    guard's number equals evaluate's on the validation split; predict and predict-package print the same keys."""
+    from visionloop.cli.deploy_cmds import register as register_deploy
+    from visionloop.cli.train_cmds import register as register_train
+    from visionloop.core.annotations import SemanticMask
+    from visionloop.core.package import load_package
+    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.export.api import _int8_options, export_run
+    from visionloop.export.quantize import evaluate_model
+    from visionloop.storage.runs import load_config
+    from visionloop.training.detection import DetectionHParams, train_detection
+
+    p = Project.create(tmp_path / "sem", task="segmentation")
+    ids = p.class_ids(list(COLOURS))
+    rng = np.random.default_rng(1)
+    for k in range(8):
+        arr = rng.integers(90, 140, (64, 64, 3)).astype(np.uint8)
+        mask = np.zeros((64, 64), np.int32)
+        for j, name in enumerate(COLOURS):
+            y = int(rng.integers(0, 30))
+            arr[y:y + 20, 32 * j:32 * j + 20] = COLOURS[name]
+            mask[y:y + 20, 32 * j:32 * j + 20] = ids[name]
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        [(iid, _)] = p.add_images([NewImage(sha256=p.blobs.put(buf.getvalue()), width=64, height=64, format="png",
+                                            name=f"{k}.png")])
+        p.save_annotation(iid, SemanticMask(mask), base_revision=None, author="t")
+    create_version(p, name="v1", fractions=(0.5, 0.25, 0.25), phash_distance=-1)
+    try:
+        run = train_detection(p, version="v1", hparams=DetectionHParams(epochs=1, eval_size=64, batch_size=2),
+                              progress=False).run_id
+        val = evaluate_run(p, run, split="val", report=False)
+        assert val["main_metric"] == "miou" and "map" not in val and 0.0 <= val["miou"] <= 1.0
+        out = export_run(p, run, tmp_path / "sem-pkg")
+        m = load_package(out).manifest
+        assert m.main_metric in (None, "val_miou") and not any(k.endswith("_map") for k in m.metrics)
+        options = _int8_options(p, load_config(p, run), max_drop=0.01, force=False, max_calibration=2,
+                                max_validation=None)
+        key, guard_fp32 = evaluate_model(load_package(out), options.validation)
+        assert key == "miou" and guard_fp32 == pytest.approx(val["miou"], abs=1e-4)
+
+        app = typer.Typer()
+        register_train(app)
+        register_deploy(app)
+        image = tmp_path / "img.png"
+        image.write_bytes(p.image_bytes(version_items(p, "v1", split="test")[0].image.id))
+        keys = []
+        for cmd in (["predict", str(p.root), str(image), "--run", run, "--json"],
+                    ["predict-package", str(out), str(image), "--json"]):
+            r = CliRunner().invoke(app, cmd)
+            assert r.exit_code == 0, r.output
+            row = json.loads(r.stdout.splitlines()[0])
+            keys.append((set(row), set(row["prediction"]), {k for s in row["prediction"]["segments"] for k in s}))
+        assert keys[0] == keys[1] == ({"image", "prediction"}, {"task", "width", "height", "segments"},
+                                      {"class_id", "name", "score", "mask"})
+    finally:
+        p.close()
