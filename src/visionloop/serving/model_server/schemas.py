@@ -1,10 +1,14 @@
-"""Response shapes of the inference server (documentation and schemathesis checks; answers are built as plain JSON)."""
+"""Response shapes of the model server for its OpenAPI document (and schemathesis checks).
+
+Answers are built as plain JSON: a prediction is :meth:`visionloop.inference.results.Prediction.to_json`, the one
+prediction schema; ``PredictionOut`` only describes it, and forbids unknown keys so a test catches any drift.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["AUTH_RESPONSES", "ERROR_RESPONSES", "BatchItemOut", "BatchOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut",
            "ModelSummaryOut", "PredictionOut", "ReadyOut"]
@@ -28,17 +32,23 @@ AUTH_RESPONSES = {k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403)}
 
 
 class ClassScoreOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     class_id: int
     name: str
     score: float = Field(ge=0.0, le=1.0)
 
 
 class MaskOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     size: list[int] = Field(description="[height, width] in original image pixels")
     counts: str = Field(description="COCO compressed RLE (pycocotools.mask, as in COCO result files)")
 
 
 class DetectionOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     xyxy: list[float] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in original image pixels")
     class_id: int
     name: str
@@ -47,6 +57,8 @@ class DetectionOut(BaseModel):
 
 
 class SegmentOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     class_id: int
     name: str
     score: float = Field(ge=0.0, le=1.0)
@@ -54,6 +66,8 @@ class SegmentOut(BaseModel):
 
 
 class PredictionOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     task: str
     width: int
     height: int
