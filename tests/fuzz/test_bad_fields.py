@@ -188,6 +188,9 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
 RAISES: dict[str, tuple[str, Callable[[Path, Path], Path], str]] = {
     # cases where the whole dataset cannot be read: a clean FormatError naming the file, not a traceback
     "semantic_masks colour of one value": ("semantic_masks", _short_colour, "dataset_meta.json"),
+    "semantic_masks colour of -1e308": ("semantic_masks", lambda shared, tmp: _json_case(
+        shared / "common_semantic_segmentation_dataset" / "dataset", lambda d: d / "dataset_meta.json",
+        lambda d: d["segmentation_colors"][3].__setitem__(2, -1e308), tmp), "0..255"),
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -103,6 +104,14 @@ def _confidence(root: Path) -> float:
 # ---------------------------------------------------------------------------------------------------------- reading
 
 
+def _rgb(values: Any) -> tuple[int, int, int]:
+    """An (r, g, b) colour of a class map; ValueError unless three integers 0..255."""
+    rgb = tuple(int(v) for v in values)
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise ValueError(f"colour {list(values)[:4]!r} is not three values 0..255")
+    return rgb  # type: ignore[return-value]
+
+
 def _class_map(root: Path, camvid: bool, ds: FormatDataset) -> dict[tuple[int, int, int], int] | None:
     """Colour -> class index, filling ``ds.classes``; None when masks hold indices (names from classes.txt)."""
     names: dict[int, str] = {}
@@ -113,7 +122,7 @@ def _class_map(root: Path, camvid: bool, ds: FormatDataset) -> dict[tuple[int, i
         for k, v in (doc.get("label_map") or {}).items():
             names[int(k)] = str(v)
         for i, c in enumerate(doc.get("segmentation_colors") or []):
-            colours[(int(c[0]), int(c[1]), int(c[2]))] = i
+            colours[_rgb(c[:3])] = i
         if doc.get("background_label") is not None:
             ds.meta["background_label"] = str(doc["background_label"])
     elif (root / "labelmap.txt").is_file():
@@ -126,19 +135,19 @@ def _class_map(root: Path, camvid: bool, ds: FormatDataset) -> dict[tuple[int, i
             names[i] = name.strip()
             if rgb.strip():
                 r, g, b = (int(v) for v in rgb.split(","))
-                colours[(r, g, b)] = i
+                colours[_rgb((r, g, b))] = i
     elif (root / "labelmap.csv").is_file():  # Datumaro "kaggle image_mask": name,r,g,b per class, in index order
         rows = [r.split(",") for r in (root / "labelmap.csv").read_text(encoding="utf-8").splitlines() if r.strip()]
         for i, row in enumerate(rows[1:] if rows and rows[0][0].strip().lower() == "name" else rows):
             names[i] = row[0].strip()
             if len(row) >= 4:
-                colours[(int(row[1]), int(row[2]), int(row[3]))] = i
+                colours[_rgb(row[1:4])] = i
     elif (root / "label_colors.txt").is_file():
         for line in (root / "label_colors.txt").read_text(encoding="utf-8").splitlines():
             parts = line.split()
             if len(parts) >= 4:
                 i = len(names)
-                colours[(int(parts[0]), int(parts[1]), int(parts[2]))] = i
+                colours[_rgb(parts[:3])] = i
                 names[i] = " ".join(parts[3:])
     elif camvid:
         for i, (name, c) in enumerate(CAMVID_COLORS):
