@@ -43,6 +43,10 @@ def test_unknown_folder_lists_formats_tried_and_files(tmp_path: Path, image_fact
         detect_format(tmp_path / "mixed" / "a.jpg")
     with pytest.raises(FormatError, match="no such file"):
         detect_source(tmp_path / "absent")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.json").write_text("{}")
+    with pytest.raises(FormatError, match=r"todo\.json\)\. If they are annotations.*--format$"):
+        detect_source(tmp_path / "notes")  # no image: no advice to import images
 
 
 @pytest.mark.parametrize("damage", ["emptied", "garbage", "truncated"])

@@ -90,8 +90,8 @@ def _no_format(path: Path, found: tuple[int, list[str], int] | None = None) -> F
     return FormatError(path, None, (
         f"no known format recognised (formats tried: {tried}); {n_others} file(s) are neither images nor annotations "
         f"any format could read ({listed}). If they are annotations, check that they are complete (not truncated, "
-        f"emptied or garbled) and name the format with --format; to import only the {images} image(s), use "
-        "--format images"))
+        "emptied or garbled) and name the format with --format"
+        + (f"; to import only the {images} image(s), use --format images" if images else "")))
 
 
 def _best(path: Path) -> tuple[float, str]:
