@@ -69,3 +69,32 @@ def test_validation_keys_name_what_they_hold() -> None:
                "per_class": {"background": {"iou": 0.9}, "nucleus": {"iou": 0.3}, "absent": {"iou": None}}}
     assert semantic_val_metrics(metrics) == {"val_miou": 0.6, "val_pixel_accuracy": 0.9,
                                              "val_iou/background": 0.9, "val_iou/nucleus": 0.3}
+
+
+def test_semantic_defaults_fill_only_what_the_user_left_alone() -> None:
+    from visionloop.training.detection import DetectionHParams
+    from visionloop.training.semantic import SEMANTIC_HPARAMS, semantic_hparams
+
+    hp = semantic_hparams(DetectionHParams())
+    assert {k: getattr(hp, k) for k in SEMANTIC_HPARAMS} == SEMANTIC_HPARAMS
+    assert hp.optimizer == "adamw" and hp.crop_size > 0
+    mine = semantic_hparams(DetectionHParams(epochs=2, batch_size=3, crop_size=128))
+    assert (mine.epochs, mine.batch_size, mine.crop_size, mine.optimizer) == (2, 3, 128, "adamw")
+    # --lr 0.02 (a step lr; the CLI stores it per image at the detector batch size 2): still 0.02 a step at batch 4
+    cli = DetectionHParams(lr=0.02 / 2)
+    assert semantic_hparams(cli).lr * semantic_hparams(cli).batch_size == pytest.approx(0.02)
+
+
+def test_object_size_rule_sizes_semantic_inputs_from_regions() -> None:
+    import visionloop.training.detection as td
+    from visionloop.training.semantic import SEMANTIC_MIN_OBJECT_PX
+
+    mask = np.zeros((256, 256), np.int32)
+    for k in range(8):  # nuclei of 10 px in 256 px images, as in DSB2018
+        mask[20 * k: 20 * k + 10, 30: 40] = 1
+    items = [_item(mask)] * 4
+    fractions = semantic_object_fractions(items, {0: 0, 1: 1})
+    size, _ = td._auto_sizes(items, td.DetectionHParams(), fractions=fractions, min_object_px=SEMANTIC_MIN_OBJECT_PX)
+    assert SEMANTIC_MIN_OBJECT_PX == 12 and size == 320  # 12 px / (10 / 256) = 307 -> the next multiple of 32
+    # without the regions (boxes only), a class map has no objects and the image size alone decides
+    assert td._auto_sizes(items, td.DetectionHParams())[0] == 256

@@ -37,15 +37,16 @@ __all__ = [
 
 SEMANTIC_DEFAULT_MODEL = "unet_mobilenet_v2"
 
-SEMANTIC_MIN_OBJECT_PX = 16
-"""Shorter side the median object should have at the input size. A U-Net predicts at full resolution, so it needs
-less than a detector's anchors (24 px), and the input side (the cost) grows as the objects shrink."""
+SEMANTIC_MIN_OBJECT_PX = 12
+"""Shorter side the median object should have at the input size: three cells of the U-Net's stride-4 features. A
+U-Net predicts at full resolution, so it needs less than a detector's anchors (24 px); the cost grows with the input
+side squared."""
 
 SEMANTIC_HPARAMS: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3 / 4, "batch_size": 4, "weight_decay": 1e-4,
-                                    "epochs": 12, "warmup_steps": 20, "crop_size": 192}
+                                    "epochs": 6, "warmup_steps": 20, "crop_size": 160}
 """Defaults for semantic runs where :class:`~visionloop.training.detection.DetectionHParams` holds detector ones:
-AdamW at a step lr of 1e-3 (``lr`` is per image, as there), batches of 4 random 192 px crops of the resized images
-(a U-Net sees the same objects at a third of the cost of whole images)."""
+AdamW at a step lr of 1e-3 (``lr`` is per image, as there), batches of 4 random 160 px crops of the resized images
+(a U-Net sees objects at their evaluation scale for a fraction of the cost of whole images)."""
 
 
 def semantic_hparams(hp: Any) -> Any:
