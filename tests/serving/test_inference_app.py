@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.deploy_fixtures import CELL_CLASSES, bccd_jpegs, jpeg_bytes
+from tests.serving.offline_docs import assert_docs_offline
 from visionloop.serving.model_server.app import create_inference_app
 from visionloop.serving.model_server.batching import BatchConfig
 from visionloop.serving.model_server.server import InferenceServerThread
@@ -57,6 +58,11 @@ def test_tokens(server, bccd_bytes: list[bytes]) -> None:  # noqa: ANN001
                    headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 403
     assert parse_tokens(["a,b", "c"], env={"VISIONLOOP_API_TOKENS": "d, e"}) == ["a", "b", "c", "d", "e"]
+
+
+def test_docs_load_offline_without_a_token(server) -> None:  # noqa: ANN001
+    assert_docs_offline(lambda path: httpx.get(f"{server.url}{path}"))
+    assert httpx.get(f"{server.url}/openapi.json").json()["paths"]["/v1/models/{name}/predict"]
 
 
 def test_models_and_metadata(client: httpx.Client) -> None:

@@ -15,7 +15,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["ASSETS_URL", "DOCS_URL", "REDOC_URL", "install_offline_docs", "offline_assets_dir"]
+__all__ = ["ASSETS_URL", "DOCS_URL", "REDOC_URL", "docs_app_options", "install_offline_docs", "offline_assets_dir"]
 
 DOCS_URL = "/docs"
 REDOC_URL = "/redoc"
@@ -32,10 +32,15 @@ def offline_assets_dir() -> Path | None:
     return folder if all((folder / n).is_file() for n in needed) else None
 
 
+def docs_app_options(assets: Path | None) -> dict[str, str | None]:
+    """``FastAPI(...)`` options for docs pages: none of FastAPI's own (CDN) pages when ``assets`` are installed."""
+    return {"docs_url": None, "redoc_url": None} if assets else {"docs_url": DOCS_URL, "redoc_url": REDOC_URL}
+
+
 def install_offline_docs(app: FastAPI, assets: Path) -> None:
     """Serve /docs and /redoc from ``assets`` (see :func:`offline_assets_dir`).
 
-    The app must be made with ``docs_url=None, redoc_url=None`` so FastAPI's CDN pages do not take those paths.
+    The app must be made with ``docs_app_options(assets)`` so FastAPI's CDN pages do not take those paths.
     """
     if app.openapi_url is None:
         return

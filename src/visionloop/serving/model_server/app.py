@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI
 
 from visionloop.core.errors import VisionloopError
 from visionloop.core.package import Package
+from visionloop.serving.docs import docs_app_options, install_offline_docs, offline_assets_dir
 from visionloop.serving.model_server.batching import BatchConfig, ChunkRunner
 from visionloop.serving.model_server.deps import ModelServerState
 from visionloop.serving.model_server.limits import (
@@ -86,8 +87,11 @@ def create_inference_app(
     default_batch = batching if isinstance(batching, BatchConfig) else BatchConfig()
     per_model = batching if isinstance(batching, Mapping) else {}
 
-    app = FastAPI(title="visionloop inference", version="1", lifespan=_lifespan,
+    assets = offline_assets_dir()
+    app = FastAPI(title="visionloop inference", version="1", lifespan=_lifespan, **docs_app_options(assets),
                   description="Predictions from visionloop model packages. " + (__doc__ or "").split("\n\n")[0])
+    if assets is not None:
+        install_offline_docs(app, assets)
     app.state.model_server = ModelServerState(
         models={name: ServedModel(name, runner, pkg, per_model.get(name, default_batch), metrics)
                 for name, (pkg, runner) in loaded.items()},

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from visionloop import __version__
 from visionloop.core.settings import Settings
 from visionloop.serving.body_limit import install_body_limit
-from visionloop.serving.docs import install_offline_docs, offline_assets_dir
+from visionloop.serving.docs import docs_app_options, install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
 from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
 from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
@@ -50,7 +50,7 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
     app = FastAPI(
         title="visionloop", version=__version__, lifespan=lifespan,
         description="Projects, images, thumbnails, annotations, classes, dataset versions and stats.",
-        docs_url=None if assets else "/docs", redoc_url=None if assets else "/redoc",
+        **docs_app_options(assets),
     )
     app.state.settings = settings
     app.state.projects = None
