@@ -83,3 +83,28 @@ def test_yolo_yaml_bomb_is_reported_and_the_labels_still_load(tmp_path: Path, fo
     (root / "data.yaml").write_text("names: {99999999999: a}\n")
     ds = yolo.load(root)
     assert any("'names' must be" in q.reason for q in ds.problems)
+
+
+def test_yolo_huge_or_infinite_class_ids_are_reported(tmp_path: Path, formats_dir: Path) -> None:
+    root = tmp_path / "yolo"
+    shutil.copytree(formats_dir / "yolo_dataset" / "labels", root)
+    (root / "obj.names").unlink()  # no names: classes would be class_0..class_<max id>
+    label = next((root / "labels").rglob("*.txt"))
+    label.write_text("1" * 400 + " 0.5 0.5 0.1 0.1\n999999999 0.5 0.5 0.1 0.1\n-0 0.5 0.5 0.2 0.2\n")
+    ds = yolo.load(root)
+    assert len([q for q in ds.problems if "is not an integer 0..100000" in q.reason]) == 2
+    assert len(ds.classes) < 100
+
+
+def test_semantic_label_map_with_a_huge_index_is_reported(tmp_path: Path, formats_dir: Path) -> None:
+    import json
+
+    from visionloop.formats import semantic_masks
+
+    root = tmp_path / "sem"
+    shutil.copytree(formats_dir / "common_semantic_segmentation_dataset" / "dataset", root)
+    meta = json.loads((root / "dataset_meta.json").read_text())
+    meta["label_map"]["1" * 30] = "huge"
+    (root / "dataset_meta.json").write_text(json.dumps(meta))
+    ds = semantic_masks.load(root)
+    assert "huge" not in ds.classes and any("outside 0..65535" in q.reason for q in ds.problems)

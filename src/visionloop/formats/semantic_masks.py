@@ -39,6 +39,8 @@ TASKS = frozenset({Task.SEGMENTATION})
 IMAGE_DIRS = ("images", "JPEGImages", "imgs", "img")
 MASK_DIRS = ("masks", "labels", "gt", "SegmentationClass", "annotations_png")
 IGNORE = 255
+_MAX_CLASS_INDEX = 65535
+"""Largest class index a label map may name (masks are 8- or 16-bit images)."""
 
 CAMVID_COLORS: list[tuple[str, tuple[int, int, int]]] = [
     ("Void", (0, 0, 0)), ("Animal", (64, 128, 64)), ("Archway", (192, 0, 128)), ("Bicyclist", (0, 128, 192)),
@@ -156,6 +158,12 @@ def _class_map(root: Path, camvid: bool, ds: FormatDataset) -> dict[tuple[int, i
         for i, line in enumerate((root / "classes.txt").read_text(encoding="utf-8").splitlines()):
             if line.strip():
                 names[i] = line.strip()
+    too_big = sorted(i for i in names if not 0 <= i <= _MAX_CLASS_INDEX)
+    if too_big:
+        ds.problems.append(Problem(path=root.name, reason=(
+            f"class indexes {str(too_big[:3])[:80]} are outside 0..{_MAX_CLASS_INDEX} (a mask holds 16-bit values "
+            "at most); those names are ignored")))
+        names = {i: n for i, n in names.items() if 0 <= i <= _MAX_CLASS_INDEX}
     for i in range(max(names, default=-1) + 1):
         ds.classes.append(names.get(i, f"class_{i}"))
     if colours:

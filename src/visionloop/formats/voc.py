@@ -178,9 +178,10 @@ def _where(f: Path, root: Path) -> str:
 
 def _read_xml(ds: FormatDataset, f: Path, root: Path, id_base: Path, subsets: dict[str, str]) -> None:
     where = _where(f, root)
+    # defusedxml's refusals are ValueErrors; an unknown encoding in the XML declaration is a LookupError
     try:
         doc = safe_xml.parse(f).getroot()
-    except (ET.ParseError, OSError, UnicodeDecodeError, ValueError) as e:  # defusedxml's refusals are ValueErrors
+    except (ET.ParseError, OSError, UnicodeDecodeError, ValueError, LookupError) as e:
         ds.problems.append(Problem(path=where, reason=f"not readable as XML: {e}"))
         return
     if doc.tag != "annotation":

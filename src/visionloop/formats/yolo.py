@@ -279,8 +279,9 @@ def _parse_label(label: Path, root: Path, problems: list[Problem]) -> list[tuple
         except ValueError:
             problems.append(Problem(path=where, reason=f"line {n}: not numbers: {line.strip()[:80]!r}"))
             continue
-        if not np.isfinite(cls_f) or cls_f != int(cls_f) or cls_f < 0:
-            problems.append(Problem(path=where, reason=f"line {n}: class id {parts[0]!r} is not an integer >= 0"))
+        if not (0 <= cls_f <= _MAX_CLASS_ID) or cls_f != int(cls_f):  # also NaN and inf
+            problems.append(Problem(path=where, reason=(
+                f"line {n}: class id {parts[0][:20]!r} is not an integer 0..{_MAX_CLASS_ID}")))
             continue
         if len(values) not in (4, 5) and (len(values) < 6 or len(values) % 2):
             problems.append(Problem(path=where, reason=(
