@@ -98,3 +98,38 @@ def test_object_size_rule_sizes_semantic_inputs_from_regions() -> None:
     assert SEMANTIC_MIN_OBJECT_PX == 12 and size == 320  # 12 px / (10 / 256) = 307 -> the next multiple of 32
     # without the regions (boxes only), a class map has no objects and the image size alone decides
     assert td._auto_sizes(items, td.DetectionHParams())[0] == 256
+
+
+def test_semantic_run_defaults_and_validation_keys(project_factory) -> None:
+    """A semantic run trains the U-Net with the semantic recipe, logs ``val_miou`` and per-class IoU (no ``val_map``)
+    and keeps the epoch with the best validation mIoU."""
+    import json
+
+    import visionloop.training.detection as td
+    from tests.training.test_detection_train import COLOURS, _add
+    from visionloop.storage.runs import read_metrics
+    from visionloop.storage.versions import create_version
+
+    p = project_factory("segmentation")
+    ids = p.class_ids(list(COLOURS))
+    rng = np.random.default_rng(2)
+    for k in range(8):
+        arr = rng.integers(90, 140, (64, 64, 3)).astype(np.uint8)
+        mask = np.zeros((64, 64), np.int32)
+        for j, name in enumerate(COLOURS):
+            y = int(rng.integers(0, 40))
+            arr[y:y + 16, 32 * j:32 * j + 16] = COLOURS[name]
+            mask[y:y + 16, 32 * j:32 * j + 16] = ids[name]
+        p.save_annotation(_add(p, arr, f"{k}.png"), SemanticMask(mask), base_revision=None, author="t")
+    create_version(p, name="v1", fractions=(0.5, 0.25, 0.25), phash_distance=-1)
+    r = td.train_detection(p, version="v1", hparams=td.DetectionHParams(epochs=2, eval_size=64, batch_size=2),
+                           progress=False)
+    cfg = json.loads((r.run_dir / "config.json").read_text())
+    assert cfg["model"]["name"] == "unet_mobilenet_v2" and cfg["hparams"]["optimizer"] == "adamw"
+    records = read_metrics(r.run_dir)
+    assert len(records) == 2
+    for rec in records:
+        assert {"val_miou", "val_pixel_accuracy", "val_iou/background", "val_iou/red", "val_iou/blue"} <= set(rec)
+        assert "val_map" not in rec
+    best = max(records, key=lambda x: x["val_miou"])
+    assert r.metrics["val_miou"] == best["val_miou"] and r.metrics["best_epoch"] == best["epoch"]
