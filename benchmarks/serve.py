@@ -7,7 +7,9 @@ JPEGs (640x480), all in one run on this machine:
    throughput with one session per core (the throughput limit);
 2. our server (uvicorn + FastAPI, raw-body POST /v1/models/NAME/predict) at concurrency 1, 8 and 32, with dynamic
    batching on and off: requests/s, p50, p99;
-3. the PyTorch eager model behind the same server and batching (torch threads = 1, one worker per core).
+3. the PyTorch eager model behind the same server and batching (torch threads = 1, one worker per core);
+4. memory: the server's RSS while many clients hold large uploads open, with the in-flight byte budget and with one
+   too large to matter (``memory_under_held_uploads``).
 
 The server runs in a child process; load comes from a minimal asyncio HTTP/1.1 keep-alive client (so the client's own
 CPU cost stays small) against 127.0.0.1 only, bounded by a request count and a time limit per measurement. Weights
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -83,6 +86,10 @@ def serve_child(cfg: dict[str, Any]) -> None:
         torch.set_num_threads(1)
         runner = TorchPredictor(build_model(cfg["model"]), pkg, workers=default_sessions())
         app = create_inference_app(runners={pkg.name: (pkg, runner)}, batching=batching)
+    elif "max_inflight_mb" in cfg:  # the memory bound measurement
+        mib = 1024 * 1024
+        app = create_inference_app([pkg], batching=batching, max_request_bytes=cfg["upload_mb"] * mib,
+                                   max_batch_bytes=cfg["upload_mb"] * mib, max_inflight_bytes=cfg["max_inflight_mb"] * mib)
     else:
         app = create_inference_app([pkg], batching=batching)
     serve_inference(app, host=HOST, port=cfg["port"], log_level="warning")
@@ -272,6 +279,51 @@ def bench_model(kind: str, package: Path, images: list[bytes], *, smoke: bool, s
     return out
 
 
+# ---- memory bound --------------------------------------------------------------------------------------------------
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc (Linux only)")
+
+
+def held_uploads(package: Path, *, clients: int, upload_mb: int, budgets_mb: list[int]) -> list[dict[str, Any]]:
+    """Server RSS while ``clients`` connections each send all but the last MiB of an ``upload_mb`` MiB body and wait:
+    with an in-flight budget (the server answers 503 past it) and with one too large to matter (the baseline)."""
+    rows = []
+    for budget in budgets_mb:
+        cfg = {"backend": "onnx", "batch": True, "package": str(package), "model": "classifier", "max_batch": 16,
+               "max_wait_ms": 2.0, "max_inflight_mb": budget, "upload_mb": upload_mb}
+        with ChildServer(cfg) as srv:
+            assert srv.proc is not None
+            idle = _rss_mib(srv.proc.pid)
+            head = (f"POST /v1/models/classifier/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {upload_mb << 20}\r\n\r\n").encode()
+            chunk, socks = b"\0" * (1 << 20), []
+            try:
+                for _ in range(clients):
+                    s = socket.create_connection((HOST, srv.cfg["port"]), timeout=30)
+                    socks.append(s)
+                    s.sendall(head)
+                    for _ in range(upload_mb - 1):
+                        s.sendall(chunk)
+                time.sleep(2.0)  # let the server read what was sent
+                held = _rss_mib(srv.proc.pid)
+                refused = 0
+                for s in socks:
+                    s.settimeout(0.5)
+                    with contextlib.suppress(OSError):  # no answer yet: the upload is held open
+                        refused += s.recv(64).startswith(b"HTTP/1.1 503")
+            finally:
+                for s in socks:
+                    s.close()
+        rows.append({"clients": clients, "upload_mib": upload_mb, "inflight_budget_mib": budget,
+                     "rss_idle_mib": round(idle), "rss_held_mib": round(held), "rss_growth_mib": round(held - idle),
+                     "answered_503": refused})
+        print(f"[memory] {rows[-1]}", flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (< 60 s)")
@@ -292,6 +344,10 @@ def main() -> None:
         for kind in kinds:
             pkg = export(kind, Path(tmp) / kind)
             results[kind] = bench_model(kind, pkg, images, smoke=args.smoke, state={})
+            if kind == "classifier":
+                clients, upload = (6, 8) if args.smoke else (16, 16)
+                results["memory_under_held_uploads"] = held_uploads(
+                    pkg, clients=clients, upload_mb=upload, budgets_mb=[2 * upload, 64 * clients * upload])
     meta = {"images": f"{len(images)} BCCD JPEGs 640x480", "seconds": round(time.time() - t0, 1),
             "load_client": "asyncio raw HTTP/1.1 keep-alive, one request in flight per connection, 127.0.0.1",
             "server": "uvicorn (httptools, uvloop) single process; batching max_wait 2 ms; ORT 1 thread x cores "
