@@ -62,7 +62,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 def test_thresholds_come_from_the_validation_split(trained) -> None:  # noqa: ANN001
-    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.evaluation.detection_run import evaluate_run
     from visionloop.evaluation.detection_thresholds import THRESHOLDS_FILE
 
     p, run, _ = trained
@@ -85,7 +85,7 @@ def test_package_thresholds_guard_metric_and_one_prediction_schema(trained, tmp_
     from visionloop.cli.deploy_cmds import register as register_deploy
     from visionloop.cli.train_cmds import register as register_train
     from visionloop.core.package import load_package
-    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.evaluation.detection_run import evaluate_run
     from visionloop.export.api import _int8_options, export_run
     from visionloop.export.quantize import evaluate_model
     from visionloop.inference import Predictor
@@ -137,7 +137,7 @@ def test_semantic_run_reports_miou_everywhere(tmp_path: Path) -> None:
     from visionloop.cli.train_cmds import register as register_train
     from visionloop.core.annotations import SemanticMask
     from visionloop.core.package import load_package
-    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.evaluation.detection_run import evaluate_run
     from visionloop.export.api import _int8_options, export_run
     from visionloop.export.quantize import evaluate_model
     from visionloop.storage.runs import load_config

@@ -56,7 +56,7 @@ HP = dict(epochs=2, batch_size=2, eval_size=96, train_sizes=(80, 96), max_size=1
 
 
 def test_train_evaluate_report_predict(project_factory, tmp_path) -> None:
-    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.evaluation.detection_run import evaluate_run
     from visionloop.models.runs import load_run
     from visionloop.storage.runs import read_metrics
 
@@ -120,7 +120,7 @@ def test_resume_after_a_crash_reaches_the_same_weights(project_factory, monkeypa
 
 
 def test_instance_segmentation_trains_and_reports_mask_map(project_factory) -> None:
-    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.evaluation.detection_run import evaluate_run
 
     p = project_factory("segmentation")
     _synthetic(p, n=8, masks=True)
@@ -133,7 +133,7 @@ def test_instance_segmentation_trains_and_reports_mask_map(project_factory) -> N
 
 def test_semantic_segmentation_trains_and_reports_miou(project_factory) -> None:
     from visionloop.core.annotations import SemanticMask
-    from visionloop.evaluation.detection import evaluate_run
+    from visionloop.evaluation.detection_run import evaluate_run
 
     p = project_factory("segmentation")
     ids = p.class_ids(list(COLOURS))

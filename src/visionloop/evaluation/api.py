@@ -1,7 +1,7 @@
 """``evaluate_run(project, run_id, split=...)``: score a trained run on a split of its dataset version.
 
 Classification and tagging are handled here; detection and segmentation runs go to
-:func:`visionloop.evaluation.detection.evaluate_run`. The result is a dict (what ``visionloop evaluate --json``
+:func:`visionloop.evaluation.detection_run.evaluate_run`. The result is a dict (what ``visionloop evaluate --json``
 prints), also written to ``runs/<id>/eval-<split>.json``, and a ``report.html`` beside it.
 """
 
@@ -14,6 +14,16 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import ConflictError
+from visionloop.data.augment import eval_transform
+from visionloop.data.cache import ImageCache
+from visionloop.data.datasets import ImageDataset, labelled_items
+from visionloop.evaluation.classification import classification_metrics, tagging_metrics
+from visionloop.evaluation.detection_run import evaluate_run as evaluate_detection
+from visionloop.evaluation.report_classification import write_classification_report
+from visionloop.models.predict import predict_arrays
+from visionloop.models.runs import load_run
+from visionloop.storage.runs import load_config, read_metrics, resolve_run, run_dir
+from visionloop.storage.versions import get_version, version_items
 
 __all__ = ["error_table", "evaluate_run"]
 
@@ -56,22 +66,10 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     Returns at least ``accuracy``, ``balanced_accuracy``, ``per_class`` and for tagging ``mAP``, plus ``top1``,
     ``top5``, ``ece``, ``confusion_matrix``, ``errors`` (worst 100) and ``report`` (path of report.html).
     """
-    from visionloop.storage.runs import load_config, resolve_run, run_dir
-
     rid = resolve_run(project, run_id)
     cfg = load_config(project, rid)
     if cfg.task in ("detection", "segmentation"):
-        from visionloop.evaluation.detection import evaluate_run as evaluate_detection
-
         return evaluate_detection(project, rid, split=split)
-    from visionloop.data.augment import eval_transform
-    from visionloop.data.cache import ImageCache
-    from visionloop.data.datasets import ImageDataset, labelled_items
-    from visionloop.evaluation.classification import classification_metrics, tagging_metrics
-    from visionloop.models.predict import predict_arrays
-    from visionloop.models.runs import load_run
-    from visionloop.storage.versions import get_version, version_items
-
     model, cfg = load_run(project, rid, device=device)
     vname = cfg.version["name"]
     info = get_version(project, vname)
@@ -98,9 +96,6 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     out: dict[str, Any] = {"run": rid, "split": split, "version": cfg.version, **metrics, "n_errors": len(errors),
                            "errors": errors[:100], "warnings": warnings}
     if report:
-        from visionloop.evaluation.report_classification import write_classification_report
-        from visionloop.storage.runs import read_metrics
-
         out["report"] = str(write_classification_report(project, cfg, directory, out, errors=errors,
                                                         records=read_metrics(directory)))
     (Path(directory) / f"eval-{split}.json").write_text(json.dumps(out, indent=1, default=str) + "\n",

@@ -31,7 +31,6 @@ __all__ = [
     "box_iou",
     "coco_metrics",
     "confusion_and_matches",
-    "evaluate_run",
     "image_jaccard",
     "likely_unlabelled",
     "pr_curves",
@@ -252,14 +251,3 @@ def semantic_scores(targets: Sequence[np.ndarray], preds: Sequence[np.ndarray], 
         "confusion": conf.tolist(),
         "image_jaccard": image_jaccard(fg_gt, fg_pred),
     }
-
-
-def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool = True) -> dict[str, Any]:
-    """Evaluate a detection/segmentation run on ``split``; writes ``eval-<split>.json``, the COCO JSON files and
-    ``report.html`` in the run directory. Returns ``map``, ``map50``, ``map75`` (masks for instance runs, boxes
-    otherwise), ``per_class``, the full ``bbox``/``segm`` stats, the per-class ``thresholds`` (chosen on the
-    validation split), confusion matrix, ``image_jaccard``; semantic runs ``miou`` and ``pixel_accuracy`` instead of
-    the mAP keys. ``main_metric`` names the key that ranks models."""
-    from visionloop.evaluation.detection_run import run_evaluation
-
-    return run_evaluation(project, run_id, split=split, report=report)

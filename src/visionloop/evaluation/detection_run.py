@@ -13,6 +13,7 @@ import numpy as np
 
 from visionloop.core.annotations import Boxes, Instances, boxes_of
 from visionloop.core.errors import ConflictError
+from visionloop.data.detection import DetectionDataset, SemanticDataset
 from visionloop.evaluation.detection import (
     above_thresholds,
     coco_metrics,
@@ -31,8 +32,12 @@ from visionloop.evaluation.report_detection import (
     headline,
     semantic_sections,
 )
+from visionloop.models.predict import predict_dataset
+from visionloop.models.runs import load_run
+from visionloop.storage.runs import read_metrics, run_dir
+from visionloop.storage.versions import get_version, version_items
 
-__all__ = ["run_evaluation", "run_thresholds"]
+__all__ = ["evaluate_run", "run_evaluation", "run_thresholds"]
 
 
 def _foreground(ann: Boxes | Instances, keep: Any, h: int, w: int) -> np.ndarray:
@@ -48,14 +53,10 @@ def _foreground(ann: Boxes | Instances, keep: Any, h: int, w: int) -> np.ndarray
 
 
 def _annotated(project: Any, version: str, split: str) -> list[Any]:
-    from visionloop.storage.versions import version_items
-
     return [it for it in version_items(project, version, split=split) if it.annotation is not None]
 
 
 def _dataset(project: Any, items: list[Any], info: Any, kind: str) -> Any:
-    from visionloop.data.detection import DetectionDataset
-
     return DetectionDataset(items, ontology=info.ontology, image_source=project.blobs.source, masks=kind == "instance")
 
 
@@ -64,9 +65,6 @@ def run_thresholds(project: Any, cfg: Any, net: Any, info: Any, *, split_predict
 
     ``split_predictions``: ``(ground truths, predictions)`` already made on the validation split, reused.
     """
-    from visionloop.models.predict import predict_dataset
-    from visionloop.storage.runs import run_dir
-
     kind = cfg.extra.get("kind", "detection")
 
     def predict_val() -> tuple[list[Any], list[Any]]:
@@ -79,15 +77,18 @@ def run_thresholds(project: Any, cfg: Any, net: Any, info: Any, *, split_predict
                                  version_hash=info.hash, predict_val=predict_val)
 
 
+def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool = True) -> dict[str, Any]:
+    """Evaluate a detection/segmentation run on ``split``; writes ``eval-<split>.json``, the COCO JSON files and
+    ``report.html`` in the run directory. Returns ``map``, ``map50``, ``map75`` (masks for instance runs, boxes
+    otherwise), ``per_class``, the full ``bbox``/``segm`` stats, the per-class ``thresholds`` (chosen on the
+    validation split), confusion matrix, ``image_jaccard``; semantic runs ``miou`` and ``pixel_accuracy`` instead of
+    the mAP keys. ``main_metric`` names the key that ranks models."""
+    return run_evaluation(project, run_id, split=split, report=report)
+
+
 def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bool = True,
                    max_gallery: int = 24) -> dict[str, Any]:
-    """See :func:`visionloop.evaluation.detection.evaluate_run`."""
-    from visionloop.data.detection import SemanticDataset
-    from visionloop.models.predict import predict_dataset
-    from visionloop.models.runs import load_run
-    from visionloop.storage.runs import read_metrics, run_dir
-    from visionloop.storage.versions import get_version
-
+    """See :func:`evaluate_run`; ``max_gallery``: images drawn in the report."""
     net, cfg = load_run(project, run_id)
     directory = run_dir(project, cfg.run_id)
     kind = cfg.extra.get("kind", "detection")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.annotations import boxes_of
+from visionloop.evaluation.detection import pr_curves
 
 __all__ = ["DEFAULT_DETECTION_SCORE", "THRESHOLDS_FILE", "operating_point", "thresholds_from_curves",
            "validation_thresholds"]
@@ -59,8 +60,6 @@ def validation_thresholds(directory: Path, *, labels: Sequence[int], version_has
     ``predict_val()`` returns ``(ground truths, predictions)`` (Boxes/Instances, model labels) of the annotated
     validation images; it is called only when no saved thresholds match ``version_hash``.
     """
-    from visionloop.evaluation.detection import pr_curves
-
     path = Path(directory) / THRESHOLDS_FILE
     saved = _read(path, version_hash)
     if saved is not None:

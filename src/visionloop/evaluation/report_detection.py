@@ -19,10 +19,13 @@ from PIL import Image, ImageDraw
 
 from visionloop.core.annotations import Boxes, Instances, boxes_of
 from visionloop.core.imageio import decode
+from visionloop.data.augment import AugmentPolicy
+from visionloop.data.detection import DetectionDataset, build_transforms
 from visionloop.evaluation import html as h
 from visionloop.evaluation.detection_thresholds import operating_point
 from visionloop.evaluation.keys import MAP, MAP50, MIOU, PIXEL_ACCURACY
 from visionloop.evaluation.plots import confusion_figure, pr_figure
+from visionloop.storage.versions import get_version
 
 __all__ = ["augmented_samples", "detection_sections", "draw_detections", "headline", "semantic_sections"]
 
@@ -153,10 +156,6 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
 
 def augmented_samples(project: Any, cfg: Any, items: list[Any], kind: str, n: int = 3) -> str:
     """HTML of ``n`` augmented training samples: image, boxes (blue) and masks (green) transformed together."""
-    from visionloop.data.augment import AugmentPolicy
-    from visionloop.data.detection import DetectionDataset, build_transforms
-    from visionloop.storage.versions import get_version
-
     if kind == "semantic" or not items or not cfg.augmentation:
         return ""
     policy = AugmentPolicy.from_json(cfg.augmentation)

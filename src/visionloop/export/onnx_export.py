@@ -34,6 +34,7 @@ from visionloop.core.errors import VisionloopError
 from visionloop.core.package import ClassEntry, Manifest, TensorSpec, write_package
 from visionloop.core.preprocess import Preprocess
 from visionloop.core.task import Task
+from visionloop.export.quantize import quantize_with_guard
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "OnnxModel", "build_manifest", "default_preprocess", "export_model",
            "graph_layout", "is_torchvision_detector", "to_onnx"]
@@ -264,7 +265,5 @@ def export_model(
     )
     model_bytes = onnx_model.model_bytes
     if int8 is not None:
-        from visionloop.export.quantize import quantize_with_guard
-
         model_bytes, manifest = quantize_with_guard(model_bytes, manifest, int8)
     return write_package(out, manifest=manifest, model_bytes=model_bytes, overwrite=overwrite)

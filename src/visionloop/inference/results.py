@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from visionloop.core.annotations import RLE
+from visionloop.core.annotations import RLE, Boxes, Instances, Label, SemanticMask, Tags
 from visionloop.core.task import Task
 
 __all__ = ["ClassScore", "Detection", "Prediction", "mask_from_json", "mask_to_json", "prediction_row"]
@@ -146,8 +146,6 @@ class Prediction:
 
     def to_annotation(self) -> Any:
         """The prediction as a core annotation (Label, Tags, Boxes with scores, Instances or SemanticMask)."""
-        from visionloop.core.annotations import Boxes, Instances, Label, SemanticMask, Tags
-
         if self.task == Task.CLASSIFICATION:
             return Label(class_id=self.label.class_id) if self.label else None
         if self.task == Task.TAGGING:
