@@ -44,7 +44,7 @@ def main(dataset: Path, workdir: Path, *, task: str = "detection", splits: str =
     predictor = Predictor(package)
     first = next(p for p in sorted(dataset.rglob("*")) if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     prediction = predictor.predict(first)
-    print(f"{first.name}: {len(prediction.to_json().get('boxes', []))} boxes")
+    print(f"{first.name}: {len(prediction.detections)} objects, {prediction.summary()}")
     return {"version": version, "metrics": metrics, "package": package, "prediction": prediction}
 
 
