@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from visionloop.core import Boxes
+from visionloop.core.errors import AnnotationValidationError
 from visionloop.ingest import OnConflict, import_source
 
 IDS = ["BloodImage_00001", "BloodImage_00002", "BloodImage_00003"]
@@ -75,9 +76,11 @@ def test_conflicting_copies_are_reported_and_resolved_as_chosen(bccd_dir, projec
     assert again.annotations_saved == 0 and len(_boxes_of_first(p)) == expected
 
 
-def test_on_conflict_is_checked():
-    with pytest.raises(ValueError):
-        OnConflict("second")
+def test_on_conflict_is_checked(project_factory, tmp_path):
+    with pytest.raises(AnnotationValidationError, match="first, last or merge"):
+        OnConflict.parse("second")
+    with pytest.raises(AnnotationValidationError, match="first, last or merge"):
+        import_source(project_factory("detection"), tmp_path, on_conflict="keep")
 
 
 def test_cli_on_conflict_option(bccd_dir, tmp_path):

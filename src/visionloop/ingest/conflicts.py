@@ -27,6 +27,7 @@ from visionloop.core.annotations import (
     annotation_class_counts,
     annotation_to_payload,
 )
+from visionloop.core.errors import AnnotationValidationError
 from visionloop.core.ontology import Ontology
 
 __all__ = ["Conflict", "OnConflict", "describe", "merge_annotations"]
@@ -38,6 +39,15 @@ class OnConflict(StrEnum):
     FIRST = "first"
     LAST = "last"
     MERGE = "merge"
+
+    @classmethod
+    def parse(cls, value: OnConflict | str) -> OnConflict:
+        """``value`` as a policy; :class:`AnnotationValidationError` names the choices for anything else."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise AnnotationValidationError("on_conflict", expected="first, last or merge",
+                                            actual=repr(value)[:40]) from None
 
 
 @dataclass

@@ -129,7 +129,7 @@ def import_source(
     Raises :class:`~visionloop.ingest.runs.ImportRunningError` while another import into the project runs.
     """
     source = Path(source)
-    policy = OnConflict(on_conflict)
+    policy = OnConflict.parse(on_conflict)
     if not source.exists():
         raise FormatError(source, format, "no such file or folder")
     run = start_run(project, str(source.resolve()), format)
