@@ -17,10 +17,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from visionloop.core.errors import ImageError
-from visionloop.inference.results import Prediction
 from visionloop.serving.model_server.deps import ModelName, ModelServerState, StateDep, require_model
 from visionloop.serving.model_server.limits import RETRY_AFTER_SECONDS, BytesHeld, OverloadedError
-from visionloop.serving.model_server.prediction_log import PredictionLogger
 from visionloop.serving.model_server.schemas import ERROR_RESPONSES, BatchOut, PredictionOut
 from visionloop.serving.model_server.served import ServedModel
 from visionloop.serving.model_server.uploads import check_image, read_body, read_form
@@ -85,19 +83,19 @@ ScoreThreshold = Annotated[float | None, Query(
     "default each class's threshold from the package (chosen on the validation split).")]
 
 
-async def _predict(m: ServedModel, data: bytes, what: str, *, max_pixels: int,
-                   score_threshold: float | None) -> Prediction:
-    """The prediction; a client's bad image is an HTTPException, a full queue an OverloadedError."""
-    check_image(data, what, max_pixels=max_pixels)
+async def _predict(state: ModelServerState, m: ServedModel, data: bytes, what: str, *,
+                   score_threshold: float | None) -> dict[str, Any]:
+    """The prediction's JSON (sampled into the prediction log); a client's bad image is an HTTPException, a full
+    queue an OverloadedError."""
+    check_image(data, what, max_pixels=state.limits.max_pixels)
     res = await m.batcher.submit(data, score_threshold=score_threshold)
     if isinstance(res, ImageError):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(res))
-    return res
-
-
-def _log(logger: PredictionLogger | None, m: ServedModel, data: bytes, out: dict[str, Any]) -> None:
-    if logger is not None:
-        logger.maybe_log(model=m.name, model_sha256=m.package.manifest.model_sha256, data=data, prediction=out)
+    out = res.to_json()
+    if state.prediction_logger is not None:
+        state.prediction_logger.maybe_log(model=m.name, model_sha256=m.package.manifest.model_sha256, data=data,
+                                          prediction=out)
+    return out
 
 
 @router.post("/predict", response_model=None, openapi_extra=_PREDICT_BODY,
@@ -115,10 +113,7 @@ async def predict(name: ModelName, request: Request, state: StateDep,
                 raise HTTPException(status.HTTP_400_BAD_REQUEST,
                                     "multipart upload needs the image as a file in the field 'file'")
             body = await f.read()
-        out = (await _predict(m, body, "uploaded image", max_pixels=limits.max_pixels,
-                              score_threshold=score_threshold)).to_json()
-        _log(state.prediction_logger, m, body, out)
-        return JSONResponse(out)
+        return JSONResponse(await _predict(state, m, body, "uploaded image", score_threshold=score_threshold))
 
 
 @router.post("/predict/batch", response_model=None, openapi_extra=_BATCH_BODY,
@@ -145,9 +140,8 @@ async def predict_batch(name: ModelName, request: Request, state: StateDep,
             try:
                 if len(data) > limits.max_request_bytes:
                     raise HTTPException(413, f"file of {len(data):,} bytes exceeds {limits.max_request_bytes:,} bytes")
-                out = (await _predict(m, data, files[i].filename or f"files[{i}]", max_pixels=limits.max_pixels,
-                                      score_threshold=score_threshold)).to_json()
-                _log(state.prediction_logger, m, data, out)
+                out = await _predict(state, m, data, files[i].filename or f"files[{i}]",
+                                     score_threshold=score_threshold)
                 return {**item, "ok": True, "prediction": out, "error": None}
             except HTTPException as e:  # this image's fault; a busy server (OverloadedError) fails the request
                 return {**item, "ok": False, "prediction": None, "error": str(e.detail)}
