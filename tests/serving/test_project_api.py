@@ -21,7 +21,7 @@ from sqlalchemy import event, insert, update
 from tests.serving.conftest import bearer_headers
 from tests.serving.offline_docs import assert_docs_offline
 from visionloop.core.annotations import Boxes
-from visionloop.core.errors import ConflictError, NotFoundError
+from visionloop.core.errors import ConflictError, NotFoundError, VisionloopError
 from visionloop.core.imageio import probe
 from visionloop.core.settings import Settings
 from visionloop.ingest import import_source
@@ -269,6 +269,8 @@ def test_thumbnail_sizes(client: TestClient, sample: Sample) -> None:
     assert sorted(int(d.name) for d in (sample.root / ".cache" / "thumbs").iterdir()) == [64, 128, 256, 512]
     for bad in (0, -1, 513, 5000):
         assert client.get(images_url(sample, sample.ids[0], "thumbnail"), params={"size": bad}).status_code == 422
+    with pytest.raises(VisionloopError, match="above the largest, 512"):
+        create_app(sample.root, settings=Settings(thumbnail_size=600))  # refused before the server starts
 
 
 # ---- errors --------------------------------------------------------------------------------------------------
