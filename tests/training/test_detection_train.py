@@ -12,6 +12,7 @@ from PIL import Image
 
 import visionloop.training.detection as td
 from visionloop.core.annotations import RLE, Boxes, Instances
+from visionloop.export.api import run_predictor
 from visionloop.storage import NewImage
 from visionloop.storage.versions import create_version
 
@@ -84,10 +85,11 @@ def test_train_evaluate_report_predict(project_factory, tmp_path) -> None:
 
     img = tmp_path / "x.png"
     Image.fromarray(np.full((96, 128, 3), 120, np.uint8)).save(img)
-    out = td.predict_images(p, r.run_id, [img], score_thresh=0.0)
-    assert out[0]["image"] == str(img) and isinstance(out[0]["detections"], list)
-    for d in out[0]["detections"]:
-        assert d["class"] in COLOURS and len(d["box"]) == 4
+    with run_predictor(p, r.run_id) as pred:
+        out = pred.predict(img, score_threshold=0.0)
+    assert (out.width, out.height) == (128, 96) and isinstance(out.detections, list)
+    for d in out.detections:
+        assert d.name in COLOURS and len(d.xyxy) == 4
 
 
 def test_resume_after_a_crash_reaches_the_same_weights(project_factory, monkeypatch) -> None:

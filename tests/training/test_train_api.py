@@ -43,8 +43,9 @@ def test_linear_classification_run_directory_and_reload(synthetic_project):
 
 
 def test_finetune_tagging_thresholds_evaluate_predict(synthetic_project, tmp_path):
+    from visionloop.core.errors import ImageError
     from visionloop.evaluation.api import evaluate_run
-    from visionloop.training.predict import predict_images
+    from visionloop.export.api import run_predictor
 
     p = synthetic_project("tagging")
     res = train(p, version="v1", strategy="finetune", epochs=2, progress=False, batch_size=8, **FAST)
@@ -66,9 +67,12 @@ def test_finetune_tagging_thresholds_evaluate_predict(synthetic_project, tmp_pat
 
     Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(img)
     (bad := tmp_path / "bad.jpg").write_bytes(b"not an image")
-    rows = predict_images(p, res.run_id, [img, bad])
-    assert set(rows[0]["scores"]) == {"c0", "c1", "c2"} and "tags" in rows[0]
-    assert "error" in rows[1]
+    with run_predictor(p, res.run_id) as pred:
+        (_, first), (_, second) = pred.predict_paths([img, bad])
+    assert {s.name for s in first.scores} == {"c0", "c1", "c2"}
+    assert {t.name for t in first.tags} == {s.name for s, th in zip(first.scores, cfg["thresholds"], strict=True)
+                                            if s.score >= th}  # the run's per-class thresholds
+    assert isinstance(second, ImageError)
 
 
 def test_wrong_inputs_say_how_to_fix(synthetic_project):

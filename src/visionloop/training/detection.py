@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask, boxes_of
-from visionloop.core.errors import ConflictError, ImageError, VisionloopError
-from visionloop.core.imageio import decode
-from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from visionloop.core.annotations import Boxes, Instances, SemanticMask, boxes_of
+from visionloop.core.errors import ConflictError, VisionloopError
+from visionloop.core.preprocess import Preprocess
 from visionloop.core.task import Task
 from visionloop.data.augment import AugmentPolicy
 from visionloop.data.detection import (
@@ -38,9 +37,8 @@ from visionloop.data.detection import (
 )
 from visionloop.data.loader import EpochLoader
 from visionloop.evaluation.detection import auto_max_dets, coco_metrics, semantic_metrics
-from visionloop.models.predict import outputs_to_annotations, predict_dataset
+from visionloop.models.predict import predict_dataset
 from visionloop.models.registry import get_spec
-from visionloop.models.runs import load_run
 from visionloop.storage.runs import RunConfig, RunResult, load_config, new_run_id, run_dir, save_config, write_result
 from visionloop.storage.versions import get_version, version_items
 from visionloop.training.loop import LoopConfig, TrainLoop, default_hooks, warmup_cosine
@@ -57,7 +55,6 @@ __all__ = [
     "DEFAULT_MODELS",
     "DetectionHParams",
     "dataset_kind",
-    "predict_images",
     "train_detection",
 ]
 
@@ -335,52 +332,3 @@ def train_detection(
                "wall_seconds": round(time.perf_counter() - started, 1)}
     write_result(directory, {"status": "done", "metrics": metrics, "kind": kind})
     return RunResult(run_id=run_id, run_dir=directory, metrics=metrics)
-
-
-def predict_images(project: Any, run_id: str, images: Sequence[str | Path], *, score_thresh: float = 0.3,
-                   ) -> list[dict[str, Any]]:
-    """Predict image files with a trained run. One JSON-able dict per image: ``image``, ``width``, ``height`` and
-    ``detections`` (``class``, ``class_id`` (project id), ``score``, ``box`` xyxy pixels, ``mask`` COCO RLE for
-    instance models), or for semantic runs ``classes`` (pixel fraction per class) and ``mask`` (RLE per class).
-    An unreadable file gives ``{"image", "error"}``."""
-    net, cfg = load_run(project, run_id)
-    kind = cfg.extra.get("kind", "detection")
-    names, ids = cfg.class_names, cfg.class_ids
-    out = []
-    with torch.no_grad():
-        for path in images:
-            try:
-                im = decode(Path(path))
-            except (ImageError, OSError) as e:  # one bad file does not cost the others their predictions
-                out.append({"image": str(path), "error": str(e)})
-                continue
-            x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255
-            rec: dict[str, Any] = {"image": str(path), "width": im.width, "height": im.height}
-            if kind == "semantic":
-                size = int(cfg.extra.get("eval_size", 512))
-                mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-                std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-                xn = ((x - mean) / std)[None]
-                logits = net(nn.functional.interpolate(xn, size=(size, size), mode="bilinear"))["out"]
-                cls = nn.functional.interpolate(logits, size=(im.height, im.width), mode="bilinear").argmax(1)[0]
-                arr = cls.numpy()
-                rec["classes"] = {names[k]: float((arr == k).mean()) for k in range(len(names)) if (arr == k).any()}
-                rec["mask"] = {names[k]: RLE.encode(arr == k).counts for k in range(len(names)) if (arr == k).any()}
-            else:
-                o = net([x])[0]
-                keep = o["scores"] >= score_thresh
-                ann = outputs_to_annotations({k: v[keep] for k, v in o.items()})
-                boxes = boxes_of(ann)
-                dets = []
-                for j in range(len(boxes)):
-                    lab = int(boxes.class_id[j])
-                    d: dict[str, Any] = {"class": names[lab - 1], "class_id": ids[lab - 1],
-                                         "score": round(float(boxes.score[j]), 4),  # type: ignore[index]
-                                         "box": [round(float(v), 2) for v in boxes.xyxy[j]]}
-                    if isinstance(ann, Instances):
-                        seg = ann.segmentations[j]
-                        d["mask"] = {"size": list(seg.size), "counts": seg.counts}  # type: ignore[union-attr]
-                    dets.append(d)
-                rec["detections"] = dets
-            out.append(rec)
-    return out
