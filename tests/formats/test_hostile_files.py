@@ -38,6 +38,7 @@ def test_voc_filename_outside_the_dataset_is_refused(tmp_path: Path) -> None:
     assert ds.samples[0].width is None  # an infinite width is no width
     refused = [q for q in ds.problems if "not imported" in q.reason]
     assert sorted(q.path for q in refused) == ["Annotations/a.xml", "Annotations/b.xml", "Annotations/c.xml"]
+    assert any("'../../secret.jpg'" in q.reason for q in refused)  # the problem names the refused name
 
 
 def test_voc_xml_entities_and_external_references_are_refused(tmp_path: Path) -> None:
@@ -63,7 +64,8 @@ def test_csv_image_names_outside_the_dataset_are_refused(tmp_path: Path) -> None
                                      f"{tmp_path / 'secret.jpg'},dog\n")
     ds = csv_table.load(root / "labels.csv")
     assert [s.name for s in ds.samples] == ["ok.jpg"]
-    assert len([q for q in ds.problems if "not imported" in q.reason]) == 3
+    refused = [q.reason for q in ds.problems if "not imported" in q.reason]
+    assert len(refused) == 3 and any("'../secret.jpg'" in r for r in refused)
 
 
 def test_yolo_yaml_bomb_is_reported_and_the_labels_still_load(tmp_path: Path, formats_dir: Path) -> None:

@@ -274,7 +274,8 @@ def _read_table(ds: FormatDataset, f: Path, root: Path, subset: str | None, sche
         try:
             image_path = finder.find(name)
         except UnsafePathError as e:
-            ds.problems.append(Problem(path=f"{where}: row {item['row']}", reason=f"image name {e.reason}: not imported"))
+            ds.problems.append(Problem(path=f"{where}: row {item['row']}",
+                                       reason=f"image name {name[:80]!r}: {e.reason}: not imported"))
             continue
         name = name.replace("\\", "/")
         if image_path is not None and not name.lower().endswith(image_path.suffix.lower()):

@@ -204,7 +204,7 @@ def _read_xml(ds: FormatDataset, f: Path, root: Path, id_base: Path, subsets: di
         if image_path is None:
             image_path = finder.find(image_id)
     except UnsafePathError as e:
-        ds.problems.append(Problem(path=where, reason=f"<filename> {e.reason}: not imported"))
+        ds.problems.append(Problem(path=where, reason=f"<filename> {str(e.name)[:80]!r}: {e.reason}: not imported"))
         return
     if filename:
         name = id_dir + filename
