@@ -19,16 +19,26 @@ def _options(cell_data, **kw: object) -> Int8Options:  # noqa: ANN001
     return Int8Options(validation=val, max_calibration_images=64, **kw)  # type: ignore[arg-type]
 
 
-def test_int8_within_one_point_is_written(cell_package: Path, cell_data, tmp_path: Path) -> None:  # noqa: ANN001
+def test_int8_on_real_cells_is_measured_and_either_outcome_handled(cell_package: Path, cell_data,  # noqa: ANN001
+                                                                   tmp_path: Path) -> None:
+    """int8 kernels differ between CPUs (VNNI or not): this fixture's model loses under a point on one CPU and 1.96 on
+    another. Whatever the drop measured here, the guard's verdict must follow it, and what it writes must work."""
     from visionloop.core.package import write_package
 
     pkg = load_package(cell_package)
-    q_bytes, manifest = quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data))
-    rec = manifest.int8
-    assert rec is not None and not rec.forced
-    print(f"int8 guard: {rec.metric} fp32 {rec.fp32:.4f} int8 {rec.int8:.4f} drop {rec.drop:+.4f}")
-    assert rec.fp32 > 0.9  # the head really learned the cells
-    assert rec.drop <= 0.01 and rec.calibration_images == 64 and rec.validation_images == len(cell_data.val)
+    try:
+        q_bytes, manifest = quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data))
+        rec = manifest.int8
+        assert rec is not None and not rec.forced and rec.drop <= rec.max_drop == 0.01
+    except AccuracyDropError as refused:  # this CPU's int8 kernels lose more than a point: refused, then forced
+        assert refused.drop > 0.01 and f"{refused.fp32:.4f}" in str(refused) and "--force" in str(refused)
+        q_bytes, manifest = quantize_with_guard(pkg.model_bytes, pkg.manifest, _options(cell_data, force=True))
+        rec = manifest.int8
+        assert rec is not None and rec.forced and rec.drop == pytest.approx(refused.drop)
+    print(f"int8 guard on this CPU: {rec.metric} fp32 {rec.fp32:.4f} int8 {rec.int8:.4f} drop {rec.drop:+.4f}")
+    assert rec.fp32 > 0.9  # the head really learned the cells (fp32 numbers do not depend on int8 kernels)
+    assert rec.drop == pytest.approx(rec.fp32 - rec.int8) and 0.0 <= rec.int8 <= 1.0
+    assert rec.calibration_images == 64 and rec.validation_images == len(cell_data.val)
     assert b"QuantizeLinear" in q_bytes and len(q_bytes) < len(pkg.model_bytes) / 2
     out = write_package(tmp_path / "int8.vlpkg", manifest=manifest, model_bytes=q_bytes)
     back = load_package(out)
