@@ -76,8 +76,9 @@ def evaluate(
         slim = {k: v for k, v in result.items() if k not in ("pr_curves", "reliability")}
         emit(slim, as_json=True)
         return
-    keys = ["run", "split", "n", "accuracy", "balanced_accuracy", "top1", "top5", "mAP", "macro_f1", "ece",
-            "n_errors", "map", "map50", "map75", "miou", "image_jaccard", "report"]
+    keys = ["run", "split", "n", "images", "main_metric", "accuracy", "balanced_accuracy", "top1", "top5", "mAP",
+            "macro_f1", "ece", "n_errors", "map", "map50", "map75", "miou", "pixel_accuracy", "image_jaccard",
+            "thresholds_source", "report"]
     emit({k: round(result[k], 4) if isinstance(result[k], float) else result[k] for k in keys if k in result},
          as_json=False, title="evaluation")
     emit([{"class": n, **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}}
