@@ -51,6 +51,7 @@ def test_guard_measures_the_manifest_metric_and_records_both_outcomes(classifier
     m = load_package(out).manifest
     val = evaluate_run(p, run, split="val", report=False)
     assert m.int8 is not None and m.int8.metric == "balanced_accuracy" and m.main_metric == "val_balanced_accuracy"
+    assert val["main_metric"] == m.int8.metric
     assert m.int8.fp32 == pytest.approx(val["balanced_accuracy"], abs=1e-12)  # one metric, one implementation
     assert m.int8.fp32 == pytest.approx(m.metrics["val_balanced_accuracy"], abs=1e-12)  # ... that the manifest shows
     assert m.int8.fp32 > 0.5 and m.int8.validation_images == val["n"]

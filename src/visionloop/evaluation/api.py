@@ -19,6 +19,7 @@ from visionloop.data.cache import ImageCache
 from visionloop.data.datasets import ImageDataset, labelled_items
 from visionloop.evaluation.classification import classification_metrics, tagging_metrics
 from visionloop.evaluation.detection_run import evaluate_run as evaluate_detection
+from visionloop.evaluation.keys import main_metric
 from visionloop.evaluation.report_classification import write_classification_report
 from visionloop.models.predict import predict_arrays
 from visionloop.models.runs import load_run
@@ -93,7 +94,8 @@ def evaluate_run(project: Any, run_id: str, *, split: str = "test", report: bool
     errors = error_table(task=cfg.task, y=y, probs=probs, names=names, image_ids=data.image_ids,
                          image_names=data.names, shas=data.shas, thresholds=cfg.thresholds)
     directory = run_dir(project, rid)
-    out: dict[str, Any] = {"run": rid, "split": split, "version": cfg.version, **metrics, "n_errors": len(errors),
+    out: dict[str, Any] = {"run": rid, "split": split, "version": cfg.version, **metrics,
+                           "main_metric": main_metric(cfg.task), "n_errors": len(errors),
                            "errors": errors[:100], "warnings": warnings}
     if report:
         out["report"] = str(write_classification_report(project, cfg, directory, out, errors=errors,
