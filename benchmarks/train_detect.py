@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import visionloop.training.detection as td
     from visionloop.data.detection import DetectionDataset
+    from visionloop.models.runs import load_run
+    from visionloop.storage.runs import read_metrics
     from visionloop.storage.versions import list_versions
-    from visionloop.training.runs import load_run, read_metrics
 
     n_train, n_test = (6, 3) if args.smoke else (None, None)
     epochs = 1 if args.smoke else args.epochs
@@ -170,13 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         records = read_metrics(ours.run_dir)
         ours_step_s = sum(r["epoch_seconds"] - r.get("val_seconds", 0.0) for r in records)  # training steps only
         model, cfg = load_run(project, ours.run_id)
-        test_ds = DetectionDataset(by_split["test"], ontology=info.ontology, image_path=project.blobs.path)
+        test_ds = DetectionDataset(by_split["test"], ontology=info.ontology, image_source=project.blobs.source)
         ours_metrics = _evaluate(model, test_ds)
         n_images = len(by_split["train"]) * len(records)
 
         spec = dict(cfg.model)
         spec["kwargs"] = {**spec["kwargs"], "min_size": size}  # reference: single scale
-        train_ds = DetectionDataset(by_split["train"], ontology=info.ontology, image_path=project.blobs.path,
+        train_ds = DetectionDataset(by_split["train"], ontology=info.ontology, image_source=project.blobs.source,
                                     transforms=_hflip_only())
         t0 = time.perf_counter()
         ref_model, ref_s, ref_images = _reference(spec, train_ds, epochs=epochs, batch_size=args.batch_size,
