@@ -34,6 +34,7 @@ from visionloop.data.datasets import ImageDataset, LabelledItems, class_list, la
 from visionloop.data.loader import EpochLoader, SeededDataset, derive_seed
 from visionloop.data.sampler import ClassBalancedOrder, imbalance_ratio
 from visionloop.evaluation.classification import classification_metrics, tagging_metrics
+from visionloop.evaluation.keys import main_metric, split_key
 from visionloop.evaluation.thresholds import choose_thresholds
 from visionloop.models.classifier import DEFAULT_MODEL, Classifier, create_classifier
 from visionloop.models.predict import predict_arrays
@@ -120,7 +121,7 @@ def _summary(task: str, y: np.ndarray, probs: np.ndarray, names: list[str], thre
 
 
 def _monitor(task: str) -> str:
-    return "val_balanced_accuracy" if task == "classification" else "val_mAP"
+    return split_key("val", main_metric(task))
 
 
 def _measure_step(model: nn.Module, size: int, device: str) -> float:

@@ -37,6 +37,7 @@ from visionloop.data.detection import (
 )
 from visionloop.data.loader import EpochLoader
 from visionloop.evaluation.detection import auto_max_dets, coco_metrics, semantic_metrics
+from visionloop.evaluation.keys import MAP, MAP50, main_metric, split_key
 from visionloop.models.predict import predict_dataset
 from visionloop.models.registry import get_spec
 from visionloop.storage.runs import RunConfig, RunResult, load_config, new_run_id, run_dir, save_config, write_result
@@ -222,7 +223,8 @@ def _validate_fn(dataset: Any, kind: str, num_classes: int, semantic_size: tuple
             return {**semantic_val_metrics(m), "val_seconds": time.perf_counter() - started}
         m = coco_metrics(dataset, preds, masks=kind == "instance", max_dets=max_dets)
         main = m["segm"] if kind == "instance" else m["bbox"]
-        return {"val_map": main["map"], "val_map50": main["map50"], "val_seconds": time.perf_counter() - started}
+        return {split_key("val", MAP): main[MAP], split_key("val", MAP50): main[MAP50],
+                "val_seconds": time.perf_counter() - started}
 
     return validate
 
@@ -312,7 +314,7 @@ def train_detection(
                          drop_last=kind == "semantic")
     validate = _validate_fn(data.get("val"), kind, num_classes, semantic_size, max_dets,
                             names=[c["name"] for c in classes])
-    monitor = "val_miou" if kind == "semantic" else "val_map"
+    monitor = split_key("val", main_metric(info.task, semantic=kind == "semantic"))
     loop = TrainLoop(
         model=net, optimizer=opt, scheduler=sched, loss_fn=semantic_loss if kind == "semantic" else _det_loss,
         data=loader, validate=validate if data.get("val") else None,

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from visionloop.core.annotations import SemanticMask
+from visionloop.evaluation.keys import MIOU, PIXEL_ACCURACY, split_key
 
 __all__ = [
     "SEMANTIC_DEFAULT_MODEL",
@@ -115,7 +116,8 @@ def semantic_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str,
 def semantic_val_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Validation keys from :func:`visionloop.evaluation.detection.semantic_metrics`: ``val_miou``,
     ``val_pixel_accuracy`` and ``val_iou/<class name>`` (classes absent from ground truth and prediction left out)."""
-    out = {"val_miou": float(metrics["miou"]), "val_pixel_accuracy": float(metrics["pixel_accuracy"])}
+    out = {split_key("val", MIOU): float(metrics[MIOU]),
+           split_key("val", PIXEL_ACCURACY): float(metrics[PIXEL_ACCURACY])}
     for name, row in metrics["per_class"].items():
         if row["iou"] is not None:
             out[f"val_iou/{name}"] = float(row["iou"])
