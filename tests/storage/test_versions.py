@@ -297,7 +297,8 @@ def test_source_splits_are_kept_and_leaks_reported_not_moved(project_factory):
     assert v.splits == {"train": 7, "val": 3, "test": 3}
     assert v.params["splits"] == "source" and v.params["fractions"] is None
     assert v.summary["split_source"] == "source"
-    assert v.summary["leaks"] == {"groups": 1, "images": 2, "examples": [["0.jpg (train)", "twin.jpg (test)"]]}
+    assert v.summary["leaks"] == {"groups": 1, "images": 2, "same_image": 0,
+                                  "examples": [["0.jpg (train)", "twin.jpg (test)"]]}
 
 
 def test_source_splits_refuse_images_without_one(project_factory):

@@ -1,5 +1,9 @@
 """Byte-identical images that one import gives two different annotations (two file names, two annotation files).
 
+A byte-identical image that a source lists in two subsets (``train/1.jpg`` and ``val/1.jpg``) is stored once with
+every subset in ``meta["subsets"]``, and reported as a :class:`SubsetConflict`: a version made with the source's
+splits reports it as a leak between them.
+
 Neither annotation is lost silently: each such pair is a :class:`Conflict` in the import report (both file names,
 both annotations) and a problem, and ``on_conflict`` says what is stored:
 
@@ -30,7 +34,7 @@ from visionloop.core.annotations import (
 from visionloop.core.errors import AnnotationValidationError
 from visionloop.core.ontology import Ontology
 
-__all__ = ["Conflict", "OnConflict", "describe", "merge_annotations"]
+__all__ = ["Conflict", "OnConflict", "SubsetConflict", "describe", "merge_annotations"]
 
 
 class OnConflict(StrEnum):
@@ -65,6 +69,19 @@ class Conflict:
         return {"sha256": self.sha256, "kept": self.kept,
                 "first": {"name": self.first_name, "annotation": self.first},
                 "second": {"name": self.second_name, "annotation": self.second}}
+
+
+@dataclass
+class SubsetConflict:
+    """One image (``sha256``) that the source lists in several subsets; ``names``: the file name under each of
+    ``subsets`` (the stored name for a subset an earlier import recorded)."""
+
+    sha256: str
+    subsets: list[str]
+    names: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "subsets": self.subsets, "names": self.names}
 
 
 def _concat(a: Boxes, b: Boxes) -> Boxes:

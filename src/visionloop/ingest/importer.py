@@ -43,10 +43,10 @@ from visionloop.formats import detect_source, get_format
 from visionloop.formats._paths import UnsafePathError, safe_export_name, safe_relative_name
 from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
 from visionloop.ingest.archives import extract, is_archive
-from visionloop.ingest.conflicts import Conflict, OnConflict, describe, merge_annotations
+from visionloop.ingest.conflicts import Conflict, OnConflict, SubsetConflict, describe, merge_annotations
 from visionloop.ingest.runs import ImportRun, start_run
-from visionloop.storage.models import AnnotationRow, RevisionRow
-from visionloop.storage.project import NewImage, Project, image_key
+from visionloop.storage.models import AnnotationRow, ImageRow, RevisionRow
+from visionloop.storage.project import NewImage, Project, image_key, subsets_of
 
 __all__ = ["ImportReport", "OnConflict", "adapt", "images_only", "import_source"]
 
@@ -68,6 +68,8 @@ class ImportReport:
     problems: list[Problem] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     """Byte-identical images annotated differently under two names (both annotations, and what was kept)."""
+    subset_conflicts: list[SubsetConflict] = field(default_factory=list)
+    """Byte-identical images the source lists in several subsets (kept once, with every subset in its meta)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,7 @@ class ImportReport:
             "classes_added": self.classes_added, "instances": self.instances,
             "problems": [{"path": p.path, "reason": p.reason, "action": p.action} for p in self.problems],
             "conflicts": [c.to_json() for c in self.conflicts],
+            "subset_conflicts": [c.to_json() for c in self.subset_conflicts],
         }
 
 
@@ -161,6 +164,10 @@ class _Context:
     compact form: a semantic mask is RLE)."""
     counted: dict[str, Counter[str]] = field(default_factory=dict)
     """Image key -> instances it added to ``counts`` (replaced when a conflict stores another annotation)."""
+    subset_names: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Image key -> {subset: sample name} met in this import."""
+    subsets_reported: dict[str, int] = field(default_factory=dict)
+    """Image key -> how many subsets its last subset conflict named."""
 
 
 def _run(
@@ -289,6 +296,7 @@ def _commit(ctx: _Context, batch: list[tuple[Sample, NewImage]]) -> None:
     with project.transaction() as conn:
         results = project.add_images([n for _, n in batch], conn=conn)
         ids = [image_id for image_id, _ in results]
+        _report_subsets(ctx, conn, batch, ids)
         heads = dict(conn.execute(select(AnnotationRow.image_id, AnnotationRow.head).where(AnnotationRow.image_id.in_(ids))).all())
         history: dict[int, list[Any]] = {}
         for image_id, payload in conn.execute(
@@ -344,6 +352,31 @@ def _commit(ctx: _Context, batch: list[tuple[Sample, NewImage]]) -> None:
             except AnnotationValidationError as e:
                 report.problems.append(Problem(path=sample.name, reason=f"annotation not imported: {e}"))
         project.save_new_annotations(fresh, author=author, conn=conn, onto=onto)
+
+
+def _report_subsets(ctx: _Context, conn: Any, batch: list[tuple[Sample, NewImage]], ids: list[int]) -> None:
+    """Report each image that now carries several source subsets (this import's, or an earlier one's too)."""
+    mine = {}
+    for (sample, new), image_id in zip(batch, ids, strict=True):
+        if sample.subset:
+            key = image_key(new)
+            ctx.subset_names.setdefault(key, {}).setdefault(sample.subset, new.name)
+            mine[image_id] = (key, new.sha256)
+    if not mine:
+        return
+    for r in conn.execute(select(ImageRow.id, ImageRow.name, ImageRow.meta).where(ImageRow.id.in_(list(mine)))):
+        key, sha = mine[r.id]
+        subsets = subsets_of(r.meta or {})
+        if len(subsets) < 2 or ctx.subsets_reported.get(key) == len(subsets):
+            continue
+        ctx.subsets_reported[key] = len(subsets)
+        names = [ctx.subset_names[key].get(s, r.name) for s in subsets]
+        ctx.report.subset_conflicts = [c for c in ctx.report.subset_conflicts if c.sha256 != sha]
+        ctx.report.subset_conflicts.append(SubsetConflict(sha256=sha, subsets=subsets, names=names))
+        ctx.report.problems.append(Problem(path=" = ".join(f"{n} ({s})" for n, s in zip(names, subsets, strict=True)), action="kept once, in all subsets",
+                                           reason=(
+            f"byte-identical image listed in subsets {', '.join(subsets)}; stored once with every subset "
+            "(a version made with --splits source reports it as a leak between splits)")))
 
 
 def _to_project(

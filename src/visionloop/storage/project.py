@@ -48,6 +48,8 @@ from visionloop.storage.models import (
     utcnow,
 )
 
+__all__ = ["ALLOWED", "CONFIG_FILE", "NewImage", "Project", "Revision", "image_key", "merged_subsets", "subsets_of"]
+
 CONFIG_FILE = "visionloop.toml"
 
 ALLOWED: dict[Task, tuple[type, ...]] = {
@@ -80,6 +82,29 @@ def image_key(image: NewImage) -> str:
     if image.video_id is None:
         return image.sha256
     return f"{image.sha256}@{image.video_id}#{image.frame_index}"
+
+
+def subsets_of(meta: dict[str, Any]) -> list[str]:
+    """The source subsets an image was given under: ``meta["subsets"]``, or its one ``meta["subset"]``."""
+    listed = meta.get("subsets")
+    if isinstance(listed, list) and listed:
+        return [str(x) for x in listed]
+    one = meta.get("subset")
+    return [str(one)] if one else []
+
+
+def merged_subsets(meta: dict[str, Any], more: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``meta`` with the subsets of ``more`` (metas the same image came with again) added: ``subset`` stays the
+    first one met, ``subsets`` lists all, in the order met, when there are two or more."""
+    out = dict(meta)
+    names = subsets_of(out)
+    for m in more:
+        names += [s for s in subsets_of(m) if s not in names]
+    if names:
+        out["subset"] = names[0]
+    if len(names) > 1:
+        out["subsets"] = names
+    return out
 
 
 @dataclass(frozen=True)
@@ -254,21 +279,37 @@ class Project:
         """Insert images whose blobs are stored; returns (image id, created) per input.
 
         Idempotent by identity (:func:`image_key`): the sha256 of a still image, sha256 + video + frame for a frame.
+        An image given twice (in one call or across calls) is stored once, with the first name and meta it came
+        with; every source subset it was given under is kept, in the order met, in ``meta["subsets"]`` (see
+        :func:`merged_subsets`), so a byte-identical image listed in two subsets of a source is never silently one.
         """
         with self._conn(conn) as c:
             keys = [image_key(im) for im in images]
             existing = dict(c.execute(select(ImageRow.key, ImageRow.id).where(ImageRow.key.in_(keys))).all())
-            fresh = {k: im for k, im in zip(keys, images, strict=True) if k not in existing}
+            given: dict[str, list[dict[str, Any]]] = {}
+            for k, im in zip(keys, images, strict=True):
+                given.setdefault(k, []).append(im.meta)
+            fresh: dict[str, NewImage] = {}
+            for k, im in zip(keys, images, strict=True):
+                if k not in existing and k not in fresh:
+                    fresh[k] = im
             ids: dict[str, int] = {}
             if fresh:
                 now = utcnow()
                 c.execute(insert(ImageRow), [
                     {"key": k, "sha256": im.sha256, "width": im.width, "height": im.height, "format": im.format,
                      "name": im.name, "source_uri": im.source_uri, "ingested_at": now, "video_id": im.video_id,
-                     "frame_index": im.frame_index, "timestamp": im.timestamp, "phash": im.phash, "meta": im.meta}
+                     "frame_index": im.frame_index, "timestamp": im.timestamp, "phash": im.phash,
+                     "meta": merged_subsets(given[k][0], given[k][1:])}
                     for k, im in fresh.items()
                 ])
                 ids = dict(c.execute(select(ImageRow.key, ImageRow.id).where(ImageRow.key.in_(list(fresh)))).all())
+            again = {existing[k]: given[k] for k in existing if any(m.get("subset") for m in given[k])}
+            if again:
+                for r in c.execute(select(ImageRow.id, ImageRow.meta).where(ImageRow.id.in_(list(again)))).all():
+                    meta = merged_subsets(r.meta or {}, again[r.id])
+                    if meta != (r.meta or {}):
+                        c.execute(update(ImageRow).where(ImageRow.id == r.id).values(meta=meta))
             out, seen = [], set()
             for k in keys:
                 out.append((existing.get(k) or ids[k], k in ids and k not in seen))

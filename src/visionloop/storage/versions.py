@@ -32,7 +32,7 @@ from visionloop.core.ontology import Ontology
 from visionloop.core.records import ImageRecord
 from visionloop.core.task import Task
 from visionloop.storage.models import AnnotationRow, HeadCountRow, ImageRow, RevisionRow, VersionItemRow, VersionRow
-from visionloop.storage.project import Project, _image_record
+from visionloop.storage.project import Project, _image_record, subsets_of
 from visionloop.storage.splits import (
     SPLITS,
     GroupItem,
@@ -92,8 +92,9 @@ class VersionInfo:
     ``summary``: ``images`` (count), ``splits`` {split: images}, ``fractions`` {split: achieved fraction},
     ``classes`` {class name: {split: instances}}, ``groups`` (near-duplicate/video/source groups), ``near_duplicate_pairs``,
     ``largest_group``, ``hinted_groups``, ``unannotated`` (images without annotation), ``phash_failed``, ``leaks``
-    (groups that straddle splits: ``groups``, ``images``, ``examples`` as lists of image names; always 0 for random
-    splits, which keep groups whole; reported, never changed, for source splits).
+    (groups that straddle splits: ``groups``, ``images``, ``examples`` as lists of image names, ``same_image``: images
+    the source lists in several splits; always 0 for random splits, which keep groups whole; reported, never
+    changed, for source splits).
     ``params``: what it was created with (``splits``, ``seed``, ``fractions``, ``include_unannotated``,
     ``phash_distance``, ``author``).
     """
@@ -272,29 +273,43 @@ def _random_splits(
     return split_of, sum(1 for g in groups if g.hint is not None)
 
 
-def _source_splits(items: list[_Item]) -> dict[int, str]:
-    """Split per item index from the subset its importer recorded; MissingSourceSplitError when any has none."""
+def _source_splits(items: list[_Item]) -> tuple[dict[int, str], dict[int, list[str]]]:
+    """Split per item index from the subset its importer recorded (MissingSourceSplitError when any has none), and
+    the splits of each item the source lists in several (a byte-identical image under ``train/`` and ``val/``): it
+    is put in the first one the source gave and reported as a leak, never silently."""
     split_of: dict[int, str] = {}
+    several: dict[int, list[str]] = {}
     missing: list[int] = []
     for i, it in enumerate(items):
-        split = source_split(it.meta.get("subset"))
-        if split is None:
+        splits = list(dict.fromkeys(s for name in subsets_of(it.meta) if (s := source_split(name)) is not None))
+        if not splits:
             missing.append(i)
-        else:
-            split_of[i] = split
+            continue
+        split_of[i] = splits[0]
+        if len(splits) > 1:
+            several[i] = splits
     if missing:
         subsets = Counter(str(items[i].meta.get("subset") or "") for i in missing)
         raise MissingSourceSplitError(missing=len(missing), total=len(items),
                                       examples=[items[i].name for i in missing[:5]], subsets=dict(subsets))
-    return split_of
+    return split_of, several
 
 
-def _leaks(items: list[_Item], members: list[list[int]], split_of: dict[int, str]) -> dict[str, Any]:
+def _leaks(
+    items: list[_Item], members: list[list[int]], split_of: dict[int, str], several: dict[int, list[str]] | None = None,
+) -> dict[str, Any]:
+    """Groups that straddle splits, and images that the source itself lists in several splits (``same_image``:
+    each is one group of its own, shown in every split it was listed in, the first being where it was put)."""
     leaking = straddling_groups(members, split_of)
+    several = several or {}
+    examples = [[f"{items[i].name} ({split_of[i]})" for i in g[:4]] for g in leaking[:_EXAMPLES]]
+    examples += [[f"{items[i].name} ({s}{', kept here' if k == 0 else ', same bytes'})" for k, s in enumerate(splits)]
+                 for i, splits in list(several.items())[:max(0, _EXAMPLES - len(examples))]]
     return {
-        "groups": len(leaking),
-        "images": sum(len(g) for g in leaking),
-        "examples": [[f"{items[i].name} ({split_of[i]})" for i in g[:4]] for g in leaking[:_EXAMPLES]],
+        "groups": len(leaking) + len(several),
+        "images": sum(len(g) for g in leaking) + len(several),
+        "same_image": len(several),
+        "examples": examples,
     }
 
 
@@ -341,7 +356,9 @@ def create_version(
     ``images/train``; mapped by :func:`visionloop.storage.splits.source_split`), so a published result can be
     reproduced on its official split; ``seed``, ``fractions`` and split hints are then not used. Every image must
     have one: otherwise MissingSourceSplitError says how many do not (nothing is guessed for them). The leak check
-    still runs: groups that straddle the source's splits are reported in ``summary["leaks"]``, never moved.
+    still runs: groups that straddle the source's splits are reported in ``summary["leaks"]``, never moved; so is an
+    image the source lists in several splits (its byte-identical copies, stored once, ``meta["subsets"]``): it is
+    put in the first split the source gave and counted in ``leaks["same_image"]``.
 
     Missing perceptual hashes are computed first (and stored, so the next version is fast). The version is written
     in one transaction. ``progress(stage, done, total)`` is called during long stages.
@@ -383,9 +400,10 @@ def create_version(
         if progress:
             progress("split", 0, len(members))
         if mode is SplitMode.SOURCE:
-            split_of, hinted = _source_splits(items), 0
+            (split_of, several), hinted = _source_splits(items), 0
         else:
             split_of, hinted = _random_splits(items, members, fr, seed)
+            several = {}
         if progress:
             progress("split", len(members), len(members))
 
@@ -412,7 +430,7 @@ def create_version(
             "groups": len(members),
             "largest_group": max(len(m) for m in members),
             "near_duplicate_pairs": n_pairs,
-            "leaks": _leaks(items, members, split_of),
+            "leaks": _leaks(items, members, split_of, several),
             "hinted_groups": hinted,
             "unannotated": sum(1 for it in items if it.revision_id is None),
             "phash_failed": sum(1 for it in items if it.phash is None) if phash_distance >= 0 else 0,
