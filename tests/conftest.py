@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,24 @@ SHARED = Path(os.environ.get("VISIONLOOP_SHARED", REPO.parent / "shared"))
 
 # Fixtures of the deploy tests (export, inference, inference server): BCCD cell classifier, packages.
 pytest_plugins = ["tests.deploy_fixtures"]
+
+
+@contextmanager
+def fresh_postgres_database(base: str, *, prefix: str = "vl_test") -> Iterator[str]:
+    """A new database on the PostgreSQL server of the URL ``base``, dropped (with its connections) afterwards;
+    yields its URL."""
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

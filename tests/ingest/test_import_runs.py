@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from sqlalchemy import select, update
 
-from tests.conftest import REPO, make_image_bytes
+from tests.conftest import REPO, fresh_postgres_database, make_image_bytes
 from visionloop.core.errors import FormatError
-from visionloop.ingest import ImportRunningError, import_source
+from visionloop.ingest import ImportRunningError, import_source, runs
 from visionloop.ingest.runs import start_run
 from visionloop.storage import Project
 from visionloop.storage.models import ImportRow
@@ -91,3 +92,82 @@ def test_two_import_processes_at_once_never_trace_back(tmp_path):
         assert p.count_images() == (100 if done == 2 else 60)
         assert sorted(p.ontology().names) == ["cat", "dog"]
         assert "running" not in _statuses(p)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_db_url(request, tmp_path):
+    """A SQLite file, and a fresh PostgreSQL database on ``VISIONLOOP_TEST_POSTGRES_URL``'s server when it is set."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite'}"
+        return
+    base = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db")
+    with fresh_postgres_database(base, prefix="vl_runs") as url:
+        yield url
+
+
+def test_two_imports_starting_at_the_same_instant_one_goes_on(tmp_path, fresh_db_url, monkeypatch):
+    """Two threads start an import together; the first is held inside its start, after it decided to run and
+    before it committed, while the second starts. The second must wait for that start and be refused: it may never
+    decide on a view that misses the first (on PostgreSQL ids do not follow commit order)."""
+    p = Project.create(tmp_path / "p", task="classification", db_url=fresh_db_url)
+    entered, release = threading.Event(), threading.Event()
+    real_owner = runs._owner
+    calls = []
+
+    def held_owner():
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            entered.set()
+            release.wait(60)
+        return real_owner()
+
+    monkeypatch.setattr(runs, "_owner", held_owner)
+    results: dict[str, object] = {}
+
+    def start(name):
+        try:
+            results[name] = start_run(p, f"/data/{name}", "images")
+        except ImportRunningError as e:
+            results[name] = e
+
+    first = threading.Thread(target=start, args=("first",), name="first")
+    second = threading.Thread(target=start, args=("second",), name="second")
+    try:
+        first.start()
+        assert entered.wait(60)
+        second.start()
+        second.join(0.5)  # give the second start time to overtake, were it not made to wait
+        release.set()
+        first.join(60)
+        second.join(60)
+        assert isinstance(results["first"], runs.ImportRun)
+        assert isinstance(results["second"], ImportRunningError) and results["second"].run_id == results["first"].id
+        assert sorted(_statuses(p)) == ["refused", "running"]
+        assert calls == ["first"]
+    finally:
+        release.set()
+        p.close()
+
+
+def test_many_threads_starting_together_exactly_one_runs(project_factory):
+    p = project_factory("classification")
+    barrier = threading.Barrier(4)
+    outcomes: list[object] = []
+
+    def start(k):
+        barrier.wait()
+        try:
+            outcomes.append(start_run(p, f"/data/{k}", "images"))
+        except ImportRunningError as e:
+            outcomes.append(e)
+
+    threads = [threading.Thread(target=start, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sum(isinstance(o, runs.ImportRun) for o in outcomes) == 1
+    assert sum(isinstance(o, ImportRunningError) for o in outcomes) == 3
+    assert sorted(_statuses(p)) == ["refused"] * 3 + ["running"]

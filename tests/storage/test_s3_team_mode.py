@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import fresh_postgres_database
+
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is a dev dependency (pip install -e .[dev])")
 s3fs = pytest.importorskip("s3fs", reason="s3fs is a dev dependency (pip install -e .[dev])")
 
@@ -54,18 +56,8 @@ def db_url(tmp_path: Path) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{tmp_path / 'team.sqlite'}"
         return
-    from sqlalchemy import create_engine, make_url, text
-
-    name = f"vl_team_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(base, prefix="vl_team") as url:
+        yield url
 
 
 def _png(arr: np.ndarray) -> bytes:

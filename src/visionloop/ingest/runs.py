@@ -1,9 +1,11 @@
 """The record of each import run (``imports`` table): one import at a time per project, a heartbeat, stale runs.
 
-An import inserts its row as ``running`` with its owner (host, process id) and a heartbeat in ``report["owner"]``,
-then looks for an earlier run that is still alive: if there is one, its own row becomes ``refused`` and
-:class:`ImportRunningError` says which import runs. Of two imports started at once exactly one goes on (the earlier
-row), so two imports never race on the same images or classes.
+Starting an import is one transaction that first writes the project row (a no-op update): that write locks the row
+on PostgreSQL (the other starts wait until it commits, then see its result) and takes SQLite's single write lock,
+so starts are serialised on both databases. Inside it, stale runs are marked ``interrupted``, then either the new
+run's row is inserted as ``running`` with its owner (host, process id) and a heartbeat in ``report["owner"]``, or,
+when a live run exists, a ``refused`` row is recorded and :class:`ImportRunningError` says which import runs. Of two
+imports started at the same instant exactly one goes on, so two imports never race on the same images or classes.
 
 A run is stale, and marked ``interrupted``, when its process is gone (same host) or its heartbeat is older than
 :data:`STALE_AFTER` (another host, or a process id reused long after). A killed import is resumable: running the same
@@ -22,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from visionloop.core.errors import ConflictError
-from visionloop.storage.models import ImportRow, utcnow
+from visionloop.storage.models import ImportRow, ProjectRow, utcnow
 from visionloop.storage.project import Project
 
 __all__ = ["STALE_AFTER", "ImportRun", "ImportRunningError", "start_run"]
@@ -79,12 +81,17 @@ def _alive(report: dict[str, Any] | None, now: datetime) -> bool:
     return age < STALE_AFTER
 
 
-def _running(conn: Connection, *, below: int | None = None) -> list[Any]:
+def _running(conn: Connection) -> list[Any]:
     q = select(ImportRow.id, ImportRow.source, ImportRow.started_at, ImportRow.report).where(
         ImportRow.status == "running")
-    if below is not None:
-        q = q.where(ImportRow.id < below)
     return list(conn.execute(q.order_by(ImportRow.id)).all())
+
+
+def _lock_starts(conn: Connection) -> None:
+    """Serialise import starts until ``conn``'s transaction ends: a write to the project row (a row lock on
+    PostgreSQL, the database write lock on SQLite), taken before anything is read, so no start decides on a view
+    that another start is about to change."""
+    conn.execute(update(ProjectRow).where(ProjectRow.id == 1).values(name=ProjectRow.name))
 
 
 @dataclass
@@ -115,22 +122,23 @@ def start_run(project: Project, source: str, format: str | None) -> ImportRun:
     """
     now = utcnow()
     with project.transaction() as conn:
-        stale = [r.id for r in _running(conn) if not _alive(r.report, now)]
+        _lock_starts(conn)
+        running = _running(conn)
+        stale = [r.id for r in running if not _alive(r.report, now)]
         if stale:
             conn.execute(update(ImportRow).where(ImportRow.id.in_(stale)).values(
                 status="interrupted", finished_at=now,
                 report={"note": "the import's process ended before it finished; run the same import again to "
                                 "complete it"}))
-        run_id = int(conn.execute(ImportRow.__table__.insert().values(
-            source=source, format=format or "", status="running", started_at=now,
-            report={"owner": _owner()})).inserted_primary_key[0])
-    with project.transaction() as conn:
-        earlier = [r for r in _running(conn, below=run_id) if _alive(r.report, utcnow())]
-        if earlier:
-            conn.execute(update(ImportRow).where(ImportRow.id == run_id).values(
-                status="refused", finished_at=utcnow(), report={"running": earlier[0].id}))
-    if earlier:
-        first = earlier[0]
+        alive = [r for r in running if r.id not in stale]
+        values: dict[str, Any] = {"source": source, "format": format or "", "started_at": now}
+        if alive:
+            values.update(status="refused", finished_at=now, report={"running": alive[0].id})
+        else:
+            values.update(status="running", report={"owner": _owner()})
+        run_id = int(conn.execute(ImportRow.__table__.insert().values(**values)).inserted_primary_key[0])
+    if alive:
+        first = alive[0]
         owner = first.report["owner"]
         raise ImportRunningError(first.id, first.source, host=owner["host"], pid=int(owner["pid"]),
                                  started_at=first.started_at)
