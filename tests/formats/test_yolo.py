@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 from boxfmt_compare import assert_same, roundtrip
+from tests.conftest import make_image_bytes
 
 from visionloop.core.annotations import RLE, Boxes, Instances
 from visionloop.core.errors import FormatError
@@ -43,9 +44,63 @@ def test_layouts_give_the_same_boxes(formats_dir: Path, rel: str) -> None:
 
 
 def test_roboflow_subsets(formats_dir: Path) -> None:
+    """Roboflow's data.yaml says ``train: ../train/images`` (Ultralytics drops the ``../``) and ``val:
+    ../valid/images``, a folder this sample does not have: reported, and val keeps the subset its folder names."""
     ds = yolo.load(formats_dir / "roboflow_dataset/yolo")
     assert sorted((s.subset, s.name) for s in ds.samples) == [
         ("train", "train_001.jpg"), ("train", "train_002.jpg"), ("val", "val_001.jpg")]
+    [problem] = ds.problems
+    assert problem.path == "data.yaml: val" and problem.action == "ignored"
+    assert "'../valid/images'" in problem.reason and "'valid/images' is not there either" in problem.reason
+
+
+def _labelled(folder: Path, stem: str, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.jpg").write_bytes(make_image_bytes(seed=seed))
+    (folder / f"{stem}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+
+
+def test_subsets_from_data_yaml_entries(tmp_path: Path) -> None:
+    """Custom folder names: the subsets come from data.yaml's train/val/test (relative to ``path``; a folder, a list
+    of folders, a .txt list of images); entries leading out of the dataset are problems, nothing is read there."""
+    root = tmp_path / "ds"
+    for stem, sub, seed in (("a", "fit", 1), ("b", "holdout", 2), ("b2", "holdout2", 3), ("c", "final", 4),
+                            ("d", "final", 5), ("e", "spare", 6)):
+        _labelled(root / "pics" / sub, stem, seed)
+    (root / "pics" / "final.txt").write_text("./final/c.jpg\ndata/pics/final/d.jpg\n./final/missing.jpg\n")
+    _labelled(tmp_path / "outside", "x", 7)
+    (root / "data.yaml").write_text(yaml.safe_dump({
+        "path": "pics", "train": ["fit", "../../outside", "/etc"], "val": ["holdout", "holdout2"],
+        "test": "final.txt", "names": {0: "cell"}}))
+    ds = yolo.load(root)
+    subsets = {s.name: s.subset for s in ds.samples}
+    assert subsets == {"pics/fit/a.jpg": "train", "pics/holdout/b.jpg": "val", "pics/holdout2/b2.jpg": "val",
+                       "pics/final/c.jpg": "test", "pics/final/d.jpg": "test", "pics/spare/e.jpg": None}
+    reasons = {(p.path, p.reason.split(";")[0]) for p in ds.problems}
+    assert reasons == {
+        ("data.yaml: train", "'../../outside': '..' leads out of the folder, and '../outside' is not there either"),
+        ("data.yaml: train", "'/etc': absolute path or drive"),
+        ("data.yaml: test (pics/final.txt)", "1 listed image(s) not found inside the dataset, e.g. './final/missing.jpg'"),
+    }
+
+
+def test_path_outside_the_dataset_falls_back_to_the_yaml_folder(tmp_path: Path) -> None:
+    _labelled(tmp_path / "ds/fit", "a", 1)
+    (tmp_path / "ds/data.yaml").write_text("path: ../datasets/coco8\ntrain: fit\nval: fit2\nnames: [cell]\n")
+    ds = yolo.load(tmp_path / "ds")
+    assert [(s.name, s.subset) for s in ds.samples] == [("fit/a.jpg", "train")]
+    assert [(p.path, p.action) for p in ds.problems] == [("data.yaml", "repaired"), ("data.yaml: val", "ignored")]
+
+
+def test_one_folder_for_train_and_val_is_no_split(image_factory, tmp_path: Path) -> None:
+    """What this exporter writes for a dataset without subsets (``train: images``, ``val: images``) reads back
+    without a subset, not as train or val."""
+    img = image_factory("src/a.jpg", width=64, height=48)
+    ds = FormatDataset(task=Task.DETECTION, classes=["a"], samples=[
+        Sample(name="a.jpg", image_path=img, annotation=Boxes([[8, 4, 40, 30]], [0]), width=64, height=48)])
+    yolo.save(ds, tmp_path / "out")
+    assert yaml.safe_load((tmp_path / "out/data.yaml").read_text())["val"] == "images"
+    assert [s.subset for s in yolo.load(tmp_path / "out").samples] == [None]
 
 
 def test_export_layout(formats_dir: Path, tmp_path: Path) -> None:

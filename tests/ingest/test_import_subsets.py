@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+from tests.conftest import make_image_bytes
 from visionloop.ingest import import_source
 from visionloop.storage.versions import create_version, version_items
 
@@ -49,3 +50,17 @@ def test_subsets_met_in_two_imports_are_both_kept(project_factory, formats_dir, 
     assert [c.subsets for c in second.subset_conflicts] == [["train", "val"]]
     assert p.images()[0].meta["subsets"] == ["train", "val"]
     assert create_version(p, splits="source", phash_distance=-1).summary["leaks"]["same_image"] == 1
+
+
+def test_yolo_splits_named_by_data_yaml_reach_a_source_version(project_factory, tmp_path):
+    """Folders with names of their own: data.yaml's train/val/test decide the source split of a version."""
+    root = tmp_path / "ds"
+    for k, sub in enumerate(["fit", "fit", "check", "final"]):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        (root / sub / f"{k}.jpg").write_bytes(make_image_bytes(seed=k))
+        (root / sub / f"{k}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    (root / "data.yaml").write_text("train: fit\nval: check\ntest: [final]\nnames: [cell]\n")
+    p = project_factory("detection")
+    assert import_source(p, root).problems == []
+    v = create_version(p, splits="source", phash_distance=-1)
+    assert v.splits == {"train": 2, "val": 1, "test": 1}

@@ -1,6 +1,10 @@
 """File helpers shared by the formats of this package: safe names (import and export), image sizes, split names,
 finding images, peeking files, reading JSON and YAML within limits, finding a layout's folders.
 
+Folders are walked with :func:`walk_files` (and :func:`candidate_files`): a symbolic link is followed only while it
+stays inside the folder being read; one that leads outside it is never read, and the walker hands it back so the
+caller reports it as a per-file problem.
+
 Every name that comes from a data file is untrusted. On import it is resolved with :func:`resolve_inside` (or the
 finders built on it), which refuses absolute paths, ``..`` escapes, NUL bytes, over-long names and symbolic links
 that lead out of the dataset; on export it goes through :func:`safe_export_name` / :func:`unique_export_names` (image
@@ -12,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "LINK_OUT",
     "MAX_NAME_CHARS",
     "SPLIT_NAMES",
     "ImageFinder",
@@ -41,6 +47,7 @@ __all__ = [
     "head",
     "read_json",
     "image_size",
+    "leads_out",
     "read_head",
     "read_tail",
     "read_yaml",
@@ -51,6 +58,7 @@ __all__ = [
     "safe_relative_name",
     "split_of",
     "unique_export_names",
+    "walk_files",
 ]
 
 IMAGE_EXTENSIONS = frozenset(
@@ -148,6 +156,60 @@ def resolve_inside(root: Path | str, name: object) -> Path:
     if real != real_root and real_root not in real.parents:
         raise UnsafePathError(name, root, "a symbolic link leads outside the folder")
     return path
+
+
+LINK_OUT = "a symbolic link that leads outside the folder being read (or a broken one): not read"
+"""The reason of the per-file problem for a link :func:`walk_files` did not follow."""
+
+
+def leads_out(path: Path, real_root: Path) -> bool:
+    """Whether ``path`` (found inside a folder whose resolved path is ``real_root``) is, or passes through, a
+    symbolic link that leads outside that folder; a broken or looping link counts as leading out."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return True
+    return real != real_root and real_root not in real.parents
+
+
+def walk_files(root: Path, *, max_depth: int | None = None, links_out: list[Path] | None = None) -> Iterator[Path]:
+    """Every file under the folder ``root``, folder by folder, names sorted, hidden folders skipped, at most
+    ``max_depth`` folders deep (None: no limit).
+
+    Symbolic links (to files or folders) are followed while they stay inside ``root``; one that leads outside it, or
+    is broken, is neither yielded nor entered but appended to ``links_out`` (when given) for the caller to report.
+    A folder reached again through a link is walked once, so a link to an ancestor cannot loop.
+    """
+    root = Path(root)
+    real_root = root.resolve()
+    walked = {real_root}
+    base_depth = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        d = Path(dirpath)
+        deeper = max_depth is None or len(d.parts) - base_depth < max_depth
+        keep = []
+        for n in sorted(dirnames):
+            if n.startswith(".") or not deeper:
+                continue
+            sub = d / n
+            if leads_out(sub, real_root):
+                if links_out is not None:
+                    links_out.append(sub)
+                continue
+            real = sub.resolve()
+            if real in walked:
+                continue
+            walked.add(real)
+            keep.append(n)
+        dirnames[:] = keep
+        for n in sorted(filenames):
+            p = d / n
+            if p.is_symlink() and leads_out(p, real_root):
+                if links_out is not None:
+                    links_out.append(p)
+                continue
+            if p.is_file():  # not a FIFO, socket or device
+                yield p
 
 
 def _short(component: str, limit: int) -> str:
@@ -346,13 +408,17 @@ def head(path: Path, size: int = 65536) -> str:
 
 
 def candidate_files(path: Path, suffix: str, *, limit: int = 50) -> list[Path]:
-    """``path`` itself when it is a ``suffix`` file, else up to ``limit`` such files directly inside the folder."""
+    """``path`` itself when it is a ``suffix`` file, else up to ``limit`` such files directly inside the folder
+    (symbolic links leading outside it left out)."""
     if path.is_file():
         return [path] if path.suffix.lower() == suffix else []
     if not path.is_dir():
         return []
     out = []
+    real_root = path.resolve()
     for p in sorted(path.iterdir()):
+        if p.is_symlink() and leads_out(p, real_root):
+            continue  # never read a file outside the folder (the importer reports such links)
         if p.is_file() and p.suffix.lower() == suffix and not p.name.startswith("."):
             out.append(p)
             if len(out) >= limit:

@@ -16,6 +16,13 @@ Accepted layouts (``path`` is the dataset folder, or its ``data.yaml`` / ``obj.d
 - datumaro's plain layout: ``obj.names``, ``Images/`` and ``Annotations/``;
 - images and label files side by side.
 
+Subsets come from ``data.yaml``'s ``train``/``val``/``test`` entries when it has them (a folder, an image, a ``.txt``
+list of images, or a list of these; relative to ``path`` or to the YAML file, Ultralytics' dropped leading ``../``
+included; every name resolved inside the dataset, one leading out reported and not read), else from folder names
+(``train``, ``valid``, ``obj_train_data``...). An image listed under two roles (``train: images``, ``val: images``)
+keeps its folder's subset. Symbolic links are followed only while they stay inside the dataset folder: one leading
+out is reported, never read (an image whose label file it is stays unannotated, not a negative).
+
 A label file sits next to its image or at the image's path with the last ``images`` folder replaced by ``labels``
 (``Images`` -> ``Annotations``). Images without a label file are annotated with no objects (YOLO's background
 images). The image size is read from the image header (EXIF orientation applied). The task is segmentation when any
@@ -28,9 +35,8 @@ RLE masks are traced into their largest outline, so those two do not survive a r
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -41,7 +47,18 @@ from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num, polygon_bbox, rect_polygon
 from visionloop.formats._geometry import mask_to_rings, ring_area
-from visionloop.formats._paths import SPLIT_NAMES, image_size, read_head, read_yaml, relative_in_subset, resolve_inside
+from visionloop.formats._paths import (
+    LINK_OUT,
+    SPLIT_NAMES,
+    UnsafePathError,
+    image_size,
+    leads_out,
+    read_head,
+    read_yaml,
+    relative_in_subset,
+    resolve_inside,
+    walk_files,
+)
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -60,20 +77,16 @@ _MAX_NORMALISED = 1.5
 """Coordinates above this are pixels, not normalised values: the line is reported and skipped."""
 
 
-def _walk(root: Path, max_depth: int = 4) -> tuple[list[Path], list[Path]]:
-    """(image files, .txt files) under root, at most max_depth folders deep, hidden folders skipped."""
+def _walk(root: Path, max_depth: int = 4, links_out: list[Path] | None = None) -> tuple[list[Path], list[Path]]:
+    """(image files, .txt files) under root, at most max_depth folders deep, hidden folders skipped; symbolic links
+    that lead outside root are not read (appended to ``links_out``)."""
     images: list[Path] = []
     texts: list[Path] = []
-    base_depth = len(root.parts)
-    for dirpath, dirnames, filenames in os.walk(root):
-        d = Path(dirpath)
-        dirnames[:] = sorted(n for n in dirnames if not n.startswith(".") and len(d.parts) - base_depth < max_depth)
-        for n in sorted(filenames):
-            p = d / n
-            if n.lower().endswith(".txt"):
-                texts.append(p)
-            elif is_image_file(p):
-                images.append(p)
+    for p in walk_files(root, max_depth=max_depth, links_out=links_out):
+        if p.name.lower().endswith(".txt"):
+            texts.append(p)
+        elif is_image_file(p):
+            images.append(p)
     return images, texts
 
 
@@ -85,9 +98,7 @@ def _yaml_names(root: Path, problems: list[Problem] | None = None) -> tuple[list
     """Class names from the first YAML file that has ``names``; files refused (bad YAML, over the reader's limits,
     a ``names`` that is not a list or an ``{id: name}`` map) are reported to ``problems`` and skipped."""
     cands = [root / n for n in _YAML_NAMES] + sorted(root.glob("*.yaml"))
-    for p in cands:
-        if not p.is_file():
-            continue
+    for p in _inside(root, cands):
         try:
             data = read_yaml(p)
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
@@ -116,6 +127,12 @@ def _yaml_names(root: Path, problems: list[Problem] | None = None) -> tuple[list
     return None, None
 
 
+def _inside(root: Path, files: list[Path]) -> list[Path]:
+    """The files among ``files`` that exist and do not lead outside ``root`` through a symbolic link."""
+    real_root = root.resolve()
+    return [p for p in dict.fromkeys(files) if p.is_file() and not (p.is_symlink() and leads_out(p, real_root))]
+
+
 def _class_id(key: object) -> int:
     if isinstance(key, bool) or not isinstance(key, int | str):
         raise ValueError(key)
@@ -130,7 +147,7 @@ def _names(root: Path, problems: list[Problem] | None = None) -> tuple[list[str]
     if names is not None:
         return names, src
     cands = [root / n for n in _NAME_FILES] + sorted(root.glob("*.names"))
-    for p in cands:
+    for p in _inside(root, cands):
         if p.is_file():
             lines = [ln.strip() for ln in p.read_text(encoding="utf-8", errors="replace").splitlines()]
             while lines and not lines[-1]:
@@ -215,15 +232,23 @@ def load(path: Path) -> FormatDataset:
         raise FormatError(path, NAME, _EXPECTED)
     problems: list[Problem] = []
     names, names_src = _names(root, problems)
-    images, texts = _walk(root)
+    links_out: list[Path] = []
+    images, texts = _walk(root, links_out=links_out)
+    problems.extend(Problem(path=p.relative_to(root).as_posix(), action="not read", reason=LINK_OUT) for p in links_out)
     if not images:
         raise FormatError(path, NAME, _EXPECTED + "; no images found")
     used: set[Path] = set()
     parsed: list[tuple[Path, Path | None, list[tuple[int, list[float], str]]]] = []
     any_polygon = False
     max_id = -1
+    readable = set(texts)  # a label file that a link takes out of the folder is not among them
+    refused = set(links_out)
+    unread: set[Path] = set()
     for img in images:
-        label = next((c for c in _label_for(img, root) if c.is_file()), None)
+        cands = _label_for(img, root)
+        label = next((c for c in cands if c in readable), None)
+        if label is None and any(c in refused for c in cands):
+            unread.add(img)  # its labels are behind a link leading out: not annotated, rather than a negative
         rows: list[tuple[int, list[float], str]] = []
         if label is not None:
             used.add(label)
@@ -246,9 +271,13 @@ def load(path: Path) -> FormatDataset:
     task = Task.SEGMENTATION if any_polygon else Task.DETECTION
     ds = FormatDataset(task=task, classes=list(names), problems=problems,
                        meta={"names_file": str(names_src) if names_src else None})
+    listed = _listed_subsets(root, names_src, images, problems)
     for img, label, rows in parsed:
         subset, name = _subset_and_name(img.relative_to(root))
-        sample = Sample(name=name, image_path=img, subset=subset)
+        sample = Sample(name=name, image_path=img, subset=listed.get(img, subset))
+        if img in unread:
+            ds.samples.append(sample)
+            continue
         where = label.relative_to(root).as_posix() if label else name
         size = image_size(img) if rows else None
         if rows and size is None:
@@ -259,6 +288,113 @@ def load(path: Path) -> FormatDataset:
         sample.annotation = _annotation(ds, rows, size, where)
         ds.samples.append(sample)
     return ds
+
+
+_ROLES = ("train", "val", "test")
+
+
+def _listed_subsets(root: Path, yaml_file: Path | None, images: list[Path], problems: list[Problem]) -> dict[Path, str]:
+    """The subset of each image that ``data.yaml``'s ``train``/``val``/``test`` entries list (folders, image files or
+    ``.txt`` files listing images; one entry or a list), read relative to its ``path`` or to the YAML file.
+
+    Every name is resolved inside ``root``: one that leads out is a problem (except Ultralytics' own fallback, a
+    leading ``../`` dropped when the rest names something inside, as Roboflow's ``../train/images`` needs). An
+    image listed under two roles (``train: images`` and ``val: images``, the "no split" layout) keeps the subset its
+    folders give.
+    """
+    if yaml_file is None or yaml_file.suffix not in (".yaml", ".yml"):
+        return {}
+    try:
+        doc = read_yaml(yaml_file)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}  # reported when its names were read
+    if not isinstance(doc, dict) or not any(doc.get(r) for r in _ROLES):
+        return {}
+    where = yaml_file.relative_to(root).as_posix()
+    base = yaml_file.parent.relative_to(root).as_posix()
+    if isinstance(doc.get("path"), str) and doc["path"].strip():
+        try:
+            base = _joined(root, base, doc["path"]).relative_to(root).as_posix()
+        except UnsafePathError as e:
+            problems.append(Problem(path=where, action="repaired", reason=(
+                f"'path: {doc['path'][:80]}' is not inside the dataset ({e.reason}); its entries are read relative to "
+                "the YAML file's folder")))
+    by_path = {p: p for p in images}
+    roles: dict[Path, set[str]] = defaultdict(set)
+    for role in _ROLES:
+        entries = doc.get(role)
+        for entry in entries if isinstance(entries, list) else [entries] if entries else []:
+            for img in _entry_images(root, base, entry, images, by_path, f"{where}: {role}", problems):
+                roles[img].add(role)
+    return {img: next(iter(r)) for img, r in roles.items() if len(r) == 1}
+
+
+def _joined(root: Path, base: str, entry: object) -> Path:
+    """``root/base/entry`` checked to stay inside root (``entry`` may climb out of ``base``, not out of root)."""
+    if not isinstance(entry, str):
+        raise UnsafePathError(entry, root, f"a path must be text, not {type(entry).__name__}")
+    text = entry.replace("\\", "/")
+    if text.startswith("/") or PureWindowsPath(text).drive:
+        raise UnsafePathError(entry, root, "absolute path or drive")
+    return resolve_inside(root, f"{base}/{text}")
+
+
+def _inside_root(root: Path, base: str, entry: object) -> Path:
+    """:func:`_joined`, with Ultralytics' fallback: a leading ``../`` dropped when the rest names something."""
+    try:
+        return _joined(root, base, entry)
+    except UnsafePathError:
+        if isinstance(entry, str) and entry.startswith("../"):
+            alt = _joined(root, base, entry[3:])
+            if alt.exists():
+                return alt
+        raise
+
+
+def _entry_images(root: Path, base: str, entry: object, images: list[Path], by_path: dict[Path, Path], where: str,
+                  problems: list[Problem]) -> list[Path]:
+    """The images one ``train``/``val``/``test`` entry names (a folder, an image file or a .txt list of images)."""
+    shown = repr(entry)[:80]
+    try:
+        target = _inside_root(root, base, entry)
+    except UnsafePathError as e:
+        tried = f", and {entry[3:][:80]!r} is not there either" if isinstance(entry, str) and entry.startswith("../") else ""
+        problems.append(Problem(path=where, action="ignored", reason=(
+            f"{shown}: {e.reason}{tried}; these images keep the subset their folders name")))
+        return []
+    if target.is_dir():
+        return [p for p in images if target in p.parents]
+    if target.is_file() and target.suffix.lower() == ".txt":
+        found, missing = [], []
+        for line in target.read_text(encoding="utf-8", errors="replace").splitlines()[:1_000_000]:
+            name = line.strip()
+            if not name:
+                continue
+            img = _listed_image(root, target, name, by_path)
+            (found if img is not None else missing).append(img or name)
+        if missing:
+            problems.append(Problem(path=f"{where} ({target.relative_to(root).as_posix()})", action="ignored", reason=(
+                f"{len(missing)} listed image(s) not found inside the dataset, e.g. {str(missing[0])[:80]!r}")))
+        return [p for p in found if isinstance(p, Path)]
+    if target in by_path:
+        return [target]
+    problems.append(Problem(path=where, action="ignored", reason=f"{shown} names no folder, image or .txt list here"))
+    return []
+
+
+def _listed_image(root: Path, listing: Path, name: str, by_path: dict[Path, Path]) -> Path | None:
+    """The image a line of a .txt list names: relative to the list's folder, to the dataset root, or (Darknet's
+    ``data/obj_train_data/x.jpg``) with leading folders dropped until it names one; None when none is inside."""
+    parts = name.replace("\\", "/").split("/")
+    for start in (listing.parent.relative_to(root).as_posix(), ""):
+        for k in range(len(parts)):
+            try:
+                cand = resolve_inside(root, f"{start}/{'/'.join(parts[k:])}")
+            except UnsafePathError:
+                continue
+            if cand in by_path:
+                return cand
+    return None
 
 
 def _parse_label(label: Path, root: Path, problems: list[Problem]) -> list[tuple[int, list[float], str]]:

@@ -14,6 +14,7 @@ Byte-identical images that the source annotates differently are reported as conf
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +41,14 @@ from visionloop.core.imageio import probe
 from visionloop.core.ontology import remap_annotation
 from visionloop.core.task import Task
 from visionloop.formats import detect_source, get_format
-from visionloop.formats._paths import UnsafePathError, safe_export_name, safe_relative_name
+from visionloop.formats._paths import (
+    LINK_OUT,
+    UnsafePathError,
+    leads_out,
+    safe_export_name,
+    safe_relative_name,
+    walk_files,
+)
 from visionloop.formats.base import FormatDataset, Problem, Sample, is_image_file
 from visionloop.ingest.archives import extract, is_archive
 from visionloop.ingest.conflicts import Conflict, OnConflict, SubsetConflict, describe, merge_annotations
@@ -84,10 +92,42 @@ class ImportReport:
 
 
 def images_only(root: Path, task: Task) -> FormatDataset:
-    """A folder (or single file) of images without annotations."""
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file() and is_image_file(p))
-    base = root.parent if root.is_file() else root
-    return FormatDataset(task=task, samples=[Sample(name=p.relative_to(base).as_posix(), image_path=p) for p in files])
+    """A folder (or single file) of images without annotations; symbolic links leading out of the folder are not
+    read (each is a problem)."""
+    if root.is_file():
+        return FormatDataset(task=task, samples=[Sample(name=root.name, image_path=root)])
+    links_out: list[Path] = []
+    files = [p for p in walk_files(root, links_out=links_out) if is_image_file(p)]
+    return FormatDataset(
+        task=task, samples=[Sample(name=p.relative_to(root).as_posix(), image_path=p) for p in files],
+        problems=[Problem(path=p.relative_to(root).as_posix(), action="not read", reason=LINK_OUT) for p in links_out])
+
+
+@dataclass(frozen=True)
+class _Folder:
+    """The folder an import reads (the source folder, an annotation file's folder, an extracted archive): an image
+    found inside it that a symbolic link takes outside it is not read, whatever the format."""
+
+    path: Path
+    real: Path
+
+    @classmethod
+    def of(cls, root: Path) -> _Folder:
+        folder = root if root.is_dir() else root.parent
+        return cls(Path(os.path.abspath(folder)), folder.resolve())
+
+    def link_out(self, path: Path) -> bool:
+        where = Path(os.path.abspath(path))
+        if where != self.path and self.path not in where.parents:
+            return False  # a format's own finder looked beside the folder; it checks links there
+        return leads_out(path, self.real)
+
+    def links_out(self) -> list[str]:
+        """Every symbolic link under the folder that leads outside it, relative to it."""
+        found: list[Path] = []
+        for _ in walk_files(self.path, links_out=found):
+            pass
+        return [p.relative_to(self.path).as_posix() for p in found]
 
 
 def adapt(ann: Annotation, task: Task) -> Annotation:
@@ -177,6 +217,11 @@ def _run(
     root, fmt, ds = _resolve(source, project, format, report.problems)
     report.format = fmt
     report.problems.extend(ds.problems)
+    folder = _Folder.of(root)
+    if root.is_dir():  # a file's folder is not walked: it may hold much more than the dataset
+        named = {p.path for p in report.problems}
+        report.problems.extend(Problem(path=rel, action="not read", reason=LINK_OUT)
+                               for rel in folder.links_out() if rel not in named)
 
     before = set(project.ontology().names)
     known = {n: project.ontology().get(n) for n in ds.classes}
@@ -197,7 +242,7 @@ def _run(
         chunks = [ds.samples[i:i + size] for i in range(0, len(ds.samples), size)]
 
         def submit(chunk: list[Sample]) -> list[Future[NewImage | None]]:
-            return [pool.submit(_read_sample, project, s, report) for s in chunk]
+            return [pool.submit(_read_sample, project, s, report, folder) for s in chunk]
 
         pending = submit(chunks[0]) if chunks else []
         for k, chunk in enumerate(chunks):
@@ -213,7 +258,7 @@ def _run(
     report.instances = {name: n for name, n in ctx.counts.items() if n > 0}
 
 
-def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewImage | None:
+def _read_sample(project: Project, sample: Sample, report: ImportReport, folder: _Folder) -> NewImage | None:
     where = sample.name
     if sample.image_path is None and sample.image_data is None:
         if not any(where in p.path or where in p.reason for p in report.problems):  # loaders often said so already
@@ -224,6 +269,11 @@ def _read_sample(project: Project, sample: Sample, report: ImportReport) -> NewI
             data, source_uri = sample.image_data, f"{sample.meta.get('annotation_file', where)} (embedded image)"
         else:
             path = cast(Path, sample.image_path)  # not None: checked above
+            if folder.link_out(path):
+                rel = Path(os.path.abspath(path)).relative_to(folder.path).as_posix()
+                if not any(p.path == rel for p in report.problems):  # not already named by the folder's walk
+                    report.problems.append(Problem(path=where, action="not read", reason=LINK_OUT))
+                return None
             size = path.stat().st_size
             if size > project.settings.max_file_bytes:
                 raise ImageError(where, f"file of {size:,} bytes exceeds VISIONLOOP_MAX_FILE_BYTES")

@@ -1,0 +1,103 @@
+"""Symbolic links inside a folder being imported: followed while they stay inside it; one that leads outside is
+never read (its bytes are not stored, its text never reaches a report) and is named as a per-file problem."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import make_image_bytes
+from visionloop.formats import yolo
+from visionloop.formats._paths import LINK_OUT, walk_files
+from visionloop.ingest import import_source
+
+SECRET = "root:x:0:0:top secret line"
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "symlink"), reason="symbolic links are not available")
+
+
+def _outside(tmp_path):
+    out = tmp_path / "outside"
+    (out / "dir").mkdir(parents=True)
+    (out / "secret.jpg").write_bytes(make_image_bytes(seed=90))
+    (out / "dir" / "other.jpg").write_bytes(make_image_bytes(seed=91))
+    (out / "secret.txt").write_text(f"{SECRET}\n")
+    return out
+
+
+def _not_read(report):
+    return sorted(p.path for p in report.problems if p.action == "not read" and p.reason == LINK_OUT)
+
+
+def _stored(project, data):
+    return project.blobs.exists(hashlib.sha256(data).hexdigest())
+
+
+def test_walk_follows_links_inside_and_never_outside(tmp_path):
+    out = _outside(tmp_path)
+    root = tmp_path / "data"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.jpg").write_bytes(b"a")
+    (root / "alias.jpg").symlink_to(root / "sub" / "a.jpg")  # inside: fine
+    (root / "same").symlink_to(root / "sub")  # a folder inside: walked once, as the folder it is
+    (root / "up").symlink_to(root)  # a loop back to the root: not walked again
+    (root / "secret.jpg").symlink_to(out / "secret.jpg")
+    (root / "far").symlink_to(out / "dir")
+    (root / "broken.jpg").symlink_to(tmp_path / "nothing-here.jpg")
+    links_out = []
+    found = sorted(p.relative_to(root).as_posix() for p in walk_files(root, links_out=links_out))
+    assert found in (["alias.jpg", "same/a.jpg"], ["alias.jpg", "sub/a.jpg"])
+    assert sorted(p.name for p in links_out) == ["broken.jpg", "far", "secret.jpg"]
+
+
+def test_images_import_skips_links_leading_out(project_factory, tmp_path):
+    out = _outside(tmp_path)
+    root = tmp_path / "imgs"
+    (root / "cats").mkdir(parents=True)
+    (root / "cats" / "a.jpg").write_bytes(make_image_bytes(seed=1))
+    (root / "cats" / "b.jpg").symlink_to(root / "cats" / "a.jpg")
+    (root / "cats" / "secret.jpg").symlink_to(out / "secret.jpg")
+    (root / "far").symlink_to(out / "dir")
+    p = project_factory("classification")
+    report = import_source(p, root, format="images")
+    assert report.images_added == 1 and report.images_existing == 1  # the link inside is the same image
+    assert _not_read(report) == ["cats/secret.jpg", "far"]
+    assert not _stored(p, (out / "secret.jpg").read_bytes()) and not _stored(p, (out / "dir/other.jpg").read_bytes())
+
+
+def test_class_folders_image_linked_out_is_not_stored(project_factory, tmp_path):
+    """A format whose own walker meets the link: the importer still refuses to read the image."""
+    out = _outside(tmp_path)
+    root = tmp_path / "classes"
+    for cls, seed in (("cat", 1), ("dog", 2)):
+        (root / cls).mkdir(parents=True)
+        (root / cls / f"{cls}.jpg").write_bytes(make_image_bytes(seed=seed))
+    (root / "dog" / "secret.jpg").symlink_to(out / "secret.jpg")
+    p = project_factory("classification")
+    report = import_source(p, root, format="class_folders")
+    assert report.images_added == 2
+    assert "dog/secret.jpg" in _not_read(report)
+    assert not _stored(p, (out / "secret.jpg").read_bytes())
+
+
+def test_yolo_labels_and_names_linked_out_are_not_read(project_factory, formats_dir, tmp_path):
+    out = _outside(tmp_path)
+    root = tmp_path / "yolo"
+    shutil.copytree(formats_dir / "yolo_dataset/labels", root)
+    (root / "data.yaml").symlink_to(out / "secret.txt")  # would be read for class names
+    (root / "images/train/2.jpg").symlink_to(out / "secret.jpg")
+    (root / "images/val/3.jpg").write_bytes(make_image_bytes(seed=5))
+    (root / "labels/val/3.txt").symlink_to(out / "secret.txt")  # its label file leads out
+    ds = yolo.load(root)
+    assert sorted(s.name for s in ds.samples) == ["1.jpg", "1.jpg", "3.jpg"]
+    assert ds.classes[:2] == ["label_0", "label_1"]  # from obj.names: data.yaml was not read
+    assert next(s for s in ds.samples if s.name == "3.jpg").annotation is None  # not read: unlabelled, not negative
+    assert SECRET not in repr(ds.problems)
+    p = project_factory("detection")
+    report = import_source(p, root)
+    assert _not_read(report) == ["data.yaml", "images/train/2.jpg", "labels/val/3.txt"]
+    assert SECRET not in repr(report.to_json())
+    assert not _stored(p, (out / "secret.jpg").read_bytes())
