@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(os.environ.get("VISIONLOOP_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+"""The real data beside the repository (``../shared``), or where ``VISIONLOOP_SHARED`` points."""
 
 
 def timed(fn: Callable[[], Any], *, repeat: int = 1) -> tuple[float, Any]:
@@ -26,6 +29,6 @@ def write_result(name: str, data: dict[str, Any], *, smoke: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / (f"{name}.smoke.json" if smoke else f"{name}.json")
     data = {"benchmark": name, "smoke": smoke, "machine": {"python": platform.python_version(),
-            "cpu_count": __import__("os").cpu_count(), "processor": platform.processor()}, **data}
+            "cpu_count": os.cpu_count(), "processor": platform.processor()}, **data}
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import socket
 import statistics
 import subprocess
@@ -36,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import SHARED, write_result  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-BCCD = Path(os.environ.get("VISIONLOOP_SHARED", REPO.parent / "shared")) / "datasets" / "bccd" / "BCCD" / "JPEGImages"
+BCCD = SHARED / "datasets" / "bccd" / "BCCD" / "JPEGImages"
 HOST = "127.0.0.1"
 
 

@@ -28,10 +28,9 @@ from torch import nn
 from torchvision.transforms import v2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import SHARED, write_result  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-BCCD = REPO.parent / "shared" / "datasets" / "bccd" / "BCCD"
+BCCD = SHARED / "datasets" / "bccd" / "BCCD"
 BACKBONE = "tf_efficientnet_lite0"
 
 

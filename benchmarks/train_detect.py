@@ -29,10 +29,9 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import SHARED, write_result  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-BCCD = REPO.parent / "shared" / "datasets" / "bccd"
+BCCD = SHARED / "datasets" / "bccd"
 
 
 def _project(path: Path | None, tmp: Path, *, limit: int | None = None) -> Any:
