@@ -101,3 +101,19 @@ def test_yolo_labels_and_names_linked_out_are_not_read(project_factory, formats_
     assert _not_read(report) == ["data.yaml", "images/train/2.jpg", "labels/val/3.txt"]
     assert SECRET not in repr(report.to_json())
     assert not _stored(p, (out / "secret.jpg").read_bytes())
+
+
+def test_voc_annotation_linked_out_is_not_read(project_factory, formats_dir, tmp_path):
+    """datumaro's VOC sample, plus a link to an annotation file outside the folder (of a class never seen inside)."""
+    root = tmp_path / "voc"
+    shutil.copytree(formats_dir / "voc_dataset/voc_dataset1", root)
+    xml = (root / "Annotations/2007_000001.xml").read_text()
+    outside = tmp_path / "elsewhere.xml"
+    outside.write_text(xml.replace("<name>cat</name>", "<name>secretclass</name>", 1))
+    assert "secretclass" in outside.read_text()
+    (root / "Annotations/linked.xml").symlink_to(outside)
+    p = project_factory("detection")
+    report = import_source(p, root, format="voc")
+    assert _not_read(report) == ["Annotations/linked.xml"]
+    assert "secretclass" not in p.ontology().names and report.conflicts == []
+    assert report.annotations_saved == 1

@@ -47,6 +47,7 @@ __all__ = [
     "head",
     "read_json",
     "image_size",
+    "inside",
     "leads_out",
     "read_head",
     "read_tail",
@@ -170,6 +171,12 @@ def leads_out(path: Path, real_root: Path) -> bool:
     except (OSError, RuntimeError):
         return True
     return real != real_root and real_root not in real.parents
+
+
+def inside(root: Path, files: Iterable[Path]) -> list[Path]:
+    """``files`` (found under the folder ``root``) without those a symbolic link takes outside it, in order."""
+    real_root = Path(root).resolve()
+    return [p for p in files if not (p.is_symlink() and leads_out(p, real_root))]
 
 
 def walk_files(root: Path, *, max_depth: int | None = None, links_out: list[Path] | None = None) -> Iterator[Path]:

@@ -39,7 +39,14 @@ from visionloop.core.annotations import Boxes, Instances, Label, Tags
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num
-from visionloop.formats._paths import ImageFinder, UnsafePathError, read_head, relative_in_subset, split_of
+from visionloop.formats._paths import (
+    ImageFinder,
+    UnsafePathError,
+    inside,
+    read_head,
+    relative_in_subset,
+    split_of,
+)
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -128,7 +135,7 @@ def _header_of(path: Path) -> _Schema | None:
 
 
 def _csv_files(root: Path) -> list[Path]:
-    return sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv"))
+    return inside(root, sorted(root.glob("*.csv")) + sorted(root.glob("*/*.csv")))
 
 
 def detect(path: Path) -> float:

@@ -29,7 +29,14 @@ from PIL import Image, UnidentifiedImageError
 from visionloop.core.annotations import Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
-from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, read_json, resolve_inside
+from visionloop.formats._paths import (
+    find_in_folder,
+    folder_confidence,
+    image_size,
+    read_json,
+    resolve_inside,
+    walk_files,
+)
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["CAMVID_COLORS", "NAME", "TASKS", "detect", "load", "save"]
@@ -60,13 +67,11 @@ CAMVID_COLORS: list[tuple[str, tuple[int, int, int]]] = [
 def _files(folder: Path, limit: int | None = None, suffix: str = "") -> list[Path]:
     """Files under ``folder`` (recursive, sorted, hidden skipped) whose name ends with ``suffix``."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if f.lower().endswith(suffix) and not f.startswith("."):
-                out.append(Path(dirpath) / f)
-                if limit is not None and len(out) >= limit:
-                    return out
+    for p in walk_files(folder):  # symbolic links leading out of the folder are not followed
+        if p.name.lower().endswith(suffix) and not p.name.startswith("."):
+            out.append(p)
+            if limit is not None and len(out) >= limit:
+                return out
     return out
 
 

@@ -38,7 +38,15 @@ from visionloop.core.annotations import Boxes, Instances
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._boxes import check_boxes, fmt_num
-from visionloop.formats._paths import ImageFinder, UnsafePathError, image_size, read_head, resolve_inside, split_of
+from visionloop.formats._paths import (
+    ImageFinder,
+    UnsafePathError,
+    image_size,
+    inside,
+    read_head,
+    resolve_inside,
+    split_of,
+)
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, safe_for_export
 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
@@ -103,8 +111,8 @@ def _xml_files(root: Path) -> tuple[list[Path], Path]:
     """All annotation files and the folder their ids are relative to."""
     for ann in ("Annotations", "annotations"):
         if (root / ann).is_dir():
-            return sorted((root / ann).rglob("*.xml")), root / ann
-    files = sorted(p for p in [*root.glob("*.xml"), *root.glob("*/*.xml")] if _is_voc_xml(p))
+            return inside(root, sorted((root / ann).rglob("*.xml"))), root / ann
+    files = sorted(p for p in inside(root, [*root.glob("*.xml"), *root.glob("*/*.xml")]) if _is_voc_xml(p))
     return files, root
 
 

@@ -52,7 +52,7 @@ from visionloop.formats._paths import (
     SPLIT_NAMES,
     UnsafePathError,
     image_size,
-    leads_out,
+    inside,
     read_head,
     read_yaml,
     relative_in_subset,
@@ -98,7 +98,7 @@ def _yaml_names(root: Path, problems: list[Problem] | None = None) -> tuple[list
     """Class names from the first YAML file that has ``names``; files refused (bad YAML, over the reader's limits,
     a ``names`` that is not a list or an ``{id: name}`` map) are reported to ``problems`` and skipped."""
     cands = [root / n for n in _YAML_NAMES] + sorted(root.glob("*.yaml"))
-    for p in _inside(root, cands):
+    for p in inside(root, [c for c in dict.fromkeys(cands) if c.is_file()]):
         try:
             data = read_yaml(p)
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
@@ -127,12 +127,6 @@ def _yaml_names(root: Path, problems: list[Problem] | None = None) -> tuple[list
     return None, None
 
 
-def _inside(root: Path, files: list[Path]) -> list[Path]:
-    """The files among ``files`` that exist and do not lead outside ``root`` through a symbolic link."""
-    real_root = root.resolve()
-    return [p for p in dict.fromkeys(files) if p.is_file() and not (p.is_symlink() and leads_out(p, real_root))]
-
-
 def _class_id(key: object) -> int:
     if isinstance(key, bool) or not isinstance(key, int | str):
         raise ValueError(key)
@@ -147,7 +141,7 @@ def _names(root: Path, problems: list[Problem] | None = None) -> tuple[list[str]
     if names is not None:
         return names, src
     cands = [root / n for n in _NAME_FILES] + sorted(root.glob("*.names"))
-    for p in _inside(root, cands):
+    for p in inside(root, cands):
         if p.is_file():
             lines = [ln.strip() for ln in p.read_text(encoding="utf-8", errors="replace").splitlines()]
             while lines and not lines[-1]:
