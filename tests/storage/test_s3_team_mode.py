@@ -170,3 +170,25 @@ def test_detection_on_an_s3_bucket(tmp_path: Path, s3_endpoint: str, db_url: str
     assert result["images"] == 2 and 0.0 <= result["map50"] <= 1.0
     assert Path(result["report"]).is_file()
     _nothing_local(tmp_path / "detection")
+
+
+def test_cli_init_takes_the_endpoint_of_an_s3_compatible_server(tmp_path: Path, s3_endpoint: str) -> None:
+    """``visionloop init --blob-option endpoint_url=...``: the project's blobs go to that server, and it is kept."""
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+    from visionloop.storage import Project
+
+    prefix = f"cli-{secrets.token_hex(4)}"
+    runner, proj = CliRunner(), tmp_path / "cells"
+    bad = runner.invoke(app, ["init", str(proj), "--task", "classification", "--blob-option", "endpoint_url"])
+    assert bad.exit_code != 0 and "KEY=VALUE" in bad.output and not proj.exists()
+    made = runner.invoke(app, ["init", str(proj), "--task", "classification", "--blob-url", f"s3://{BUCKET}/{prefix}",
+                               "--blob-option", f"endpoint_url={s3_endpoint}", "--json"])
+    assert made.exit_code == 0, made.output
+    imported = runner.invoke(app, ["import", str(proj), str(_class_folders(tmp_path / "src", n=2)), "--json"])
+    assert imported.exit_code == 0, imported.output
+    with Project.open(proj) as p:  # reopened from visionloop.toml alone: the endpoint was kept
+        assert p.stats()["images"] == 4 and p.blobs.source(p.images()[0].sha256) is not None
+    assert len(_bucket_keys(s3_endpoint, prefix)) == 4
+    _nothing_local(proj)

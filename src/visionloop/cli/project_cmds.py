@@ -27,12 +27,23 @@ def init(
     name: Annotated[str | None, typer.Option(help="project name (default: folder name)")] = None,
     db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL, e.g. postgresql+psycopg://...")] = None,
     blob_url: Annotated[str | None, typer.Option(help="blob store URL (folder or s3://, gs://)")] = None,
+    blob_option: Annotated[list[str] | None, typer.Option(
+        help="fsspec option of a remote blob store as KEY=VALUE, repeatable (e.g. endpoint_url=http://minio:9000 for "
+             "an S3-compatible server); saved in visionloop.toml, so keep credentials in the environment")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project for one task."""
     from visionloop.storage import Project
 
-    with Project.create(project, task=task, name=name, db_url=db_url, blob_url=blob_url) as p:
+    options: dict[str, str] = {}
+    for item in blob_option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: write KEY=VALUE, e.g. endpoint_url=http://minio:9000",
+                                     param_hint="--blob-option")
+        options[key.strip()] = value
+    with Project.create(project, task=task, name=name, db_url=db_url, blob_url=blob_url,
+                        blob_options=options or None) as p:
         emit({"project": str(project), "name": p.name, "task": p.task.value}, as_json=as_json, title="created")
 
 
