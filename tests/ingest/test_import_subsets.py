@@ -64,3 +64,18 @@ def test_yolo_splits_named_by_data_yaml_reach_a_source_version(project_factory, 
     assert import_source(p, root).problems == []
     v = create_version(p, splits="source", phash_distance=-1)
     assert v.splits == {"train": 2, "val": 1, "test": 1}
+
+
+def test_cli_import_says_how_many_images_sit_in_two_subsets(tmp_path, formats_dir):
+    from typer.testing import CliRunner
+
+    from visionloop.cli.main import app
+
+    runner, proj = CliRunner(), str(tmp_path / "p")
+    assert runner.invoke(app, ["init", proj, "--task", "detection"]).exit_code == 0
+    result = runner.invoke(app, ["import", proj, str(formats_dir / "yolo_dataset/labels")])
+    assert result.exit_code == 0, result.output
+    assert "990c47aa" not in result.output  # a count, not the records (--json has those)
+    assert "kept once, in all subsets: 1.jpg (train) = 1.jpg (val)" in result.output
+    [line] = [ln for ln in result.output.splitlines() if "subset_conflicts" in ln]
+    assert [w for w in line.replace("│", " ").split()] == ["subset_conflicts", "1"]

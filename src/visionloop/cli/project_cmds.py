@@ -73,7 +73,9 @@ def import_(
         return
     problems = data.pop("problems")
     conflicts = data.pop("conflicts", [])
-    emit({**data, "problems": len(problems), "conflicts": len(conflicts)}, as_json=False, title="import")
+    in_two_subsets = data.pop("subset_conflicts", [])
+    emit({**data, "problems": len(problems), "conflicts": len(conflicts), "subset_conflicts": len(in_two_subsets)},
+         as_json=False, title="import")
     for prob in problems[:30]:
         typer.echo(f"  {prob['action']}: {prob['path']}: {prob['reason']}")
     if len(problems) > 30:
