@@ -117,3 +117,12 @@ def test_voc_annotation_linked_out_is_not_read(project_factory, formats_dir, tmp
     assert _not_read(report) == ["Annotations/linked.xml"]
     assert "secretclass" not in p.ontology().names and report.conflicts == []
     assert report.annotations_saved == 1
+
+
+def test_a_link_the_user_names_as_the_source_is_read(project_factory, tmp_path):
+    out = _outside(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "chosen.jpg").symlink_to(out / "secret.jpg")
+    p = project_factory("classification")
+    report = import_source(p, tmp_path / "in" / "chosen.jpg", format="images")
+    assert report.images_added == 1 and report.problems == []

@@ -110,14 +110,19 @@ class _Folder:
 
     path: Path
     real: Path
+    named: Path | None = None
+    """The file the user named as the source (read even when it is a link: the user chose it)."""
 
     @classmethod
     def of(cls, root: Path) -> _Folder:
-        folder = root if root.is_dir() else root.parent
-        return cls(Path(os.path.abspath(folder)), folder.resolve())
+        if root.is_dir():
+            return cls(Path(os.path.abspath(root)), root.resolve())
+        return cls(Path(os.path.abspath(root.parent)), root.parent.resolve(), Path(os.path.abspath(root)))
 
     def link_out(self, path: Path) -> bool:
         where = Path(os.path.abspath(path))
+        if where == self.named:
+            return False
         if where != self.path and self.path not in where.parents:
             return False  # a format's own finder looked beside the folder; it checks links there
         return leads_out(path, self.real)
