@@ -126,3 +126,24 @@ def test_a_link_the_user_names_as_the_source_is_read(project_factory, tmp_path):
     p = project_factory("classification")
     report = import_source(p, tmp_path / "in" / "chosen.jpg", format="images")
     assert report.images_added == 1 and report.problems == []
+
+
+def test_instance_mask_linked_out_is_not_read(project_factory, tmp_path):
+    """DSB2018 layout (``<id>/images/<id>.png``, one mask PNG per nucleus in ``<id>/masks/``)."""
+    import numpy as np
+    from PIL import Image
+
+    out = _outside(tmp_path)
+    item = tmp_path / "nuclei" / "a1"
+    (item / "images").mkdir(parents=True)
+    (item / "masks").mkdir()
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(item / "images" / "a1.png")
+    for name, where in (("m1.png", item / "masks"), ("far.png", out)):
+        mask = np.zeros((48, 64), np.uint8)
+        mask[4:20, 4:20] = 255
+        Image.fromarray(mask).save(where / name)
+    (item / "masks" / "m2.png").symlink_to(out / "far.png")
+    p = project_factory("segmentation")
+    report = import_source(p, tmp_path / "nuclei", format="kaggle_masks")
+    assert _not_read(report) == ["a1/masks/m2.png"]
+    assert p.stats()["annotations"] == 1

@@ -22,7 +22,7 @@ from visionloop.core.annotations import RLE, Boxes, Instances, SemanticMask
 from visionloop.core.errors import FormatError
 from visionloop.core.task import Task
 from visionloop.formats._geometry import mask_bbox
-from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, unique_export_names
+from visionloop.formats._paths import find_in_folder, folder_confidence, image_size, inside, unique_export_names
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
 
 __all__ = ["DEFAULT_CLASS", "NAME", "TASKS", "detect", "load", "save"]
@@ -95,9 +95,9 @@ def _load_item(subset: str | None, folder: Path, root: Path, ds: FormatDataset) 
     sample = Sample(name=image_path.relative_to(root).as_posix(), image_path=image_path, width=width, height=height,
                     subset=subset)
     masks: list[tuple[str, Path]] = []
-    for p in sorted((folder / "masks").iterdir()):
+    for p in inside(root, sorted((folder / "masks").iterdir())):  # links leading out of the dataset: not read
         if p.is_dir():
-            masks += [(p.name, m) for m in sorted(p.iterdir()) if is_image_file(m)]
+            masks += [(p.name, m) for m in inside(root, sorted(p.iterdir())) if is_image_file(m)]
         elif is_image_file(p):
             masks.append((DEFAULT_CLASS, p))
     rles: list[RLE] = []
