@@ -147,3 +147,24 @@ def test_instance_mask_linked_out_is_not_read(project_factory, tmp_path):
     report = import_source(p, tmp_path / "nuclei", format="kaggle_masks")
     assert _not_read(report) == ["a1/masks/m2.png"]
     assert p.stats()["annotations"] == 1
+
+
+def test_semantic_mask_linked_out_is_not_read(project_factory, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    out = _outside(tmp_path)
+    root = tmp_path / "sem"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k in range(2):
+        Image.fromarray(np.full((48, 64, 3), 40 * k, np.uint8)).save(root / "images" / f"{k}.png")
+    mask = np.zeros((48, 64), np.uint8)
+    mask[4:20, 4:20] = 1
+    Image.fromarray(mask).save(root / "masks" / "0.png")
+    Image.fromarray(mask).save(out / "1.png")
+    (root / "masks" / "1.png").symlink_to(out / "1.png")
+    p = project_factory("segmentation")
+    report = import_source(p, root, format="semantic_masks")
+    assert "masks/1.png" in _not_read(report)
+    assert p.stats()["annotated_images"] == 1
