@@ -168,3 +168,18 @@ def test_semantic_mask_linked_out_is_not_read(project_factory, tmp_path):
     report = import_source(p, root, format="semantic_masks")
     assert "masks/1.png" in _not_read(report)
     assert p.stats()["annotated_images"] == 1
+
+
+def test_csv_table_linked_out_is_not_read(project_factory, tmp_path):
+    out = _outside(tmp_path)
+    root = tmp_path / "tags"
+    root.mkdir()
+    for k in range(2):
+        (root / f"{k}.jpg").write_bytes(make_image_bytes(seed=k))
+    (root / "train.csv").write_text("image,labels\n0.jpg,cat\n")
+    (out / "val.csv").write_text("image,labels\n1.jpg,secretclass\n")
+    (root / "val.csv").symlink_to(out / "val.csv")
+    p = project_factory("tagging")
+    report = import_source(p, root, format="csv")
+    assert "val.csv" in _not_read(report)
+    assert "secretclass" not in p.ontology().names and p.stats()["annotated_images"] == 1
