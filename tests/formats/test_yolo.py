@@ -84,6 +84,17 @@ def test_subsets_from_data_yaml_entries(tmp_path: Path) -> None:
     }
 
 
+def test_splits_from_a_data_yaml_without_names(tmp_path: Path) -> None:
+    """Class names in obj.names, splits in data.yaml: both are used."""
+    for stem, sub, seed in (("a", "fit", 1), ("b", "check", 2)):
+        _labelled(tmp_path / sub, stem, seed)
+    (tmp_path / "obj.names").write_text("cell\n")
+    (tmp_path / "data.yaml").write_text("train: fit\nval: check\n")
+    ds = yolo.load(tmp_path)
+    assert ds.classes == ["cell"] and ds.problems == []
+    assert sorted((s.name, s.subset) for s in ds.samples) == [("check/b.jpg", "val"), ("fit/a.jpg", "train")]
+
+
 def test_path_outside_the_dataset_falls_back_to_the_yaml_folder(tmp_path: Path) -> None:
     _labelled(tmp_path / "ds/fit", "a", 1)
     (tmp_path / "ds/data.yaml").write_text("path: ../datasets/coco8\ntrain: fit\nval: fit2\nnames: [cell]\n")

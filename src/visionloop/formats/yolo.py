@@ -57,6 +57,7 @@ from visionloop.formats._paths import (
     read_yaml,
     relative_in_subset,
     resolve_inside,
+    safe_relative_name,
     walk_files,
 )
 from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, is_image_file, safe_for_export
@@ -265,7 +266,9 @@ def load(path: Path) -> FormatDataset:
     task = Task.SEGMENTATION if any_polygon else Task.DETECTION
     ds = FormatDataset(task=task, classes=list(names), problems=problems,
                        meta={"names_file": str(names_src) if names_src else None})
-    listed = _listed_subsets(root, names_src, images, problems)
+    split_yaml = names_src if names_src is not None and names_src.suffix in (".yaml", ".yml") else next(
+        iter(inside(root, [root / n for n in _YAML_NAMES if (root / n).is_file()])), None)
+    listed = _listed_subsets(root, split_yaml, images, problems)
     for img, label, rows in parsed:
         subset, name = _subset_and_name(img.relative_to(root))
         sample = Sample(name=name, image_path=img, subset=listed.get(img, subset))
@@ -313,7 +316,7 @@ def _listed_subsets(root: Path, yaml_file: Path | None, images: list[Path], prob
             problems.append(Problem(path=where, action="repaired", reason=(
                 f"'path: {doc['path'][:80]}' is not inside the dataset ({e.reason}); its entries are read relative to "
                 "the YAML file's folder")))
-    by_path = {p: p for p in images}
+    by_path = {p.relative_to(root).as_posix(): p for p in images}
     roles: dict[Path, set[str]] = defaultdict(set)
     for role in _ROLES:
         entries = doc.get(role)
@@ -345,7 +348,7 @@ def _inside_root(root: Path, base: str, entry: object) -> Path:
         raise
 
 
-def _entry_images(root: Path, base: str, entry: object, images: list[Path], by_path: dict[Path, Path], where: str,
+def _entry_images(root: Path, base: str, entry: object, images: list[Path], by_path: dict[str, Path], where: str,
                   problems: list[Problem]) -> list[Path]:
     """The images one ``train``/``val``/``test`` entry names (a folder, an image file or a .txt list of images)."""
     shown = repr(entry)[:80]
@@ -370,24 +373,25 @@ def _entry_images(root: Path, base: str, entry: object, images: list[Path], by_p
             problems.append(Problem(path=f"{where} ({target.relative_to(root).as_posix()})", action="ignored", reason=(
                 f"{len(missing)} listed image(s) not found inside the dataset, e.g. {str(missing[0])[:80]!r}")))
         return [p for p in found if isinstance(p, Path)]
-    if target in by_path:
-        return [target]
+    if (found_image := by_path.get(target.relative_to(root).as_posix())) is not None:
+        return [found_image]
     problems.append(Problem(path=where, action="ignored", reason=f"{shown} names no folder, image or .txt list here"))
     return []
 
 
-def _listed_image(root: Path, listing: Path, name: str, by_path: dict[Path, Path]) -> Path | None:
+def _listed_image(root: Path, listing: Path, name: str, by_path: dict[str, Path]) -> Path | None:
     """The image a line of a .txt list names: relative to the list's folder, to the dataset root, or (Darknet's
-    ``data/obj_train_data/x.jpg``) with leading folders dropped until it names one; None when none is inside."""
+    ``data/obj_train_data/x.jpg``) with leading folders dropped until it names one; None when it names none of the
+    dataset's images (only names are compared: nothing a line names is opened)."""
     parts = name.replace("\\", "/").split("/")
-    for start in (listing.parent.relative_to(root).as_posix(), ""):
+    for start in dict.fromkeys((listing.parent.relative_to(root).as_posix(), ".")):
         for k in range(len(parts)):
             try:
-                cand = resolve_inside(root, f"{start}/{'/'.join(parts[k:])}")
+                rel = safe_relative_name(f"{start}/{'/'.join(parts[k:])}")
             except UnsafePathError:
                 continue
-            if cand in by_path:
-                return cand
+            if rel in by_path:
+                return by_path[rel]
     return None
 
 
