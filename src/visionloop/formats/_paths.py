@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -189,33 +190,49 @@ def walk_files(root: Path, *, max_depth: int | None = None, links_out: list[Path
     """
     root = Path(root)
     real_root = root.resolve()
+    real_of = {str(root): real_root}  # folder walked (as os.walk names it) -> its real path
     walked = {real_root}
     base_depth = len(root.parts)
+
+    def refused(p: Path) -> None:
+        if links_out is not None:
+            links_out.append(p)
+
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         d = Path(dirpath)
+        real_d = real_of.pop(dirpath, None) or d.resolve()
         deeper = max_depth is None or len(d.parts) - base_depth < max_depth
         keep = []
         for n in sorted(dirnames):
             if n.startswith(".") or not deeper:
                 continue
             sub = d / n
-            if leads_out(sub, real_root):
-                if links_out is not None:
-                    links_out.append(sub)
-                continue
-            real = sub.resolve()
+            if sub.is_symlink():  # only a link can lead out: a plain folder is inside its parent
+                if leads_out(sub, real_root):
+                    refused(sub)
+                    continue
+                real = sub.resolve()
+            else:
+                real = real_d / n
             if real in walked:
                 continue
             walked.add(real)
+            real_of[os.path.join(dirpath, n)] = real
             keep.append(n)
         dirnames[:] = keep
         for n in sorted(filenames):
             p = d / n
-            if p.is_symlink() and leads_out(p, real_root):
-                if links_out is not None:
-                    links_out.append(p)
+            try:
+                mode = os.lstat(p).st_mode
+            except OSError:
                 continue
-            if p.is_file():  # not a FIFO, socket or device
+            if stat.S_ISLNK(mode):
+                if leads_out(p, real_root):
+                    refused(p)
+                    continue
+                if p.is_file():
+                    yield p
+            elif stat.S_ISREG(mode):  # not a FIFO, socket or device
                 yield p
 
 
