@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_image_bytes
 from visionloop.formats import yolo
-from visionloop.formats._paths import LINK_OUT, walk_files
+from visionloop.formats._paths import LINK_OUT, candidate_files, walk_files
 from visionloop.ingest import import_source
 
 SECRET = "root:x:0:0:top secret line"
@@ -53,6 +53,18 @@ def test_walk_follows_links_inside_and_never_outside(tmp_path):
     found = sorted(p.relative_to(root).as_posix() for p in walk_files(root, links_out=links_out))
     assert found in (["alias.jpg", "same/a.jpg"], ["alias.jpg", "sub/a.jpg"])
     assert sorted(p.name for p in links_out) == ["broken.jpg", "far", "secret.jpg"]
+
+
+def test_annotation_files_of_a_folder_leave_out_links_leading_out(tmp_path):
+    """What CVAT, Label Studio and VIA read of a folder (its top-level annotation files)."""
+    out = _outside(tmp_path)
+    (out / "tasks.json").write_text("[]")
+    root = tmp_path / "ls"
+    root.mkdir()
+    (root / "export.json").write_text("[]")
+    (root / "alias.json").symlink_to(root / "export.json")
+    (root / "tasks.json").symlink_to(out / "tasks.json")
+    assert [p.name for p in candidate_files(root, ".json")] == ["alias.json", "export.json"]
 
 
 def test_images_import_skips_links_leading_out(project_factory, tmp_path):
