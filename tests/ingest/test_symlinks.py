@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import make_image_bytes
+from tests.conftest import REPO, make_image_bytes
 from visionloop.formats import yolo
 from visionloop.formats._paths import LINK_OUT, candidate_files, walk_files
 from visionloop.ingest import import_source
@@ -197,3 +197,33 @@ def test_csv_table_linked_out_is_not_read(project_factory, tmp_path):
     report = import_source(p, root, format="csv")
     assert "val.csv" in _not_read(report)
     assert "secretclass" not in p.ontology().names and p.stats()["annotated_images"] == 1
+
+
+def test_coco_annotation_file_linked_out_is_not_read(project_factory, formats_dir, tmp_path):
+    """datumaro's COCO sample, with its val annotations replaced by a link to a file outside the folder."""
+    root = tmp_path / "coco"
+    shutil.copytree(formats_dir / "coco_dataset/coco_instances", root)
+    val = root / "annotations/instances_val.json"
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(val.read_text().replace('"name":"a"', '"name":"secretclass"', 1))
+    val.unlink()
+    val.symlink_to(outside)
+    p = project_factory("detection")
+    report = import_source(p, root, format="coco")
+    assert "secretclass" not in p.ontology().names
+    assert report.images_added == 1  # only train's a.jpg: b.jpg is listed by the file that was not read
+
+
+def test_labelme_annotation_file_linked_out_is_not_read(project_factory, tmp_path):
+    root = tmp_path / "labelme"
+    shutil.copytree(REPO / "tests/formats/assets/labelme", root)
+    first = root / "street_01.json"
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text(first.read_text())
+    first.unlink()
+    first.symlink_to(outside)
+    p = project_factory("segmentation")
+    report = import_source(p, root, format="labelme")
+    names = {im.name for im in p.images()}
+    assert not any(n.startswith("street_01") for n in names) and any(n.startswith("street_02") for n in names)
+    assert report.images_added == len(names)

@@ -53,6 +53,7 @@ from visionloop.formats._paths import (
     ImageFinder,
     UnsafePathError,
     image_size,
+    inside,
     read_head,
     read_tail,
     relative_in_subset,
@@ -91,7 +92,7 @@ def _looks_like_coco(path: Path) -> bool:
 def _candidate_jsons(root: Path) -> list[Path]:
     found: list[Path] = []
     for pattern in ("annotations/*.json", "*.json", "*/*.json"):
-        for p in sorted(root.glob(pattern)):
+        for p in inside(root, sorted(root.glob(pattern))):
             if p.is_file() and p not in found:
                 found.append(p)
     return found

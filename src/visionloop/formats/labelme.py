@@ -52,7 +52,14 @@ from visionloop.formats._geometry import (
     rect_ring,
     shapes_to_annotation,
 )
-from visionloop.formats._paths import UnsafePathError, head, image_size, resolve_inside, safe_relative_name
+from visionloop.formats._paths import (
+    UnsafePathError,
+    head,
+    image_size,
+    resolve_inside,
+    safe_relative_name,
+    walk_files,
+)
 from visionloop.formats.base import (
     IMAGE_EXTENSIONS,
     FormatDataset,
@@ -80,9 +87,8 @@ def _json_files(path: Path, *, limit: int | None = None) -> list[Path]:
     if path.is_file():
         return [path] if path.suffix.lower() == ".json" else []
     out = []
-    found = path.rglob("*.json")
-    for p in (found if limit is not None else sorted(found)):
-        if not any(part.startswith(".") for part in p.relative_to(path).parts):
+    for p in walk_files(path):  # sorted, folder by folder; links leading out of the folder are not read
+        if p.suffix.lower() == ".json" and not any(part.startswith(".") for part in p.relative_to(path).parts):
             out.append(p)
             if limit is not None and len(out) >= limit:
                 break
