@@ -83,6 +83,12 @@ def test_semantic_defaults_fill_only_what_the_user_left_alone() -> None:
     # --lr 0.02 (a step lr; the CLI stores it per image at the detector batch size 2): still 0.02 a step at batch 4
     cli = DetectionHParams(lr=0.02 / 2)
     assert semantic_hparams(cli).lr * semantic_hparams(cli).batch_size == pytest.approx(0.02)
+    # a value equal to the detector default counts when the user gave it (the CLI says so): --batch-size 2
+    from visionloop.training.api import _detection_options
+
+    hp, _ = _detection_options({"batch_size": 2, "lr": 0.004})
+    assert (semantic_hparams(hp).batch_size, semantic_hparams(hp).lr * 2) == (2, pytest.approx(0.004))
+    assert semantic_hparams(_detection_options({})[0]).batch_size == SEMANTIC_HPARAMS["batch_size"]
 
 
 def test_object_size_rule_sizes_semantic_inputs_from_regions() -> None:

@@ -69,4 +69,6 @@ def _detection_options(options: dict[str, Any]) -> tuple[Any, str | None]:
         hp.lr = float(options["lr"]) / hp.batch_size
     if options.get("image_size"):
         hp.eval_size = int(options["image_size"])
+    hp.extra["set_by_user"] = sorted({"batch_size": "batch_size", "lr": "lr", "image_size": "eval_size"}[k]
+                                     for k, v in options.items() if v)
     return hp, pretrained

@@ -52,11 +52,13 @@ AdamW at a step lr of 1e-3 (``lr`` is per image, as there), batches of 4 random 
 
 def semantic_hparams(hp: Any) -> Any:
     """``hp`` (a :class:`~visionloop.training.detection.DetectionHParams`) with every field still at its detector
-    default replaced by the semantic one of :data:`SEMANTIC_HPARAMS`; fields set by the user are kept, and so is the
-    step lr the user set."""
+    default replaced by the semantic one of :data:`SEMANTIC_HPARAMS`; fields set by the user are kept (those that
+    differ from the default, and those named in ``hp.extra["set_by_user"]``, such as ``--batch-size 2``), and so is
+    the step lr the user set."""
     default = type(hp)()
-    out = dataclasses.replace(hp, **{k: v for k, v in SEMANTIC_HPARAMS.items() if getattr(hp, k) == getattr(default, k)})
-    if hp.lr != default.lr:  # the user's step lr (``lr * batch_size``) stays what it was, whatever the batch size
+    kept = set(hp.extra.get("set_by_user", ())) | {k for k in SEMANTIC_HPARAMS if getattr(hp, k) != getattr(default, k)}
+    out = dataclasses.replace(hp, **{k: v for k, v in SEMANTIC_HPARAMS.items() if k not in kept})
+    if "lr" in kept:  # the user's step lr (``lr * batch_size``) stays what it was, whatever the batch size
         out.lr = hp.lr * hp.batch_size / out.batch_size
     return out
 
