@@ -101,7 +101,7 @@ def test_object_size_rule_sizes_semantic_inputs_from_regions() -> None:
     items = [_item(mask)] * 4
     fractions = semantic_object_fractions(items, {0: 0, 1: 1})
     size, _ = td._auto_sizes(items, td.DetectionHParams(), fractions=fractions, min_object_px=SEMANTIC_MIN_OBJECT_PX)
-    assert SEMANTIC_MIN_OBJECT_PX == 12 and size == 320  # 12 px / (10 / 256) = 307 -> the next multiple of 32
+    assert SEMANTIC_MIN_OBJECT_PX == 16 and size == 416  # 16 px / (10 / 256) = 410 -> the next multiple of 32
     # without the regions (boxes only), a class map has no objects and the image size alone decides
     assert td._auto_sizes(items, td.DetectionHParams())[0] == 256
 
