@@ -72,9 +72,10 @@ def test_bccd_detection_subset_train_evaluate_predict(bccd_dir: Path, tmp_path: 
     assert set(out["per_class"]) == {"WBC", "RBC", "Platelets"}
     for key in ("map", "map50", "map75", "image_jaccard", "confusion"):
         assert key in out
-    # measured: mAP50 0.29, RBC AP50 0.74 (WBC and platelets, 1-2 per image, need more epochs)
-    assert out["map50"] >= 0.15, out["per_class"]
-    assert out["per_class"]["RBC"]["ap50"] >= 0.5, out["per_class"]  # the common class is learnt first
+    # measured on 2 loaded cores: mAP50 0.29 and 0.40, RBC AP50 0.74 and 0.77 (WBC and platelets, 1-2 per image, need
+    # more epochs); a detector that learnt nothing scores ~0.01
+    assert out["map50"] >= 0.2, out["per_class"]
+    assert out["per_class"]["RBC"]["ap50"] >= 0.6, out["per_class"]  # the common class is learnt first
     html = (proj / "runs" / run / "report.html").read_text()
     assert "data:image/jpeg;base64" in html and "Augmentation" in html
     # the COCO files the run folder holds give pycocotools the very same numbers, to the last digit
@@ -105,7 +106,9 @@ def test_dsb2018_instance_segmentation_subset(dsb_dir: Path, tmp_path: Path) -> 
     _, config, out = _train_evaluate(proj, "--epochs", "4", "--image-size", "256")  # ~3 min on 2 cores
     assert config["model"]["name"] == "maskrcnn_mobilenet_v2_fpn" and config["extra"]["kind"] == "instance"
     assert "segm" in out and "bbox" in out and set(out["per_class"]) == {"nucleus"}
-    assert out["map50"] >= 0.1, out  # measured 0.24 after 4 epochs on 28 images; untrained heads score ~0.005
+    # measured 0.24 and 0.228 after 4 epochs on 28 images; untrained heads score ~0.005, and fewer steps barely learn
+    # (32 samples x 3 epochs: 0.030; 24 x 3: 0.022), so the subset keeps 4 epochs of 28 images
+    assert out["map50"] >= 0.15, out
 
 
 @pytest.mark.slow
