@@ -30,10 +30,9 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import SHARED, write_result  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DSB = REPO.parent / "shared" / "datasets" / "dsb2018-nuclei"
+DSB = SHARED / "datasets" / "dsb2018-nuclei"
 
 
 def _project(tmp: Path, limit: int | None) -> Any:
