@@ -56,6 +56,9 @@ class ImageRow(Base):
     timestamp: Mapped[float | None] = mapped_column(Float)
     phash: Mapped[str | None] = mapped_column(String(32))
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    """Set when the image was deleted from the project while a dataset version holds it: the row stays so the
+    version stays readable, every project listing leaves it out (see ``storage.image_admin``)."""
 
 
 class ClassRow(Base):
@@ -88,7 +91,7 @@ class AnnotationRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), unique=True)
     head: Mapped[int] = mapped_column(Integer)
-    head_revision_id: Mapped[int | None] = mapped_column(Integer)
+    head_revision_id: Mapped[int | None] = mapped_column(Integer, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -99,7 +102,7 @@ class RevisionRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
     revision: Mapped[int] = mapped_column(Integer)
-    author: Mapped[str] = mapped_column(String(128))
+    author: Mapped[str] = mapped_column(String(128), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     __table_args__ = (UniqueConstraint("annotation_id", "revision"),)
@@ -137,6 +140,7 @@ class VersionItemRow(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
     revision_id: Mapped[int | None] = mapped_column(ForeignKey("revisions.id"))
     split: Mapped[str] = mapped_column(String(8))
+    __table_args__ = (Index("ix_version_items_split", "version_id", "split", "image_id"),)
 
 
 class ImportRow(Base):
@@ -177,3 +181,17 @@ class ApiTokenRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Sign-in tokens expire; tokens made for scripts do not (None)."""
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewEventRow(Base):
+    """One change of an image's review state, with who made it and when; never updated: the latest row (highest id)
+    of an image is its current state (see ``storage.review``)."""
+
+    __tablename__ = "review_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    __table_args__ = (Index("ix_review_events_image", "image_id", "id"), Index("ix_review_events_state", "state"))
