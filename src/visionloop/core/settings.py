@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+import os
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,3 +32,17 @@ class Settings(BaseSettings):
     """Password of the ``admin`` user that a server's first start creates in a project without users; when unset, a
     random one is printed once. Users and tokens of the project API live in each project's database
     (``visionloop user ...``)."""
+    job_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) - 1))
+    """Threads (OMP/MKL/torch) a background job of the platform server may use; one core stays for the pages."""
+    job_nice: int = 10
+    """How much lower a background job's priority is than the server's (``nice``), so the pages stay fast."""
+    job_log_bytes: int = 64 * 1024
+    """Tail of a background job's log (stderr) the server keeps in the job's record."""
+    job_cancel_grace_s: float = 10.0
+    """After cancel, seconds a job's process group has to stop on SIGTERM before it gets SIGKILL."""
+    import_max_bytes: int = 4 * 1024**3
+    """Largest upload to ``POST .../imports`` (all files together, or the one archive); larger ones get 413."""
+    prediction_cache_entries: int = 2048
+    """Predictions of the deployed model on project images kept per server (least recently used go first)."""
+    progress_file: str | None = None
+    """Set by the platform server for the commands its jobs run: JSON lines of progress (see ``core.progress``)."""

@@ -39,6 +39,7 @@ from visionloop.core.annotations import (
 from visionloop.core.errors import AnnotationValidationError, FormatError, ImageError
 from visionloop.core.imageio import probe
 from visionloop.core.ontology import remap_annotation
+from visionloop.core.progress import progress_file
 from visionloop.core.task import Task
 from visionloop.formats import detect_source, get_format
 from visionloop.formats._paths import (
@@ -239,6 +240,7 @@ def _run(
     ctx = _Context(project, local_to_project, project.ontology(), author, report, policy)
 
     size = project.settings.import_batch
+    stream = progress_file(project.settings.progress_file)
     columns = (TextColumn("[bold]import"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     # Reading, hashing, probing and writing blobs release the GIL: a small pool keeps both cores busy while the
     # database work of the previous batch runs.
@@ -260,6 +262,9 @@ def _run(
                 _commit(ctx, batch)
             run.beat()
             bar.advance(task_id, len(chunk))
+            if stream is not None:
+                stream.write(fraction=report.images_seen / len(ds.samples), force=k + 1 == len(chunks),
+                             message=f"{report.images_seen}/{len(ds.samples)} images read")
     report.instances = {name: n for name, n in ctx.counts.items() if n > 0}
 
 

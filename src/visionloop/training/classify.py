@@ -238,7 +238,8 @@ def train_classifier(
         probs, y = _train_linear(project, model, cfg, data, cache, val_ds, params, names, task, device, progress, seed)
     else:
         _train_loop(model, cfg, data, cache, val_ds, params, policy, preprocess, names, task, device, progress, seed,
-                    strategy, epochs, directory, resume is not None, log)
+                    strategy, epochs, directory, resume is not None, log,
+                    progress_file=project.settings.progress_file)
         best = safe_torch_load(directory / "checkpoints" / "best.pt", what="run checkpoint", map_location=device)
         model.load_state_dict(best["model"])
         probs, y = predict_arrays(model, val_ds, task=task, device=device)
@@ -334,7 +335,7 @@ class _Keyed(torch.utils.data.Dataset):
 def _train_loop(model: Classifier, cfg: RunConfig, data: dict[str, LabelledItems], cache: ImageCache,
                 val_ds: ImageDataset, params: ClassifyParams, policy: AugmentPolicy, preprocess: Preprocess,
                 names: list[str], task: str, device: str, progress: bool, seed: int, strategy: str, epochs: int,
-                directory: Path, resuming: bool, log: Any) -> None:
+                directory: Path, resuming: bool, log: Any, *, progress_file: str | None = None) -> None:
     train_ds = ImageDataset(data["train"], cache=cache, transform=train_transform(policy, preprocess), kind="train")
     targets = data["train"].targets
     ratio = imbalance_ratio(targets, len(names))
@@ -377,7 +378,7 @@ def _train_loop(model: Classifier, cfg: RunConfig, data: dict[str, LabelledItems
         if frozen:
             m.backbone.eval()  # type: ignore[union-attr]
 
-    hooks = default_hooks(directory, progress=progress, patience=params.patience)
+    hooks = default_hooks(directory, progress=progress, patience=params.patience, progress_file=progress_file)
     for h in hooks:
         if isinstance(h, ProgressBar):
             key = _monitor(task)

@@ -320,7 +320,8 @@ def train_detection(
         data=loader, validate=validate if data.get("val") else None,
         config=LoopConfig(epochs=hp.epochs, seed=seed, monitor=monitor, mode="max", patience=hp.patience,
                           grad_clip=hp.grad_clip),
-        hooks=default_hooks(directory, progress=progress, patience=hp.patience),
+        hooks=default_hooks(directory, progress=progress, patience=hp.patience,
+                            progress_file=project.settings.progress_file),
     )
     last = directory / "checkpoints" / "last.pt"
     if resume and not last.exists():

@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from visionloop.core.errors import VisionloopError
+from visionloop.core.progress import ProgressFile
 from visionloop.data.loader import derive_seed
 from visionloop.models.weights import safe_torch_load
 
@@ -71,6 +72,7 @@ __all__ = [
     "LossFn",
     "MetricsLogger",
     "ProgressBar",
+    "ProgressFileHook",
     "TrainLoop",
     "ValidateFn",
     "atomic_save",
@@ -472,8 +474,41 @@ class ProgressBar(Hook):
             tqdm.write(f"epoch {record['epoch']}: {text}")
 
 
-def default_hooks(run_dir: Path, *, progress: bool = True, patience: int | None = None) -> list[Hook]:
-    """Checkpoints under ``run_dir/checkpoints``, ``run_dir/metrics.jsonl``, early stopping, a progress bar."""
+class ProgressFileHook(Hook):
+    """Progress as JSON lines for a supervising process (:mod:`visionloop.core.progress`): the run id at the start,
+    the fraction done after steps (throttled), each epoch's record (train loss, validation metrics) at its end."""
+
+    def __init__(self, out: ProgressFile, *, run_id: str) -> None:
+        self.out, self.run_id = out, run_id
+
+    def _fraction(self, loop: TrainLoop) -> float:
+        epochs = max(1, loop.config.epochs)
+        n = max(1, loop.data.num_batches(loop.state.epoch)) if loop.state.epoch < epochs else 1
+        return (loop.state.epoch + min(1.0, loop.state.step_in_epoch / n)) / epochs
+
+    def before_train(self, loop: TrainLoop) -> None:
+        self.out.write(fraction=self._fraction(loop), message=f"training run {self.run_id}", run=self.run_id,
+                       epoch=loop.state.epoch, epochs=loop.config.epochs, force=True)
+
+    def after_step(self, loop: TrainLoop, loss: float, logs: dict[str, float]) -> None:
+        n = loop.data.num_batches(loop.state.epoch)
+        self.out.write(fraction=self._fraction(loop), run=self.run_id,
+                       message=f"epoch {loop.state.epoch + 1}/{loop.config.epochs}, step "
+                               f"{loop.state.step_in_epoch}/{n}, loss {loss:.4f}")
+
+    def after_epoch(self, loop: TrainLoop, record: dict[str, Any]) -> None:
+        self.out.write(fraction=self._fraction(loop), message=f"epoch {record['epoch']}/{loop.config.epochs} done",
+                       run=self.run_id, record=record, force=True)
+
+
+def default_hooks(run_dir: Path, *, progress: bool = True, patience: int | None = None,
+                  progress_file: str | Path | None = None) -> list[Hook]:
+    """Checkpoints under ``run_dir/checkpoints``, ``run_dir/metrics.jsonl``, early stopping, a progress bar, and the
+    JSON-lines progress of :class:`ProgressFileHook` when ``progress_file`` is given (the ``progress_file``
+    setting)."""
     run_dir = Path(run_dir)
-    return [EarlyStopping(patience), CheckpointHook(run_dir / "checkpoints"), MetricsLogger(run_dir / "metrics.jsonl"),
-            ProgressBar(enabled=progress)]
+    hooks: list[Hook] = [EarlyStopping(patience), CheckpointHook(run_dir / "checkpoints"),
+                         MetricsLogger(run_dir / "metrics.jsonl"), ProgressBar(enabled=progress)]
+    if progress_file:
+        hooks.append(ProgressFileHook(ProgressFile(progress_file), run_id=run_dir.name))
+    return hooks
