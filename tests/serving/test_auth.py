@@ -21,7 +21,7 @@ from tests.serving.test_project_api import CHROMIUM, CHROMIUM_ARGS
 from visionloop.core.annotations import Boxes
 from visionloop.core.settings import Settings
 from visionloop.serving.projects_api.app import create_app
-from visionloop.serving.projects_api.auth import PUBLIC_PATHS, SIGN_IN_PATH
+from visionloop.serving.projects_api.auth import PUBLIC_PATHS, SESSION_COOKIE, SIGN_IN_PATH
 from visionloop.serving.projects_api.server import ServerThread
 from visionloop.serving.projects_api.sign_in_limits import SignInLimits
 from visionloop.storage import NewImage, Project
@@ -85,6 +85,8 @@ def walk_every_route(served: Served) -> tuple[dict[tuple[str, str], Role], set[t
     """
     client, checked, public = served.client, [], set()
     other_project = bearer_headers(served.b, Role.ADMIN)
+    admin_secret = bearer_headers(served.a, Role.ADMIN)["Authorization"].removeprefix("Bearer ")
+    cookie_only = {"Cookie": f"{SESSION_COOKIE}={admin_secret}"}
     # iter_route_contexts flattens included routers, with the dependencies each router adds to its routes
     for route in iter_route_contexts(client.app.routes):
         if isinstance(route.original_route, Mount):
@@ -116,6 +118,11 @@ def walk_every_route(served: Served) -> tuple[dict[tuple[str, str], Role], set[t
                 weak = client.request(method, url, headers=bearer_headers(served.a, WEAKER[role]), **kw)
                 assert weak.status_code == 403, (method, url, weak.text)
                 assert f"needs the {role.value} role" in weak.json()["detail"]
+            by_cookie = client.request(method, url, headers=cookie_only, **kw)
+            if method == "GET":  # the session cookie of a browser reads
+                assert by_cookie.status_code not in {401, 403}, (method, url, by_cookie.text)
+            else:  # and never writes: a form of another site cannot use it
+                assert by_cookie.status_code == 401, (method, url, by_cookie.text)
             allowed = client.request(method, url, headers=bearer_headers(served.a, role), **kw)
             assert allowed.status_code not in {401, 403}, (method, url, allowed.status_code, allowed.text)
             checked.append((method, route.path, role))
@@ -129,6 +136,7 @@ def test_every_route_needs_credentials_and_the_right_role(served: Served) -> Non
     assert roles[("PUT", f"{API}/projects/{{project}}/images/{{image_id}}/annotation")] is Role.ANNOTATOR
     assert roles[("GET", f"{API}/projects/{{project}}/users")] is Role.ADMIN
     assert roles[("GET", f"{API}/projects/{{project}}/images")] is Role.VIEWER
+    assert roles[("GET", f"{API}/session")] is Role.VIEWER
     assert len(roles) >= 14, roles
 
 

@@ -1,7 +1,10 @@
 """Who is asking, and may they: authentication and roles for every route of the project API.
 
 Credentials
-    ``Authorization: Bearer <token>`` on every request. A token comes from ``visionloop user token PROJECT NAME``
+    ``Authorization: Bearer <token>`` on every request; for ``GET`` and ``HEAD`` only, the ``vl_session`` cookie that
+    signing in sets (HttpOnly, SameSite=Strict) counts as the same bearer, so ``<img>`` and ``<a>`` of the web pages
+    load images, thumbnails and downloads. Every other method still needs the header, so a form or script of another
+    site cannot write with the browser's cookie. A token comes from ``visionloop user token PROJECT NAME``
     (scripts) or from signing in: ``POST /api/v1/auth/token`` with the form fields ``username`` and ``password`` (the
     OAuth2 password flow, so the web UI and the ``Authorize`` button of ``/docs`` use it) answers a token that expires
     after :data:`SIGN_IN_LIFETIME`; ``DELETE /api/v1/auth/token`` signs out (revokes it). Only ``GET /health``, the
@@ -36,7 +39,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Request, status
-from fastapi.security import HTTPBearer, OAuth2PasswordBearer
+from fastapi.security import APIKeyCookie, HTTPBearer, OAuth2PasswordBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
 from visionloop.core.errors import NotFoundError
@@ -48,6 +51,7 @@ __all__ = [
     "AUTH_RESPONSES",
     "PUBLIC_PATHS",
     "SIGN_IN_LIFETIME",
+    "SESSION_COOKIE",
     "SIGN_IN_PATH",
     "VIEWER",
     "AdminDep",
@@ -60,6 +64,7 @@ __all__ = [
     "ViewerDep",
     "current_user",
     "require_role",
+    "session_cookie_kwargs",
     "signed_in",
     "unauthorized",
 ]
@@ -67,8 +72,10 @@ __all__ = [
 SIGN_IN_PATH = "/api/v1/auth/token"
 SIGN_IN_LIFETIME = timedelta(hours=12)
 """How long a sign-in token lasts (a working day); tokens made with ``visionloop user token`` do not expire."""
-PUBLIC_PATHS = frozenset({"/health", SIGN_IN_PATH, "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-"""Paths that answer without credentials (``DELETE`` on the sign-in path, the sign-out, still needs a token)."""
+PUBLIC_PATHS = frozenset({"/health", SIGN_IN_PATH, "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/",
+                          "/static"})
+"""Paths that answer without credentials (``DELETE`` on the sign-in path, the sign-out, still needs a token). The web
+app's page ``/`` and its files under ``/static/...`` (``visionloop.web``) hold no data."""
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing, unknown, revoked or expired credentials (`WWW-Authenticate: Bearer`)."},
@@ -78,6 +85,18 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 _oauth2 = OAuth2PasswordBearer(tokenUrl=SIGN_IN_PATH, auto_error=False,
                                description="Sign in with a user name and password of the project.")
 _bearer = HTTPBearer(auto_error=False, description="An API token: `visionloop user token PROJECT NAME`.")
+SESSION_COOKIE = "vl_session"
+"""The cookie signing in sets (the same token as the answer's bearer); accepted for GET and HEAD only."""
+_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False,
+                       description="Set by signing in; GET and HEAD only (images, thumbnails, downloads).")
+_COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
+def session_cookie_kwargs(request: Request) -> dict[str, Any]:
+    """``Response.set_cookie``/``delete_cookie`` options of the session cookie: HttpOnly, SameSite=Strict, the whole
+    site, Secure when the request came over https."""
+    return {"key": SESSION_COOKIE, "path": "/", "httponly": True, "samesite": "strict",
+            "secure": request.url.scheme == "https"}
 
 
 @dataclass(frozen=True)
@@ -97,13 +116,21 @@ def unauthorized(detail: str) -> HTTPException:
 
 def bearer_token(
     request: Request, _o: Annotated[str | None, Depends(_oauth2)], _b: Annotated[Any, Depends(_bearer)],
+    _c: Annotated[str | None, Depends(_cookie)],
 ) -> str:
-    """The bearer token of the request; 401 when there is none (the two schemes only document it in OpenAPI)."""
+    """The bearer token of the request (the header, or the session cookie on GET and HEAD); 401 when there is none
+    (the three schemes only document it in OpenAPI)."""
     scheme, token = get_authorization_scheme_param(request.headers.get("Authorization"))
-    if scheme.lower() != "bearer" or not token:
-        raise unauthorized(f"missing credentials: send 'Authorization: Bearer <token>' (sign in at POST {SIGN_IN_PATH}"
-                            " with username and password, or make a token with: visionloop user token PROJECT NAME)")
-    return token
+    if scheme.lower() == "bearer" and token:
+        return token
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and request.method in _COOKIE_METHODS:
+        return cookie
+    cookie_note = (f" (the {SESSION_COOKIE} cookie counts for GET and HEAD only; {request.method} needs the header)"
+                   if cookie else "")
+    raise unauthorized(f"missing credentials: send 'Authorization: Bearer <token>'{cookie_note} (sign in at POST "
+                       f"{SIGN_IN_PATH} with username and password, or make a token with: visionloop user token "
+                       "PROJECT NAME)")
 
 
 BearerDep = Annotated[str, Depends(bearer_token)]

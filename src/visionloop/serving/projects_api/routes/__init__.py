@@ -13,14 +13,24 @@ that name needs.
 from fastapi import APIRouter
 
 from visionloop.serving.projects_api.auth import AUTH_RESPONSES, VIEWER
-from visionloop.serving.projects_api.routes import annotations, auth, classes, images, projects, stats, users, versions
+from visionloop.serving.projects_api.routes import (
+    annotations,
+    auth,
+    classes,
+    images,
+    projects,
+    session,
+    stats,
+    users,
+    versions,
+)
 
 __all__ = ["API_PREFIX", "api_router"]
 
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
-for _module in (auth, projects, users):
+for _module in (auth, session, projects, users):
     api_router.include_router(_module.router)
 for _module in (stats, classes, images, annotations, versions):
     api_router.include_router(_module.router, dependencies=[VIEWER])
