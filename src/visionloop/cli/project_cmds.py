@@ -283,14 +283,16 @@ def serve_projects(
     host: str = "127.0.0.1",
     port: int = 8000,
 ) -> None:
-    """Run the platform server (project API, docs) for these projects; the first start creates an admin per project."""
+    """Run the platform (the web app at /, the project API, docs) for these projects; the first start creates an admin
+    per project."""
     from visionloop.cli.user_cmds import announce_first_admins
     from visionloop.core.settings import Settings
-    from visionloop.serving.projects_api.server import run_server
+    from visionloop.web import run_platform
 
     settings = Settings()
     announce_first_admins(projects, settings=settings, url=f"http://{host}:{port}")
-    run_server(projects, host=host, port=port, settings=settings)
+    typer.echo(f"open http://{host}:{port}/ in a browser to sign in")
+    run_platform(projects, host=host, port=port, settings=settings)
 
 
 @handle_errors

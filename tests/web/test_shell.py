@@ -1,0 +1,95 @@
+"""The web app's shell: its files are served (without credentials, cached sensibly), and signing in works."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.web.conftest import ADMIN_PASSWORD, PROJECT
+
+
+def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_static_files_answer_without_credentials_with_cache_headers(served):
+    status, headers, body = fetch(f"{served.url}/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b'src="/static/js/main.js"' in body
+    assert headers["cache-control"] == "no-cache"
+    status, headers, _ = fetch(f"{served.url}/static/js/main.js")
+    assert status == 200 and "javascript" in headers["content-type"]
+    assert headers["cache-control"] == "no-cache" and headers["etag"]
+    again, _, _ = fetch(f"{served.url}/static/js/main.js", {"If-None-Match": headers["etag"]})
+    assert again == 304
+    status, headers, _ = fetch(f"{served.url}/static/vendor/ol/ol.js")
+    assert status == 200 and "max-age" in headers["cache-control"]
+
+
+@pytest.mark.parametrize("path", ["/static/nope.js", "/static/js", "/static/js/", "/static/vendor/",
+                                  "/static/../pyproject.toml", "/static/%2e%2e/__init__.py"])
+def test_unknown_static_paths_and_folders_are_404(served, path):
+    status, _, body = fetch(f"{served.url}{path}")
+    assert status == 404, (path, body[:200])
+
+
+def test_the_api_still_needs_credentials(served):
+    status, _, _ = fetch(f"{served.url}/api/v1/projects/{PROJECT}/images")
+    assert status == 401
+
+
+def test_sign_in_wrong_password_then_right(new_page, served, shot):
+    page = new_page()
+    page.goto(f"{served.url}/")
+    page.wait_for_selector("#signin-user")  # not signed in: the app goes to the sign-in page
+    assert page.url.endswith("#/signin")
+    page.fill("#signin-user", "admin")
+    page.fill("#signin-password", "not-the-password")
+    page.click("button[type=submit]")
+    error = page.locator(".form-message")
+    error.wait_for(state="visible")
+    assert "Wrong user name or password" in error.inner_text()
+    shot(page, "signin-wrong-password")
+    page.fill("#signin-password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=projects-page]")
+    assert page.locator(f"[data-project={PROJECT}]").is_visible()
+    assert page.locator(".topbar .user-name").inner_text() == "admin"
+    # a reload keeps the session (sessionStorage), signing out ends it
+    page.reload()
+    page.wait_for_selector("[data-testid=projects-page]")
+    page.click("text=Sign out")
+    page.wait_for_selector("#signin-user")
+    page.goto(f"{served.url}/#/p/{PROJECT}")
+    page.wait_for_selector("#signin-user")
+
+
+def test_a_page_asked_for_before_signing_in_opens_after(new_page, served):
+    page = new_page()
+    page.goto(f"{served.url}/#/p/{PROJECT}/jobs")
+    page.wait_for_selector("#signin-user")
+    page.fill("#signin-user", "admin")
+    page.fill("#signin-password", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/#/p/{PROJECT}/jobs")
+
+
+def test_too_many_failed_sign_ins_say_to_wait(new_page, served):
+    page = new_page()
+    page.goto(f"{served.url}/#/signin")
+    for _ in range(11):
+        page.fill("#signin-user", "someone-else")
+        page.fill("#signin-password", "wrong")
+        page.click("button[type=submit]")
+        page.wait_for_selector(".form-message:visible")
+        if "Too many" in page.locator(".form-message").inner_text():
+            break
+    assert "Too many failed sign-ins" in page.locator(".form-message").inner_text()
+
