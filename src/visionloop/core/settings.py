@@ -46,3 +46,6 @@ class Settings(BaseSettings):
     """Predictions of the deployed model on project images kept per server (least recently used go first)."""
     progress_file: str | None = None
     """Set by the platform server for the commands its jobs run: JSON lines of progress (see ``core.progress``)."""
+    projects_dir: str | None = None
+    """Folder where the platform server creates the projects made with ``POST /api/v1/projects``; when unset, the
+    folder holding the first served project."""
