@@ -1,0 +1,440 @@
+// The annotation editor page, #/p/:project/annotate/:id: every task type, keyboard first, saved on its own.
+//
+// One state per image: the annotation payload (core/annotations.py). Every edit records the new payload in the
+// history (undo/redo) and schedules its save (save.js -> offline.js). The canvas (canvas.js, OpenLayers) shows
+// the image and the shapes; tools.js edits them; keys.js maps keys to the actions below.
+
+import { ApiError, api, projectPath, roleAllows } from '../api.js';
+import { DEFAULT_KEYS, colorOf, toast } from '../ui.js';
+import * as offline from '../offline.js';
+import { Canvas, prefetchImage } from './canvas.js';
+import { conflictDialog } from './conflict.js';
+import { History } from './history.js';
+import { Keys } from './keys.js';
+import { Panel } from './panel.js';
+import { AutoSave } from './save.js';
+import { StyleBook, featuresOf, payloadOf } from './shapes.js';
+import { Tools } from './tools.js';
+
+const details = new Map(); // `${project}/${id}` -> Promise<detail>, the opened and prefetched images
+const MAX_DETAILS = 12;
+let page = null;
+
+function detailOf(project, id) {
+  const key = `${project}/${id}`;
+  let p = details.get(key);
+  if (!p) {
+    p = api.get(projectPath(project, `images/${id}`));
+    p.catch(() => details.delete(key));
+    details.set(key, p);
+    while (details.size > MAX_DETAILS) details.delete(details.keys().next().value);
+  }
+  return p;
+}
+
+/** The editing mode of a project's task and the image's head payload. */
+function modeOf(task, payload, project) {
+  if (task === 'classification') return 'label';
+  if (task === 'tagging') return 'tags';
+  if (task === 'detection') return 'boxes';
+  if (payload && (payload.type === 'instances' || payload.type === 'semantic')) return payload.type;
+  return localStorage.getItem(`vl_seg_mode:${project}`) || 'instances';
+}
+
+/** Keys of the classes: their own `key`, else 1..9, 0 in class order (only for classes without one). */
+function classKeys(classes) {
+  const used = new Set(classes.map((c) => c.key).filter(Boolean));
+  const free = DEFAULT_KEYS.filter((k) => !used.has(k));
+  const keys = new Map();
+  for (const c of classes) {
+    const k = c.key || free.shift();
+    if (k) keys.set(c.id, String(k).toLowerCase());
+  }
+  return keys;
+}
+
+class Editor {
+  constructor(root, params) {
+    this.root = root;
+    this.project = params.project;
+    this.id = Number(params.id);
+    this.query = params.query || {};
+    this.readOnly = !roleAllows(params.role || 'viewer', 'annotator');
+    this.timings = { start: performance.now() };
+    this.disposed = false;
+  }
+
+  async open() {
+    const p = this.project;
+    const [info, classes, detail, waiting] = await Promise.all([
+      api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id),
+      offline.pendingFor(p, this.id).catch(() => null)]);
+    this.timings.fetched = performance.now();
+    this.detail = detail;
+    this.classes = classes.filter((c) => c.active !== false);
+    this.allClasses = classes;
+    this.keysOf = classKeys(this.classes);
+    const head = detail.annotation || null;
+    const start = waiting ? waiting.payload : head; // edits kept in this browser are newer than the server's head
+    this.mode = modeOf(info.task, start, p);
+    this.currentClass = this.classes.length ? this.classes[0].id : 0;
+    this.styles = new StyleBook(this.allClasses);
+    this.panel = new Panel(this.root, { mode: this.mode, classes: this.classes, readOnly: this.readOnly, actions: {
+      prev: () => this.go(this.prevId), next: () => this.go(this.nextId), help: () => this.keys.showHelp(),
+      setTool: (t) => this.setTool(t), pickClass: (id) => this.pickClass(id),
+      resolveConflict: () => { if (this.autosave.conflict) this.showConflict(this.lastConflictBody); },
+    } });
+    this.panel.setImage(detail, '');
+    this.canvas = new Canvas(this.panel.canvasEl, this.styles);
+    this.canvas.setImage(detail);
+    this.shapes = this.mode === 'boxes' || this.mode === 'instances';
+    if (this.shapes) {
+      this.tools = new Tools(this.canvas, {
+        onChange: () => this.edited(), onSelect: () => this.showSelection(),
+        currentClass: () => this.currentClass, newProps: () => this.newShapeProps(),
+      });
+      this.tools.setEditable(!this.readOnly);
+      this.tools.load(featuresOf(start, detail.height));
+      this.setTool(this.mode === 'boxes' ? 'box' : 'polygon');
+    } else if (this.mode === 'semantic') {
+      const { MaskEditor } = await import('./masks.js');
+      this.masks = new MaskEditor(this.canvas, { classes: this.allClasses, onChange: () => this.edited(),
+        currentClass: () => this.currentClass, readOnly: this.readOnly });
+      this.masks.load(start, detail);
+      this.setTool('brush');
+    }
+    this.state = this.shapes || this.masks ? null : start;
+    this.history = new History(this.payload());
+    this.autosave = new AutoSave({ project: p, imageId: this.id, revision: detail.head_revision,
+      getPayload: () => this.history.current, onStatus: (s) => this.panel.setStatus(s),
+      onConflict: (body) => this.showConflict(body) });
+    this.keys = new Keys();
+    this.keys.set(this.bindings());
+    this.keys.start();
+    this.onHide = () => { this.autosave.flushNow(); };
+    window.addEventListener('pagehide', this.onHide);
+    document.addEventListener('visibilitychange', this.onHide);
+    this.refresh();
+    this.timings.shown = performance.now();
+    this.canvas.map.once('rendercomplete', () => { this.timings.rendered = performance.now(); });
+    window.vlEditor = this; // for tests and benchmarks: timings, payload()
+    await this.neighbours();
+    if (waiting && waiting.state === 'conflict') this.showConflict(null);
+    if (waiting && waiting.state !== 'conflict') offline.flush();
+  }
+
+  // ---- state --------------------------------------------------------------------------------------------------
+
+  /** The annotation as it is now (null: nothing yet). */
+  payload() {
+    if (this.shapes) return payloadOf(this.mode, this.tools.features(), this.detail.width, this.detail.height);
+    if (this.masks) return this.masks.payload();
+    return this.state;
+  }
+
+  /** Show `payload` (undo, redo, a version chosen in a conflict). */
+  apply(payload) {
+    if (this.shapes) {
+      const sel = this.tools.selected ? this.tools.selected.get('order') : null;
+      this.tools.load(featuresOf(payload, this.detail.height), sel);
+    } else if (this.masks) this.masks.load(payload, this.detail);
+    else this.state = payload;
+    this.refresh();
+  }
+
+  /** After every edit: record it and save it soon. */
+  edited() {
+    if (this.history.push(this.payload())) this.autosave.schedule();
+    this.refresh();
+  }
+
+  undo() {
+    const p = this.history.undo();
+    if (p === null) return;
+    this.apply(p);
+    this.autosave.schedule();
+  }
+
+  redo() {
+    const p = this.history.redo();
+    if (p === null) return;
+    this.apply(p);
+    this.autosave.schedule();
+  }
+
+  newShapeProps() {
+    const video = this.detail.video_id !== null && this.detail.video_id !== undefined;
+    if (!video) return {};
+    const tracks = this.tools.features().map((f) => f.get('track')).filter((t) => t !== null && t !== undefined);
+    return { track: (tracks.length ? Math.max(...tracks) : 0) + 1 };
+  }
+
+  // ---- actions ------------------------------------------------------------------------------------------------
+
+  pickClass(id) {
+    if (this.readOnly && this.mode !== 'boxes' && this.mode !== 'instances') return;
+    if (this.mode === 'label') {
+      this.state = { type: 'label', class_id: id };
+      this.edited();
+    } else if (this.mode === 'tags') {
+      const ids = new Set(this.state ? this.state.class_ids : []);
+      if (ids.has(id)) ids.delete(id);
+      else ids.add(id);
+      this.state = { type: 'tags', class_ids: [...ids].sort((a, b) => a - b) };
+      this.edited();
+    } else {
+      this.currentClass = id;
+      if (!(this.tools && this.tools.setClassOfSelected(id))) this.refresh();
+    }
+  }
+
+  setTool(name) {
+    this.tool = name;
+    if (this.tools) this.tools.setTool(name);
+    if (this.masks) this.masks.setTool(name);
+    const names = this.readOnly ? [] : this.mode === 'boxes' ? ['select', 'box'] : this.mode === 'instances'
+      ? ['select', 'polygon'] : this.mode === 'semantic' ? ['brush', 'eraser', 'fill'] : [];
+    this.panel.setTools(names, name);
+  }
+
+  deleteSelected() {
+    return this.tools ? this.tools.deleteSelected() : false;
+  }
+
+  /** Add the previous image's shapes (boxes or outlines, track ids kept) to this one. */
+  async copyPrevious() {
+    if (!this.shapes || this.readOnly || this.prevId === null || this.prevId === undefined) return;
+    const prev = await detailOf(this.project, this.prevId);
+    const from = prev.annotation;
+    if (!from || from.type !== this.mode || !from.xyxy.length) {
+      toast('The previous image has no shapes to copy.', 'info');
+      return;
+    }
+    const have = new Set(this.tools.features().map((f) => f.get('track')).filter((t) => t !== null));
+    const feats = featuresOf(from, this.detail.height).filter((f) => f.get('track') === null || !have.has(f.get('track')));
+    for (const f of feats) {
+      f.set('order', this.tools.nextOrder++, true);
+      this.canvas.source.addFeature(f);
+    }
+    this.edited();
+    toast(`Copied ${feats.length} shape${feats.length === 1 ? '' : 's'} from the previous image.`, 'success');
+  }
+
+  async go(id) {
+    if (id === null || id === undefined) return;
+    await this.autosave.flushNow();
+    const q = new URLSearchParams(this.query).toString();
+    location.hash = `#/p/${encodeURIComponent(this.project)}/annotate/${id}${q ? `?${q}` : ''}`;
+  }
+
+  /** prev/next ids (from the image detail; else from the list of images) and the next image fetched ahead. */
+  async neighbours() {
+    let { prev_id: prev, next_id: next } = this.detail;
+    if (prev === undefined && next === undefined) {
+      try {
+        const ids = await listIds(this.project);
+        const i = ids.indexOf(this.id);
+        prev = i > 0 ? ids[i - 1] : null;
+        next = i >= 0 && i + 1 < ids.length ? ids[i + 1] : null;
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+      }
+    }
+    this.prevId = prev ?? null;
+    this.nextId = next ?? null;
+    if (this.disposed) return;
+    this.panel.setNav(this.prevId, this.nextId);
+    for (const id of [this.nextId, this.prevId]) {
+      if (id === null) continue;
+      detailOf(this.project, id).then((d) => prefetchImage(d)).catch(() => {});
+    }
+  }
+
+  async showConflict(body) {
+    this.lastConflictBody = body;
+    let head = body && body.head;
+    if (!head) {
+      const fresh = await api.get(projectPath(this.project, `images/${this.id}`));
+      head = { revision: fresh.head_revision, payload: fresh.annotation, author: '', created_at: null };
+      try {
+        const revs = await api.get(projectPath(this.project, `images/${this.id}/revisions`));
+        const last = revs[revs.length - 1];
+        if (last) Object.assign(head, { author: last.author, created_at: last.created_at });
+      } catch { /* the author is a nicety */ }
+    }
+    if (this.disposed || this.conflictOpen) return;
+    this.conflictOpen = true;
+    const mine = this.history.current;
+    const { choice, payload } = await conflictDialog({ detail: this.detail, classes: this.allClasses, head, mine });
+    this.conflictOpen = false;
+    if (this.disposed) return;
+    details.delete(`${this.project}/${this.id}`);
+    if (choice === 'theirs') {
+      this.history.push(head.payload);
+      this.apply(head.payload);
+      await this.autosave.resolved(head.revision, null);
+    } else {
+      if (choice === 'merge') {
+        this.history.push(payload);
+        this.apply(payload);
+      }
+      await this.autosave.resolved(head.revision, this.history.current);
+    }
+  }
+
+  // ---- display ------------------------------------------------------------------------------------------------
+
+  refresh() {
+    const counts = new Map();
+    const p = this.shapes ? null : this.state;
+    let chosen = null;
+    if (this.shapes) {
+      for (const f of this.tools.features()) counts.set(f.get('cls'), (counts.get(f.get('cls')) || 0) + 1);
+    } else if (this.mode === 'label') chosen = new Set(p ? [p.class_id] : []);
+    else if (this.mode === 'tags') chosen = new Set(p ? p.class_ids : []);
+    this.panel.setClasses({ current: this.currentClass, counts: this.shapes ? counts : null, chosen, keys: this.keysOf });
+    if (this.mode === 'label') {
+      const c = p && this.allClasses.find((x) => x.id === p.class_id);
+      this.panel.setBanner(c ? c.name : 'Not labelled yet: press a class key', c ? colorOf(c) : null);
+    } else if (this.mode === 'tags') {
+      const names = (p ? p.class_ids : []).map((id) => (this.allClasses.find((x) => x.id === id) || { name: id }).name);
+      this.panel.setBanner(names.length ? names.join(' · ') : 'No tags: press class keys to toggle them', null);
+    }
+    this.panel.setHint(this.hint());
+    this.showSelection();
+  }
+
+  hint() {
+    if (this.readOnly) return 'You can look but not edit here (viewer role).';
+    const n = this.shapes ? this.tools.features().length : 0;
+    const count = this.shapes ? `${n} shape${n === 1 ? '' : 's'}. ` : '';
+    if (this.mode === 'boxes') return `${count}Drag to draw a box; click one to select it; Del deletes it; a class key changes its class. Press ? for every key.`;
+    if (this.mode === 'instances') return `${count}Click the outline's points; double-click (or click the first point) to close it. V selects; drag a vertex to edit it. Press ? for every key.`;
+    if (this.mode === 'semantic') return 'Paint with the brush (R), erase (E), fill a region (G); [ and ] change the brush size. Press ? for every key.';
+    if (this.mode === 'tags') return 'Each class key toggles its tag. Press ? for every key.';
+    return 'One class key sets the label. Press ? for every key.';
+  }
+
+  showSelection() {
+    if (!this.tools) return;
+    const f = this.tools.selected;
+    if (!f) {
+      this.panel.setSelection('');
+      return;
+    }
+    const [x1, y1, x2, y2] = f.getGeometry().getExtent();
+    const track = f.get('track');
+    this.panel.setSelection(`${this.styles.name(f.get('cls'))} · ${Math.round(x2 - x1)}×${Math.round(y2 - y1)} px`
+      + `${track !== null && track !== undefined ? ` · track ${track}` : ''}`);
+  }
+
+  bindings() {
+    const edit = () => !this.readOnly;
+    const shapes = () => this.shapes && !this.readOnly;
+    const list = [
+      { keys: ['?'], label: 'Show these keys', group: 'General', run: () => this.keys.showHelp() },
+      { keys: ['d', 'arrowright'], label: 'Next image', group: 'General', run: () => this.go(this.nextId) },
+      { keys: ['a', 'arrowleft'], label: 'Previous image', group: 'General', run: () => this.go(this.prevId) },
+      { keys: ['f'], label: 'Fit the image to the window', group: 'View', run: () => this.canvas.fit() },
+      { keys: ['=', '+'], label: 'Zoom in (or the mouse wheel)', group: 'View', run: () => this.canvas.zoomBy(1) },
+      { keys: ['-'], label: 'Zoom out', group: 'View', run: () => this.canvas.zoomBy(-1) },
+      { keys: ['space'], label: 'Hold and drag to pan (or drag empty space, or the middle button)', group: 'View',
+        run: (e) => this.space(e, true) },
+      { keys: ['ctrl+z'], label: 'Undo', group: 'Edit', when: edit, run: () => this.undo() },
+      { keys: ['ctrl+shift+z', 'ctrl+y'], label: 'Redo', group: 'Edit', when: edit, run: () => this.redo() },
+    ];
+    for (const c of this.classes) {
+      const k = this.keysOf.get(c.id);
+      if (!k) continue;
+      const label = this.mode === 'label' ? `Label: ${c.name}` : this.mode === 'tags' ? `Toggle tag ${c.name}`
+        : `Class ${c.name} (new shapes; the selected one changes)`;
+      list.push({ keys: [k], label, group: 'Classes', run: () => this.pickClass(c.id) });
+    }
+    if (this.mode === 'boxes' || this.mode === 'instances') {
+      list.push(
+        { keys: ['v'], label: 'Select / move tool', group: 'Tools', when: shapes, run: () => this.setTool('select') },
+        this.mode === 'boxes'
+          ? { keys: ['b'], label: 'Box tool: drag to draw', group: 'Tools', when: shapes, run: () => this.setTool('box') }
+          : { keys: ['p'], label: 'Polygon tool: click the points, double-click to close', group: 'Tools', when: shapes,
+            run: () => this.setTool('polygon') },
+        { keys: ['delete', 'backspace'], label: 'Delete the selected shape (while drawing: the last point)',
+          group: 'Edit', when: shapes, run: () => this.tools.removeLastPoint() || this.deleteSelected() },
+        { keys: ['escape'], label: 'Stop drawing, then deselect', group: 'Edit', run: () => this.tools.cancel() },
+        { keys: ['tab'], label: 'Select the next shape', group: 'Edit', run: () => this.tools.cycle(1) },
+        { keys: ['shift+tab'], label: 'Select the previous shape', group: 'Edit', run: () => this.tools.cycle(-1) },
+        { keys: ['c'], label: "Copy the previous image's shapes (track ids kept)", group: 'Edit', when: shapes,
+          run: () => { this.copyPrevious(); } },
+      );
+    }
+    if (this.mode === 'semantic' && !this.readOnly) {
+      list.push(
+        { keys: ['r'], label: 'Brush', group: 'Tools', run: () => this.setTool('brush') },
+        { keys: ['e'], label: 'Eraser (unlabelled)', group: 'Tools', run: () => this.setTool('eraser') },
+        { keys: ['g'], label: 'Fill the region under the click', group: 'Tools', run: () => this.setTool('fill') },
+        { keys: ['['], label: 'Smaller brush', group: 'Tools', run: () => this.masks.resize(-1) },
+        { keys: [']'], label: 'Larger brush', group: 'Tools', run: () => this.masks.resize(1) },
+      );
+    }
+    return list;
+  }
+
+  space(event, down) {
+    if (!this.tools) return false;
+    this.tools.spaceDown = down;
+    this.canvas.map.getTargetElement().style.cursor = down ? 'grab' : '';
+    return true;
+  }
+
+  async dispose() {
+    this.disposed = true;
+    window.removeEventListener('pagehide', this.onHide);
+    document.removeEventListener('visibilitychange', this.onHide);
+    if (this.keys) this.keys.stop();
+    if (this.autosave) {
+      await this.autosave.flushNow();
+      this.autosave.dispose();
+    }
+    if (this.canvas) this.canvas.destroy();
+    if (window.vlEditor === this) window.vlEditor = null;
+  }
+}
+
+const idLists = new Map();
+
+/** Every image id of a project in order (a server without prev_id / next_id in the image detail). */
+function listIds(project) {
+  let p = idLists.get(project);
+  if (!p) {
+    p = (async () => {
+      const ids = [];
+      for (let offset = 0; ; offset += 500) {
+        const page = await api.get(projectPath(project, 'images'), { params: { offset, limit: 500 } });
+        const items = page.items || [];
+        ids.push(...items.map((x) => x.id));
+        if (items.length < 500 || (page.total !== undefined && ids.length >= page.total)) break;
+      }
+      return ids;
+    })();
+    p.catch(() => idLists.delete(project));
+    idLists.set(project, p);
+  }
+  return p;
+}
+
+function onKeyUp(e) {
+  if (e.key === ' ' && page) page.space(e, false);
+}
+
+export async function render(root, params) {
+  root.classList.add('page-editor');
+  page = new Editor(root, params);
+  document.addEventListener('keyup', onKeyUp);
+  await page.open();
+}
+
+export async function dispose() {
+  document.removeEventListener('keyup', onKeyUp);
+  const p = page;
+  page = null;
+  if (p) await p.dispose();
+}
