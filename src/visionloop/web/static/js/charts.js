@@ -1,0 +1,93 @@
+// Training curves with uPlot: one chart of the losses, one of the validation metrics, per epoch.
+// `historyCharts(container)` -> {update(records), destroy()}; records are the lines of a run's metrics.jsonl
+// (GET runs/{id}/history): {epoch, train_loss, val_loss?, val_<metric>..., lr, epoch_seconds, best}.
+import uPlot from '../vendor/uplot/uPlot.esm.js';
+
+const COLOURS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#be185d', '#4d7c0f'];
+const LOSS_KEYS = ['train_loss', 'val_loss'];
+const NOT_CURVES = new Set(['epoch', 'step', 'lr', 'epoch_seconds', 'best', 'stopped_early']);
+
+function ensureCss() {
+  if (document.querySelector('link[data-uplot]')) return;
+  const link = document.createElement('link');
+  link.rel = 'stylesheet';
+  link.href = new URL('../vendor/uplot/uPlot.min.css', import.meta.url).href;
+  link.dataset.uplot = '1';
+  document.head.appendChild(link);
+}
+
+/** The keys of `records` worth a curve: the losses, and the validation metrics (numbers only). */
+export function curveKeys(records) {
+  const seen = new Set();
+  for (const r of records) {
+    for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && !NOT_CURVES.has(k)) seen.add(k);
+  }
+  const losses = LOSS_KEYS.filter((k) => seen.has(k));
+  const metrics = [...seen].filter((k) => !LOSS_KEYS.includes(k) && k.startsWith('val_')).sort();
+  return {losses, metrics};
+}
+
+/** 'val_map50' -> 'mAP50', 'train_loss' -> 'train loss': what a person reads in a legend. */
+export function metricLabel(key) {
+  const k = key.replace(/^(val|test)_/, '');
+  const names = {map: 'mAP', map50: 'mAP50', map75: 'mAP75', miou: 'mIoU', mAP: 'mAP', loss: 'loss',
+    balanced_accuracy: 'balanced accuracy', pixel_accuracy: 'pixel accuracy', macro_f1: 'macro F1'};
+  if (key === 'train_loss') return 'training loss';
+  if (key === 'val_loss') return 'validation loss';
+  return names[k] ?? k.replaceAll('_', ' ');
+}
+
+function lineChart(parent, title, keys, height) {
+  const width = Math.max(260, parent.clientWidth || 480);
+  const opts = {
+    title, width, height,
+    scales: {x: {time: false}},
+    axes: [{label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100]}, {}],
+    series: [{label: 'epoch'}, ...keys.map((k, i) => ({
+      label: metricLabel(k), stroke: COLOURS[i % COLOURS.length], width: 2,
+      points: {show: true, size: 6}, spanGaps: true,
+    }))],
+  };
+  return new uPlot(opts, [[], ...keys.map(() => [])], parent);
+}
+
+function columns(records, keys) {
+  return [records.map((r) => r.epoch), ...keys.map((k) => records.map((r) => (typeof r[k] === 'number' ? r[k] : null)))];
+}
+
+/** Two charts in `container` (losses, validation metrics), refreshed by `update(records)`. */
+export function historyCharts(container, {height = 220} = {}) {
+  ensureCss();
+  const boxes = [document.createElement('div'), document.createElement('div')];
+  boxes.forEach((b) => { b.className = 'chart'; container.appendChild(b); });
+  const charts = [null, null];
+  const shown = [[], []];
+
+  const observer = new ResizeObserver(() => {
+    charts.forEach((c, i) => { if (c) c.setSize({width: Math.max(260, boxes[i].clientWidth), height}); });
+  });
+  boxes.forEach((b) => observer.observe(b));
+
+  function draw(i, title, keys, records) {
+    if (!keys.length) return;
+    if (!charts[i] || shown[i].join() !== keys.join()) {
+      charts[i]?.destroy();
+      charts[i] = lineChart(boxes[i], title, keys, height);
+      shown[i] = keys;
+    }
+    charts[i].setData(columns(records, keys));
+  }
+
+  return {
+    update(records) {
+      const {losses, metrics} = curveKeys(records);
+      draw(0, 'Loss', losses, records);
+      draw(1, 'Validation', metrics, records);
+    },
+    destroy() {
+      observer.disconnect();
+      charts.forEach((c) => c?.destroy());
+      container.replaceChildren();
+    },
+  };
+}
