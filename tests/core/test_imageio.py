@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionloop.core.errors import ImageError
+from visionloop.core.errors import ImageError, ImageTooLargeError
 from visionloop.core.imageio import decode, probe
 from visionloop.core.preprocess import Preprocess
 
@@ -98,9 +98,41 @@ def test_guard_allows_exactly_up_to_max_image_pixels(width, height):
 
 
 def test_guard_refuses_one_pixel_more():
-    with pytest.raises(ImageError, match="100,000,001 pixels exceeds the limit of 100,000,000"):
-        probe(_png_header(100_000_001, 1), max_pixels=100_000_000)
-    with pytest.raises(ImageError, match="exceeds 100,000,000 pixels"):
-        decode(_png_header(100_000_001, 1), max_pixels=100_000_000)
-    with pytest.raises(ImageError, match="decompression-bomb guard"):  # past Pillow's hard limit (~179 Mpx)
-        probe(_png_header(20_000, 20_000), max_pixels=10**9)
+    for read in (probe, decode):
+        with pytest.raises(ImageTooLargeError, match="100,000,001 pixels exceeds the limit of 100,000,000") as e:
+            read(_png_header(100_000_001, 1), max_pixels=100_000_000)
+        assert (e.value.width, e.value.height, e.value.max_pixels) == (100_000_001, 1, 100_000_000)
+        assert "max_image_pixels = 100000001 in its visionloop.toml" in str(e.value)  # says how to raise it
+
+
+def test_limit_past_pillows_hard_limit_is_the_projects():
+    """Pillow refuses 400 Mpx outright (its hard limit is ~179 Mpx); a project that raised its own limit reads the
+    header with libvips, and the guard is still ours in both directions."""
+    header = _png_header(20_000, 20_000)
+    assert 2 * Image.MAX_IMAGE_PIXELS < 20_000 * 20_000
+    info = probe(header, max_pixels=10**9)
+    assert (info.width, info.height, info.format, info.mode) == (20_000, 20_000, "png", "L")
+    with pytest.raises(ImageTooLargeError, match="400,000,000 pixels exceeds the limit of 300,000,000"):
+        probe(header, max_pixels=300_000_000)
+    with pytest.raises(ImageTooLargeError):
+        decode(header, max_pixels=300_000_000)
+    with pytest.raises(ImageError) as e:  # passes the guard, fails only on the missing pixel data
+        decode(header, max_pixels=10**9)
+    assert not isinstance(e.value, ImageTooLargeError)
+
+
+def test_decode_past_pillows_hard_limit_reads_the_pixels():
+    """A 13500x13500 JPEG (182 Mpx, past Pillow's hard limit) decodes through libvips: the same pixels, orientation
+    applied, and a draft shrinks it by a power of two."""
+    im = Image.new("RGB", (13_500, 13_500), (30, 60, 90))
+    im.paste((200, 10, 10), (0, 0, 13_500, 100))  # a red band on top
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 CW to display: the band ends up on the right
+    data = encode(im, "JPEG", quality=90, exif=exif)
+    del im
+    info = probe(data, max_pixels=200_000_000)
+    assert (info.width, info.height, info.orientation) == (13_500, 13_500, 6)
+    small = decode(data, max_pixels=200_000_000, draft=(1000, 1000))
+    assert small.size == (-(-13_500 // 8), -(-13_500 // 8))  # 1/8 of the size, rounded up as Pillow does
+    arr = np.asarray(small)
+    assert arr[500, -3, 0] > 150 and arr[500, 3, 0] < 60  # red band on the right, not the top

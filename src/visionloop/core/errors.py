@@ -62,3 +62,14 @@ class ImageError(VisionloopError):
     def __init__(self, path: Any, reason: str) -> None:
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}")
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than its project accepts (the decompression-bomb guard)."""
+
+    def __init__(self, path: Any, *, width: int, height: int, max_pixels: int) -> None:
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        super().__init__(path, (
+            f"{width}x{height} = {width * height:,} pixels exceeds the limit of {max_pixels:,} (decompression-bomb "
+            f"guard); if the image is genuine, raise the project's limit: max_image_pixels = {width * height} in "
+            "its visionloop.toml (or VISIONLOOP_MAX_IMAGE_PIXELS for every project)"))
