@@ -34,6 +34,7 @@ def test_init_import_stats_classes(tmp_path):
     run("classes", "flag", proj, "left", "--orientation-sensitive")
     classes = json.loads(run("classes", "list", proj, "--json").stdout)
     assert next(c for c in classes if c["name"] == "left")["orientation_sensitive"] is True
+    assert [c["key"] for c in classes] == ["1", "2", "3"]  # the default keys the web editor uses
     run("classes", "rename", proj, "up", "top")
     run("classes", "merge", proj, "left", "right", "--into", "side")
     stats = json.loads(run("stats", proj, "--json").stdout)

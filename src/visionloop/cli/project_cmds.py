@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from visionloop.cli.output import emit, err_console, handle_errors
+from visionloop.core.ontology import class_keys
 from visionloop.core.task import Task
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -110,9 +111,11 @@ classes_app = typer.Typer(help="List and edit classes: rename, merge, split (rec
 @classes_app.command("list")
 @handle_errors
 def classes_list(project: ProjectArg, as_json: JsonOpt = False) -> None:
-    """All classes with ids and flags (retired ones included)."""
+    """All classes with ids, colours, keyboard keys and flags (retired ones included)."""
     with _open(project) as p:
-        emit(p.ontology().to_json(), as_json=as_json, title="classes")
+        onto = p.ontology()
+        keys = class_keys(onto)
+        emit([{**row, "key": keys.get(row["id"])} for row in onto.to_json()], as_json=as_json, title="classes")
 
 
 @classes_app.command("add")

@@ -22,6 +22,20 @@ def default_colour(class_id: int) -> str:
     return _PALETTE[class_id % len(_PALETTE)]
 
 
+CLASS_KEYS = "1234567890"
+"""Default keyboard keys of the first ten active classes, in class order."""
+
+
+def class_keys(ontology: Ontology) -> dict[int, str | None]:
+    """Keyboard key of each active class: its own (``meta["key"]``, set by the project API), else the digit of its
+    place among the active classes (1..9, 0 for the first ten) unless another class has taken that digit; None past
+    the tenth class without a key of its own."""
+    taken = {c.meta["key"] for c in ontology.active if c.meta.get("key")}
+    return {c.id: c.meta.get("key") or (CLASS_KEYS[i] if i < len(CLASS_KEYS) and CLASS_KEYS[i] not in taken
+                                        else None)
+            for i, c in enumerate(ontology.active)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClassDef:
     """One class. ``id`` never changes; a rename changes ``name`` only.

@@ -7,6 +7,7 @@ atomic compare-and-set on the head revision, so a concurrent edit is refused, ne
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -48,9 +49,23 @@ from visionloop.storage.models import (
     utcnow,
 )
 
-__all__ = ["ALLOWED", "CONFIG_FILE", "NewImage", "Project", "Revision", "image_key", "merged_subsets", "subsets_of"]
+__all__ = [
+    "ALLOWED", "CONFIG_FILE", "NewImage", "Project", "Revision", "check_project_name", "image_key", "merged_subsets",
+    "subsets_of",
+]
 
 CONFIG_FILE = "visionloop.toml"
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_project_name(name: str) -> str:
+    """A name usable in a URL and as a folder: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or
+    digit (so no '/', no '..', nothing hidden); AnnotationValidationError otherwise."""
+    if not _PROJECT_NAME.fullmatch(name):
+        raise AnnotationValidationError(
+            "project name", expected="1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            actual=repr(name))
+    return name
 
 ALLOWED: dict[Task, tuple[type, ...]] = {
     Task.CLASSIFICATION: (Label,),

@@ -51,6 +51,7 @@ __all__ = [
     "User",
     "UserInputError",
     "add_user",
+    "copy_user",
     "ensure_admin",
     "get_user",
     "hash_token",
@@ -258,6 +259,20 @@ def add_user(project: Project, name: str, *, role: Role | str, password: str | N
             return _user(_user_row(c, name))
     except IntegrityError as e:
         raise ConflictError(f"user {name!r} exists already; choose another name or remove it first") from e
+
+
+def copy_user(source: Project, target: Project, name: str, *, role: Role | str) -> User:
+    """Add user ``name`` of ``source`` to ``target`` with ``role`` and the same password hash (the creator of a new
+    project signs in there with the password they already have)."""
+    role = Role.parse(role)
+    with source.engine.connect() as c:
+        pw_hash = _user_row(c, name).password_hash
+    try:
+        with target.transaction() as c:
+            c.execute(insert(UserRow).values(name=name, role=role.value, password_hash=pw_hash, created_at=utcnow()))
+            return _user(_user_row(c, name))
+    except IntegrityError as e:
+        raise ConflictError(f"user {name!r} exists already in project {target.name!r}") from e
 
 
 def get_user(project: Project, name: str) -> User:

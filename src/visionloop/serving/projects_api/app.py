@@ -53,6 +53,7 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
         **docs_app_options(assets),
     )
     app.state.settings = settings
+    app.state.projects_dir = Path(settings.projects_dir) if settings.projects_dir else dirs[0].resolve().parent
     app.state.projects = None
     app.state.thumbnails = {}
     if assets is not None:

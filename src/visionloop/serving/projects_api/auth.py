@@ -55,6 +55,7 @@ __all__ = [
     "SIGN_IN_PATH",
     "VIEWER",
     "AdminDep",
+    "AdminSomewhereDep",
     "AnnotatorDep",
     "BearerDep",
     "CurrentUser",
@@ -62,6 +63,7 @@ __all__ = [
     "ReviewerDep",
     "SignedInDep",
     "ViewerDep",
+    "admin_somewhere",
     "current_user",
     "require_role",
     "session_cookie_kwargs",
@@ -154,6 +156,21 @@ def signed_in(registry: RegistryDep, token: BearerDep) -> list[tuple[Project, Cu
 
 signed_in.required_role = Role.VIEWER  # type: ignore[attr-defined]
 SignedInDep = Annotated[list[tuple[Project, CurrentUser]], Depends(signed_in)]
+
+
+def admin_somewhere(access: SignedInDep) -> list[tuple[Project, CurrentUser]]:
+    """The served projects where the bearer's user is admin (for what no one project owns: creating a project);
+    403 when there is none."""
+    admins = [(p, u) for p, u in access if u.role is Role.ADMIN]
+    if not admins:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"this needs the admin role in at least one project of this server; {access[0][1].name} "
+                            f"is {', '.join(f'{u.role.value} in {p.name!r}' for p, u in access)}")
+    return admins
+
+
+admin_somewhere.required_role = Role.ADMIN  # type: ignore[attr-defined]
+AdminSomewhereDep = Annotated[list[tuple[Project, CurrentUser]], Depends(admin_somewhere)]
 
 
 def current_user(

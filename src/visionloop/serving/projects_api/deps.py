@@ -3,7 +3,9 @@ settings, paging."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path as FsPath
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request
@@ -21,10 +23,12 @@ __all__ = [
     "Page",
     "PageDep",
     "ProjectDep",
+    "ProjectsDirDep",
     "RegistryDep",
     "SettingsDep",
     "ThumbnailsDep",
     "get_project",
+    "get_projects_dir",
     "get_registry",
     "get_settings",
     "get_thumbnails",
@@ -58,6 +62,14 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+def get_projects_dir(request: Request) -> FsPath:
+    """Where new projects are made (``Settings.projects_dir``, else the folder of the first served project)."""
+    return request.app.state.projects_dir
+
+
+ProjectsDirDep = Annotated[FsPath, Depends(get_projects_dir)]
+
+
 def get_project(
     registry: RegistryDep, project: Annotated[str, Path(description="Project name, as GET /projects lists it.")]
 ) -> Project:
@@ -68,7 +80,19 @@ ProjectDep = Annotated[Project, Depends(get_project)]
 
 
 def get_thumbnails(request: Request, project: ProjectDep) -> ThumbnailCache:
-    return request.app.state.thumbnails[project.name]
+    """The project's thumbnail cache, made on first use for a project created while the server runs."""
+    caches: dict[str, ThumbnailCache] = request.app.state.thumbnails
+    cache = caches.get(project.name)
+    if cache is None:
+        with _THUMBNAILS_LOCK:
+            cache = caches.get(project.name)
+            if cache is None:
+                cache = caches[project.name] = ThumbnailCache(
+                    project, max_bytes=request.app.state.settings.thumbnail_cache_bytes)
+    return cache
+
+
+_THUMBNAILS_LOCK = threading.Lock()
 
 
 ThumbnailsDep = Annotated[ThumbnailCache, Depends(get_thumbnails)]

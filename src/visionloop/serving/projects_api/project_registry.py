@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,22 +39,32 @@ def find_project_dirs(paths: Path | str | Sequence[Path | str]) -> list[Path]:
 
 
 class ProjectRegistry:
-    """Open projects by name; :meth:`close` releases their database connections."""
+    """Open projects by name; :meth:`close` releases their database connections.
+
+    :meth:`add` serves one more project while the server runs; ``lock`` is held while adding (hold it around a
+    check-then-create so two requests cannot make the same project).
+    """
 
     def __init__(self, projects: Sequence[Project]) -> None:
         self._projects: dict[str, Project] = {}
+        self.lock = threading.RLock()
         for project in projects:
-            if "/" in project.name or not project.name:
-                raise ConflictError(
-                    f"project name {project.name!r} at {project.root} cannot be used in a URL; "
-                    f"set name = \"...\" without '/' in its {CONFIG_FILE}"
-                )
+            self.add(project)
+
+    def add(self, project: Project) -> None:
+        """Serve ``project`` too; ConflictError when its name cannot be used in a URL or is served already."""
+        if "/" in project.name or not project.name:
+            raise ConflictError(
+                f"project name {project.name!r} at {project.root} cannot be used in a URL; "
+                f"set name = \"...\" without '/' in its {CONFIG_FILE}"
+            )
+        with self.lock:
             if project.name in self._projects:
                 raise ConflictError(
                     f"two projects are named {project.name!r} ({self._projects[project.name].root} and "
                     f"{project.root}); rename one in its {CONFIG_FILE} to serve both"
                 )
-            self._projects[project.name] = project
+            self._projects = {**self._projects, project.name: project}  # readers never see a dict being changed
 
     @classmethod
     def open(cls, dirs: Sequence[Path], *, settings: Settings) -> ProjectRegistry:

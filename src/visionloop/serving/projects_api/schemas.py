@@ -7,14 +7,19 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
+from visionloop.core.task import Task
+
 __all__ = [
     "AnnotationSave",
     "AnnotationSaved",
+    "ClassCreate",
     "ClassPublic",
+    "ClassUpdate",
     "HealthPublic",
     "ImageDetailPublic",
     "ImagePublic",
     "ImagesPublic",
+    "ProjectCreate",
     "ProjectDetailPublic",
     "ProjectPublic",
     "RevisionPublic",
@@ -100,12 +105,41 @@ class RevisionPublic(BaseModel):
 class ClassPublic(BaseModel):
     id: int
     name: str
-    colour: str
+    colour: str = Field(description="#rrggbb; a fixed palette by id unless chosen.")
+    key: str | None = Field(description="Keyboard key that picks the class: its own, else 1..9, 0 by place among "
+                            "the active classes; null for a retired class or past the tenth without one.")
     parent_id: int | None
     orientation_sensitive: bool
     colour_sensitive: bool
     active: bool = Field(description="False for classes merged into another or split away; ids stay reserved.")
     meta: dict[str, Any]
+
+
+class ClassCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=256)
+    colour: str | None = Field(default=None, description="#rrggbb; null: the palette's colour for the class id.")
+    key: str | None = Field(default=None, description="One character; null: the default digit by place.")
+    orientation_sensitive: bool = False
+    colour_sensitive: bool = False
+
+
+class ClassUpdate(BaseModel):
+    """What to change; a field left out stays as it is. ``key: ""`` goes back to the default key."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    colour: str | None = None
+    key: str | None = Field(default=None, max_length=1)
+    orientation_sensitive: bool | None = None
+    colour_sensitive: bool | None = None
+    active: bool | None = Field(default=None, description="false retires the class (refused while annotations "
+                                "use it: merge it instead); true brings a retired class back.")
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(description="1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; also "
+                      "the project's folder name.", examples=["blood-cells"])
+    task: Task
+    classes: list[ClassCreate] = Field(default_factory=list, max_length=1000)
 
 
 class VersionPublic(BaseModel):
