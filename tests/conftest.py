@@ -71,6 +71,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
     report.longrepr = f"skipped under CI=true, where nothing a test needs may be missing: {reason}"
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread_for_real_data_training(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The real-data training subsets CI runs (``slow`` + ``ci``) train on one torch thread.
+
+    Two OpenMP threads on two cores that other jobs also use wait for each other at every barrier: the DSB2018
+    Mask R-CNN subset took 712 s with two threads at load average 4, and 266 s with one thread at load average 7
+    (167 s with two on a quiet machine). One thread costs a little when the machine is quiet and keeps the subsets far
+    from their timeouts when it is not.
+    """
+    if request.node.get_closest_marker("slow") is None or request.node.get_closest_marker("ci") is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path}; put the shared/ folder beside the repo or set VISIONLOOP_SHARED")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 _SAMPLE = '''
@@ -60,3 +62,11 @@ def test_ci_script_runs_the_readme_test_command() -> None:
     lines = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines() if ln.strip() and not ln.startswith("#")]
     assert lines[-1] == command.group(1)
     assert "chromium" in (REPO / ".ci" / "run").read_text()  # the browser tests run in CI, never skip
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_real_data_training_subsets_train_on_one_torch_thread() -> None:
+    import torch
+
+    assert torch.get_num_threads() == 1  # the conftest fixture: CI's training subsets stay fast on a busy machine

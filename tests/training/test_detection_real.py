@@ -103,7 +103,7 @@ def test_bccd_detection_subset_train_evaluate_predict(bccd_dir: Path, tmp_path: 
 @pytest.mark.ci
 def test_dsb2018_instance_segmentation_subset(dsb_dir: Path, tmp_path: Path) -> None:
     proj = _project(tmp_path / "nuclei", "segmentation", _dsb_subset(dsb_dir, tmp_path / "kaggle", 40))
-    _, config, out = _train_evaluate(proj, "--epochs", "4", "--image-size", "256")  # ~3 min on 2 cores
+    _, config, out = _train_evaluate(proj, "--epochs", "4", "--image-size", "256")  # one thread: 266 s at load 7
     assert config["model"]["name"] == "maskrcnn_mobilenet_v2_fpn" and config["extra"]["kind"] == "instance"
     assert "segm" in out and "bbox" in out and set(out["per_class"]) == {"nucleus"}
     # measured 0.24 and 0.228 after 4 epochs on 28 images; untrained heads score ~0.005, and fewer steps barely learn
