@@ -131,7 +131,11 @@ def new_page(browser: object) -> Iterator[Callable[[], object]]:
         context = browser.new_context(viewport={"width": 1280, "height": 860})
         context.set_default_timeout(15_000)
         contexts.append(context)
-        return context.new_page()
+        p = context.new_page()
+        # the browser's errors are printed, so a failing test shows them
+        p.on("console", lambda m: m.type in ("error", "warning") and print(f"[browser {m.type}] {m.text}"))
+        p.on("pageerror", lambda e: print(f"[page error] {e}"))
+        return p
 
     yield make
     for context in contexts:

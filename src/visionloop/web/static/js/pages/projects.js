@@ -21,7 +21,8 @@ function projectCard(p, detail) {
     h('div', { class: 'meta' }, h('span', { class: 'task-pill' }, taskLabel(p.task))),
     h('div', { class: 'meta' },
       h('span', { class: 'project-images' }, detail ? `${fmtNumber(detail.images)} images` : '…'),
-      annotated !== null ? h('span', {}, `· ${fmtNumber(annotated)} annotated`) : null));
+      annotated !== null ? h('span', { class: 'faint' }, '·') : null,
+      annotated !== null ? h('span', {}, `${fmtNumber(annotated)} annotated`) : null));
 }
 
 /** The class editor of the new-project form: rows of colour, name, key and flags. */

@@ -1,0 +1,54 @@
+"""The projects page and a project's dashboard, as an admin and as a viewer."""
+
+from __future__ import annotations
+
+from tests.web.conftest import BCCD_IMAGES, PROJECT, USER_PASSWORD, sign_in
+
+
+def stats_of(served) -> dict:
+    project = served.server.app.state.projects.get(served.name)
+    return project.stats()
+
+
+def test_projects_page_lists_the_project_with_its_counts(page, served, shot):
+    card = page.locator(f"[data-project={PROJECT}]")
+    card.locator(".project-images").filter(has_text=f"{BCCD_IMAGES} images").wait_for()
+    assert "Detection" in card.inner_text()
+    assert page.locator("#new-project").is_visible()  # the admin may create projects
+    shot(page, "projects")
+
+
+def test_dashboard_shows_counts_and_the_class_chart(page, served, shot):
+    stats = stats_of(served)
+    page.click(f"[data-project={PROJECT}]")
+    page.wait_for_selector("[data-testid=class-chart]")
+    assert page.locator("[data-testid=stat-images]").inner_text() == str(stats["images"])
+    assert page.locator("[data-testid=stat-annotated]").inner_text() == str(stats["annotated_images"])
+    bars = page.locator("[data-testid=class-chart] .bar")
+    assert bars.count() == len(stats["classes"]) == 3  # BCCD: RBC, WBC, Platelets
+    for name, count in stats["classes"].items():
+        bar = page.locator(f'[data-testid=class-chart] .bar[data-class="{name}"]')
+        assert bar.locator("text.value").text_content() == str(count)
+    # the longest bar comes first
+    first = bars.first.get_attribute("data-class")
+    assert first == max(stats["classes"], key=stats["classes"].get)
+    # the admin sees the admin actions and the top bar's admin pages
+    assert page.locator("#create-version").is_visible()
+    assert page.locator(".topbar-nav >> text=Train").is_visible()
+    assert page.locator(".topbar .role-badge").text_content() == "admin"
+    shot(page, "dashboard-admin")
+
+
+def test_a_viewer_sees_no_admin_actions(new_page, served, shot):
+    served.add_user("vera", "viewer")
+    page = new_page()
+    sign_in(page, served.url, "vera", USER_PASSWORD)
+    assert not page.locator("#new-project").count()
+    page.click(f"[data-project={PROJECT}]")
+    page.wait_for_selector("[data-testid=class-chart]")
+    assert page.locator(".topbar .role-badge").text_content() == "viewer"
+    for hidden in ("#create-version", ".topbar-nav >> text=Train", ".topbar-nav >> text=Import",
+                   ".page-actions >> text=Import"):
+        assert page.locator(hidden).count() == 0, hidden
+    assert page.locator(".topbar-nav >> text=Images").is_visible()
+    shot(page, "dashboard-viewer")
