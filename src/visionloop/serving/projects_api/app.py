@@ -17,8 +17,12 @@ from visionloop.core.settings import Settings
 from visionloop.serving.body_limit import install_body_limit
 from visionloop.serving.docs import docs_app_options, install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
+from visionloop.serving.jobs import JobQueue
+from visionloop.serving.jobs.kinds import evaluate_after_training
+from visionloop.serving.projects_api.deployments import Deployments
 from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
 from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
+from visionloop.serving.projects_api.routes.imports import IMPORTS_PATH
 from visionloop.serving.projects_api.thumbnails import ThumbnailCache, snap_size
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -39,9 +43,15 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
         app.state.projects = registry
         app.state.thumbnails = {p.name: ThumbnailCache(p, max_bytes=settings.thumbnail_cache_bytes)
                                 for p in registry.all()}
+        app.state.jobs = JobQueue(registry, settings, follow_ups={"train": evaluate_after_training})
+        app.state.jobs.start()
+        app.state.deployments = Deployments(settings)
         try:
             yield
         finally:
+            app.state.jobs.stop()
+            app.state.deployments.close()
+            app.state.jobs = app.state.deployments = None
             app.state.projects = None
             app.state.thumbnails = {}
             registry.close()
@@ -59,7 +69,8 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
     if assets is not None:
         install_offline_docs(app, assets)
     install_error_handlers(app)
-    install_body_limit(app, settings.api_max_body_bytes)
+    install_body_limit(app, settings.api_max_body_bytes,
+                       larger={IMPORTS_PATH: (settings.import_max_bytes, "import_max_bytes")})
     app.include_router(health.router)
     app.include_router(api_router)
     return app

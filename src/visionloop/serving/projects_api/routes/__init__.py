@@ -17,10 +17,18 @@ from visionloop.serving.projects_api.routes import (
     annotations,
     auth,
     classes,
+    deployment,
+    exports,
+    image_bulk,
     images,
+    imports,
+    jobs,
+    packages,
     projects,
+    runs,
     session,
     stats,
+    train,
     users,
     versions,
 )
@@ -32,5 +40,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
 for _module in (auth, session, projects, users):
     api_router.include_router(_module.router)
-for _module in (stats, classes, images, annotations, versions):
+for _module in (stats, classes, images, image_bulk, annotations, versions):
+    api_router.include_router(_module.router, dependencies=[VIEWER])
+for _module in (jobs, imports, exports, train, runs, packages, deployment):  # background work, models
     api_router.include_router(_module.router, dependencies=[VIEWER])

@@ -1,0 +1,147 @@
+"""What each kind of job runs: the ``visionloop`` command lines (steps) of a job, and what is added to its result.
+
+A step is a module run as a program in a child process (``python -m MODULE ARGS``): every kind runs the same
+``visionloop`` command a person would type (``visionloop.cli.main``) with ``--json``, whose printed JSON is the job's
+result. The export of a dataset adds a second step, the standard library's ``zipfile`` command, so the download is
+one file. A path in a job's parameters (an import's ``source``) is relative to the job's folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionloop.core.errors import NotFoundError
+from visionloop.storage.jobs import Job
+from visionloop.storage.project import Project
+from visionloop.storage.versions import get_version
+
+__all__ = ["CLI_MODULE", "EXPORT_ZIP", "JOBS_DIR", "KINDS", "PACKAGES_DIR", "STAGING_PREFIX", "JobKind", "Step",
+           "evaluate_after_training", "get_kind", "job_dir", "package_dir"]
+
+CLI_MODULE = "visionloop.cli.main"
+JOBS_DIR = "jobs"
+EXPORT_ZIP = "export.zip"
+PACKAGES_DIR = "packages"
+STAGING_PREFIX = ".staging-"
+"""A folder ``PROJECT/jobs/.staging-*`` holds an upload still arriving; it becomes its job's ``upload`` folder."""
+
+
+@dataclass(frozen=True)
+class Step:
+    module: str
+    args: list[str]
+
+
+def job_dir(project: Project, job_id: int) -> Path:
+    """``PROJECT/jobs/<id>``: the job's uploads, progress, log, printed result and outputs."""
+    return Path(project.root) / JOBS_DIR / str(job_id)
+
+
+def package_dir(project: Project, name: str) -> Path:
+    """``PROJECT/packages/<name>``: a model package exported by a job."""
+    return Path(project.root) / PACKAGES_DIR / name
+
+
+def _cli(*args: str) -> Step:
+    return Step(CLI_MODULE, [*args, "--json"])
+
+
+def _optional(params: dict[str, Any], **flags: str) -> list[str]:
+    out: list[str] = []
+    for key, flag in flags.items():
+        if params.get(key) not in (None, ""):
+            out += [flag, str(params[key])]
+    return out
+
+
+def _import_steps(p: Project, job: Job) -> list[Step]:
+    source = job_dir(p, job.id) / job.params["source"]  # the upload, inside the job's folder
+    return [_cli("import", str(p.root), str(source), "--author", job.created_by,
+                 *_optional(job.params, format="--format", on_conflict="--on-conflict"))]
+
+
+def _export_steps(p: Project, job: Job) -> list[Step]:
+    out = job_dir(p, job.id)
+    return [_cli("export", str(p.root), str(out / "export"), "--format", job.params["format"],
+                 *_optional(job.params, version="--version")),
+            Step("zipfile", ["-c", str(out / EXPORT_ZIP), str(out / "export")])]
+
+
+def _train_steps(p: Project, job: Job) -> list[Step]:
+    if job.params.get("resume"):
+        return [_cli("train", str(p.root), "--resume", job.params["resume"])]
+    return [_cli("train", str(p.root), "--version", job.params["version"],
+                 *_optional(job.params, model="--model", strategy="--strategy", epochs="--epochs",
+                            image_size="--image-size", batch_size="--batch-size"))]
+
+
+def _evaluate_steps(p: Project, job: Job) -> list[Step]:
+    return [_cli("evaluate", str(p.root), "--run", job.params["run"], "--split", job.params.get("split", "test"))]
+
+
+def _package_steps(p: Project, job: Job) -> list[Step]:
+    args = ["export-model", str(p.root), str(package_dir(p, job.params["name"])), "--run", job.params["run"],
+            "--name", job.params["name"], "--overwrite"]
+    return [_cli(*args, *(["--int8"] if job.params.get("int8") else []))]
+
+
+def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
+    """The int8 guard's verdict (the run's ``int8-guard.json``), written whether the int8 model was kept or refused."""
+    if not job.params.get("int8"):
+        return {}
+    path = Path(p.root) / "runs" / job.params["run"] / "int8-guard.json"
+    try:
+        return {"int8_guard": json.loads(path.read_text(encoding="utf-8"))}
+    except (OSError, ValueError):
+        return {"int8_guard": None}
+
+
+def evaluate_after_training(p: Project, job: Job, result: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The evaluate job that follows a finished training job (so every run trained from the page has its report):
+    on the version's test split, or its validation split when it has no test images."""
+    run = result.get("run")
+    if not run:
+        return None
+    try:
+        with open(Path(p.root) / "runs" / run / "config.json", encoding="utf-8") as f:
+            version = json.load(f)["version"]["name"]
+        splits = get_version(p, version).splits
+    except (OSError, ValueError, KeyError, NotFoundError):
+        return None
+    split = next((s for s in ("test", "val") if splits.get(s)), None)
+    return ("evaluate", {"run": run, "split": split}) if split else None
+
+
+def _nothing(p: Project, job: Job) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """``steps(project, job)``: the commands to run; ``extra(project, job)``: fields added to the result (also when
+    the job failed); ``hidden``: keys of the printed result left out (paths of the server's disk)."""
+
+    name: str
+    steps: Callable[[Project, Job], list[Step]]
+    extra: Callable[[Project, Job], dict[str, Any]] = _nothing
+    hidden: frozenset[str] = frozenset({"out", "run_dir", "package", "report", "source"})
+
+
+KINDS: dict[str, JobKind] = {k.name: k for k in (
+    JobKind("import", _import_steps),
+    JobKind("export", _export_steps),
+    JobKind("train", _train_steps),
+    JobKind("evaluate", _evaluate_steps),
+    JobKind("package", _package_steps, _guard_verdict),
+)}
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise NotFoundError("job kind", name, choices=list(KINDS)) from None
