@@ -89,8 +89,9 @@ export class Canvas {
   constructor(target, styles) {
     this.styles = styles;
     this.source = new ol.source.Vector({ useSpatialIndex: true });
-    this.layer = new ol.layer.Vector({ source: this.source, style: styles.layerStyle(), updateWhileInteracting: true,
-      updateWhileAnimating: true });
+    // Every shape but the selected one, drawn into one image that is redrawn only when they change or the view
+    // settles: dragging the selected shape (its own small layer) or panning does not redraw thousands of shapes.
+    this.layer = new ol.layer.VectorImage({ source: this.source, style: styles.layerStyle(), imageRatio: 1.5 });
     this.selSource = new ol.source.Vector({ useSpatialIndex: false });
     this.selLayer = new ol.layer.Vector({ source: this.selSource, style: styles.selectionStyle(),
       updateWhileInteracting: true, updateWhileAnimating: true, zIndex: 10 });

@@ -66,6 +66,21 @@ export function mergePayloads(mine, theirs) {
   return out;
 }
 
+/** How many shapes of `a` have no match in `b` (same class, IoU > 0.9). */
+function onlyIn(a, b) {
+  if (!a || !a.xyxy) return 0;
+  const other = b && b.xyxy ? b : { xyxy: [], class_id: [] };
+  return a.xyxy.filter((box, i) => !other.xyxy.some((o, j) => other.class_id[j] === a.class_id[i] && iou(box, o) > 0.9))
+    .length;
+}
+
+function differences(payload, other) {
+  if (!payload || (payload.type !== 'boxes' && payload.type !== 'instances')) return null;
+  const n = onlyIn(payload, other);
+  return h('p', { class: 'ed-conflict-diff' }, n ? `${n} shape${n === 1 ? '' : 's'} only in this version`
+    : 'No shape that the other version lacks');
+}
+
 function drawVersion(canvas, img, detail, payload, classes) {
   const scale = VIEW_W / detail.width;
   canvas.width = VIEW_W;
@@ -112,21 +127,21 @@ function drawVersion(canvas, img, detail, payload, classes) {
  */
 export function conflictDialog({ detail, classes, head, mine }) {
   return new Promise((resolve) => {
-    let answer = { choice: 'theirs', payload: head.payload };
+    let answer = { choice: null, payload: null }; // closed without a choice: the conflict stays, nothing is saved
     const merged = mergePayloads(mine, head.payload);
     const theirsCanvas = h('canvas', { class: 'ed-conflict-canvas', 'data-version': 'theirs' });
     const mineCanvas = h('canvas', { class: 'ed-conflict-canvas', 'data-version': 'mine' });
-    const column = (title, sub, canvas, payload) => h('figure', { class: 'ed-conflict-col' },
+    const column = (title, sub, canvas, payload, other) => h('figure', { class: 'ed-conflict-col' },
       h('figcaption', {}, h('strong', {}, title), h('span', { class: 'muted' }, sub)), canvas,
-      h('p', { class: 'ed-conflict-list' }, describe(payload, classes)));
+      h('p', { class: 'ed-conflict-list' }, describe(payload, classes)), differences(payload, other));
     const by = [head.author ? `by ${head.author}` : '', head.created_at ? fmtDate(head.created_at) : '']
       .filter(Boolean).join(', ');
     const content = h('div', { class: 'ed-conflict' },
       h('p', {}, `Someone else saved this image while you were editing it. Nothing has been overwritten: `
         + 'choose what to keep. Your choice is saved as a new revision on top of theirs.'),
       h('div', { class: 'ed-conflict-cols' },
-        column(`Theirs: revision ${head.revision}`, by, theirsCanvas, head.payload),
-        column('Yours', 'not saved yet', mineCanvas, mine)));
+        column(`Theirs: revision ${head.revision}`, by, theirsCanvas, head.payload, mine),
+        column('Yours', 'not saved yet', mineCanvas, mine, head.payload)));
     const pick = (choice, payload) => () => { answer = { choice, payload }; dlg.close(); };
     const actions = [
       h('button', { onclick: pick('theirs', head.payload), 'data-choice': 'theirs' }, 'Keep theirs'),

@@ -94,7 +94,10 @@ class Editor {
         currentClass: () => this.currentClass, newProps: () => this.newShapeProps(),
       });
       this.tools.setEditable(!this.readOnly);
-      this.tools.load(featuresOf(start, detail.height));
+      const feats = featuresOf(start, detail.height);
+      this.timings.features = performance.now();
+      this.tools.load(feats);
+      this.timings.loaded = performance.now();
       this.setTool(this.mode === 'boxes' ? 'box' : 'polygon');
     } else if (this.mode === 'semantic') {
       const { MaskEditor } = await import('./masks.js');
@@ -105,6 +108,7 @@ class Editor {
     }
     this.state = this.shapes || this.masks ? null : start;
     this.history = new History(this.payload());
+    this.timings.history = performance.now();
     this.autosave = new AutoSave({ project: p, imageId: this.id, revision: detail.head_revision,
       getPayload: () => this.history.current, onStatus: (s) => this.panel.setStatus(s),
       onConflict: (body) => this.showConflict(body) });
@@ -267,7 +271,7 @@ class Editor {
     const mine = this.history.current;
     const { choice, payload } = await conflictDialog({ detail: this.detail, classes: this.allClasses, head, mine });
     this.conflictOpen = false;
-    if (this.disposed) return;
+    if (this.disposed || choice === null) return; // closed without choosing: the status still says Conflict
     details.delete(`${this.project}/${this.id}`);
     if (choice === 'theirs') {
       this.history.push(head.payload);
@@ -346,9 +350,9 @@ class Editor {
     for (const c of this.classes) {
       const k = this.keysOf.get(c.id);
       if (!k) continue;
-      const label = this.mode === 'label' ? `Label: ${c.name}` : this.mode === 'tags' ? `Toggle tag ${c.name}`
-        : `Class ${c.name} (new shapes; the selected one changes)`;
-      list.push({ keys: [k], label, group: 'Classes', run: () => this.pickClass(c.id) });
+      const group = this.mode === 'label' ? 'Classes: set the label' : this.mode === 'tags' ? 'Classes: toggle the tag'
+        : this.mode === 'semantic' ? 'Classes: paint with' : 'Classes: for new shapes and the selected one';
+      list.push({ keys: [k], label: c.name, group, run: () => this.pickClass(c.id) });
     }
     if (this.mode === 'boxes' || this.mode === 'instances') {
       list.push(

@@ -25,6 +25,13 @@ function handleAt([x1, y1, x2, y2], [x, y], tol) {
   return -1;
 }
 
+/** The handle tolerance for a box: `tol`, but at most a quarter of its shorter side (so a small box can still be
+ * grabbed by its middle and moved; zoom in to resize it). */
+function handleTolerance(feature, tol) {
+  const [x1, y1, x2, y2] = feature.getGeometry().getExtent();
+  return Math.min(tol, Math.min(x2 - x1, y2 - y1) / 4);
+}
+
 function setBox(feature, x1, y1, x2, y2) {
   feature.getGeometry().setCoordinates([[[x1, y1], [x1, y2], [x2, y2], [x2, y1], [x1, y1]]]);
 }
@@ -45,7 +52,7 @@ class EditPointer extends ol.interaction.Pointer {
     const sel = t.selected;
     if (sel) {
       if (sel.get('kind') === 'box') {
-        const h = handleAt(sel.getGeometry().getExtent(), c, tol);
+        const h = handleAt(sel.getGeometry().getExtent(), c, handleTolerance(sel, tol));
         if (h >= 0) {
           this.op = { mode: 'resize', handle: h, before: sel.getGeometry().getExtent().slice(), changed: false };
           return true;
@@ -143,7 +150,8 @@ class EditPointer extends ol.interaction.Pointer {
     const sel = t.selected;
     if (sel && t.editable && t.tool !== 'polygon') {
       const tol = HANDLE_PX * t.canvas.map.getView().getResolution();
-      const h = sel.get('kind') === 'box' ? handleAt(sel.getGeometry().getExtent(), evt.coordinate, tol) : -1;
+      const h = sel.get('kind') === 'box'
+        ? handleAt(sel.getGeometry().getExtent(), evt.coordinate, handleTolerance(sel, tol)) : -1;
       if (h >= 0) cursor = CURSORS[h];
       else if (sel.getGeometry().intersectsCoordinate(evt.coordinate)) cursor = 'move';
     }

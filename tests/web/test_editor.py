@@ -1,0 +1,404 @@
+"""The annotation editor as a person uses it: draw with the mouse, keys, undo, reload, conflicts, a server that goes
+away and comes back, classification and segmentation projects, and 5,000 boxes on one image (timings printed).
+
+Shapes are drawn with real mouse events at screen positions computed from image pixels (the page's map does the
+conversion); results are checked through the API.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.web.conftest import (
+    ADMIN_PASSWORD,
+    USER_PASSWORD,
+    Served,
+    bccd_subset,
+    make_bccd_project,
+    serve,
+    sign_in,
+)
+from visionloop.ingest import import_source
+from visionloop.serving import app_thread
+from visionloop.storage import Project
+from visionloop.storage.users import ensure_admin
+
+API = "/api/v1"
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+
+
+def token_of(url: str, user: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
+    r = httpx.post(f"{url}{API}/auth/token", data={"username": user, "password": password})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def detail(url: str, project: str, image_id: int, headers: dict[str, str]) -> dict:
+    r = httpx.get(f"{url}{API}/projects/{project}/images/{image_id}", headers=headers)
+    r.raise_for_status()
+    return r.json()
+
+
+def class_ids(url: str, project: str, headers: dict[str, str]) -> dict[str, int]:
+    r = httpx.get(f"{url}{API}/projects/{project}/classes", headers=headers)
+    r.raise_for_status()
+    return {c["name"]: c["id"] for c in r.json()}
+
+
+def open_editor(page, url: str, project: str, image_id: int) -> None:  # noqa: ANN001
+    page.goto(f"{url}/#/p/{project}/annotate/{image_id}")
+    page.wait_for_function(f"window.vlEditor && window.vlEditor.id === {image_id} && window.vlEditor.history")
+    page.wait_for_function("window.vlEditor.timings.rendered !== undefined")
+
+
+def screen(page, x: float, y: float) -> tuple[float, float]:  # noqa: ANN001
+    """Where image pixel (x, y) is on the screen."""
+    return tuple(page.evaluate("""([x, y]) => {
+        const ed = window.vlEditor;
+        const [px, py] = ed.canvas.map.getPixelFromCoordinate(ed.canvas.toMap([x, y]));
+        const r = ed.canvas.map.getTargetElement().getBoundingClientRect();
+        return [r.left + px, r.top + py];
+    }""", [x, y]))
+
+
+def drag(page, a: tuple[float, float], b: tuple[float, float], steps: int = 8) -> None:  # noqa: ANN001
+    """Press at image pixel ``a``, move to ``b`` and release."""
+    page.mouse.move(*screen(page, *a))
+    page.mouse.down()
+    page.mouse.move(*screen(page, *b), steps=steps)
+    page.mouse.up()
+
+
+def click(page, x: float, y: float) -> None:  # noqa: ANN001
+    page.mouse.click(*screen(page, x, y))
+
+
+def wait_saved(page, timeout: float = 15_000) -> None:  # noqa: ANN001
+    page.wait_for_function("document.querySelector('.ed-status').dataset.state === 'saved'", timeout=timeout)
+
+
+def payload(page) -> dict:  # noqa: ANN001
+    return page.evaluate("window.vlEditor.history.current")
+
+
+# ---- detection: draw, change class, undo, reload ------------------------------------------------------------------
+
+
+def test_draw_three_boxes_change_class_undo_and_reload(page, served: Served, shot) -> None:
+    headers = token_of(served.url)
+    classes = class_ids(served.url, served.name, headers)
+    before = detail(served.url, served.name, 2, headers)["annotation"]
+    n0 = len(before["xyxy"])
+    open_editor(page, served.url, served.name, 2)
+    shot(page, "editor-detection-open")
+    drag(page, (20, 20), (90, 80))            # box A (class 1: the first class)
+    drag(page, (500, 380), (600, 460))        # box B
+    click(page, 55, 50)                       # select A again
+    page.keyboard.press("3")                  # A becomes the third class
+    drag(page, (300, 20), (360, 70))          # box C
+    assert len(payload(page)["xyxy"]) == n0 + 3
+    shot(page, "editor-detection-three-boxes")
+    page.keyboard.press("Control+z")          # C is undone
+    got = payload(page)
+    assert len(got["xyxy"]) == n0 + 2
+    wait_saved(page)
+    third = sorted(classes.items(), key=lambda kv: kv[1])[2][1]
+
+    page.reload()
+    page.wait_for_function("window.vlEditor && window.vlEditor.history")
+    head = detail(served.url, served.name, 2, headers)["annotation"]
+    assert len(head["xyxy"]) == n0 + 2
+    new = [(box, c) for box, c in zip(head["xyxy"], head["class_id"], strict=True) if box not in before["xyxy"]]
+    assert len(new) == 2
+    by_x = sorted(new, key=lambda bc: bc[0][0])
+    assert by_x[0][0] == pytest.approx([20, 20, 90, 80], abs=2) and by_x[0][1] == third
+    assert by_x[1][0] == pytest.approx([500, 380, 600, 460], abs=2)
+    assert payload(page) == head  # the reloaded editor shows what the server has
+    shot(page, "editor-detection-reloaded")
+
+
+def test_keys_overlay_lists_every_action(page, served: Served, shot) -> None:
+    open_editor(page, served.url, served.name, 3)
+    page.keyboard.press("?")
+    overlay = page.locator(".ed-keys")
+    overlay.wait_for()
+    text = overlay.inner_text()
+    for needed in ["Undo", "Redo", "Next image", "Previous image", "Delete the selected shape", "Fit the image",
+                   "Copy the previous image", "Box tool"]:
+        assert needed in text, needed
+    shot(page, "editor-keys")
+    page.keyboard.press("Escape")
+    assert page.locator(".ed-keys").count() == 0
+
+
+# ---- a second user saves in between ---------------------------------------------------------------------------------
+
+
+def test_conflict_shows_both_versions_and_merges(page, served: Served, shot) -> None:
+    admin = token_of(served.url)
+    image = 4
+    open_editor(page, served.url, served.name, image)
+    start = detail(served.url, served.name, image, admin)
+    # bob saves a box while the admin has the image open
+    served.add_user("bob", "annotator")
+    bob = token_of(served.url, "bob", USER_PASSWORD)
+    theirs = dict(start["annotation"])
+    theirs["xyxy"] = [*theirs["xyxy"], [400, 30, 470, 90]]
+    theirs["class_id"] = [*theirs["class_id"], theirs["class_id"][0]]
+    if "attributes" in theirs:
+        theirs["attributes"] = [*theirs["attributes"], {}]
+    r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/{image}/annotation", headers=bob,
+                  json={"payload": theirs, "base_revision": start["head_revision"]})
+    assert r.status_code == 200, r.text
+    drag(page, (30, 300), (110, 380))  # the admin's edit, based on the old revision
+    dialog = page.locator(".ed-conflict-dialog")
+    dialog.wait_for()
+    text = dialog.inner_text()
+    assert "Theirs" in text and "Yours" in text and "bob" in text
+    assert dialog.locator("canvas").count() == 2
+    page.wait_for_timeout(300)  # the image drawn under both versions
+    shot(page, "editor-conflict")
+    page.click("[data-choice=merge]")
+    wait_saved(page)
+    head = detail(served.url, served.name, image, admin)
+    assert head["head_revision"] == r.json()["revision"] + 1
+    assert [400, 30, 470, 90] in head["annotation"]["xyxy"]  # theirs kept
+    assert any(b == pytest.approx([30, 300, 110, 380], abs=2) for b in head["annotation"]["xyxy"])  # and mine
+    assert len(head["annotation"]["xyxy"]) == len(start["annotation"]["xyxy"]) + 2
+
+
+# ---- the server goes away in the middle of a session ------------------------------------------------------------
+
+
+class _FixedPortSocket(socket.socket):
+    port = 0
+
+    def bind(self, address: tuple[str, int]) -> None:
+        super().bind((address[0], self.port))
+
+
+class _FixedPortModule:
+    """Stands in for the ``socket`` module of the server thread: its sockets bind to one given port."""
+
+    def __init__(self, port: int) -> None:
+        self.socket = type("S", (_FixedPortSocket,), {"port": port})
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(socket, name)
+
+
+@pytest.fixture
+def own_project(bccd_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "projects"
+    folder.mkdir()
+    return make_bccd_project(bccd_dir, folder, 3, name="offline")
+
+
+def test_edits_made_while_the_server_is_down_are_all_saved(new_page, own_project: Path, monkeypatch, shot) -> None:
+    server_cm = serve([own_project], projects_dir=own_project.parent)
+    server = server_cm.__enter__()
+    url, port = server.url, server.port
+    page = new_page()
+    try:
+        sign_in(page, url)
+        headers = token_of(url)
+        n0 = len(detail(url, "offline", 1, headers)["annotation"]["xyxy"])
+        open_editor(page, url, "offline", 1)
+        drag(page, (20, 20), (80, 70))
+        wait_saved(page)
+        server_cm.__exit__(None, None, None)  # the server stops
+
+        drag(page, (500, 20), (600, 90))
+        page.keyboard.press("2")  # the new box's class
+        drag(page, (520, 380), (610, 460))
+        drag(page, (250, 400), (320, 470))
+        page.wait_for_function("document.querySelector('.ed-status').dataset.state === 'offline'")
+        status = page.inner_text(".ed-status")
+        assert "waiting to be sent" in status
+        page.wait_for_function("!document.getElementById('pending-edits').hidden")
+        shot(page, "editor-offline-pending")
+        mine = payload(page)
+
+        # the same project on the same port again: the queue sends everything by itself
+        monkeypatch.setattr(app_thread, "socket", _FixedPortModule(port))
+        server_cm = serve([own_project], projects_dir=own_project.parent)
+        server = server_cm.__enter__()
+        assert server.port == port
+        wait_saved(page, timeout=30_000)
+        page.wait_for_function("document.getElementById('pending-edits').hidden")
+        head = detail(url, "offline", 1, headers)["annotation"]
+        assert head == mine and len(head["xyxy"]) == n0 + 4
+        shot(page, "editor-offline-sent")
+
+        # down again; this time the tab is closed before the server is back: the next visit sends the edit
+        server_cm.__exit__(None, None, None)
+        drag(page, (150, 150), (210, 200))
+        page.wait_for_function("document.querySelector('.ed-status').dataset.state === 'offline'")
+        mine = payload(page)
+        context = page.context
+        page.close()
+        server_cm = serve([own_project], projects_dir=own_project.parent)
+        server = server_cm.__enter__()
+        again = context.new_page()
+        sign_in(again, url)  # a new tab: the app loads offline.js, which sends what waits
+        again.wait_for_function("document.getElementById('pending-edits').hidden")
+        for _ in range(50):
+            head = detail(url, "offline", 1, token_of(url))["annotation"]
+            if len(head["xyxy"]) == n0 + 5:
+                break
+            again.wait_for_timeout(200)
+        assert head == mine
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+# ---- classification and segmentation projects ---------------------------------------------------------------------
+
+
+def _plain_project(bccd_dir: Path, folder: Path, name: str, task: str, classes: list[str], n: int = 3) -> Path:
+    source = bccd_subset(bccd_dir, folder.parent / f"{name}-source", n) / "BCCD" / "JPEGImages"
+    path = folder / name
+    with Project.create(path, task=task, name=name) as p:
+        p.class_ids(classes)
+        import_source(p, source, format="images", progress=False)
+        ensure_admin(p, password=ADMIN_PASSWORD)
+    return path
+
+
+@pytest.fixture(scope="module")
+def task_projects(bccd_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("task-projects")
+    paths = [_plain_project(bccd_dir, folder, "smears", "classification", ["healthy", "infected", "unclear"]),
+             _plain_project(bccd_dir, folder, "cells-seg", "segmentation", ["wbc", "rbc"])]
+    with serve(paths, projects_dir=folder) as server:
+        yield Served(url=server.url, path=paths[0], name="smears", projects_dir=folder, server=server)
+
+
+def editor_on(new_page, served: Served, project: str, image_id: int) -> tuple[object, dict, dict]:  # noqa: ANN001
+    """A new page signed in as the admin with the editor open on the image; also the admin's headers and the
+    project's class ids by name."""
+    page = new_page()
+    sign_in(page, served.url)
+    headers = token_of(served.url)
+    classes = class_ids(served.url, project, headers)
+    open_editor(page, served.url, project, image_id)
+    return page, headers, classes
+
+
+def test_classification_with_keys_and_next_image(new_page, task_projects: Served, shot) -> None:
+    page, headers, classes = editor_on(new_page, task_projects, "smears", 1)
+    assert "Not labelled yet" in page.inner_text(".ed-banner")
+    page.keyboard.press("2")
+    assert page.inner_text(".ed-banner") == "infected"
+    shot(page, "editor-classification")
+    page.wait_for_function("window.vlEditor.nextId === 2")
+    pressed = page.evaluate("performance.now()")
+    page.keyboard.press("d")  # next image (prefetched)
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 2 && window.vlEditor.timings.rendered")
+    t = page.evaluate("window.vlEditor.timings")
+    print(f"next image (prefetched): shown {t['shown'] - pressed:.0f} ms, drawn {t['rendered'] - pressed:.0f} ms "
+          "after the key press")
+    page.keyboard.press("1")
+    page.keyboard.press("3")  # changed my mind: the last key wins
+    wait_saved(page)
+    assert detail(task_projects.url, "smears", 1, headers)["annotation"] == {
+        "type": "label", "class_id": classes["infected"]}
+    assert detail(task_projects.url, "smears", 2, headers)["annotation"] == {
+        "type": "label", "class_id": classes["unclear"]}
+    page.keyboard.press("Control+z")
+    wait_saved(page)
+    assert detail(task_projects.url, "smears", 2, headers)["annotation"]["class_id"] == classes["healthy"]
+
+
+def test_segmentation_polygon_and_vertex_edit(new_page, task_projects: Served, shot) -> None:
+    page, headers, classes = editor_on(new_page, task_projects, "cells-seg", 1)
+    page.keyboard.press("2")  # rbc
+    for x, y in [(100, 100), (220, 90), (240, 200), (120, 220)]:
+        click(page, x, y)
+        page.wait_for_timeout(120)  # separate clicks, not a double click
+    click(page, 100, 100)  # the first point again closes the outline
+    page.wait_for_function("window.vlEditor.history.current && window.vlEditor.history.current.xyxy.length === 1")
+    shot(page, "editor-segmentation-polygon")
+    got = payload(page)
+    assert got["type"] == "instances" and got["class_id"] == [classes["rbc"]]
+    ring = got["segmentations"][0]["polygons"][0]
+    assert len(ring) == 8 and ring[:2] == pytest.approx([100, 100], abs=2)
+    drag(page, (240, 200), (300, 260))  # the selected outline's vertex, moved (Modify)
+    page.wait_for_function("window.vlEditor.history.current.xyxy[0][2] > 290")
+    wait_saved(page)
+    head = detail(task_projects.url, "cells-seg", 1, headers)["annotation"]
+    assert head["segmentations"][0]["polygons"][0][4:6] == pytest.approx([300, 260], abs=2)
+    assert head["xyxy"][0] == pytest.approx([100, 90, 300, 260], abs=2)
+
+
+# ---- 5,000 boxes -----------------------------------------------------------------------------------------------------
+
+
+def test_five_thousand_boxes_open_and_drag(page, served: Served, shot) -> None:
+    headers = token_of(served.url)
+    image = 5
+    d = detail(served.url, served.name, image, headers)
+    w, h = d["width"], d["height"]
+    cols, rows = 100, 50
+    xyxy = [[round(i * w / cols + 1, 2), round(j * h / rows + 1, 2), round((i + 1) * w / cols - 1, 2),
+             round((j + 1) * h / rows - 1, 2)] for j in range(rows) for i in range(cols)]
+    first = min(class_ids(served.url, served.name, headers).values())
+    r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/{image}/annotation", headers=headers,
+                  json={"payload": {"type": "boxes", "xyxy": xyxy, "class_id": [first] * len(xyxy)},
+                        "base_revision": d["head_revision"]}, timeout=60)
+    assert r.status_code == 200, r.text
+    page.goto(f"{served.url}/#/p/{served.name}/images")
+    page.evaluate(f"location.hash = '#/p/{served.name}/annotate/{image}'")
+    page.wait_for_function(f"window.vlEditor && window.vlEditor.id === {image} && window.vlEditor.timings.rendered")
+    t = page.evaluate("window.vlEditor.timings")
+    print("5,000 boxes, ms after the editor started: " + ", ".join(
+        f"{k} {t[k] - t['start']:.0f}" for k in ["fetched", "features", "loaded", "history", "shown", "rendered"]))
+    assert len(payload(page)["xyxy"]) == len(xyxy)
+    page.keyboard.press("v")  # select tool: a drag inside a box moves it
+    cx, cy = (xyxy[2525][0] + xyxy[2525][2]) / 2, (xyxy[2525][1] + xyxy[2525][3]) / 2
+    click(page, cx, cy)
+    page.evaluate("""() => { window.vlFrames = []; let last = performance.now();
+        const tick = (now) => { window.vlFrames.push(now - last); last = now;
+            if (window.vlFrames.length < 100000 && !window.vlStop) requestAnimationFrame(tick); };
+        requestAnimationFrame(tick); }""")
+    drag(page, (cx, cy), (cx + 150, cy + 80), steps=60)
+    page.evaluate("window.vlStop = true")
+    frames = page.evaluate("window.vlFrames")[2:]
+    p95 = statistics.quantiles(frames, n=20)[18] if len(frames) >= 20 else max(frames)
+    print(f"drag over 5,000 boxes: {len(frames)} frames, median {statistics.median(frames):.1f} ms, p95 {p95:.1f} ms")
+    shot(page, "editor-5000-boxes")
+    wait_saved(page, timeout=30_000)
+    head = detail(served.url, served.name, image, headers)["annotation"]
+    moved = head["xyxy"][2525]
+    assert moved[0] == pytest.approx(xyxy[2525][0] + 150, abs=3) and moved[1] == pytest.approx(xyxy[2525][1] + 80, abs=3)
+    assert len(head["xyxy"]) == len(xyxy)
+
+
+def test_copy_previous_image_keeps_track_ids(page, served: Served) -> None:
+    headers = token_of(served.url)
+    prev = detail(served.url, served.name, 6, headers)
+    tracked = {"type": "boxes", "xyxy": [[10, 10, 60, 60], [100, 100, 150, 160]],
+               "class_id": prev["annotation"]["class_id"][:2], "track_id": [7, 9]}
+    r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/6/annotation", headers=headers,
+                  json={"payload": tracked, "base_revision": prev["head_revision"]})
+    assert r.status_code == 200, r.text
+    cur = detail(served.url, served.name, 7, headers)
+    r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/7/annotation", headers=headers,
+                  json={"payload": {"type": "boxes", "xyxy": [], "class_id": []},
+                        "base_revision": cur["head_revision"]})
+    assert r.status_code == 200, r.text
+    open_editor(page, served.url, served.name, 7)
+    page.wait_for_function("window.vlEditor.prevId === 6")
+    page.keyboard.press("c")
+    page.wait_for_function("window.vlEditor.history.current.xyxy.length === 2")
+    wait_saved(page)
+    head = detail(served.url, served.name, 7, headers)["annotation"]
+    assert head["track_id"] == [7, 9] and head["xyxy"] == tracked["xyxy"]
