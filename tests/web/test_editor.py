@@ -402,3 +402,33 @@ def test_copy_previous_image_keeps_track_ids(page, served: Served) -> None:
     wait_saved(page)
     head = detail(served.url, served.name, 7, headers)["annotation"]
     assert head["track_id"] == [7, 9] and head["xyxy"] == tracked["xyxy"]
+
+
+def test_semantic_mask_brush_fill_and_eraser(new_page, task_projects: Served, shot) -> None:
+    page, headers, classes = editor_on(new_page, task_projects, "cells-seg", 2)
+    page.click("[data-mode=semantic]")  # an empty image may take a class mask instead of outlines
+    page.wait_for_function("window.vlEditor && window.vlEditor.mode === 'semantic' && window.vlEditor.history")
+    page.keyboard.press("1")  # wbc
+    for _ in range(3):
+        page.keyboard.press("]")  # a larger brush
+    drag(page, (100, 100), (300, 100), steps=12)
+    page.keyboard.press("e")  # the eraser takes a bite out of the stroke
+    drag(page, (200, 90), (200, 110), steps=3)
+    page.keyboard.press("2")  # rbc: a closed frame painted, then filled inside
+    page.keyboard.press("r")
+    for a, b in [((400, 300), (500, 300)), ((500, 300), (500, 400)), ((500, 400), (400, 400)),
+                 ((400, 400), (400, 300))]:
+        drag(page, a, b, steps=6)
+    page.keyboard.press("g")
+    click(page, 450, 350)
+    wait_saved(page)
+    shot(page, "editor-semantic")
+    from visionloop.core.annotations import annotation_from_payload
+
+    head = detail(task_projects.url, "cells-seg", 2, headers)["annotation"]
+    mask = annotation_from_payload(head).mask
+    assert mask.shape == (480, 640)
+    assert mask[100, 120] == classes["wbc"] and mask[100, 280] == classes["wbc"]
+    assert mask[100, 200] == 255  # erased
+    assert mask[350, 450] == classes["rbc"]  # filled inside the frame
+    assert mask[10, 10] == 255 and mask[350, 600] == 255  # the rest stays unlabelled

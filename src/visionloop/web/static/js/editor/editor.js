@@ -8,6 +8,7 @@ import { ApiError, api, projectPath, roleAllows } from '../api.js';
 import { DEFAULT_KEYS, colorOf, toast } from '../ui.js';
 import * as offline from '../offline.js';
 import { Canvas, prefetchImage } from './canvas.js';
+import { InstanceMasks, MaskEditor } from './masks.js';
 import { conflictDialog } from './conflict.js';
 import { History } from './history.js';
 import { Keys } from './keys.js';
@@ -56,6 +57,7 @@ function classKeys(classes) {
 class Editor {
   constructor(root, params) {
     this.root = root;
+    this.params = params;
     this.project = params.project;
     this.id = Number(params.id);
     this.query = params.query || {};
@@ -71,6 +73,7 @@ class Editor {
       offline.pendingFor(p, this.id).catch(() => null)]);
     this.timings.fetched = performance.now();
     this.detail = detail;
+    this.info = info;
     this.classes = classes.filter((c) => c.active !== false);
     this.allClasses = classes;
     this.keysOf = classKeys(this.classes);
@@ -82,6 +85,7 @@ class Editor {
     this.panel = new Panel(this.root, { mode: this.mode, classes: this.classes, readOnly: this.readOnly, actions: {
       prev: () => this.go(this.prevId), next: () => this.go(this.nextId), help: () => this.keys.showHelp(),
       setTool: (t) => this.setTool(t), pickClass: (id) => this.pickClass(id),
+      switchMode: (m) => this.switchMode(m),
       resolveConflict: () => { if (this.autosave.conflict) this.showConflict(this.lastConflictBody); },
     } });
     this.panel.setImage(detail, '');
@@ -98,9 +102,9 @@ class Editor {
       this.timings.features = performance.now();
       this.tools.load(feats);
       this.timings.loaded = performance.now();
+      if (this.mode === 'instances') this.instanceMasks = new InstanceMasks(this.canvas, this.allClasses);
       this.setTool(this.mode === 'boxes' ? 'box' : 'polygon');
     } else if (this.mode === 'semantic') {
-      const { MaskEditor } = await import('./masks.js');
       this.masks = new MaskEditor(this.canvas, { classes: this.allClasses, onChange: () => this.edited(),
         currentClass: () => this.currentClass, readOnly: this.readOnly });
       this.masks.load(start, detail);
@@ -306,6 +310,25 @@ class Editor {
     }
     this.panel.setHint(this.hint());
     this.showSelection();
+    if (this.instanceMasks) this.instanceMasks.draw(this.tools.features());
+    if (this.info.task === 'segmentation') this.panel.setModes(this.mode, this.isEmpty() && !this.readOnly);
+  }
+
+  /** Nothing drawn on this image yet (a segmentation image may then switch between outlines and a mask). */
+  isEmpty() {
+    const p = this.history ? this.history.current : this.payload();
+    if (!p) return true;
+    if (p.type === 'semantic') return Object.keys(p.classes || {}).length === 0;
+    return !(p.xyxy && p.xyxy.length);
+  }
+
+  /** Segmentation: annotate this project's images with outlines (instances) or a class mask (semantic). */
+  async switchMode(mode) {
+    if (mode === this.mode || !this.isEmpty()) return;
+    localStorage.setItem(`vl_seg_mode:${this.project}`, mode);
+    const { root, params } = this;
+    await dispose();
+    await render(root, params);
   }
 
   hint() {
@@ -383,9 +406,11 @@ class Editor {
   }
 
   space(event, down) {
-    if (!this.tools) return false;
-    this.tools.spaceDown = down;
+    const target = this.tools || this.masks;
+    if (!target) return false;
+    target.spaceDown = down;
     this.canvas.map.getTargetElement().style.cursor = down ? 'grab' : '';
+    if (!down && this.masks) this.masks.setTool(this.tool);
     return true;
   }
 

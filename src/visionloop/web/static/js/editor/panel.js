@@ -20,6 +20,7 @@ export class Panel {
     this.statusEl = h('button', { class: 'ed-status', 'data-state': 'saved', title: 'Every change is saved on its own',
       onclick: () => actions.resolveConflict() }, 'Saved');
     this.toolsEl = h('div', { class: 'ed-tools', role: 'toolbar', 'aria-label': 'Tools' });
+    this.modesEl = h('div', { class: 'ed-modes', hidden: true });
     this.prevBtn = h('button', { class: 'small', title: 'Previous image (A or ←)', onclick: actions.prev }, '‹ Prev');
     this.nextBtn = h('button', { class: 'small', title: 'Next image (D or →)', onclick: actions.next }, 'Next ›');
     this.bannerEl = h('div', { class: 'ed-banner', hidden: true });
@@ -29,7 +30,7 @@ export class Panel {
     const bar = h('div', { class: 'ed-bar' },
       h('div', { class: 'ed-bar-left' }, this.prevBtn, this.nextBtn, h('div', { class: 'ed-title' }, this.nameEl,
         this.posEl)),
-      this.toolsEl,
+      this.toolsEl, this.modesEl,
       h('div', { class: 'ed-bar-right' }, readOnly ? h('span', { class: 'ed-readonly' }, 'View only') : null,
         this.statusEl,
         h('button', { class: 'small ed-help-btn', title: 'Keyboard shortcuts (?)', onclick: actions.help }, '?')));
@@ -60,6 +61,16 @@ export class Panel {
         'data-tool': name, title: `${label} (${key.toUpperCase()})`, onclick: () => this.actions.setTool(name) },
       label, h('kbd', {}, key.toUpperCase()));
     }));
+  }
+
+  /** Segmentation: outlines or a class mask, switchable while the image is empty. */
+  setModes(mode, switchable) {
+    this.modesEl.hidden = !switchable;
+    if (!switchable) return;
+    replaceChildren(this.modesEl, h('span', { class: 'muted' }, 'Annotate with'),
+      [['instances', 'Outlines'], ['semantic', 'Class mask']].map(([m, label]) => h('button', {
+        class: `small${m === mode ? ' active' : ''}`, 'aria-pressed': String(m === mode), 'data-mode': m,
+        onclick: () => this.actions.switchMode(m) }, label)));
   }
 
   setStatus({ state, text }) {
