@@ -1,7 +1,8 @@
 // The app shell: a hash router that loads each page module on demand, and the top bar.
 //
 // A page is an ES module exporting `async function render(root, params)` and, optionally, `dispose()` (called when
-// the page is left). `root` is the page's <main>; `params` = {project, id, run, a, b, query, session, role, hash}:
+// the page is left). `root` is a fresh <div class="page"> in <main id="main"> (a page may add classes to it, e.g.
+// 'wide'); `params` = {project, id, run, a, b, query, session, role, hash}:
 // the parts of the route, the hash's query string as an object, the signed-in session ({user, projects}) and the
 // user's role in the route's project ('' outside a project).
 
@@ -224,9 +225,9 @@ async function route() {
   const found = matchRoute(hash);
   await disposePage();
   if (renderId !== shell.renderId) return;
-  const root = shell.main;
-  root.className = 'page';
-  replaceChildren(root, spinner());
+  // each page gets its own element: a page left while it still loads writes into a detached one, never the next page
+  const root = h('div', { class: 'page' }, spinner());
+  replaceChildren(shell.main, root);
   if (!found) {
     renderTopbar({}, await session.get().catch(() => null), null);
     notFound(root, `Nothing lives at ${hash}.`);
@@ -292,6 +293,7 @@ async function route() {
 export function start() {
   shell.topbar = document.getElementById('topbar');
   shell.main = document.getElementById('main');
+  shell.main.className = '';
   window.addEventListener('hashchange', route);
   route();
 }

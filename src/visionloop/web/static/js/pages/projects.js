@@ -12,6 +12,10 @@ const TASK_HELP = {
   segmentation: 'The outline of each object (polygons or masks), or a class for every pixel.',
 };
 
+const ORIENTATION_HELP = 'Orientation matters: a mirrored image shows another class (left / right arrow), so '
+  + 'training never flips it';
+const COLOUR_HELP = 'Colour matters: the class depends on colour (red / green light), so training keeps colours';
+
 function projectCard(p, detail) {
   const stats = detail && detail.stats;
   const annotated = stats ? stats.annotated_images : null;
@@ -29,10 +33,7 @@ function projectCard(p, detail) {
 function classEditor() {
   const list = h('div', { class: 'class-editor' });
   const head = h('div', { class: 'class-row class-head' }, h('span', {}, 'Colour'), h('span', {}, 'Class name'),
-    h('span', {}, 'Key'), h('span', { title: 'Flipping the image changes the class (left arrow / right arrow)' },
-      'Orientation matters'),
-    h('span', { title: 'Turning the image grey loses the class (a red light / a green light)' }, 'Colour matters'),
-    h('span', {}));
+    h('span', {}, 'Key'), h('span', { class: 'span-flags' }, 'Flags'), h('span', {}));
   const rows = [];
 
   function addRow(name = '') {
@@ -46,8 +47,8 @@ function classEditor() {
     row.orientation = h('input', { type: 'checkbox', 'aria-label': 'Orientation matters' });
     row.colourSensitive = h('input', { type: 'checkbox', 'aria-label': 'Colour matters' });
     row.el = h('div', { class: 'class-row' }, row.colour, row.name, row.key,
-      h('label', { class: 'check' }, row.orientation, 'orientation'),
-      h('label', { class: 'check' }, row.colourSensitive, 'colour'),
+      h('label', { class: 'check', title: ORIENTATION_HELP }, row.orientation, 'orientation matters'),
+      h('label', { class: 'check', title: COLOUR_HELP }, row.colourSensitive, 'colour matters'),
       h('button', { type: 'button', class: 'icon-button', title: 'Remove this class', 'aria-label': 'Remove class',
         onclick: () => { rows.splice(rows.indexOf(row), 1); row.el.remove(); } }, '\u00d7'));
     rows.push(row);
@@ -57,7 +58,8 @@ function classEditor() {
 
   const add = h('button', { type: 'button', class: 'small', onclick: () => addRow().name.focus() }, '+ Add a class');
   return {
-    el: h('div', {}, head, list, h('div', { style: { marginTop: '8px' } }, add)),
+    el: h('div', {}, head, list, h('div', { class: 'row', style: { marginTop: '8px' } }, add,
+      h('span', { class: 'hint' }, `${ORIENTATION_HELP}. ${COLOUR_HELP}.`))),
     addRow,
     /** The classes as the API takes them, or a message saying what to fix. */
     read() {
