@@ -12,6 +12,9 @@ until pixels are asked for.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +22,38 @@ import pyvips
 
 from visionloop.core.errors import ImageError
 
-__all__ = ["VipsHeader", "open_image", "read_header"]
+__all__ = ["VipsHeader", "open_image", "read_header", "uncached"]
 
 _ORIENTATION = "orientation"
 _SWAPS_AXES = {5, 6, 7, 8}
 _FORMATS = {"jpegload": "jpeg", "pngload": "png", "webpload": "webp", "tiffload": "tiff", "gifload": "gif",
             "heifload": "heif"}
+
+
+_CACHE_GUARD = threading.Lock()
+_uncached_users = 0
+_saved_limits: tuple[int, int] = (0, 0)
+
+
+@contextmanager
+def uncached() -> Iterator[None]:
+    """libvips' operation cache off while the block runs (it would keep up to 100 MB of a streamed image's buffers
+    alive, for nothing: a pyramid's operations never repeat), back to its limits after the last such block."""
+    global _uncached_users, _saved_limits
+    with _CACHE_GUARD:
+        if _uncached_users == 0:
+            _saved_limits = (pyvips.cache_get_max(), pyvips.cache_get_max_mem())
+            pyvips.cache_set_max(0)
+            pyvips.cache_set_max_mem(0)
+        _uncached_users += 1
+    try:
+        yield
+    finally:
+        with _CACHE_GUARD:
+            _uncached_users -= 1
+            if _uncached_users == 0:
+                pyvips.cache_set_max(_saved_limits[0])
+                pyvips.cache_set_max_mem(_saved_limits[1])
 
 
 @dataclass(frozen=True)
@@ -80,11 +109,17 @@ def read_header(data: bytes, *, name: str = "<bytes>") -> VipsHeader:
     return VipsHeader(width=w, height=h, format=fmt, mode=_mode(im), orientation=orientation)
 
 
+def _flatten(im: pyvips.Image) -> pyvips.Image:
+    """Alpha over white, as image viewers show transparent pixels."""
+    white = 65535 if im.format in {"ushort", "short"} else 1.0 if im.format in {"float", "double"} else 255
+    return im.flatten(background=[white] * (im.bands - 1))
+
+
 def _to_rgb8(im: pyvips.Image, reopen: pyvips.Image | None) -> pyvips.Image:
     """8-bit sRGB as :func:`visionloop.core.imageio.to_rgb` makes it. ``reopen``: a second, independent view of the
     same pixels, read for the min/max of a 16-bit or float grey image (a sequential image is read once only)."""
     if im.hasalpha():
-        im = im.flatten(background=[im.max_alpha()] * (im.bands - 1))
+        im = _flatten(im)
     if im.interpretation == "cmyk" or (im.bands >= 3 and im.interpretation not in {"srgb", "rgb", "rgb16"}):
         im = im.colourspace("srgb") if im.interpretation == "cmyk" else im.extract_band(0, n=3)
     if im.format != "uchar":
@@ -92,7 +127,7 @@ def _to_rgb8(im: pyvips.Image, reopen: pyvips.Image | None) -> pyvips.Image:
             stats = (reopen if reopen is not None else im).stats()
             lo, hi = stats(0, 0)[0], stats(1, 0)[0]
             scale = 255.0 / (hi - lo) if hi > lo else 0.0
-            im = ((im - lo) * scale).round().cast("uchar")
+            im = ((im - lo) * scale).rint().cast("uchar")
         else:  # 16-bit colour: the top byte, as Pillow reads it
             im = (im >> 8).cast("uchar")
     if im.bands == 1:
@@ -117,5 +152,5 @@ def open_image(source: bytes | str | Path, *, name: str | None = None) -> pyvips
                                             or im.format in {"float", "double"})
     reopen = _load(source, name, access="sequential") if needs_range else None
     if reopen is not None and reopen.hasalpha():
-        reopen = reopen.flatten(background=[reopen.max_alpha()] * (reopen.bands - 1))
+        reopen = _flatten(reopen)
     return _to_rgb8(im, reopen)

@@ -1,7 +1,8 @@
 """Import a folder, file or archive in any registered format into a project.
 
 Each image is read once: hashed (sha256), its header probed (size limits, truncation, EXIF orientation), stored in
-the blob store by atomic rename, and recorded with its annotation in a batch transaction. A kill mid-import loses
+the blob store by atomic rename, and recorded with its annotation in a batch transaction. An image larger than 4096 px
+on a side also gets its tile pyramid (:mod:`visionloop.storage.tiles`). A kill mid-import loses
 at most the open batch; running the same import again skips what is stored (images by sha256, annotations whose
 payload is already in the image's history) and completes the rest.
 
@@ -56,6 +57,7 @@ from visionloop.ingest.conflicts import Conflict, OnConflict, SubsetConflict, de
 from visionloop.ingest.runs import ImportRun, start_run
 from visionloop.storage.models import AnnotationRow, ImageRow, RevisionRow
 from visionloop.storage.project import NewImage, Project, image_key, subsets_of
+from visionloop.storage.tiles import TileStore, needs_pyramid
 
 __all__ = ["ImportReport", "OnConflict", "adapt", "images_only", "import_source"]
 
@@ -299,6 +301,8 @@ def _read_sample(project: Project, sample: Sample, report: ImportReport, folder:
         return None
     sha = hashlib.sha256(data).hexdigest()
     project.blobs.put(data, sha)
+    if needs_pyramid(info.width, info.height):
+        _build_tiles(project, sha, data, where, report)
     meta = dict(sample.meta)
     if info.orientation != 1:
         meta["exif_orientation"] = info.orientation
@@ -314,6 +318,16 @@ def _read_sample(project: Project, sample: Sample, report: ImportReport, folder:
         source_uri=source_uri, video_id=sample.video_id, frame_index=sample.frame_index,
         timestamp=sample.timestamp, meta=meta,
     )
+
+
+def _build_tiles(project: Project, sha: str, data: bytes, where: str, report: ImportReport) -> None:
+    """The tile pyramid of an image larger than 4096 px on a side, built now (bounded memory, one at a time) so it
+    opens at once in the browser; an image whose tiles cannot be made is kept, and the problem reported."""
+    try:
+        TileStore.of(project).ensure(sha, lambda: data, name=where)
+    except ImageError as e:
+        report.problems.append(Problem(path=where, action="kept without tiles", reason=(
+            f"{e.reason}; the image is stored, and `visionloop tiles PROJECT` tries its tiles again")))
 
 
 def _stored_name(name: str) -> str:

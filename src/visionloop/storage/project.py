@@ -50,8 +50,8 @@ from visionloop.storage.models import (
 )
 
 __all__ = [
-    "ALLOWED", "CONFIG_FILE", "NewImage", "Project", "Revision", "check_project_name", "image_key", "merged_subsets",
-    "subsets_of",
+    "ALLOWED", "CONFIG_FILE", "PROJECT_SETTINGS", "NewImage", "Project", "Revision", "check_project_name", "image_key",
+    "merged_subsets", "project_settings", "subsets_of",
 ]
 
 CONFIG_FILE = "visionloop.toml"
@@ -139,6 +139,20 @@ def _image_record(row: Any) -> ImageRecord:
     )
 
 
+PROJECT_SETTINGS = ("max_image_pixels",)
+"""Settings a project's ``visionloop.toml`` may set for itself, over the environment's."""
+
+
+def project_settings(settings: Settings, cfg: dict[str, Any]) -> Settings:
+    """``settings`` with the values the project's ``visionloop.toml`` sets (:data:`PROJECT_SETTINGS`), e.g.
+    ``max_image_pixels = 200000000`` for a microscopy or aerial project of 16000x12000 images."""
+    values = {k: cfg[k] for k in PROJECT_SETTINGS if k in cfg}
+    if not values:
+        return settings
+    checked = Settings.model_validate({**settings.model_dump(), **values})
+    return settings.model_copy(update={k: getattr(checked, k) for k in values})
+
+
 def _write_toml(path: Path, values: dict[str, Any]) -> None:
     path.write_text(tomli_w.dumps(values), encoding="utf-8")
 
@@ -171,9 +185,11 @@ class Project:
     def create(
         cls, root: str | Path, *, task: Task | str, name: str | None = None, db_url: str | None = None,
         blob_url: str | None = None, settings: Settings | None = None, blob_options: dict[str, Any] | None = None,
+        max_image_pixels: int | None = None,
     ) -> Project:
         """``blob_options``: fsspec storage options of a remote blob store (e.g. ``{"endpoint_url": ...}`` for an
-        S3-compatible server), saved in ``visionloop.toml``; keep credentials in the environment, not here."""
+        S3-compatible server), saved in ``visionloop.toml``; keep credentials in the environment, not here.
+        ``max_image_pixels``: this project's decompression-bomb limit (see :func:`project_settings`)."""
         root = Path(root)
         task = Task(task)
         if (root / CONFIG_FILE).exists():
@@ -186,6 +202,9 @@ class Project:
             cfg["blob_url"] = blob_url
         if blob_options:
             cfg["blob_options"] = dict(blob_options)
+        if max_image_pixels is not None:
+            cfg["max_image_pixels"] = max_image_pixels
+        settings = project_settings(settings or Settings(), cfg)
         url, blobs = cls._urls(root, cfg)
         engine = db.make_engine(url)
         db.upgrade(engine)
@@ -206,7 +225,8 @@ class Project:
             raise NotFoundError("project", str(root), hint="create one with: visionloop init PROJECT --task ...")
         cfg = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
         url, blobs = cls._urls(root, cfg)
-        return cls(root, db_url=url, blob_url=blobs, settings=settings, blob_options=cfg.get("blob_options"))
+        return cls(root, db_url=url, blob_url=blobs, settings=project_settings(settings or Settings(), cfg),
+                   blob_options=cfg.get("blob_options"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -301,6 +321,10 @@ class Project:
         with self._conn(conn) as c:
             keys = [image_key(im) for im in images]
             existing = dict(c.execute(select(ImageRow.key, ImageRow.id).where(ImageRow.key.in_(keys))).all())
+            restored = set(c.execute(select(ImageRow.key).where(ImageRow.key.in_(list(existing)),
+                                                                ImageRow.deleted_at.is_not(None))).scalars())
+            if restored:  # deleted while a version held them: imported again, they are back with their annotations
+                c.execute(update(ImageRow).where(ImageRow.key.in_(list(restored))).values(deleted_at=None))
             given: dict[str, list[dict[str, Any]]] = {}
             for k, im in zip(keys, images, strict=True):
                 given.setdefault(k, []).append(im.meta)
@@ -327,19 +351,19 @@ class Project:
                         c.execute(update(ImageRow).where(ImageRow.id == r.id).values(meta=meta))
             out, seen = [], set()
             for k in keys:
-                out.append((existing.get(k) or ids[k], k in ids and k not in seen))
+                out.append((existing.get(k) or ids[k], (k in ids or k in restored) and k not in seen))
                 seen.add(k)
             return out
 
     def image(self, image_id: int) -> ImageRecord:
         with self.engine.connect() as c:
-            row = c.execute(select(ImageRow).where(ImageRow.id == image_id)).first()
+            row = c.execute(select(ImageRow).where(ImageRow.id == image_id, ImageRow.deleted_at.is_(None))).first()
         if row is None:
             raise NotFoundError("image", image_id)
         return _image_record(row)
 
     def images(self, *, offset: int = 0, limit: int | None = None, ids: Sequence[int] | None = None) -> list[ImageRecord]:
-        q = select(ImageRow).order_by(ImageRow.id).offset(offset)
+        q = select(ImageRow).where(ImageRow.deleted_at.is_(None)).order_by(ImageRow.id).offset(offset)
         if limit is not None:
             q = q.limit(limit)
         if ids is not None:
@@ -349,7 +373,7 @@ class Project:
 
     def count_images(self) -> int:
         with self.engine.connect() as c:
-            return int(c.execute(select(func.count(ImageRow.id))).scalar_one())
+            return int(c.execute(select(func.count(ImageRow.id)).where(ImageRow.deleted_at.is_(None))).scalar_one())
 
     def image_bytes(self, image_id: int) -> bytes:
         return self.blobs.read(self.image(image_id).sha256)
@@ -388,7 +412,8 @@ class Project:
     def _sizes(conn: Connection, image_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """(width, height) of each image; :class:`NotFoundError` for an id that is not an image of the project."""
         sizes = {r.id: (r.width, r.height) for r in conn.execute(
-            select(ImageRow.id, ImageRow.width, ImageRow.height).where(ImageRow.id.in_(list(image_ids))))}
+            select(ImageRow.id, ImageRow.width, ImageRow.height)
+            .where(ImageRow.id.in_(list(image_ids)), ImageRow.deleted_at.is_(None)))}
         missing = [i for i in image_ids if i not in sizes]
         if missing:
             raise NotFoundError("image", missing[0])
@@ -514,10 +539,13 @@ class Project:
     def stats(self) -> dict[str, Any]:
         """``images``, ``annotated_images``, ``annotations`` (instances in head revisions), ``classes`` name -> count."""
         with self.engine.connect() as c:
-            images = c.execute(select(func.count(ImageRow.id))).scalar_one()
-            annotated = c.execute(select(func.count(AnnotationRow.id))).scalar_one()
+            deleted = select(ImageRow.id).where(ImageRow.deleted_at.is_not(None))  # kept for versions only
+            images = c.execute(select(func.count(ImageRow.id)).where(ImageRow.deleted_at.is_(None))).scalar_one()
+            annotated = c.execute(select(func.count(AnnotationRow.id))
+                                  .where(AnnotationRow.image_id.not_in(deleted))).scalar_one()
             counts = dict(c.execute(
-                select(HeadCountRow.class_id, func.sum(HeadCountRow.count)).group_by(HeadCountRow.class_id)
+                select(HeadCountRow.class_id, func.sum(HeadCountRow.count))
+                .where(HeadCountRow.annotation_id.not_in(deleted)).group_by(HeadCountRow.class_id)
             ).all())
             onto = self.ontology(c)
         classes = {cd.name: int(counts.get(cd.id, 0)) for cd in onto.active}
