@@ -68,6 +68,7 @@ function tileLayer(detail, projection) {
   const tileGrid = new ol.tilegrid.TileGrid({ extent: [0, 0, W, H], origin: [0, H], resolutions, tileSize: size });
   return new ol.layer.Tile({
     preload: 1,
+    extent: [0, 0, W, H], // edge tiles are padded beyond the image
     source: new ol.source.TileImage({
       projection, tileGrid, interpolate: true, transition: 0,
       tileUrlFunction: ([z, x, y]) => url.replace('{z}', String(levels - 1 - z)).replace('{x}', String(x))

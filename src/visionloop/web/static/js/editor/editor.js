@@ -17,20 +17,32 @@ import { AutoSave } from './save.js';
 import { StyleBook, featuresOf, payloadOf } from './shapes.js';
 import { Tools } from './tools.js';
 
-const details = new Map(); // `${project}/${id}` -> Promise<detail>, the opened and prefetched images
+const details = new Map(); // `${project}/${id}?filters` -> Promise<detail>, the opened and prefetched images
 const MAX_DETAILS = 12;
+const FILTERS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
 let page = null;
 
-function detailOf(project, id) {
-  const key = `${project}/${id}`;
+/** The browse page's filters in the editor's query: prev/next follow the same list. */
+function filtersOf(query) {
+  return Object.fromEntries(FILTERS.filter((k) => query && query[k]).map((k) => [k, query[k]]));
+}
+
+function detailOf(project, id, query = {}) {
+  const params = filtersOf(query);
+  const key = `${project}/${id}?${new URLSearchParams(params)}`;
   let p = details.get(key);
   if (!p) {
-    p = api.get(projectPath(project, `images/${id}`));
+    p = api.get(projectPath(project, `images/${id}`), { params });
     p.catch(() => details.delete(key));
     details.set(key, p);
     while (details.size > MAX_DETAILS) details.delete(details.keys().next().value);
   }
   return p;
+}
+
+/** Drop an image's cached detail (its annotation changed). */
+function forget(project, id) {
+  for (const key of [...details.keys()]) if (key.startsWith(`${project}/${id}?`)) details.delete(key);
 }
 
 /** The editing mode of a project's task and the image's head payload. */
@@ -69,7 +81,7 @@ class Editor {
   async open() {
     const p = this.project;
     const [info, classes, detail, waiting] = await Promise.all([
-      api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id),
+      api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id, this.query),
       offline.pendingFor(p, this.id).catch(() => null)]);
     this.timings.fetched = performance.now();
     this.detail = detail;
@@ -212,7 +224,7 @@ class Editor {
   /** Add the previous image's shapes (boxes or outlines, track ids kept) to this one. */
   async copyPrevious() {
     if (!this.shapes || this.readOnly || this.prevId === null || this.prevId === undefined) return;
-    const prev = await detailOf(this.project, this.prevId);
+    const prev = await detailOf(this.project, this.prevId, this.query);
     const from = prev.annotation;
     if (!from || from.type !== this.mode || !from.xyxy.length) {
       toast('The previous image has no shapes to copy.', 'info');
@@ -254,7 +266,7 @@ class Editor {
     this.panel.setNav(this.prevId, this.nextId);
     for (const id of [this.nextId, this.prevId]) {
       if (id === null) continue;
-      detailOf(this.project, id).then((d) => prefetchImage(d)).catch(() => {});
+      detailOf(this.project, id, this.query).then((d) => prefetchImage(d)).catch(() => {});
     }
   }
 
@@ -276,7 +288,7 @@ class Editor {
     const { choice, payload } = await conflictDialog({ detail: this.detail, classes: this.allClasses, head, mine });
     this.conflictOpen = false;
     if (this.disposed || choice === null) return; // closed without choosing: the status still says Conflict
-    details.delete(`${this.project}/${this.id}`);
+    forget(this.project, this.id);
     if (choice === 'theirs') {
       this.history.push(head.payload);
       this.apply(head.payload);
@@ -416,6 +428,7 @@ class Editor {
 
   async dispose() {
     this.disposed = true;
+    forget(this.project, this.id); // edited here: the next visit asks the server again
     window.removeEventListener('pagehide', this.onHide);
     document.removeEventListener('visibilitychange', this.onHide);
     if (this.keys) this.keys.stop();
