@@ -498,7 +498,7 @@ class ProgressFileHook(Hook):
 
     def after_epoch(self, loop: TrainLoop, record: dict[str, Any]) -> None:
         self.out.write(fraction=self._fraction(loop), message=f"epoch {record['epoch']}/{loop.config.epochs} done",
-                       run=self.run_id, record=record, force=True)
+                       run=self.run_id, epoch=loop.state.epoch, record=record, force=True)
 
 
 def default_hooks(run_dir: Path, *, progress: bool = True, patience: int | None = None,

@@ -20,7 +20,7 @@ from visionloop.storage.project import Project
 from visionloop.storage.versions import get_version
 
 __all__ = ["CLI_MODULE", "EXPORT_ZIP", "JOBS_DIR", "KINDS", "PACKAGES_DIR", "STAGING_PREFIX", "JobKind", "Step",
-           "evaluate_after_training", "get_kind", "job_dir", "package_dir"]
+           "evaluate_after_training", "get_kind", "job_dir", "package_dir", "public_guard"]
 
 CLI_MODULE = "visionloop.cli.main"
 JOBS_DIR = "jobs"
@@ -95,9 +95,15 @@ def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
         return {}
     path = Path(p.root) / "runs" / job.params["run"] / "int8-guard.json"
     try:
-        return {"int8_guard": json.loads(path.read_text(encoding="utf-8"))}
+        verdict = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"int8_guard": None}
+    return {"int8_guard": public_guard(verdict)}
+
+
+def public_guard(verdict: Any) -> dict[str, Any] | None:
+    """The int8 guard's verdict without the package's path on the server's disk (its name is the package's)."""
+    return {k: v for k, v in verdict.items() if k != "package"} if isinstance(verdict, dict) else None
 
 
 def evaluate_after_training(p: Project, job: Job, result: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:

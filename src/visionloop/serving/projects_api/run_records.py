@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from visionloop.evaluation.keys import main_metric
+from visionloop.serving.jobs.kinds import public_guard
 from visionloop.storage.runs import list_runs, read_metrics, resolve_run, run_dir
 
 __all__ = ["EVAL_SPLITS", "GUARD_FILE", "REPORT_FILE", "compare_runs", "flat", "read_json", "run_detail",
@@ -88,7 +89,7 @@ def run_detail(project: Any, run_id: str, *, running: dict[str, int] | None = No
     return {**summary, "config": read_json(directory / "config.json") or {},
             "result": read_json(directory / "result.json"),
             "evaluation": {k: v for k, v in evaluation.items() if k not in _LARGE - {"per_class"}} if evaluation
-            else None, "int8_guard": read_json(directory / GUARD_FILE)}
+            else None, "int8_guard": public_guard(read_json(directory / GUARD_FILE))}
 
 
 def run_history(project: Any, run_id: str) -> dict[str, Any]:

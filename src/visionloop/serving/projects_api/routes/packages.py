@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, status
 
 from visionloop.core.package import Manifest, PackageError
 from visionloop.serving.error_handlers import ERROR_RESPONSES
+from visionloop.serving.jobs.kinds import public_guard
 from visionloop.serving.projects_api.auth import AdminDep
 from visionloop.serving.projects_api.deployments import DEPLOYMENT_FILE, list_package_dirs
 from visionloop.serving.projects_api.deps import ProjectDep
@@ -34,7 +35,7 @@ def package_list(project: Project, *, deployed: str | None) -> list[dict[str, An
         guard = None
         if m.int8 is not None and m.run_id:
             try:
-                guard = read_json(run_dir(project, m.run_id) / GUARD_FILE)
+                guard = public_guard(read_json(run_dir(project, m.run_id) / GUARD_FILE))
             except Exception:  # noqa: BLE001 - the run was removed: the manifest still says what int8 cost
                 guard = None
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
