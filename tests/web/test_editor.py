@@ -24,9 +24,10 @@ from tests.web.conftest import (
     serve,
     sign_in,
 )
+from visionloop.core.imageio import probe
 from visionloop.ingest import import_source
 from visionloop.serving import app_thread
-from visionloop.storage import Project
+from visionloop.storage import NewImage, Project
 from visionloop.storage.users import ensure_admin
 
 API = "/api/v1"
@@ -273,11 +274,27 @@ def _plain_project(bccd_dir: Path, folder: Path, name: str, task: str, classes: 
     return path
 
 
+def _video_project(bccd_dir: Path, folder: Path, name: str, frames: int = 4) -> Path:
+    """A detection project whose images are the frames 0..frames-1 of one video (BCCD pictures stand in)."""
+    path = folder / name
+    with Project.create(path, task="detection", name=name) as p:
+        p.class_ids(["car", "person"])
+        for i, f in enumerate(sorted((bccd_dir / "BCCD" / "JPEGImages").glob("*.jpg"))[:frames]):
+            data = f.read_bytes()
+            info = probe(data, name=f.name)
+            p.add_images([NewImage(sha256=p.blobs.put(data), width=info.width, height=info.height, format=info.format,
+                                   name=f"street/{i:04d}.jpg", video_id="street", frame_index=i)])
+        ensure_admin(p, password=ADMIN_PASSWORD)
+    return path
+
+
 @pytest.fixture(scope="module")
 def task_projects(bccd_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("task-projects")
     paths = [_plain_project(bccd_dir, folder, "smears", "classification", ["healthy", "infected", "unclear"]),
-             _plain_project(bccd_dir, folder, "cells-seg", "segmentation", ["wbc", "rbc"])]
+             _plain_project(bccd_dir, folder, "cells-seg", "segmentation", ["wbc", "rbc"]),
+             _plain_project(bccd_dir, folder, "smear-tags", "tagging", ["blurry", "stained", "overexposed"]),
+             _video_project(bccd_dir, folder, "street")]
     with serve(paths, projects_dir=folder) as server:
         yield Served(url=server.url, path=paths[0], name="smears", projects_dir=folder, server=server)
 
@@ -432,3 +449,37 @@ def test_semantic_mask_brush_fill_and_eraser(new_page, task_projects: Served, sh
     assert mask[100, 200] == 255  # erased
     assert mask[350, 450] == classes["rbc"]  # filled inside the frame
     assert mask[10, 10] == 255 and mask[350, 600] == 255  # the rest stays unlabelled
+
+
+def test_tagging_keys_toggle_tags(new_page, task_projects: Served, shot) -> None:
+    page, headers, classes = editor_on(new_page, task_projects, "smear-tags", 1)
+    assert "No tags" in page.inner_text(".ed-banner")
+    for key in ["1", "3", "2", "1"]:  # blurry on, overexposed on, stained on, blurry off
+        page.keyboard.press(key)
+    assert page.inner_text(".ed-banner") == "stained · overexposed"
+    wait_saved(page)
+    shot(page, "editor-tagging")
+    assert detail(task_projects.url, "smear-tags", 1, headers)["annotation"] == {
+        "type": "tags", "class_ids": sorted([classes["stained"], classes["overexposed"]])}
+
+
+def test_video_frames_keep_track_ids_and_play(new_page, task_projects: Served, shot) -> None:
+    page, headers, _ = editor_on(new_page, task_projects, "street", 1)
+    assert "street frame 0" in page.inner_text(".ed-pos")
+    drag(page, (100, 100), (200, 180))
+    drag(page, (300, 200), (380, 300))
+    assert payload(page)["track_id"] == [1, 2]  # every box of a video frame has a track
+    page.keyboard.press("d")
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 2 && window.vlEditor.prevId === 1")
+    page.keyboard.press("c")  # the previous frame's boxes, tracks kept
+    page.wait_for_function("window.vlEditor.history.current && window.vlEditor.history.current.xyxy.length === 2")
+    click(page, 150, 140)  # select track 1's box
+    drag(page, (150, 140), (170, 150))  # and move it: the object moved a little between the frames
+    wait_saved(page)
+    second = detail(task_projects.url, "street", 2, headers)["annotation"]
+    assert second["track_id"] == [1, 2]
+    assert second["xyxy"][0] == pytest.approx([120, 110, 220, 190], abs=2)
+    shot(page, "editor-video-frame")
+    page.keyboard.press("k")  # play: frames 3 and 4 follow on their own, and it stops at the last one
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 4 && window.vlEditor.history", timeout=10_000)
+    assert "street frame 3" in page.inner_text(".ed-pos")

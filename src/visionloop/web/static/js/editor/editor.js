@@ -21,6 +21,8 @@ const details = new Map(); // `${project}/${id}?filters` -> Promise<detail>, the
 const MAX_DETAILS = 12;
 const FILTERS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
 let page = null;
+let playing = false; // video frames playing as a sequence (kept across the page renders of each frame)
+const FRAME_MS = 150;
 
 /** The browse page's filters in the editor's query: prev/next follow the same list. */
 function filtersOf(query) {
@@ -140,6 +142,7 @@ class Editor {
     window.vlEditor = this; // for tests and benchmarks: timings, payload()
     await this.neighbours();
     if (waiting && waiting.state === 'conflict') this.showConflict(null);
+    if (playing) this.playTimer = setTimeout(() => this.playNext(), FRAME_MS);
     if (waiting && waiting.state !== 'conflict') offline.flush();
   }
 
@@ -164,6 +167,7 @@ class Editor {
 
   /** After every edit: record it and save it soon. */
   edited() {
+    playing = false;
     if (this.history.push(this.payload())) this.autosave.schedule();
     this.refresh();
   }
@@ -183,8 +187,7 @@ class Editor {
   }
 
   newShapeProps() {
-    const video = this.detail.video_id !== null && this.detail.video_id !== undefined;
-    if (!video) return {};
+    if (!this.isVideo()) return {};
     const tracks = this.tools.features().map((f) => f.get('track')).filter((t) => t !== null && t !== undefined);
     return { track: (tracks.length ? Math.max(...tracks) : 0) + 1 };
   }
@@ -268,6 +271,27 @@ class Editor {
       if (id === null) continue;
       detailOf(this.project, id, this.query).then((d) => prefetchImage(d)).catch(() => {});
     }
+  }
+
+  isVideo() {
+    return this.detail.video_id !== null && this.detail.video_id !== undefined;
+  }
+
+  /** Play / pause: show the next frames one after the other (any edit or key stops it). */
+  togglePlay() {
+    playing = !playing && this.nextId !== null;
+    clearTimeout(this.playTimer);
+    if (playing) this.playNext();
+    toast(playing ? 'Playing the frames: K pauses' : 'Paused', 'info', { timeout: 1200 });
+  }
+
+  playNext() {
+    if (!playing || this.disposed) return;
+    if (this.nextId === null) {
+      playing = false;
+      return;
+    }
+    this.go(this.nextId);
   }
 
   async showConflict(body) {
@@ -375,6 +399,8 @@ class Editor {
       { keys: ['d', 'arrowright'], label: 'Next image', group: 'General', run: () => this.go(this.nextId) },
       { keys: ['a', 'arrowleft'], label: 'Previous image', group: 'General', run: () => this.go(this.prevId) },
       { keys: ['f'], label: 'Fit the image to the window', group: 'View', run: () => this.canvas.fit() },
+      { keys: ['k'], label: 'Play / pause the video frames', group: 'General', when: () => this.isVideo(),
+        run: () => this.togglePlay() },
       { keys: ['=', '+'], label: 'Zoom in (or the mouse wheel)', group: 'View', run: () => this.canvas.zoomBy(1) },
       { keys: ['-'], label: 'Zoom out', group: 'View', run: () => this.canvas.zoomBy(-1) },
       { keys: ['space'], label: 'Hold and drag to pan (or drag empty space, or the middle button)', group: 'View',
@@ -428,6 +454,7 @@ class Editor {
 
   async dispose() {
     this.disposed = true;
+    clearTimeout(this.playTimer);
     forget(this.project, this.id); // edited here: the next visit asks the server again
     window.removeEventListener('pagehide', this.onHide);
     document.removeEventListener('visibilitychange', this.onHide);

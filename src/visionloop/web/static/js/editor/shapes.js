@@ -188,7 +188,9 @@ export class StyleBook {
       }), this.handle];
       this.cache.set(key, s);
     }
-    return s;
+    const track = feature.get('track');
+    s[1].getText().setText(track === null || track === undefined ? this.name(cls) : `${this.name(cls)} #${track}`);
+    return s; // one shape is selected at a time, so its label can live in the cached style
   }
 
   /** A style function for the main layer. */
