@@ -129,12 +129,24 @@ function showJob(job) {
     return;
   }
   const p = job.progress || {};
+  const kind = JOB_KINDS[job.kind] || job.kind;
   const pct = typeof p.fraction === 'number' ? ` ${Math.round(p.fraction * 100)}%` : '';
   el.hidden = false;
-  el.title = `${job.kind} ${job.state}${p.message ? `: ${p.message}` : ''} (open the jobs page)`;
-  replaceChildren(el, h('span', { class: 'job-kind' }, job.state === 'queued' ? `${job.kind} queued` : `${job.kind}${pct}`),
-    progressBar(job.state === 'running' ? p.fraction : null, `${job.kind} progress`));
+  el.title = `${kind} ${job.state}${p.message ? `: ${p.message}` : ''} (open the jobs page)`;
+  replaceChildren(el, h('span', { class: 'job-kind' }, job.state === 'queued' ? `${kind} queued` : `${kind}${pct}`),
+    progressBar(job.state === 'running' ? p.fraction : null, `${kind} progress`));
 }
+
+const JOB_KINDS = { import: 'Import', export: 'Export', train: 'Training', package: 'Package', evaluate: 'Evaluation' };
+
+function activeJob(jobs) {
+  return jobs.find((j) => j.state === 'running') || jobs.find((j) => j.state === 'queued') || null;
+}
+
+// a page that lists the jobs anyway (the jobs page) passes them on, so the top bar is as fresh as the page
+window.addEventListener('vl-jobs', (e) => {
+  if (e.detail && e.detail.project === shell.project) showJob(activeJob(e.detail.jobs || []));
+});
 
 function watchJobs(project) {
   clearTimeout(shell.jobTimer);
@@ -146,8 +158,8 @@ function watchJobs(project) {
     try {
       const jobs = await api.get(projectPath(project, 'jobs'), { params: { limit: 20 } });
       const list = Array.isArray(jobs) ? jobs : (jobs && jobs.items) || [];
-      const active = list.find((j) => j.state === 'running') || list.find((j) => j.state === 'queued');
-      showJob(active || null);
+      const active = activeJob(list);
+      showJob(active);
       if (!active) delay = 10000;
     } catch (e) {
       showJob(null);
