@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from visionloop.core.task import Task
+from visionloop.serving.projects_api.tile_schemas import TilesPublic
 
 __all__ = [
     "AnnotationSave",
@@ -93,6 +94,8 @@ class ImageDetailPublic(ImagePublic):
     timestamp: float | None
     meta: dict[str, Any]
     annotation: dict[str, Any] | None = Field(description="Head annotation payload (see core.annotations).")
+    tiles: TilesPublic | None = Field(default=None, description="The tile pyramid of an image larger than 4096 px "
+                                      "on a side, to read it tile by tile; null for a smaller image (read it whole).")
 
 
 class RevisionPublic(BaseModel):

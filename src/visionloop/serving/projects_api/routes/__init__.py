@@ -28,6 +28,7 @@ from visionloop.serving.projects_api.routes import (
     runs,
     session,
     stats,
+    tiles,
     train,
     users,
     versions,
@@ -40,7 +41,7 @@ API_PREFIX = "/api/v1"
 api_router = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
 for _module in (auth, session, projects, users):
     api_router.include_router(_module.router)
-for _module in (stats, classes, images, image_bulk, annotations, versions):
+for _module in (stats, classes, images, image_bulk, tiles, annotations, versions):
     api_router.include_router(_module.router, dependencies=[VIEWER])
 for _module in (jobs, imports, exports, train, runs, packages, deployment):  # background work, models
     api_router.include_router(_module.router, dependencies=[VIEWER])

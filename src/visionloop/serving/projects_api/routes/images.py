@@ -16,6 +16,7 @@ from visionloop.serving.projects_api.deps import ImageId, PageDep, ProjectDep, S
 from visionloop.serving.projects_api.image_queries import ImageHead, count_images, image_head, image_page
 from visionloop.serving.projects_api.schemas import ImageDetailPublic, ImagesPublic
 from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, THUMBNAIL_SIZES, snap_size
+from visionloop.serving.projects_api.tile_schemas import tiles_public
 from visionloop.storage.project import Project
 
 __all__ = ["IMMUTABLE_CACHE", "router", "source_file_name"]
@@ -98,6 +99,7 @@ def get_image(request: Request, project: ProjectDep, image_id: ImageId) -> Image
         **_public(item, _images_path(request, project)), "source_file": source_file_name(item.source_uri),
         "ingested_at": item.ingested_at, "video_id": item.video_id, "frame_index": item.frame_index,
         "timestamp": item.timestamp, "meta": item.meta or {}, "annotation": item.payload,
+        "tiles": tiles_public(_images_path(request, project), item.id, item.width, item.height),
     })
 
 
