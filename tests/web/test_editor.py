@@ -483,3 +483,40 @@ def test_video_frames_keep_track_ids_and_play(new_page, task_projects: Served, s
     page.keyboard.press("k")  # play: frames 3 and 4 follow on their own, and it stops at the last one
     page.wait_for_function("window.vlEditor && window.vlEditor.id === 4 && window.vlEditor.history", timeout=10_000)
     assert "street frame 3" in page.inner_text(".ed-pos")
+
+
+def test_resize_by_handle_delete_undo_redo(page, served: Served) -> None:
+    headers = token_of(served.url)
+    image = 8
+    open_editor(page, served.url, served.name, image)
+    n0 = len(payload(page)["xyxy"])
+    page.keyboard.press("f")  # fit (already fitted: nothing moves)
+    drag(page, (40, 40), (140, 120))
+    drag(page, (140, 120), (180, 160))  # the selected box's bottom-right handle
+    got = payload(page)
+    assert got["xyxy"][-1] == pytest.approx([40, 40, 180, 160], abs=2)
+    page.keyboard.press("Delete")
+    assert len(payload(page)["xyxy"]) == n0
+    page.keyboard.press("Control+z")
+    assert payload(page)["xyxy"][-1] == pytest.approx([40, 40, 180, 160], abs=2)
+    page.keyboard.press("Control+y")
+    assert len(payload(page)["xyxy"]) == n0
+    page.keyboard.press("Control+Shift+z")  # nothing left to redo
+    page.keyboard.press("Control+z")
+    wait_saved(page)
+    assert detail(served.url, served.name, image, headers)["annotation"]["xyxy"][-1] == pytest.approx(
+        [40, 40, 180, 160], abs=2)
+
+
+def test_viewer_sees_but_cannot_edit(new_page, served: Served, shot) -> None:
+    served.add_user("vera", "viewer")
+    page = new_page()
+    sign_in(page, served.url, "vera", USER_PASSWORD)
+    open_editor(page, served.url, served.name, 9)
+    before = payload(page)
+    assert "View only" in page.inner_text(".ed-bar")
+    drag(page, (40, 40), (140, 120))
+    page.keyboard.press("Delete")
+    assert payload(page) == before
+    assert not page.locator(".ed-status").is_visible()  # nothing to save
+    shot(page, "editor-viewer")

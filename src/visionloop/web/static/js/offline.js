@@ -214,7 +214,9 @@ export function flush() {
     try {
       do {
         again = false;
-        await flushOnce();
+        // one tab at a time sends (two tabs sending the same edit would conflict with each other)
+        if (navigator.locks) await navigator.locks.request('visionloop-edit-queue', () => flushOnce());
+        else await flushOnce();
       } while (again && online);
     } catch (e) {
       console.error('offline queue', e);

@@ -18,7 +18,7 @@ export class Panel {
     this.nameEl = h('span', { class: 'ed-name' });
     this.posEl = h('span', { class: 'ed-pos muted' });
     this.statusEl = h('button', { class: 'ed-status', 'data-state': 'saved', title: 'Every change is saved on its own',
-      onclick: () => actions.resolveConflict() }, 'Saved');
+      onclick: () => actions.resolveConflict(), hidden: readOnly }, 'Saved');
     this.toolsEl = h('div', { class: 'ed-tools', role: 'toolbar', 'aria-label': 'Tools' });
     this.modesEl = h('div', { class: 'ed-modes', hidden: true });
     this.prevBtn = h('button', { class: 'small', title: 'Previous image (A or ←)', onclick: actions.prev }, '‹ Prev');
