@@ -102,7 +102,9 @@ def test_deploy_predict_and_hot_swap(served: Served) -> None:
     assert record["package"] == "detector"
 
 
-def test_a_restarted_server_deploys_the_same_package_without_torch(tmp_path: Path, detector_package: Path) -> None:  # noqa: F811
+def test_a_restarted_server_deploys_the_same_package_without_torch(
+    tmp_path: Path, detector_package: Path,  # noqa: F811
+) -> None:
     root = make_project(tmp_path, detector_package)
     (root / DEPLOYMENT_FILE).write_text(json.dumps({"package": "detector", "deployed_at": "2026-12-01T10:00:00+00:00",
                                                     "deployed_by": "ann"}))
