@@ -115,3 +115,19 @@ def test_a_missing_pyramid_is_built_on_the_first_tile(served: Served) -> None:
     assert not store.has(sha)
     r = served.client.get(f"{API}/projects/cells/images/{served.big}/tiles/3/1/0.webp", headers=served.viewer)
     assert r.status_code == 200 and store.has(sha)
+
+
+def test_a_large_images_thumbnail_comes_from_its_pyramid(served: Served, mosaic: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import visionloop.serving.projects_api.thumbnails as thumbnails
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a large image's thumbnail must not decode the whole image")
+
+    monkeypatch.setattr(thumbnails, "decode", no_decoding)
+    r = served.client.get(f"{API}/projects/cells/images/{served.big}/thumbnail?size=512", headers=served.viewer)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    thumb = Image.open(io.BytesIO(r.content))
+    assert thumb.size == (512, 384)
+    expected = Image.open(mosaic).convert("RGB").resize((512, 384), Image.Resampling.BOX)
+    assert np.abs(np.asarray(thumb, dtype=np.int16) - np.asarray(expected, dtype=np.int16)).mean() < 10

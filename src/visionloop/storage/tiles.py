@@ -213,6 +213,14 @@ class TileStore:
     def has(self, sha256: str) -> bool:
         return (self.folder(sha256) / _INFO).is_file()
 
+    def info(self, sha256: str) -> PyramidInfo | None:
+        """The geometry of a built pyramid; None when it is not built."""
+        try:
+            saved = json.loads((self.folder(sha256) / _INFO).read_text())
+        except FileNotFoundError:
+            return None
+        return PyramidInfo(saved["width"], saved["height"], saved["tile_size"])
+
     def tile_path(self, sha256: str, z: int, x: int, y: int) -> Path:
         return self.folder(sha256) / str(z) / f"{x}_{y}.{TILE_FORMAT}"
 

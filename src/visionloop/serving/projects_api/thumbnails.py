@@ -1,5 +1,6 @@
 """JPEG thumbnails of project images at a few fixed sizes, cached on disk under ``.cache/thumbs/<size>/<sha>.jpg``
-within a byte budget per project.
+within a byte budget per project. An image with a tile pyramid (larger than 4096 px on a side) is thumbnailed from a
+small level of it, never decoded whole.
 
 Sizes are ``THUMBNAIL_SIZES`` only (other requests snap to the next one up), so one image has at most four cached
 thumbnails. Blobs never change, so a cached thumbnail never goes stale; it is written to a temporary file and renamed
@@ -20,6 +21,7 @@ from PIL import Image
 from visionloop.core.errors import VisionloopError
 from visionloop.core.imageio import decode
 from visionloop.storage.project import Project
+from visionloop.storage.tiles import TileStore
 
 __all__ = [
     "MAX_THUMBNAIL", "THUMBNAIL_QUALITY", "THUMBNAIL_SIZES", "ThumbnailCache", "render_thumbnail", "snap_size",
@@ -45,7 +47,10 @@ def render_thumbnail(data: bytes, size: int, *, max_pixels: int) -> bytes:
 
     JPEGs are decoded at a reduced scale (``draft``) when the image is much larger than the thumbnail.
     """
-    im = decode(data, max_pixels=max_pixels, draft=(size, size))
+    return _jpeg_thumbnail(decode(data, max_pixels=max_pixels, draft=(size, size)), size)
+
+
+def _jpeg_thumbnail(im: Image.Image, size: int) -> bytes:
     im.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
@@ -78,8 +83,13 @@ class ThumbnailCache:
             return data
         except FileNotFoundError:  # not made yet, or pruned meanwhile
             pass
-        data = render_thumbnail(self.project.blobs.read(sha256), snap_size(size),
-                                max_pixels=self.project.settings.max_image_pixels)
+        tiles = TileStore.of(self.project)
+        pyramid = tiles.info(sha256)
+        if pyramid is not None:  # a large image: from a small level of its pyramid, never decoded whole
+            data = _jpeg_thumbnail(tiles.preview(sha256, pyramid, snap_size(size)), snap_size(size))
+        else:
+            data = render_thumbnail(self.project.blobs.read(sha256), snap_size(size),
+                                    max_pixels=self.project.settings.max_image_pixels)
         self._store(dest, data)
         return data
 
