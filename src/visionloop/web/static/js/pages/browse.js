@@ -1,0 +1,390 @@
+// Browse a project's images: a grid of thumbnails that stays fast at 100,000 images, filters, the count of
+// matches, and actions on many images at once.
+//
+// Fast at any size: pages come by keyset (GET images?after=<last id>), so the 500th page costs what the first does;
+// a page is added only when the end of the grid nears the screen (IntersectionObserver); thumbnails are
+// <img loading=lazy> fetched with the session cookie and cached forever by the browser; cards off screen skip layout
+// and paint (content-visibility). Filters live in the URL (#/p/x/images?class=RBC&annotated=false), so a filtered
+// view can be bookmarked and the editor's next/previous follow the same filters.
+import { ApiError, api, projectPath, roleAllows } from '../api.js';
+import {
+  confirmDialog, debounce, emptyState, errorState, fmtNumber, h, keymap, pageHeader, plural, projectHref,
+  replaceChildren, spinner, toast, toastError,
+} from '../ui.js';
+
+const FIRST_PAGE = 120;
+const NEXT_PAGE = 240;
+const ID_PAGE = 500; // the API's largest page: used to collect the ids of "all matching"
+const BULK_CHUNK = 5000; // the API takes up to 10,000 ids a request
+const THUMB_SIZE = 256;
+const FILTER_KEYS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
+const REVIEW_STATES = [['todo', 'To do'], ['in_progress', 'In progress'], ['submitted', 'Waiting for review'],
+  ['approved', 'Approved'], ['rejected', 'Rejected']];
+const SPLITS = [['train', 'Train'], ['val', 'Validation'], ['test', 'Test'], ['none', 'In no split']];
+
+let state = null;
+
+export function dispose() {
+  if (!state) return;
+  state.disposed = true;
+  if (state.observer) state.observer.disconnect();
+  if (state.unbind) state.unbind();
+  if (state.abort) state.abort.abort();
+  state = null;
+}
+
+function filtersFrom(query) {
+  const filters = {};
+  for (const key of FILTER_KEYS) if (query[key]) filters[key] = query[key];
+  return filters;
+}
+
+function hashFor(project, filters) {
+  const q = new URLSearchParams(filters).toString();
+  return `${projectHref(project, 'images')}${q ? `?${q}` : ''}`;
+}
+
+// ---- the filter panel -------------------------------------------------------------------------------------------
+
+function select(id, label, options, value, onChange, { disabled = false, hint = null } = {}) {
+  const el = h('select', { id, disabled, onchange: () => onChange(el.value) },
+    h('option', { value: '' }, 'Any'),
+    options.map(([v, text]) => h('option', { value: v }, text)));
+  el.value = value || '';
+  return h('div', { class: 'field' }, h('label', { for: id }, label), el, hint ? h('span', { class: 'hint' }, hint) : null);
+}
+
+function filterPanel(st, classes, versions) {
+  const f = st.filters;
+  const set = (key) => (value) => st.setFilter(key, value);
+  const q = h('input', { type: 'search', id: 'filter-q', placeholder: 'part of a file name', value: f.q || '',
+    oninput: debounce(() => st.setFilter('q', q.value.trim()), 300) });
+  const annotator = h('input', { type: 'text', id: 'filter-annotator', placeholder: 'user name', value: f.annotator || '',
+    oninput: debounce(() => st.setFilter('annotator', annotator.value.trim()), 400) });
+  const active = classes.filter((c) => c.active !== false);
+  const latest = versions.length ? versions[versions.length - 1].name : null;
+  return h('aside', { class: 'filters', 'aria-label': 'Filters' },
+    h('div', { class: 'field' }, h('label', { for: 'filter-q' }, 'File name'), q),
+    select('filter-class', 'Class', active.map((c) => [c.name, c.name]), f.class, set('class')),
+    select('filter-annotated', 'Annotated', [['true', 'Annotated'], ['false', 'Not annotated']], f.annotated, set('annotated')),
+    select('filter-split', 'Split', SPLITS, f.split, set('split'), latest
+      ? { hint: `Of version ${latest}, the latest.` } : { disabled: true, hint: 'Splits come with a dataset version.' }),
+    select('filter-review', 'Review', REVIEW_STATES, f.review, set('review')),
+    h('div', { class: 'field' }, h('label', { for: 'filter-annotator' }, 'Annotated by'), annotator),
+    h('button', { class: 'link-button', id: 'clear-filters', hidden: !Object.keys(f).length,
+      onclick: () => st.setFilters({}) }, 'Clear all filters'));
+}
+
+// ---- the grid ---------------------------------------------------------------------------------------------------
+
+function reviewBadge(stateName) {
+  if (!stateName || stateName === 'todo') return null;
+  const kind = { approved: 'ok', rejected: 'bad', submitted: 'info', in_progress: 'warn' }[stateName] || '';
+  const label = Object.fromEntries(REVIEW_STATES)[stateName] || stateName;
+  return h('span', { class: `badge thumb-flag ${kind}` }, label);
+}
+
+/** The file name without folders and extension, its middle left out when long (the end tells similar names
+ * apart); the card's title has the whole name. */
+export function shortName(name, max = 18) {
+  const base = name.split('/').pop().replace(/\.[A-Za-z0-9]{2,5}$/, '');
+  if (base.length <= max) return base;
+  const tail = Math.ceil((max - 1) * 0.6);
+  return `${base.slice(0, max - 1 - tail)}…${base.slice(-tail)}`;
+}
+
+function thumbCard(st, item) {
+  const selected = st.isSelected(item.id);
+  const check = h('input', { type: 'checkbox', class: 'thumb-check', checked: selected, tabindex: -1,
+    'aria-label': `Select ${item.name}` });
+  const card = h('a', {
+    class: `thumb${selected ? ' selected' : ''}`, href: st.editorHref(item.id), 'data-id': item.id,
+    title: item.name, onclick: (e) => st.onCardClick(e, item),
+  },
+  h('div', { class: 'thumb-img' }, h('img', { src: `${item.thumbnail_url}?size=${THUMB_SIZE}`, loading: 'lazy',
+    decoding: 'async', alt: item.name, width: THUMB_SIZE, height: THUMB_SIZE })),
+  check, reviewBadge(item.review_state),
+  h('div', { class: 'thumb-meta' },
+    h('span', { class: `dot${item.annotated ? ' on' : ''}`, title: item.annotated ? 'Annotated' : 'Not annotated' }),
+    h('span', { class: 'thumb-name' }, shortName(item.name))));
+  return card;
+}
+
+// ---- the page ---------------------------------------------------------------------------------------------------
+
+export async function render(root, params) {
+  dispose();
+  const { project, role } = params;
+  const st = {
+    project, role, filters: filtersFrom(params.query), items: [], index: new Map(), nextAfter: null,
+    done: false, loading: false, total: null, selected: new Set(), all: false, excluded: new Set(), anchor: null,
+    observer: null, unbind: null, abort: null, disposed: false, generation: 0,
+  };
+  state = st;
+  const p = (rest) => projectPath(project, rest);
+
+  const grid = h('div', { class: 'thumb-grid', id: 'thumb-grid', role: 'list' });
+  const foot = h('div', { class: 'grid-foot' });
+  const sentinel = h('div', { class: 'grid-sentinel', 'aria-hidden': 'true' });
+  const count = h('span', { class: 'count', id: 'match-count', 'aria-live': 'polite' }, '…');
+  const selectionBar = h('div', { class: 'selection-bar', id: 'selection-bar', hidden: true });
+  const bar = h('div', { class: 'browse-bar' }, count, h('span', { class: 'spacer' }), selectionBar);
+  const panelHost = h('div', {});
+  const content = h('div', {}, bar, grid, sentinel, foot);
+  replaceChildren(root, h('div', { 'data-testid': 'browse-page' },
+    pageHeader('Images', null,
+      roleAllows(role, 'admin') ? h('a', { class: 'button', href: projectHref(project, 'import') }, 'Import images') : null),
+    h('div', { class: 'browse-layout' }, panelHost, content)));
+
+  st.editorHref = (id) => {
+    const q = new URLSearchParams(st.filters).toString();
+    return `${projectHref(project, `annotate/${id}`)}${q ? `?${q}` : ''}`;
+  };
+  st.isSelected = (id) => (st.all ? !st.excluded.has(id) : st.selected.has(id));
+  st.selectedCount = () => (st.all ? Math.max(0, (st.total || 0) - st.excluded.size) : st.selected.size);
+
+  function setSelected(id, on) {
+    if (st.all) {
+      if (on) st.excluded.delete(id); else st.excluded.add(id);
+    } else if (on) st.selected.add(id); else st.selected.delete(id);
+    const card = grid.querySelector(`.thumb[data-id="${id}"]`);
+    if (card) {
+      card.classList.toggle('selected', on);
+      card.querySelector('.thumb-check').checked = on;
+    }
+  }
+
+  function clearSelection() {
+    st.all = false;
+    st.selected.clear();
+    st.excluded.clear();
+    st.anchor = null;
+    for (const card of grid.querySelectorAll('.thumb.selected')) {
+      card.classList.remove('selected');
+      card.querySelector('.thumb-check').checked = false;
+    }
+    renderSelectionBar();
+  }
+
+  st.onCardClick = (event, item) => {
+    const onCheck = event.target.classList.contains('thumb-check');
+    const selecting = st.selectedCount() > 0;
+    if (!onCheck && !selecting && !event.shiftKey && !event.ctrlKey && !event.metaKey) return; // open the editor
+    event.preventDefault();
+    if (event.shiftKey && st.anchor !== null && st.index.has(st.anchor)) {
+      const [a, b] = [st.index.get(st.anchor), st.index.get(item.id)].sort((x, y) => x - y);
+      for (let i = a; i <= b; i += 1) setSelected(st.items[i].id, true);
+    } else {
+      setSelected(item.id, !st.isSelected(item.id));
+      st.anchor = item.id;
+    }
+    renderSelectionBar();
+  };
+
+  // ---- selection actions --------------------------------------------------------------------------------------
+  async function selectedIds() {
+    if (!st.all) return [...st.selected];
+    const ids = [];
+    let after = null;
+    const note = toast('Collecting the matching images…', 'info', { timeout: 0 });
+    try {
+      for (;;) {
+        const page = await api.get(p('images'), { params: { ...st.filters, after, limit: ID_PAGE } });
+        for (const item of page.items) if (!st.excluded.has(item.id)) ids.push(item.id);
+        if (page.next_after === null || page.next_after === undefined) break;
+        after = page.next_after;
+      }
+    } finally {
+      note.close();
+    }
+    return ids;
+  }
+
+  async function bulk(action, value, doneText) {
+    const ids = await selectedIds();
+    if (!ids.length) return;
+    let changed = 0;
+    try {
+      for (let i = 0; i < ids.length; i += BULK_CHUNK) {
+        const answer = await api.post(p('images/bulk'), { ids: ids.slice(i, i + BULK_CHUNK), action, value });
+        changed += answer.changed;
+      }
+      toast(doneText(changed), 'success');
+    } catch (e) {
+      toastError(e, changed ? `Stopped after ${fmtNumber(changed)} images` : 'Not done');
+    }
+    clearSelection();
+    reload();
+  }
+
+  async function assignSplit(value) {
+    if (!value) return;
+    if (value === 'auto') {
+      await bulk('split', null, (n) => `${plural(n, 'image')} left to the versions to split.`);
+      return;
+    }
+    const label = Object.fromEntries(SPLITS)[value] || value;
+    await bulk('split', value, (n) => `${plural(n, 'image')} go to ${label.toLowerCase()} in the next dataset versions.`);
+  }
+
+  async function deleteSelected() {
+    const n = st.selectedCount();
+    const ok = await confirmDialog(
+      `Delete ${plural(n, 'image')} and ${n === 1 ? 'its' : 'their'} annotations from ${project}? Dataset versions that hold them keep them; nothing else can bring them back.`,
+      { confirm: `Delete ${plural(n, 'image')}`, danger: true, title: 'Delete images' });
+    if (ok) await bulk('delete', null, (k) => `${plural(k, 'image')} deleted.`);
+  }
+
+  async function sendToReview() {
+    await bulk('review', 'submitted', (n) => `${plural(n, 'image')} sent to review.`);
+  }
+
+  function renderSelectionBar() {
+    const n = st.selectedCount();
+    grid.classList.toggle('selecting', n > 0);
+    selectionBar.hidden = n === 0 && !(st.total > 0);
+    selectionBar.classList.toggle('idle', n === 0);
+    const allButton = !st.all && st.total > 0 && n < st.total
+      ? h('button', { class: 'small', id: 'select-all', onclick: () => {
+        st.all = true;
+        st.excluded.clear();
+        st.selected.clear();
+        for (const card of grid.querySelectorAll('.thumb')) {
+          card.classList.add('selected');
+          card.querySelector('.thumb-check').checked = true;
+        }
+        renderSelectionBar();
+      } }, `Select all ${fmtNumber(st.total)} matching`) : null;
+    if (n === 0) {
+      replaceChildren(selectionBar, h('span', { class: 'muted' }, 'Tick an image\u2019s box to select it; shift-click selects a range.'), allButton);
+      return;
+    }
+    const admin = roleAllows(role, 'admin');
+    const split = admin ? h('select', { id: 'bulk-split', 'aria-label': 'Assign to a split',
+      onchange: () => { const v = split.value; split.value = ''; assignSplit(v); } },
+    h('option', { value: '' }, 'Assign to split…'), SPLITS.filter(([v]) => v !== 'none').map(([v, t]) => h('option', { value: v }, t)),
+    h('option', { value: 'auto' }, 'Let versions choose'))
+      : null;
+    replaceChildren(selectionBar,
+      h('strong', { id: 'selected-count' }, `${fmtNumber(n)} selected`),
+      allButton, split,
+      roleAllows(role, 'reviewer') ? h('button', { class: 'small', id: 'bulk-review', onclick: sendToReview }, 'Send to review') : null,
+      admin ? h('button', { class: 'small danger-outline', id: 'bulk-delete', onclick: deleteSelected }, 'Delete…') : null,
+      h('button', { class: 'small', onclick: clearSelection, title: 'Esc' }, 'Clear'));
+  }
+
+  // ---- loading pages ------------------------------------------------------------------------------------------
+  async function loadMore() {
+    if (st.loading || st.done || st.disposed) return;
+    st.loading = true;
+    const generation = st.generation;
+    replaceChildren(foot, spinner('Loading images…'));
+    try {
+      const limit = st.items.length ? NEXT_PAGE : FIRST_PAGE;
+      const page = await api.get(p('images'), { params: { ...st.filters, after: st.nextAfter, limit } });
+      if (generation !== st.generation || st.disposed) return;
+      const fragment = document.createDocumentFragment();
+      for (const item of page.items) {
+        st.index.set(item.id, st.items.length);
+        st.items.push(item);
+        fragment.append(thumbCard(st, item));
+      }
+      grid.append(fragment);
+      st.nextAfter = page.next_after ?? null;
+      st.done = st.nextAfter === null;
+      if (st.total === null && typeof page.total === 'number') setTotal(page.total);
+      replaceChildren(foot, st.done && st.items.length ? h('span', {}, `All ${plural(st.items.length, 'image')} shown.`) : null);
+      if (!st.items.length) showEmpty();
+    } catch (e) {
+      if (generation !== st.generation || st.disposed) return;
+      if (e instanceof ApiError && e.status === 401) return;
+      replaceChildren(foot, errorState(e, 'The images'),
+        h('button', { onclick: () => { st.loading = false; loadMore(); } }, 'Try again'));
+      st.loading = false;
+      return;
+    }
+    st.loading = false;
+    // the screen is not full yet: one more page
+    if (!st.done && sentinel.getBoundingClientRect().top < window.innerHeight + 800) loadMore();
+  }
+
+  function setTotal(total) {
+    st.total = total;
+    count.textContent = Object.keys(st.filters).length
+      ? `${plural(total, 'image')} match` : `${plural(total, 'image')}`;
+    renderSelectionBar();
+  }
+
+  function showEmpty() {
+    const filtered = Object.keys(st.filters).length > 0;
+    replaceChildren(foot, filtered
+      ? emptyState('No image matches these filters', 'Change or clear the filters on the left.',
+        h('button', { onclick: () => st.setFilters({}) }, 'Clear all filters'))
+      : emptyState('No images yet', roleAllows(role, 'admin')
+        ? 'Import images from your computer (a folder, files or a zip, with annotations in any common format).'
+        : 'An admin imports the images; come back then.',
+      roleAllows(role, 'admin') ? h('a', { class: 'button primary', href: projectHref(project, 'import') }, 'Import images') : null));
+  }
+
+  async function loadCount() {
+    const generation = st.generation;
+    try {
+      const answer = await api.get(p('images/count'), { params: st.filters });
+      if (generation === st.generation && !st.disposed) setTotal(answer.total);
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 404) count.textContent = '';
+    }
+  }
+
+  function reload() {
+    st.generation += 1;
+    st.items = [];
+    st.index = new Map();
+    st.nextAfter = null;
+    st.done = false;
+    st.loading = false;
+    st.total = null;
+    grid.replaceChildren();
+    count.textContent = '…';
+    loadCount();
+    loadMore();
+  }
+
+  st.setFilters = (filters) => {
+    st.filters = filters;
+    history.replaceState(null, '', hashFor(project, filters));
+    clearSelection();
+    replaceChildren(panelHost, filterPanel(st, classes, versions));
+    reload();
+  };
+  st.setFilter = (key, value) => {
+    const next = { ...st.filters };
+    if (value) next[key] = value; else delete next[key];
+    if (JSON.stringify(next) === JSON.stringify(st.filters)) return;
+    st.filters = next;
+    history.replaceState(null, '', hashFor(project, next));
+    clearSelection();
+    // the fields stay as they are (the one being typed in keeps its focus)
+    panelHost.querySelector('#clear-filters').hidden = !Object.keys(next).length;
+    reload();
+  };
+
+  let classes = [];
+  let versions = [];
+  try {
+    [classes, versions] = await Promise.all([api.get(p('classes')), api.get(p('versions'))]);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    replaceChildren(content, errorState(e, 'The filters'));
+    return;
+  }
+  if (st.disposed) return;
+  replaceChildren(panelHost, filterPanel(st, classes, versions));
+  st.observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadMore();
+  }, { rootMargin: '800px 0px' });
+  st.observer.observe(sentinel);
+  st.unbind = keymap.bind({ escape: () => { if (st.selectedCount()) clearSelection(); else return false; } });
+  loadCount();
+  loadMore();
+}
