@@ -520,3 +520,47 @@ def test_viewer_sees_but_cannot_edit(new_page, served: Served, shot) -> None:
     assert payload(page) == before
     assert not page.locator(".ed-status").is_visible()  # nothing to save
     shot(page, "editor-viewer")
+
+
+@pytest.fixture(scope="module")
+def large_image_project(bccd_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One 4800x3600 picture (a BCCD image enlarged 7.5x): larger than 4096 px, so it is served as tiles."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("large")
+    source = folder.parent / f"{folder.name}-source"
+    source.mkdir()
+    small = sorted((bccd_dir / "BCCD" / "JPEGImages").glob("*.jpg"))[0]
+    Image.open(small).resize((4800, 3600)).save(source / "large.jpg", quality=85)
+    path = folder / "large"
+    with Project.create(path, task="detection", name="large") as p:
+        p.class_ids(["cell"])
+        import_source(p, source, format="images", progress=False)
+        ensure_admin(p, password=ADMIN_PASSWORD)
+    with serve([path], projects_dir=folder) as server:
+        yield Served(url=server.url, path=path, name="large", projects_dir=folder, server=server)
+
+
+def test_a_large_image_opens_as_tiles(new_page, large_image_project: Served, shot) -> None:
+    page = new_page()
+    sign_in(page, large_image_project.url)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    headers = token_of(large_image_project.url)
+    assert detail(large_image_project.url, "large", 1, headers)["tiles"] is not None
+    open_editor(page, large_image_project.url, "large", 1)
+    t = page.evaluate("window.vlEditor.timings")
+    tiles = [u for u in asked if "/tiles/" in u]
+    print(f"4800x3600 image as tiles: first view drawn {t['rendered'] - t['start']:.0f} ms after the editor started, "
+          f"{len(tiles)} tiles")
+    assert tiles and not any(u.endswith("/file") for u in asked)  # the full image is never downloaded
+    drag(page, (1000, 1000), (3000, 2500))  # image pixels: the box is where it was drawn on the full resolution
+    page.mouse.move(*screen(page, 2000, 1800))
+    for _ in range(4):
+        page.mouse.wheel(0, -300)  # zoom in: finer tiles come
+    page.wait_for_function("window.vlEditor.canvas.map.getView().getResolution() < 4")
+    page.wait_for_timeout(800)
+    shot(page, "editor-large-zoomed")
+    wait_saved(page)
+    head = detail(large_image_project.url, "large", 1, headers)["annotation"]
+    assert head["xyxy"] == [pytest.approx([1000, 1000, 3000, 2500], abs=20)]

@@ -60,7 +60,8 @@ function staticLayer(detail, projection) {
 
 /** The pyramid {tile_size, levels, url} as an OpenLayers tile layer: server level z = levels - 1 - OL zoom. */
 function tileLayer(detail, projection) {
-  const { tile_size: size, levels, url } = detail.tiles;
+  const { tile_size: size, levels } = detail.tiles;
+  const url = detail.tiles.url_template || detail.tiles.url;
   const W = detail.width;
   const H = detail.height;
   const resolutions = [];
@@ -117,7 +118,7 @@ export class Canvas {
     const projection = new ol.proj.Projection({ code: `vl-pixels-${this.W}x${this.H}`, units: 'pixels',
       extent: [0, 0, this.W, this.H] });
     if (this.imageLayer) this.map.removeLayer(this.imageLayer);
-    const tiled = detail.tiles && Math.max(this.W, this.H) > 4096;
+    const tiled = Boolean(detail.tiles);
     this.imageLayer = tiled ? tileLayer(detail, projection) : staticLayer(detail, projection);
     this.imageLayer.setZIndex(-10);
     this.map.addLayer(this.imageLayer);
