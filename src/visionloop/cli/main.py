@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from visionloop.cli import deploy_cmds, project_cmds, train_cmds, user_cmds
+from visionloop.cli import deploy_cmds, project_cmds, tiles_cmds, train_cmds, user_cmds
 
 app = typer.Typer(
     name="visionloop", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -14,6 +14,7 @@ project_cmds.register(app)
 train_cmds.register(app)
 deploy_cmds.register(app)
 user_cmds.register(app)
+tiles_cmds.register(app)
 
 
 def main() -> None:

@@ -153,7 +153,9 @@ def _build(source: bytes | str | Path, dest: Path, work: Path, *, tile_size: int
         image.dzsave(str(vips_out), layout="dz", tile_size=tile_size, overlap=0, depth="onetile",
                      suffix=_suffix(quality), skip_blanks=-1)
     except pyvips.Error as e:  # a truncated or corrupt file, found while reading its pixels
-        raise ImageError(name, f"cannot build its tiles: {str(e.message).strip().splitlines()[0]}") from e
+        said = [line for line in f"{e.detail or ''}\n{e.message}".splitlines() if line.strip()]
+        raise ImageError(name, f"truncated or corrupt: its pixels cannot be read for its tiles ({said[0].strip()}); "
+                         "import the original file again") from e
     out = work / "pyramid"
     _arrange(vips_out, out, info, quality)
     (out / _INFO).write_text(json.dumps({**info.to_json(), "format": TILE_FORMAT, "quality": quality}))
