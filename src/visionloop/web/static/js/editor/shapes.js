@@ -158,7 +158,9 @@ export class StyleBook {
     if (!s) {
       const colour = this.colour(cls);
       s = new ol.style.Style({
-        stroke: new ol.style.Stroke({ color: colour, width: 2, lineDash: kind === 'mask' ? [4, 3] : undefined }),
+        // a mask is drawn by its pixels (masks.js); its box, thin and dashed, is what selects it
+        stroke: kind === 'mask' ? new ol.style.Stroke({ color: rgba(colour, 0.7), width: 1, lineDash: [3, 3] })
+          : new ol.style.Stroke({ color: colour, width: 2 }),
         fill: kind === 'polygon' ? new ol.style.Fill({ color: rgba(colour, 0.18) }) : undefined,
       });
       this.cache.set(key, s);
