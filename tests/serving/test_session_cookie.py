@@ -26,6 +26,7 @@ class Site:
     b: Project
     image_id: int
     app: object
+    folder: Path
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def site(project_factory, image_factory, tmp_path: Path) -> Site:
                       author="import")
     add_user(a, "alice", role="annotator", password=PASSWORD)
     add_user(b, "alice", role="viewer", password=PASSWORD)
-    return Site(a, b, image_id, create_app(tmp_path, settings=Settings()))
+    return Site(a, b, image_id, create_app(tmp_path, settings=Settings()), tmp_path)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_holding_the_token(site: Site, br
     attrs = {a.strip().split("=")[0].lower() for a in header.split(";")[1:]}
     assert {"httponly", "path", "max-age"} <= attrs and "secure" not in attrs
     assert "samesite=strict" in header.lower() and "path=/;" in header.lower() + ";"
-    with TestClient(site.app, base_url="https://testserver") as tls:
+    with TestClient(create_app(site.folder, settings=Settings()), base_url="https://testserver") as tls:
         secure = tls.post(SIGN_IN_PATH, data={"username": "alice", "password": PASSWORD}).headers["set-cookie"]
     assert "secure" in secure.lower()
 
@@ -89,8 +90,8 @@ def test_session_lists_projects_roles_and_tasks(site: Site, browser: TestClient)
         {"name": site.a.name, "role": "annotator", "task": "detection"},
         {"name": site.b.name, "role": "viewer", "task": "classification"}]}
     assert browser.get(f"{API}/session").json() == expected  # by the cookie
-    with TestClient(site.app) as script:  # by the bearer, no cookie
-        assert script.get(f"{API}/session", headers={"Authorization": f"Bearer {token}"}).json() == expected
+    browser.cookies.clear()  # by the bearer, no cookie
+    assert browser.get(f"{API}/session", headers={"Authorization": f"Bearer {token}"}).json() == expected
 
 
 def test_sign_out_clears_the_cookie_and_revokes_the_token(site: Site, browser: TestClient) -> None:

@@ -227,18 +227,16 @@ def version_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze images, annotation revisions, classes and a split."""
-    from visionloop.storage.versions import create_version
+    from rich.markup import escape
+
+    from visionloop.storage.versions import create_version, version_warnings
 
     with _open(project) as p:
         info = create_version(p, name=name, seed=seed, fractions=(1 - val - test, val, test),
                               include_unannotated=include_unannotated, splits=splits)
         emit(_version_json(info), as_json=as_json, title="version")
-        leaks = info.summary.get("leaks", {})
-        if leaks.get("groups"):
-            err_console.print(
-                f"[yellow]warning:[/yellow] {leaks['groups']} groups of near-duplicate or related images "
-                f"({leaks['images']} images) straddle the source's splits, e.g. {leaks['examples'][0]}; "
-                "kept as the source has them (see summary.leaks)")
+        for warning in version_warnings(info):
+            err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 @version_app.command("list")

@@ -65,6 +65,23 @@ class BlobStore:
             return self.path(sha).exists()
         return self.fs.exists(f"{self.root}/{self._key(sha)}")
 
+    def delete(self, sha: str) -> bool:
+        """Remove a blob (when no image of the project uses it any more); False when it was not there."""
+        with self._lock:
+            if sha in self._cache:
+                self._cached -= len(self._cache.pop(sha))
+        if self.local:
+            try:
+                self.path(sha).unlink()
+            except FileNotFoundError:
+                return False
+            return True
+        key = f"{self.root}/{self._key(sha)}"
+        if not self.fs.exists(key):
+            return False
+        self.fs.rm(key)
+        return True
+
     def put(self, data: bytes, sha: str | None = None) -> str:
         """Store ``data``; returns its sha256. Writing the same content again does nothing."""
         sha = sha or sha256_bytes(data)

@@ -33,6 +33,7 @@ from visionloop.core.records import ImageRecord
 from visionloop.core.task import Task
 from visionloop.storage.models import AnnotationRow, HeadCountRow, ImageRow, RevisionRow, VersionItemRow, VersionRow
 from visionloop.storage.project import Project, _image_record, subsets_of
+from visionloop.storage.review import ReviewState, state_filter
 from visionloop.storage.splits import (
     SPLITS,
     GroupItem,
@@ -58,6 +59,7 @@ __all__ = [
     "get_version",
     "list_versions",
     "version_items",
+    "version_warnings",
 ]
 
 ProgressFn = Callable[[str, int, int], None]
@@ -170,7 +172,8 @@ def compute_missing_phashes(
     Images are decoded at reduced size in a thread pool and the hashes are written in batches, so an interrupted run
     keeps what it computed. Images that cannot be decoded keep no hash (they then group only by video/source).
     """
-    q = select(ImageRow.id, ImageRow.sha256).where(ImageRow.phash.is_(None)).order_by(ImageRow.id)
+    q = (select(ImageRow.id, ImageRow.sha256).where(ImageRow.phash.is_(None), ImageRow.deleted_at.is_(None))
+         .order_by(ImageRow.id))
     with project.engine.connect() as conn:
         todo = [(r.id, r.sha256) for r in conn.execute(q)]
     if image_ids is not None:
@@ -207,14 +210,17 @@ class _Item:
     counts: dict[int, int]
 
 
-def _read_items(conn: Connection, *, include_unannotated: bool) -> list[_Item]:
+def _read_items(conn: Connection, *, include_unannotated: bool, approved_only: bool = False) -> list[_Item]:
     q = (
         select(ImageRow.id, ImageRow.name, ImageRow.sha256, ImageRow.video_id, ImageRow.meta, ImageRow.phash,
                AnnotationRow.id.label("ann_id"), AnnotationRow.head_revision_id, RevisionRow.payload)
         .outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id)
         .outerjoin(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
+        .where(ImageRow.deleted_at.is_(None))
         .order_by(ImageRow.id)
     )
+    if approved_only:
+        q = q.where(state_filter(ReviewState.APPROVED))
     counts: dict[int, dict[int, int]] = {}
     for r in conn.execute(select(HeadCountRow.annotation_id, HeadCountRow.class_id, HeadCountRow.count)):
         counts.setdefault(r.annotation_id, {})[r.class_id] = r.count
@@ -332,6 +338,7 @@ def create_version(
     author: str = "cli",
     splits: SplitMode | str = SplitMode.RANDOM,
     progress: ProgressFn | None = None,
+    approved_only: bool = False,
 ) -> VersionInfo:
     """Freeze the project's current annotations into a new, immutable version with a train/val/test split.
 
@@ -360,6 +367,8 @@ def create_version(
     image the source lists in several splits (its byte-identical copies, stored once, ``meta["subsets"]``): it is
     put in the first split the source gave and counted in ``leaks["same_image"]``.
 
+    ``approved_only`` keeps only images whose review state is ``approved`` (see :mod:`visionloop.storage.review`).
+
     Missing perceptual hashes are computed first (and stored, so the next version is fast). The version is written
     in one transaction. ``progress(stage, done, total)`` is called during long stages.
     """
@@ -382,12 +391,16 @@ def create_version(
         target = list(fr) if mode is SplitMode.RANDOM else None  # source splits have no target
         params = {"splits": mode.value, "seed": seed, "fractions": target, "include_unannotated": include_unannotated,
                   "phash_distance": phash_distance, "author": author}
+        if approved_only:
+            params["approved_only"] = True
         version_id = conn.execute(insert(VersionRow).values(
             name=name, task=project.task.value, hash="", ontology=ontology.to_json(), params=params, summary={},
         )).inserted_primary_key[0]
-        items = _read_items(conn, include_unannotated=include_unannotated)
+        items = _read_items(conn, include_unannotated=include_unannotated, approved_only=approved_only)
         if not items:
             raise ConflictError(
+                "nothing to put in a version: no approved annotated images; approve some in review first"
+                if approved_only else
                 "nothing to put in a version: the project has no annotated images; import or annotate some, "
                 "or pass include_unannotated=True (--include-unannotated)"
             )
@@ -442,6 +455,30 @@ def create_version(
         conn.execute(update(VersionRow).where(VersionRow.id == version_id).values(hash=digest, summary=summary))
         row = conn.execute(select(VersionRow).where(VersionRow.id == version_id)).one()
         return _info(row)
+
+
+def version_warnings(info: VersionInfo) -> list[str]:
+    """What a person should know about a version just made: leaks kept from the source's splits, empty splits,
+    classes that no val or test image shows, images that could not be hashed for near-duplicate grouping."""
+    out = []
+    summary = info.summary
+    leaks = summary.get("leaks") or {}
+    if leaks.get("groups"):
+        out.append(f"{leaks['groups']} groups of near-duplicate or related images ({leaks['images']} images) straddle "
+                   f"the source's splits, e.g. {leaks['examples'][0]}; kept as the source has them (see "
+                   "summary.leaks)")
+    empty = [s for s, n in (summary.get("splits") or {}).items() if n == 0]
+    if empty:
+        out.append(f"split {', '.join(empty)} has no image ({summary.get('images', 0)} images in all): metrics "
+                   "on it cannot be computed; annotate more images")
+    for name, per in (summary.get("classes") or {}).items():
+        missing = [s for s in ("val", "test") if per.get(s, 0) == 0]
+        if missing and sum(per.values()) > 0:
+            out.append(f"class {name!r} has no instance in {' or '.join(missing)}: its accuracy will not be measured")
+    if summary.get("phash_failed"):
+        out.append(f"{summary['phash_failed']} images could not be decoded to find near-duplicates; they are grouped "
+                   "by video and meta group only")
+    return out
 
 
 # ---- read -------------------------------------------------------------------------------------------------------

@@ -2,21 +2,141 @@
 
 A page of the image list reads the images table joined to the annotations table's ``head`` column only, so its cost
 does not grow with the number of boxes; payloads are read only for one image at a time.
+
+The list is filtered (:class:`ImageFilter`: class, split of a version, annotated or not, review state, annotator of
+the head revision, file name) and paged by key (``after`` = the last id seen), so every page costs the same however
+deep it is; each filter is an ``images.id IN (...)`` over an indexed column (see migration 0003). Images deleted from
+the project while a version holds them (``images.deleted_at``) are never listed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, not_, select
 
 from visionloop.core.errors import NotFoundError
-from visionloop.storage.models import AnnotationRow, ImageRow, RevisionRow
+from visionloop.storage.models import (
+    AnnotationRow,
+    HeadCountRow,
+    ImageRow,
+    ReviewEventRow,
+    RevisionRow,
+    VersionItemRow,
+    VersionRow,
+)
 from visionloop.storage.project import Project
+from visionloop.storage.review import ReviewState, state_filter
+from visionloop.storage.versions import SPLITS
 
-__all__ = ["ImageHead", "RawRevision", "count_images", "image_head", "image_page", "image_revisions"]
+__all__ = [
+    "NO_SPLIT",
+    "ImageFilter",
+    "ImageHead",
+    "RawRevision",
+    "count_images",
+    "image_head",
+    "image_neighbours",
+    "image_page",
+    "image_revisions",
+    "resolve_filter",
+]
+
+NO_SPLIT = "none"
+"""``split=none``: images that are in no split of the version (added or first annotated after it was made)."""
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """Which images a list shows; every field None (the default) leaves that filter out."""
+
+    class_id: int | None = None
+    version_id: int | None = None
+    split: str | None = None
+    annotated: bool | None = None
+    review: ReviewState | None = None
+    annotator: str | None = None
+    name_contains: str | None = None
+    conditions: tuple[ColumnElement[bool], ...] = field(default=(), compare=False, repr=False)
+
+
+def _version_id(project: Project, name: str | None) -> int:
+    with project.engine.connect() as c:
+        if name is None:
+            vid = c.execute(select(func.max(VersionRow.id))).scalar()
+            if vid is None:
+                raise NotFoundError("version", "(latest)", choices=["none yet: create one first (POST .../versions "
+                                                                    "or visionloop version create)"])
+            return int(vid)
+        vid = c.execute(select(VersionRow.id).where(VersionRow.name == name)).scalar()
+        if vid is None:
+            raise NotFoundError("version", name, choices=list(
+                c.execute(select(VersionRow.name).order_by(VersionRow.id)).scalars()))
+        return int(vid)
+
+
+def _class_id(project: Project, value: str) -> int:
+    onto = project.ontology()
+    if value.isdigit():
+        return onto.by_id(int(value)).id
+    found = onto.get(value) or next((c for c in onto.classes if c.name == value), None)
+    return found.id if found is not None else onto.by_name(value).id  # raises with suggestions
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def resolve_filter(
+    project: Project, *, class_: str | None = None, split: str | None = None, version: str | None = None,
+    annotated: bool | None = None, review: str | None = None, annotator: str | None = None, q: str | None = None,
+) -> ImageFilter:
+    """The filter of the list's query parameters, with names resolved (NotFoundError lists the known ones).
+
+    ``class_``: a class name or id (images whose head annotation has at least one instance or label of it);
+    ``split``: train, val, test, or ``none`` (in no split of the version), of ``version`` (default: the latest);
+    ``review``: a review state; ``annotator``: the author of the head revision; ``q``: part of the file name, any case.
+    """
+    conds: list[ColumnElement[bool]] = []
+    class_id = version_id = None
+    if class_ is not None:
+        class_id = _class_id(project, class_)
+        conds.append(ImageRow.id.in_(select(HeadCountRow.annotation_id)
+                                     .where(HeadCountRow.class_id == class_id, HeadCountRow.count > 0)))
+    if split is not None:
+        if split not in (*SPLITS, NO_SPLIT):
+            raise NotFoundError("split", split, choices=[*SPLITS, NO_SPLIT])
+        version_id = _version_id(project, version)
+        if split == NO_SPLIT:
+            conds.append(not_(ImageRow.id.in_(select(VersionItemRow.image_id)
+                                              .where(VersionItemRow.version_id == version_id))))
+        else:
+            conds.append(ImageRow.id.in_(select(VersionItemRow.image_id).where(
+                VersionItemRow.version_id == version_id, VersionItemRow.split == split)))
+    elif version is not None:
+        raise NotFoundError("split", "(none given)", choices=[*SPLITS, NO_SPLIT],
+                            hint="version only says whose splits the split filter means")
+    if annotated is not None:
+        has = ImageRow.id.in_(select(AnnotationRow.image_id))
+        conds.append(has if annotated else not_(has))
+    state = ReviewState.parse(review) if review is not None else None
+    if state is not None:
+        conds.append(state_filter(state))
+    if annotator is not None:
+        conds.append(ImageRow.id.in_(
+            select(AnnotationRow.image_id).join(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
+            .where(RevisionRow.author == annotator)))
+    if q:
+        conds.append(ImageRow.name.ilike(_like(q), escape="\\"))
+    return ImageFilter(class_id=class_id, version_id=version_id, split=split, annotated=annotated, review=state,
+                       annotator=annotator, name_contains=q or None, conditions=tuple(conds))
+
+
+def _listed(query: Select[Any], where: ImageFilter | None) -> Select[Any]:
+    query = query.where(ImageRow.deleted_at.is_(None))
+    return query.where(*where.conditions) if where is not None else query
 
 
 @dataclass(frozen=True)
@@ -37,6 +157,7 @@ class ImageHead:
     timestamp: float | None = None
     meta: dict[str, Any] | None = None
     payload: dict[str, Any] | None = None
+    review_state: str = ReviewState.TODO.value
 
 
 @dataclass(frozen=True)
@@ -50,34 +171,51 @@ class RawRevision:
 _LIST_COLUMNS = (ImageRow.id, ImageRow.sha256, ImageRow.name, ImageRow.width, ImageRow.height, ImageRow.format)
 
 
-def count_images(project: Project) -> int:
-    with project.engine.connect() as c:
-        return int(c.execute(select(func.count(ImageRow.id))).scalar_one())
+_REVIEW_STATE = (select(ReviewEventRow.state).where(ReviewEventRow.image_id == ImageRow.id)
+                 .order_by(ReviewEventRow.id.desc()).limit(1).scalar_subquery().label("review_state"))
 
 
-def image_page(project: Project, *, offset: int, limit: int) -> list[ImageHead]:
-    """Images ordered by id, ``limit`` from ``offset``, each with its head revision number."""
-    q = (
-        select(*_LIST_COLUMNS, AnnotationRow.head)
-        .outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id)
-        .order_by(ImageRow.id)
-        .offset(offset)
-        .limit(limit)
-    )
+def count_images(project: Project, where: ImageFilter | None = None) -> int:
+    """Images of the project (that pass ``where``)."""
     with project.engine.connect() as c:
-        return [
-            ImageHead(id=r.id, sha256=r.sha256, name=r.name, width=r.width, height=r.height, format=r.format,
-                      head_revision=r.head)
-            for r in c.execute(q)
-        ]
+        return int(c.execute(_listed(select(func.count(ImageRow.id)), where)).scalar_one())
+
+
+def image_page(
+    project: Project, *, limit: int, offset: int = 0, after: int | None = None, where: ImageFilter | None = None,
+) -> tuple[list[ImageHead], int | None]:
+    """Images ordered by id, each with its head revision number and review state: ``limit`` of them after id
+    ``after`` (keyset paging), else from ``offset``; and the ``after`` of the next page (None on the last page)."""
+    q = _listed(select(*_LIST_COLUMNS, AnnotationRow.head, _REVIEW_STATE)
+                .outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id), where)
+    if after is not None:
+        q = q.where(ImageRow.id > after)
+    q = q.order_by(ImageRow.id).offset(offset).limit(limit + 1)
+    with project.engine.connect() as c:
+        rows = c.execute(q).all()
+    items = [ImageHead(id=r.id, sha256=r.sha256, name=r.name, width=r.width, height=r.height, format=r.format,
+                       head_revision=r.head, review_state=r.review_state or ReviewState.TODO.value)
+             for r in rows[:limit]]
+    return items, (items[-1].id if len(rows) > limit else None)
+
+
+def image_neighbours(
+    project: Project, image_id: int, where: ImageFilter | None = None,
+) -> tuple[int | None, int | None]:
+    """Ids of the images before and after ``image_id`` in the list that ``where`` filters (None at either end)."""
+    with project.engine.connect() as c:
+        prev = c.execute(_listed(select(func.max(ImageRow.id)).where(ImageRow.id < image_id), where)).scalar()
+        nxt = c.execute(_listed(select(func.min(ImageRow.id)).where(ImageRow.id > image_id), where)).scalar()
+    return prev, nxt
 
 
 def image_head(project: Project, image_id: int, *, with_payload: bool = True) -> ImageHead:
     """One image's record, head revision number and (``with_payload``) the head payload; NotFoundError if absent."""
-    cols = [ImageRow, AnnotationRow.head]
+    cols = [ImageRow, AnnotationRow.head, _REVIEW_STATE]
     if with_payload:
         cols.append(RevisionRow.payload)
-    q = select(*cols).outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id).where(ImageRow.id == image_id)
+    q = _listed(select(*cols).outerjoin(AnnotationRow, AnnotationRow.image_id == ImageRow.id)
+                .where(ImageRow.id == image_id), None)
     if with_payload:
         q = q.outerjoin(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
     with project.engine.connect() as c:
@@ -89,7 +227,7 @@ def image_head(project: Project, image_id: int, *, with_payload: bool = True) ->
         id=im.id, sha256=im.sha256, name=im.name, width=im.width, height=im.height, format=im.format,
         head_revision=row.head, source_uri=im.source_uri, ingested_at=im.ingested_at, video_id=im.video_id,
         frame_index=im.frame_index, timestamp=im.timestamp, meta=im.meta or {},
-        payload=row.payload if with_payload else None,
+        payload=row.payload if with_payload else None, review_state=row.review_state or ReviewState.TODO.value,
     )
 
 

@@ -17,12 +17,14 @@ __all__ = [
     "ClassPublic",
     "ClassUpdate",
     "HealthPublic",
+    "ImageCountPublic",
     "ImageDetailPublic",
     "ImagePublic",
     "ImagesPublic",
     "ProjectCreate",
     "ProjectDetailPublic",
     "ProjectPublic",
+    "ReviewPublic",
     "RevisionPublic",
     "StatsPublic",
     "UtcDatetime",
@@ -76,13 +78,28 @@ class ImagePublic(BaseModel):
     thumbnail_url: str = Field(description="JPEG thumbnail at the default size; add ?size=N for another.")
     annotated: bool
     head_revision: int | None = Field(description="Head revision number, or null when never annotated.")
+    review_state: str = Field(default="todo", description="Current review state: todo (also never reviewed), "
+                              "in_progress, submitted, approved or rejected.")
 
 
 class ImagesPublic(BaseModel):
-    total: int
+    total: int = Field(description="Images that pass the filters (all pages).")
     offset: int
     limit: int
+    after: int | None = Field(default=None, description="The ``after`` this page was asked for.")
+    next_after: int | None = Field(default=None, description="Pass as ``after`` for the next page; null on the last.")
     items: list[ImagePublic]
+
+
+class ImageCountPublic(BaseModel):
+    total: int = Field(description="Images that pass the filters.")
+
+
+class ReviewPublic(BaseModel):
+    state: str = Field(description="todo, in_progress, submitted, approved or rejected")
+    reason: str | None = Field(description="Why, for a rejection.")
+    author: str
+    created_at: UtcDatetime
 
 
 class ImageDetailPublic(ImagePublic):
@@ -96,6 +113,12 @@ class ImageDetailPublic(ImagePublic):
     annotation: dict[str, Any] | None = Field(description="Head annotation payload (see core.annotations).")
     tiles: TilesPublic | None = Field(default=None, description="The tile pyramid of an image larger than 4096 px "
                                       "on a side, to read it tile by tile; null for a smaller image (read it whole).")
+    prev_id: int | None = Field(default=None, description="The image before this one in the list under the same "
+                                "filters (pass the list's filters to the detail request); null at the start.")
+    next_id: int | None = Field(default=None, description="The image after this one under the same filters; null "
+                                "at the end.")
+    review: ReviewPublic | None = Field(default=None, description="The latest review state change; null when "
+                                        "never reviewed (state todo).")
 
 
 class RevisionPublic(BaseModel):

@@ -1,4 +1,5 @@
-"""Routes of a project's images: the paged list, one image's record, its bytes and its thumbnail."""
+"""Routes of a project's images: the filtered, paged list and its count, one image's record (with its neighbours
+under the same filters), its bytes and its thumbnail."""
 
 from __future__ import annotations
 
@@ -7,19 +8,29 @@ from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from visionloop.core.errors import NotFoundError
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.projects_api.deps import ImageId, PageDep, ProjectDep, SettingsDep, ThumbnailsDep
-from visionloop.serving.projects_api.image_queries import ImageHead, count_images, image_head, image_page
-from visionloop.serving.projects_api.schemas import ImageDetailPublic, ImagesPublic
+from visionloop.serving.projects_api.deps import MAX_ID, ImageId, PageDep, ProjectDep, SettingsDep, ThumbnailsDep
+from visionloop.serving.projects_api.image_queries import (
+    NO_SPLIT,
+    ImageFilter,
+    ImageHead,
+    count_images,
+    image_head,
+    image_neighbours,
+    image_page,
+    resolve_filter,
+)
+from visionloop.serving.projects_api.schemas import ImageCountPublic, ImageDetailPublic, ImagesPublic
 from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, THUMBNAIL_SIZES, snap_size
 from visionloop.serving.projects_api.tile_schemas import tiles_public
 from visionloop.storage.project import Project
+from visionloop.storage.review import current_reviews
 
-__all__ = ["IMMUTABLE_CACHE", "router", "source_file_name"]
+__all__ = ["IMMUTABLE_CACHE", "ImageFilterDep", "image_filter", "router", "source_file_name"]
 
 router = APIRouter(prefix="/projects/{project}/images", tags=["images"], responses=ERROR_RESPONSES)
 
@@ -54,7 +65,30 @@ def _public(item: ImageHead, base: str) -> dict[str, object]:
         "id": item.id, "sha256": item.sha256, "name": item.name, "width": item.width, "height": item.height,
         "format": item.format, "url": f"{base}/{item.id}/file", "thumbnail_url": f"{base}/{item.id}/thumbnail",
         "annotated": item.head_revision is not None, "head_revision": item.head_revision,
+        "review_state": item.review_state,
     }
+
+
+def image_filter(
+    project: ProjectDep,
+    class_: Annotated[str | None, Query(alias="class", max_length=256, description=(
+        "A class name or id: images whose head annotation has at least one instance or label of it."))] = None,
+    split: Annotated[str | None, Query(max_length=16, description=(
+        f"train, val or test of the version; {NO_SPLIT}: in no split of it (added or annotated since)."))] = None,
+    version: Annotated[str | None, Query(max_length=128, description=(
+        "The version whose splits ``split`` means; default: the latest."))] = None,
+    annotated: Annotated[bool | None, Query(description="true: annotated (a head revision); false: never.")] = None,
+    review: Annotated[str | None, Query(max_length=32, description=(
+        "Current review state: todo (also never reviewed), in_progress, submitted, approved, rejected."))] = None,
+    annotator: Annotated[str | None, Query(max_length=128, description=(
+        "Author of the head revision (a user name, or e.g. import)."))] = None,
+    q: Annotated[str | None, Query(max_length=1024, description="Part of the file name, any case.")] = None,
+) -> ImageFilter:
+    return resolve_filter(project, class_=class_, split=split, version=version, annotated=annotated, review=review,
+                          annotator=annotator, q=q)
+
+
+ImageFilterDep = Annotated[ImageFilter, Depends(image_filter)]
 
 
 def source_file_name(source_uri: str) -> str:
@@ -81,25 +115,39 @@ _LIST_ROUTE = "list_project_images"
 _SIZES = ", ".join(map(str, THUMBNAIL_SIZES))
 
 
-@router.get("", response_model=ImagesPublic, name=_LIST_ROUTE, summary="A page of images, ordered by id")
-def list_images(request: Request, project: ProjectDep, page: PageDep) -> ImagesPublic:
+@router.get("", response_model=ImagesPublic, name=_LIST_ROUTE,
+            summary="A page of images, ordered by id, filtered; keyset paging with after/next_after")
+def list_images(
+    request: Request, project: ProjectDep, page: PageDep, where: ImageFilterDep,
+    after: Annotated[int | None, Query(ge=0, le=MAX_ID, description=(
+        "Images with a larger id than this (the previous page's next_after): every page costs the same. "
+        "offset still works (from the start, or after ``after``)."))] = None,
+) -> ImagesPublic:
     base = _images_path(request, project)
-    items = image_page(project, offset=page.offset, limit=page.limit)
+    items, next_after = image_page(project, offset=page.offset, limit=page.limit, after=after, where=where)
     return ImagesPublic.model_validate({
-        "total": count_images(project), "offset": page.offset, "limit": page.limit,
-        "items": [_public(i, base) for i in items],
+        "total": count_images(project, where), "offset": page.offset, "limit": page.limit, "after": after,
+        "next_after": next_after, "items": [_public(i, base) for i in items],
     })
 
 
+@router.get("/count", response_model=ImageCountPublic, summary="How many images pass the filters")
+def count_filtered_images(project: ProjectDep, where: ImageFilterDep) -> ImageCountPublic:
+    return ImageCountPublic(total=count_images(project, where))
+
+
 @router.get("/{image_id}", response_model=ImageDetailPublic,
-            summary="One image's record with its head annotation payload and revision")
-def get_image(request: Request, project: ProjectDep, image_id: ImageId) -> ImageDetailPublic:
+            summary="One image's record with its head annotation, review state and neighbours under the filters")
+def get_image(request: Request, project: ProjectDep, image_id: ImageId, where: ImageFilterDep) -> ImageDetailPublic:
     item = image_head(project, image_id)
+    prev_id, next_id = image_neighbours(project, image_id, where)
+    review = current_reviews(project, [image_id]).get(image_id)
     return ImageDetailPublic.model_validate({
         **_public(item, _images_path(request, project)), "source_file": source_file_name(item.source_uri),
         "ingested_at": item.ingested_at, "video_id": item.video_id, "frame_index": item.frame_index,
         "timestamp": item.timestamp, "meta": item.meta or {}, "annotation": item.payload,
         "tiles": tiles_public(_images_path(request, project), item.id, item.width, item.height),
+        "prev_id": prev_id, "next_id": next_id, "review": review.to_json() if review is not None else None,
     })
 
 
