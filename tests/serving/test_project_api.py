@@ -327,16 +327,24 @@ def test_save_annotation_then_stale_save_is_409(client: TestClient, sample: Samp
     body = r.json()
     assert body["error"] == "StaleRevisionError"
     assert body["base_revision"] == 2 and body["head_revision"] == 3 and "revision 3" in body["detail"]
+    # both versions come back, so the editor can show them and keep either or merge
+    assert {k: body["head"][k] for k in ("revision", "author", "payload")} == {
+        "revision": 3, "author": "carol", "payload": {"type": "boxes", "xyxy": [], "class_id": []}}
+    assert datetime.fromisoformat(body["head"]["created_at"]).tzinfo is not None
+    assert body["yours"] == {"base_revision": 2, "payload": payload}
+    merged = client.put(url, json={"base_revision": body["head"]["revision"], "payload": payload})
+    assert merged.status_code == 200 and merged.json()["revision"] == 4  # saved on top of the head it was shown
     history = client.get(images_url(sample, image_id, "revisions")).json()
-    assert [(h["revision"], h["author"]) for h in history] == [(1, "bob"), (2, "bob"), (3, "carol")]
+    assert [(h["revision"], h["author"]) for h in history] == [(1, "bob"), (2, "bob"), (3, "carol"), (4, "bob")]
     assert history[1]["payload"]["xyxy"] == [[1.0, 2.0, 30.0, 40.0], [5.0, 5.0, 9.0, 9.0]]
-    assert client.get(f"{API}/projects/{sample.name}/stats").json()["classes"]["wbc"] == 3  # carol's empty head counts 0
+    assert client.get(f"{API}/projects/{sample.name}/stats").json()["classes"]["wbc"] == 4
 
     # a first save racing another first save: base null, head 1
     sample.project.save_annotation(sample.ids[4], Boxes.empty(), base_revision=None, author="carol")
     r = client.put(images_url(sample, sample.ids[4], "annotation"),
                    json={"base_revision": None, "payload": payload, "author": "bob"})
     assert r.status_code == 409 and r.json()["base_revision"] is None and r.json()["head_revision"] == 1
+    assert r.json()["head"]["author"] == "carol" and r.json()["yours"]["base_revision"] is None
 
 
 @pytest.mark.parametrize("payload, fragment", [

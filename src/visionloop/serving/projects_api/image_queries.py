@@ -37,6 +37,7 @@ __all__ = [
     "ImageHead",
     "RawRevision",
     "count_images",
+    "head_revision",
     "image_head",
     "image_neighbours",
     "image_page",
@@ -229,6 +230,16 @@ def image_head(project: Project, image_id: int, *, with_payload: bool = True) ->
         frame_index=im.frame_index, timestamp=im.timestamp, meta=im.meta or {},
         payload=row.payload if with_payload else None, review_state=row.review_state or ReviewState.TODO.value,
     )
+
+
+def head_revision(project: Project, image_id: int) -> RawRevision | None:
+    """The head revision of an image's annotation with its payload; None when never annotated."""
+    q = (select(RevisionRow.revision, RevisionRow.author, RevisionRow.created_at, RevisionRow.payload)
+         .join(AnnotationRow, AnnotationRow.head_revision_id == RevisionRow.id)
+         .where(AnnotationRow.image_id == image_id))
+    with project.engine.connect() as c:
+        r = c.execute(q).first()
+    return RawRevision(r.revision, r.author, r.created_at, r.payload) if r is not None else None
 
 
 def image_revisions(project: Project, image_id: int) -> list[RawRevision]:

@@ -26,9 +26,11 @@ __all__ = [
     "ProjectPublic",
     "ReviewPublic",
     "RevisionPublic",
+    "SaveConflictPublic",
     "StatsPublic",
     "UtcDatetime",
     "VersionPublic",
+    "YoursPublic",
 ]
 
 
@@ -196,3 +198,21 @@ class AnnotationSave(BaseModel):
 class AnnotationSaved(BaseModel):
     image_id: int
     revision: int
+
+
+class YoursPublic(BaseModel):
+    base_revision: int | None
+    payload: dict[str, Any]
+
+
+class SaveConflictPublic(BaseModel):
+    """Body of the 409 of an annotation save: both versions, so the editor can show them and let the user keep
+    either or merge (then save again with ``base_revision`` = ``head.revision``)."""
+
+    detail: str
+    error: str = "StaleRevisionError"
+    base_revision: int | None
+    head_revision: int | None
+    head: RevisionPublic | None = Field(description="The revision someone else saved (null if it was undone by a "
+                                        "concurrent delete).")
+    yours: YoursPublic = Field(description="The edit that was refused, as sent.")

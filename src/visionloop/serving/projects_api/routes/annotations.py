@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from visionloop.core.annotations import annotation_from_payload
-from visionloop.core.errors import AnnotationValidationError
-from visionloop.serving.error_handlers import ERROR_RESPONSES, ErrorPublic
+from visionloop.core.errors import AnnotationValidationError, StaleRevisionError
+from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.projects_api.auth import AnnotatorDep
 from visionloop.serving.projects_api.deps import ImageId, ProjectDep
-from visionloop.serving.projects_api.image_queries import ImageHead, image_head, image_revisions
-from visionloop.serving.projects_api.schemas import AnnotationSave, AnnotationSaved, RevisionPublic
+from visionloop.serving.projects_api.image_queries import ImageHead, head_revision, image_head, image_revisions
+from visionloop.serving.projects_api.schemas import (
+    AnnotationSave,
+    AnnotationSaved,
+    RevisionPublic,
+    SaveConflictPublic,
+    YoursPublic,
+)
 
 __all__ = ["router"]
 
@@ -37,7 +45,8 @@ def _check_payload_size(payload: dict[str, object], item: ImageHead) -> None:
 @router.put(
     "/annotation", response_model=AnnotationSaved,
     responses={400: {"description": "The body is not JSON."},
-               409: {"model": ErrorPublic, "description": "The head moved: base_revision is stale (both named)."}},
+               409: {"model": SaveConflictPublic, "description": "The head moved: base_revision is stale. The "
+                     "answer carries both versions: ``head`` (who saved what, when) and ``yours``."}},
     summary="Save a new annotation revision (refused with 409 when base_revision is not the head)",
 )
 def save_annotation(
@@ -55,5 +64,15 @@ def save_annotation(
             "annotation payload", expected="a payload as GET .../images/{id} returns it (see core.annotations)",
             actual=f"{type(e).__name__}: {e}",
         ) from e
-    revision = project.save_annotation(image_id, annotation, base_revision=body.base_revision, author=user.name)
+    try:
+        revision = project.save_annotation(image_id, annotation, base_revision=body.base_revision,
+                                           author=user.name)
+    except StaleRevisionError as e:
+        head = head_revision(project, image_id)
+        conflict = SaveConflictPublic(
+            detail=str(e), base_revision=e.base_revision, head_revision=e.head_revision,
+            head=RevisionPublic(revision=head.revision, author=head.author, created_at=head.created_at,
+                                payload=head.payload) if head is not None else None,
+            yours=YoursPublic(base_revision=body.base_revision, payload=body.payload))
+        return JSONResponse(jsonable_encoder(conflict), status_code=status.HTTP_409_CONFLICT)
     return AnnotationSaved(image_id=image_id, revision=revision)
