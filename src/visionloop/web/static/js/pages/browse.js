@@ -12,7 +12,7 @@ import {
   replaceChildren, spinner, toast, toastError,
 } from '../ui.js';
 
-const FIRST_PAGE = 120;
+const FIRST_PAGE = 60; // a screenful and more
 const NEXT_PAGE = 240;
 const ID_PAGE = 500; // the API's largest page: used to collect the ids of "all matching"
 const BULK_CHUNK = 5000; // the API takes up to 10,000 ids a request
@@ -369,17 +369,9 @@ export async function render(root, params) {
     reload();
   };
 
+  // the first page and the count are asked for at once; the filter panel follows when the classes are in
   let classes = [];
   let versions = [];
-  try {
-    [classes, versions] = await Promise.all([api.get(p('classes')), api.get(p('versions'))]);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return;
-    replaceChildren(content, errorState(e, 'The filters'));
-    return;
-  }
-  if (st.disposed) return;
-  replaceChildren(panelHost, filterPanel(st, classes, versions));
   st.observer = new IntersectionObserver((entries) => {
     if (entries.some((e) => e.isIntersecting)) loadMore();
   }, { rootMargin: '800px 0px' });
@@ -387,4 +379,12 @@ export async function render(root, params) {
   st.unbind = keymap.bind({ escape: () => { if (st.selectedCount()) clearSelection(); else return false; } });
   loadCount();
   loadMore();
+  try {
+    [classes, versions] = await Promise.all([api.get(p('classes')), api.get(p('versions'))]);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    replaceChildren(panelHost, errorState(e, 'The filters'));
+    return;
+  }
+  if (!st.disposed) replaceChildren(panelHost, filterPanel(st, classes, versions));
 }
