@@ -93,3 +93,37 @@ def test_too_many_failed_sign_ins_say_to_wait(new_page, served):
             break
     assert "Too many failed sign-ins" in page.locator(".form-message").inner_text()
 
+
+
+def test_serve_projects_command_serves_the_web_app(bccd_project, tmp_path):
+    """What ``make run`` does (through ``visionloop demo``): the command's server answers the app at ``/``."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from visionloop.cli.main import main; main()", "serve-projects", str(bccd_project),
+             "--port", str(port)], stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                status, _, body = fetch(f"{url}/")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert status == 200 and b"/static/js/main.js" in body
+        assert fetch(f"{url}/static/js/main.js")[0] == 200
+        assert f"open {url}/ in a browser" in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
