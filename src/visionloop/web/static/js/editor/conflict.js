@@ -66,22 +66,25 @@ export function mergePayloads(mine, theirs) {
   return out;
 }
 
+/** Per shape of `a`: true when `b` has no shape like it (same class, IoU > 0.9). */
+function uniqueFlags(a, b) {
+  const other = b && b.xyxy ? b : { xyxy: [], class_id: [] };
+  return a.xyxy.map((box, i) => !other.xyxy.some((o, j) => other.class_id[j] === a.class_id[i] && iou(box, o) > 0.9));
+}
+
 /** How many shapes of `a` have no match in `b` (same class, IoU > 0.9). */
 function onlyIn(a, b) {
-  if (!a || !a.xyxy) return 0;
-  const other = b && b.xyxy ? b : { xyxy: [], class_id: [] };
-  return a.xyxy.filter((box, i) => !other.xyxy.some((o, j) => other.class_id[j] === a.class_id[i] && iou(box, o) > 0.9))
-    .length;
+  return a && a.xyxy ? uniqueFlags(a, b).filter(Boolean).length : 0;
 }
 
 function differences(payload, other) {
   if (!payload || (payload.type !== 'boxes' && payload.type !== 'instances')) return null;
   const n = onlyIn(payload, other);
-  return h('p', { class: 'ed-conflict-diff' }, n ? `${n} shape${n === 1 ? '' : 's'} only in this version`
+  return h('p', { class: 'ed-conflict-diff' }, n ? `${n} shape${n === 1 ? '' : 's'} only in this version (drawn bold)`
     : 'No shape that the other version lacks');
 }
 
-function drawVersion(canvas, img, detail, payload, classes) {
+function drawVersion(canvas, img, detail, payload, classes, other) {
   const scale = VIEW_W / detail.width;
   canvas.width = VIEW_W;
   canvas.height = Math.round(detail.height * scale);
@@ -93,8 +96,14 @@ function drawVersion(canvas, img, detail, payload, classes) {
   const colour = (id) => colorOf(classes.find((c) => c.id === id) || id);
   ctx.lineWidth = 2;
   if (payload.type === 'boxes' || payload.type === 'instances') {
+    const unique = uniqueFlags(payload, other);
     payload.xyxy.forEach(([x1, y1, x2, y2], i) => {
+      // the shapes only this version has stand out; the shared ones are drawn faint
       ctx.strokeStyle = colour(payload.class_id[i]);
+      ctx.globalAlpha = unique[i] ? 1 : 0.45;
+      ctx.lineWidth = unique[i] ? 3 : 1.5;
+      ctx.shadowColor = unique[i] ? '#ffffff' : 'transparent';
+      ctx.shadowBlur = unique[i] ? 4 : 0;
       const seg = payload.segmentations && payload.segmentations[i];
       if (seg && seg.polygons) {
         for (const ring of seg.polygons) {
@@ -107,6 +116,8 @@ function drawVersion(canvas, img, detail, payload, classes) {
         ctx.strokeRect(x1 * scale, y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale);
       }
     });
+    ctx.globalAlpha = 1;
+    ctx.shadowBlur = 0;
   } else {
     const ids = classIds(payload);
     ctx.font = '600 14px system-ui, sans-serif';
@@ -155,13 +166,13 @@ export function conflictDialog({ detail, classes, head, mine }) {
     imageObjectUrl(detail.url).then((u) => {
       const img = new Image();
       img.onload = () => {
-        drawVersion(theirsCanvas, img, detail, head.payload, classes);
-        drawVersion(mineCanvas, img, detail, mine, classes);
+        drawVersion(theirsCanvas, img, detail, head.payload, classes, mine);
+        drawVersion(mineCanvas, img, detail, mine, classes, head.payload);
       };
       img.src = u;
     }).catch(() => {
-      drawVersion(theirsCanvas, null, detail, head.payload, classes);
-      drawVersion(mineCanvas, null, detail, mine, classes);
+      drawVersion(theirsCanvas, null, detail, head.payload, classes, mine);
+      drawVersion(mineCanvas, null, detail, mine, classes, head.payload);
     });
   });
 }
