@@ -52,3 +52,19 @@ def test_a_viewer_sees_no_admin_actions(new_page, served, shot):
         assert page.locator(hidden).count() == 0, hidden
     assert page.locator(".topbar-nav >> text=Images").is_visible()
     shot(page, "dashboard-viewer")
+
+
+def test_top_bar_counts_the_edits_waiting_in_this_browser(page, served):
+    """An edit the server refuses (a stale base revision: 409) stays in the browser's queue until the person
+    chooses; the top bar says so on every page, and clears when the queue is empty."""
+    page.click(f"[data-project={PROJECT}]")
+    page.wait_for_selector("[data-testid=class-chart]")
+    pending = page.locator("#pending-edits")
+    assert pending.is_hidden()
+    page.evaluate("""async () => {
+        const offline = await import('/static/js/offline.js');
+        await offline.enqueue('%s', 1, {type: 'boxes', xyxy: [[1, 1, 9, 9]], class_id: [1]}, 999);
+    }""" % PROJECT)
+    pending.filter(has_text="1 edit waiting to be sent").wait_for()
+    page.evaluate("""async () => (await import('/static/js/offline.js')).resolveConflict('%s', 1)""" % PROJECT)
+    pending.wait_for(state="hidden")
