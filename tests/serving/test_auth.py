@@ -137,6 +137,12 @@ def test_every_route_needs_credentials_and_the_right_role(served: Served) -> Non
     assert roles[("GET", f"{API}/projects/{{project}}/users")] is Role.ADMIN
     assert roles[("GET", f"{API}/projects/{{project}}/images")] is Role.VIEWER
     assert roles[("GET", f"{API}/session")] is Role.VIEWER
+    assert roles[("POST", f"{API}/projects")] is Role.ADMIN  # admin of at least one served project
+    assert roles[("GET", f"{API}/projects/{{project}}/images/count")] is Role.VIEWER
+    assert roles[("POST", f"{API}/projects/{{project}}/images/bulk")] is Role.REVIEWER  # split, delete: admin inside
+    for method, path in (("POST", "classes"), ("PATCH", "classes/{class_id}"), ("POST", "versions"),
+                         ("POST", "users"), ("PATCH", "users/{name}"), ("DELETE", "users/{name}")):
+        assert roles[(method, f"{API}/projects/{{project}}/{path}")] is Role.ADMIN, (method, path)
     assert len(roles) >= 14, roles
 
 

@@ -162,3 +162,41 @@ def test_default_keys_follow_class_order_and_skip_taken_digits(project_factory) 
     update_class(p, ids["c11"], author="t", key="3")
     keys = class_keys(p.ontology())
     assert keys[ids["c11"]] == "3" and keys[ids["c2"]] is None and keys[ids["c0"]] == "1"
+
+
+# ---- users ------------------------------------------------------------------------------------------------------
+
+
+def test_admins_manage_users(server: Server) -> None:
+    url = f"{API}/projects/{server.a.name}/users"
+    admin = sign_in(server.client)
+    made = server.client.post(url, json={"name": "ann", "role": "annotator", "password": "ann's password"},
+                              headers=admin)
+    assert made.status_code == 201 and made.json()["role"] == "annotator" and made.json()["has_password"] is True
+    assert server.client.post(SIGN_IN_PATH, data={"username": "ann", "password": "ann's password"}).status_code == 200
+    script = server.client.post(url, json={"name": "ci-bot", "role": "viewer"}, headers=admin).json()
+    assert script["has_password"] is False
+    assert server.client.post(url, json={"name": "ann", "role": "viewer"}, headers=admin).status_code == 409
+    assert server.client.post(url, json={"name": "../x", "role": "viewer"}, headers=admin).status_code == 422
+    assert server.client.post(url, json={"name": "bo", "role": "viewer", "password": "short"},
+                              headers=admin).status_code == 422
+    assert server.client.post(url, json={"name": "bo", "role": "owner"}, headers=admin).status_code == 422
+
+    changed = server.client.patch(f"{url}/ann", json={"role": "reviewer", "password": "a new password!"},
+                                  headers=admin)
+    assert changed.status_code == 200 and changed.json()["role"] == "reviewer"
+    assert server.client.post(SIGN_IN_PATH, data={"username": "ann", "password": "ann's password"}).status_code == 401
+    assert server.client.post(SIGN_IN_PATH, data={"username": "ann", "password": "a new password!"}).status_code == 200
+    assert server.client.patch(f"{url}/nobody", json={"role": "viewer"}, headers=admin).status_code == 404
+
+    # the last admin stays: not demoted, not removed, and nothing else changed by the refused request
+    last = server.client.patch(f"{url}/alice", json={"role": "viewer", "password": "never applied"}, headers=admin)
+    assert last.status_code == 409 and "last admin" in last.json()["detail"]
+    assert server.client.post(SIGN_IN_PATH, data={"username": "alice", "password": PASSWORD}).status_code == 200
+    assert server.client.delete(f"{url}/alice", headers=admin).status_code == 409
+    assert server.client.delete(f"{url}/ci-bot", headers=admin).status_code == 204
+    assert [u["name"] for u in server.client.get(url, headers=admin).json()] == ["alice", "ann", "victor"]
+    for method, path in (("post", url), ("patch", f"{url}/ann"), ("delete", f"{url}/ann"), ("get", url)):
+        kw = {"json": {"name": "x", "role": "viewer"}} if method != "delete" and method != "get" else {}
+        r = getattr(server.client, method)(path, headers=sign_in(server.client, "victor"), **kw)
+        assert r.status_code == 403, (method, path)

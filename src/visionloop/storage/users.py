@@ -41,6 +41,7 @@ from visionloop.storage.project import Project
 __all__ = [
     "ADMIN_NAME",
     "ARGON2_SLOTS",
+    "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "TOKEN_PREFIX",
     "ApiToken",
