@@ -123,3 +123,19 @@ def test_delete_keeps_what_versions_hold(client: TestClient, project: Project) -
                                                      name="again.jpg")])
     assert (back, created) == (2, True)
     assert project.head(2)[0] == 1 and project.stats()["images"] == 5
+
+
+def test_versions_from_the_api_approved_only_with_warnings(client: TestClient, project: Project) -> None:
+    url = f"{API}/projects/{project.name}/versions"
+    none_yet = client.post(url, json={"approved_only": True}, headers=bearer_headers(project))
+    assert none_yet.status_code == 409 and "approve" in none_yet.json()["detail"]
+    bulk(client, project, Role.REVIEWER, ids=[1, 2, 3], action="review", value="approved")
+    made = client.post(url, json={"approved_only": True, "seed": 1}, headers=bearer_headers(project, user="root"))
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["name"] == "v1" and body["summary"]["images"] == 3
+    assert body["params"]["approved_only"] is True and body["params"]["author"] == "root"
+    assert any("no instance in" in w or "has no image" in w for w in body["warnings"]), body["warnings"]
+    assert {it.image.id for it in version_items(project, "v1")} == {1, 2, 3}
+    assert client.post(url, json={"name": "v1"}, headers=bearer_headers(project)).status_code == 409
+    assert client.post(url, json={}, headers=bearer_headers(project, Role.REVIEWER)).status_code == 403
