@@ -155,6 +155,9 @@ def test_cancel_stops_the_child_and_a_second_job_waits_its_turn(platform: Platfo
         (Path(platform.project.root) / "in" / name).write_bytes(data)
     import_source(platform.project, Path(platform.project.root) / "in")
     create_version(platform.project, name="v1")
+    strategy = platform.client.post(platform.url("/runs"), json={"version": "v1", "strategy": "linear"},
+                                    headers=platform.admin)
+    assert strategy.status_code == 409 and "fine-tuned end to end" in strategy.json()["detail"]
     train = platform.client.post(platform.url("/runs"), json={"version": "v1", "epochs": 50, "image_size": 128},
                                  headers=platform.admin)
     assert train.status_code == 202, train.text
@@ -168,6 +171,12 @@ def test_cancel_stops_the_child_and_a_second_job_waits_its_turn(platform: Platfo
         pid = store.get_job(platform.project, running["id"]).pid
     assert platform.client.get(platform.url(f"/jobs/{export['id']}"), headers=platform.viewer).json()["state"] == \
         "queued"  # one heavy job at a time
+    niced = min(19, os.getpriority(os.PRIO_PROCESS, 0) + Settings().job_nice)
+    while os.getpriority(os.PRIO_PROCESS, pid) != niced:  # the child lowers its priority as its first step
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    environ = dict(v.split("=", 1) for v in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in v)
+    assert environ["OMP_NUM_THREADS"] == "1" and environ["VISIONLOOP_PROGRESS_FILE"].endswith("progress.jsonl")
     viewer_cancel = platform.client.post(platform.url(f"/jobs/{running['id']}/cancel"), headers=platform.viewer)
     assert viewer_cancel.status_code == 403
     assert platform.client.post(platform.url(f"/jobs/{running['id']}/cancel"),

@@ -3,7 +3,7 @@ responses)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -51,8 +51,8 @@ class TrainRequest(BaseModel):
     version: str = Field(description="The dataset version to train on.")
     model: str | None = Field(default=None, description="A model name from GET .../train/options; the task's "
                               "default when null.")
-    strategy: str | None = Field(default=None, description="auto, finetune, frozen or linear (classification and "
-                                 "tagging); null: auto.")
+    strategy: Literal["auto", "finetune", "frozen", "linear"] | None = Field(
+        default=None, description="Classification and tagging only; null: auto.")
     epochs: int | None = Field(default=None, ge=1, le=1000, description="Null: chosen for the task and strategy.")
     image_size: int | None = Field(default=None, ge=32, le=4096)
     batch_size: int | None = Field(default=None, ge=1, le=1024)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from visionloop.core.errors import NotFoundError
+from visionloop.core.errors import ConflictError, NotFoundError
+from visionloop.core.task import Task
 from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.projects_api.auth import AdminDep
 from visionloop.serving.projects_api.deps import ProjectDep
@@ -73,6 +74,9 @@ def list_runs(project: ProjectDep) -> list[dict[str, Any]]:
              summary="Train a model on a dataset version, in a job (the run id appears in its progress)")
 def start_training(body: TrainRequest, project: ProjectDep, user: AdminDep, queue: JobQueueDep) -> JobPublic:
     get_version(project, body.version)  # an unknown version is a 404 now, not a failed job later
+    if body.strategy not in (None, "auto") and project.task not in (Task.CLASSIFICATION, Task.TAGGING):
+        raise ConflictError(f"strategy {body.strategy!r} applies to classification and tagging; a {project.task.value} "
+                            "model is always fine-tuned end to end: leave strategy out")
     params = body.model_dump(exclude_none=True)
     return job_public(queue.submit(project, kind="train", params=params, created_by=user.name))
 
