@@ -12,7 +12,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VISIONLOOP_", extra="ignore")
 
     max_image_pixels: int = 100_000_000
-    """Images above this many pixels are refused at ingest (decompression-bomb guard)."""
+    """Images above this many pixels are refused at ingest (decompression-bomb guard); a project's own
+    ``max_image_pixels`` in its ``visionloop.toml`` wins (see ``storage.project.project_settings``)."""
     max_file_bytes: int = 512 * 1024 * 1024
     """Files above this size are refused at ingest."""
     max_archive_members: int = 1_000_000
