@@ -38,6 +38,14 @@ def test_admin_creates_a_detection_project_with_classes(page, served, shot):
         "async () => (await import('/static/js/api.js')).api.get('projects/traffic/classes')")}
     assert keys == {"car": "c", "arrow-left": "l", "arrow-right": "r"}
 
+    # its dashboard says to import images first and shows the classes with their keys
+    page.goto(f"{served.url}/#/p/traffic")
+    page.locator(".empty", has_text="No images yet").wait_for()
+    chips = page.locator("#class-list .chip")
+    assert [chips.nth(i).inner_text().split() for i in range(chips.count())] == [
+        ["car", "c"], ["arrow-left", "l"], ["arrow-right", "r"]]
+    shot(page, "new-project-dashboard")
+
     # the new project is listed, with the creator as its admin
     page.goto(f"{served.url}/#/")
     card = page.locator("[data-project=traffic]")

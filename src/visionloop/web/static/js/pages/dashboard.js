@@ -87,6 +87,15 @@ function classChart(project, stats, classes, role) {
   return section('Objects per class', h('span', { class: 'muted' }, rows.length ? plural(rows.length, 'class', 'classes') : ''), body);
 }
 
+function classList(classes) {
+  const active = classes.filter((c) => c.active !== false);
+  return section('Classes', h('span', { class: 'muted' }, active.length ? plural(active.length, 'class', 'classes') : ''),
+    active.length ? h('div', { class: 'chips', id: 'class-list' }, active.map((c) => h('span', { class: 'chip' },
+      h('i', { class: 'swatch', style: { background: colorOf(c) } }), c.name,
+      c.key ? h('span', { class: 'key-cap', title: 'Its key while annotating' }, c.key) : null)))
+      : h('p', { class: 'muted' }, 'None yet: importing annotated images brings their classes.'));
+}
+
 function createVersionDialog(project, onCreated) {
   const name = h('input', { type: 'text', id: 'version-name', placeholder: 'automatic (v1, v2, …)' });
   const seed = h('input', { type: 'number', id: 'version-seed', value: '0', min: '0' });
@@ -208,8 +217,9 @@ export async function render(root, params) {
   const p = (rest) => projectPath(project, rest);
   const admin = roleAllows(role, 'admin');
   const info = params.session.projects.find((x) => x.name === project);
+  const browse = h('a', { class: 'button primary', href: projectHref(project, 'images') }, 'Browse images');
   const actions = [
-    h('a', { class: 'button primary', href: projectHref(project, 'images') }, 'Browse images'),
+    browse,
     admin ? h('a', { class: 'button', href: projectHref(project, 'import') }, 'Import') : null,
     admin ? h('a', { class: 'button', href: projectHref(project, 'train') }, 'Train') : null,
     h('a', { class: 'button', href: projectHref(project, 'jobs') }, 'Jobs'),
@@ -223,13 +233,19 @@ export async function render(root, params) {
       api.get(p('stats')), api.get(p('classes')), api.get(p('versions')), optionalList(p('runs')),
       optionalList(p('packages')),
     ]);
-    const noImages = stats.images === 0;
+    if (stats.images === 0) {
+      // a new project: what to do first, and the classes it was made with
+      browse.classList.remove('primary');
+      replaceChildren(body,
+        h('div', { class: 'section' }, emptyState('No images yet', admin
+          ? 'Import images (and their annotations, in any common format) from your computer to start.'
+          : 'An admin imports the images; come back then.',
+        admin ? h('a', { class: 'button primary', href: projectHref(project, 'import') }, 'Import images') : null)),
+        classList(classes));
+      return;
+    }
     replaceChildren(body,
-      noImages ? emptyState('No images yet', admin
-        ? 'Import images (and their annotations, in any common format) from your computer to start.'
-        : 'An admin imports the images; come back then.',
-      admin ? h('a', { class: 'button primary', href: projectHref(project, 'import') }, 'Import images') : null) : null,
-      noImages ? null : overview(project, stats),
+      overview(project, stats),
       h('div', { class: 'grid-2' },
         h('div', {}, classChart(project, stats, classes, role), runsSection(project, runs, role)),
         h('div', {}, versionsSection(project, versions, role, load), packagesSection(project, packages))));
