@@ -11,7 +11,9 @@ const round2 = (v) => Math.round(v * 100) / 100;
 
 /** A rectangle polygon for image xyxy on a map of image height `H`. */
 export function boxGeometry([x1, y1, x2, y2], H) {
-  return new ol.geom.Polygon([[[x1, H - y1], [x1, H - y2], [x2, H - y2], [x2, H - y1], [x1, H - y1]]]);
+  const a = H - y1;
+  const b = H - y2;
+  return new ol.geom.Polygon([x1, a, x1, b, x2, b, x2, a, x1, a], 'XY', [10]); // flat: no nested arrays to walk
 }
 
 /** The image xyxy of a feature's geometry (its extent), clipped to the image. */
@@ -45,9 +47,7 @@ function ringsOf(feature, W, H) {
 }
 
 export function makeFeature(kind, geometry, props) {
-  const f = new ol.Feature({ geometry });
-  f.setProperties({ kind, cls: 0, track: null, score: null, attrs: null, rle: null, order: 0, ...props }, true);
-  return f;
+  return new ol.Feature({ kind, cls: 0, track: null, score: null, attrs: null, rle: null, order: 0, ...props, geometry });
 }
 
 /** Features of a boxes or instances payload (none for label, tags, semantic). */
