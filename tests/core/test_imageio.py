@@ -136,3 +136,18 @@ def test_decode_past_pillows_hard_limit_reads_the_pixels():
     assert small.size == (-(-13_500 // 8), -(-13_500 // 8))  # 1/8 of the size, rounded up as Pillow does
     arr = np.asarray(small)
     assert arr[500, -3, 0] > 150 and arr[500, 3, 0] < 60  # red band on the right, not the top
+
+
+def test_the_runtime_loads_libvips_only_for_images_past_pillows_limit(tmp_path):
+    """``visionloop[runtime]`` reads images with Pillow; libvips is loaded by the first image past ~179 Mpx."""
+    import subprocess
+    import sys
+
+    code = ("import sys, visionloop.inference, visionloop.core.imageio as io\n"
+            "assert 'pyvips' not in sys.modules, 'imported at start'\n"
+            "io.decode(sys.argv[1])\n"
+            "assert 'pyvips' not in sys.modules, 'loaded for a small image'\n")
+    Image.new("RGB", (8, 8)).save(tmp_path / "small.png")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "small.png")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]

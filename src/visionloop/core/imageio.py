@@ -21,7 +21,6 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from visionloop.core.errors import ImageError, ImageTooLargeError
-from visionloop.core.vips_io import open_image, read_header
 
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
@@ -68,6 +67,8 @@ def probe(data: bytes, *, name: str = "<bytes>", max_pixels: int = 100_000_000) 
     except UnidentifiedImageError as e:
         raise ImageError(name, "not an image (or a format Pillow cannot read)") from e
     except Image.DecompressionBombError:  # past Pillow's hard limit: the header from libvips, our limit applies
+        from visionloop.core.vips_io import read_header  # libvips only for such images: the runtime needs Pillow only
+
         vh = read_header(data, name=name)
         check_pixels(vh.width, vh.height, max_pixels, name=name)
         _check_complete(data, vh.format, name)
@@ -133,6 +134,8 @@ def decode(source: bytes | str | Path, *, max_pixels: int = 100_000_000, draft: 
 
 def _decode_huge(source: bytes | str | Path, name: str, *, max_pixels: int, draft: tuple[int, int] | None) -> Image.Image:
     """An image past Pillow's hard limit, decoded by libvips (reduced by a power of two for ``draft``)."""
+    from visionloop.core.vips_io import open_image  # libvips only for such images: the runtime needs Pillow only
+
     im = open_image(source, name=name)
     check_pixels(im.width, im.height, max_pixels, name=name)
     if draft is not None:
