@@ -177,3 +177,15 @@ def test_bounded_memory_on_a_16000x12000_image(bccd_dir: Path, tmp_path: Path) -
     ours = peak_memory(STREAMING, source, tmp_path / "ours")
     assert ours["build_mb"] < 0.4 * 16000 * 12000 * 3 / 2**20, ours  # 576 MB decoded
     assert sum(1 for _ in (tmp_path / "ours").rglob("*.webp")) == PyramidInfo(16000, 12000).tile_count()
+
+
+@pytest.mark.parametrize("value", ['"lots"', "0", "-5", "true", "1.5e8"])
+def test_a_bad_project_limit_says_what_to_write(tmp_path: Path, value: str) -> None:
+    from visionloop.core.errors import AnnotationValidationError
+    from visionloop.storage.project import Project
+
+    Project.create(tmp_path / "p", task="detection").close()
+    toml = tmp_path / "p" / "visionloop.toml"
+    toml.write_text(toml.read_text() + f"max_image_pixels = {value}\n")
+    with pytest.raises(AnnotationValidationError, match="max_image_pixels in visionloop.toml.*max_image_pixels = 2"):
+        Project.open(tmp_path / "p")

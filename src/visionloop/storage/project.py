@@ -147,10 +147,11 @@ def project_settings(settings: Settings, cfg: dict[str, Any]) -> Settings:
     """``settings`` with the values the project's ``visionloop.toml`` sets (:data:`PROJECT_SETTINGS`), e.g.
     ``max_image_pixels = 200000000`` for a microscopy or aerial project of 16000x12000 images."""
     values = {k: cfg[k] for k in PROJECT_SETTINGS if k in cfg}
-    if not values:
-        return settings
-    checked = Settings.model_validate({**settings.model_dump(), **values})
-    return settings.model_copy(update={k: getattr(checked, k) for k in values})
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise AnnotationValidationError(f"{key} in {CONFIG_FILE}", expected="a whole number of pixels >= 1",
+                                            actual=repr(value), hint=f"write e.g. {key} = 200000000")
+    return settings.model_copy(update=values) if values else settings
 
 
 def _write_toml(path: Path, values: dict[str, Any]) -> None:
