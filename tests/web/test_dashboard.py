@@ -61,10 +61,34 @@ def test_top_bar_counts_the_edits_waiting_in_this_browser(page, served):
     page.wait_for_selector("[data-testid=class-chart]")
     pending = page.locator("#pending-edits")
     assert pending.is_hidden()
-    page.evaluate("""async () => {
+    page.evaluate("""async (project) => {
         const offline = await import('/static/js/offline.js');
-        await offline.enqueue('%s', 1, {type: 'boxes', xyxy: [[1, 1, 9, 9]], class_id: [1]}, 999);
-    }""" % PROJECT)
+        await offline.enqueue(project, 1, {type: 'boxes', xyxy: [[1, 1, 9, 9]], class_id: [1]}, 999);
+    }""", PROJECT)
     pending.filter(has_text="1 edit waiting to be sent").wait_for()
-    page.evaluate("""async () => (await import('/static/js/offline.js')).resolveConflict('%s', 1)""" % PROJECT)
+    page.evaluate("async (project) => (await import('/static/js/offline.js')).resolveConflict(project, 1)", PROJECT)
     pending.wait_for(state="hidden")
+
+
+def test_admin_creates_a_dataset_version_from_the_dashboard(page, served, shot):
+    from visionloop.storage.versions import list_versions
+
+    page.click(f"[data-project={PROJECT}]")
+    page.click("#create-version")
+    page.fill("#version-name", "first")
+    page.fill("#version-seed", "3")
+    page.click(".modal button.primary")
+    page.locator(".toast", has_text="Version first created").wait_for()
+    row = page.locator("#versions tbody tr", has_text="first")
+    row.wait_for()
+    made = {v.name: v for v in list_versions(served.server.app.state.projects.get(served.name))}["first"]
+    assert made.params.get("seed") == 3
+    assert str(made.summary["images"]) in row.inner_text()
+    assert "train" in row.inner_text()
+    shot(page, "dashboard-version")
+    # the same name again is refused, and the dialog says why
+    page.click("#create-version")
+    page.fill("#version-name", "first")
+    page.click(".modal button.primary")
+    page.locator(".modal .error-box").wait_for(state="visible")
+    assert "first" in page.locator(".modal .error-box").inner_text()

@@ -119,7 +119,8 @@ function createVersionDialog(project, onCreated) {
     try {
       const made = await api.post(projectPath(project, 'versions'), body);
       dlg.close();
-      toast(`Version ${made.name} created.`, 'success');
+      toast(`Version ${made.name} created: ${splitsText(made.summary) || 'no images'}.`, 'success');
+      for (const warning of made.warnings || []) toast(`Version ${made.name}: ${warning}`, 'info', { timeout: 12000 });
       onCreated(made);
     } catch (e) {
       error.textContent = e.detail || String(e);
@@ -147,18 +148,19 @@ function versionsSection(project, versions, role, reload) {
         : 'An admin creates versions when enough images are annotated.'));
   }
   return section('Dataset versions', button, h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'versions' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Version'), h('th', { class: 'num' }, 'Images'), h('th', {}, 'Splits'),
-      h('th', {}, 'Created'))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'Version'), h('th', { class: 'num' }, 'Images'), h('th', {}, 'Splits'))),
     h('tbody', {}, [...versions].reverse().map((v) => h('tr', {},
-      h('td', {}, h('strong', {}, v.name)),
+      h('td', { title: `Created ${fmtDate(v.created_at)}` }, h('strong', {}, v.name)),
       h('td', { class: 'num' }, fmtNumber((v.summary || {}).images)),
-      h('td', { class: 'muted' }, splitsText(v.summary)),
-      h('td', { class: 'muted nowrap' }, fmtDate(v.created_at))))))));
+      h('td', { class: 'muted nowrap' }, splitsText(v.summary))))))));
 }
 
 function runMetrics(run) {
-  const items = headline(run.metrics || {}, 2);
-  return items.length ? items.map(([k, v]) => `${metricLabel(k)} ${fmt(v)}`).join(' · ') : '–';
+  const metrics = run.metrics || {};
+  const items = headline(metrics, 2);
+  const main = run.main_metric && typeof metrics[run.main_metric] === 'number' ? [[run.main_metric, metrics[run.main_metric]]] : [];
+  const shown = [...main, ...items.filter(([k]) => k !== run.main_metric)].slice(0, 2);
+  return shown.length ? shown.map(([k, v]) => `${metricLabel(k)} ${fmt(v)}`).join(' · ') : '–';
 }
 
 function runsSection(project, runs, role) {
@@ -180,8 +182,9 @@ function runsSection(project, runs, role) {
         h('td', {}, r.version || '–'),
         h('td', {}, r.state ? h('span', { class: `badge state-${r.state}` }, r.state) : '–'),
         h('td', { class: 'muted' }, runMetrics(r)),
-        h('td', {}, h('a', { href: apiUrl(projectPath(project, `runs/${encodeURIComponent(id)}/report`)), target: '_blank',
-          rel: 'noopener' }, 'Report')));
+        h('td', {}, r.state === 'running' ? null : h('a', { href: apiUrl(projectPath(project,
+          `runs/${encodeURIComponent(id)}/report`)), target: '_blank', rel: 'noopener',
+        title: 'The HTML report of the run (made now if it is missing)' }, 'Report')));
     })))), runs.length > 8 && admin ? h('p', {}, h('a', { href: projectHref(project, 'train') }, `All ${runs.length} runs`)) : null);
 }
 
@@ -195,9 +198,9 @@ function packagesSection(project, packages) {
   return section('Model packages', link, h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'packages' },
     h('thead', {}, h('tr', {}, h('th', {}, 'Package'), h('th', {}, 'Run'), h('th', {}, 'Precision'), h('th', {}, 'Made'))),
     h('tbody', {}, packages.slice(0, 8).map((p) => h('tr', {},
-      h('td', {}, p.name || p.id || '–'),
-      h('td', {}, p.run || '–'),
-      h('td', {}, p.int8 ? 'int8' : 'float'),
+      h('td', {}, p.name, p.deployed ? [' ', h('span', { class: 'badge ok' }, 'deployed')] : null),
+      h('td', {}, p.run ? h('a', { href: projectHref(project, `runs/${encodeURIComponent(p.run)}`) }, p.run) : '–'),
+      h('td', {}, p.precision || '–'),
       h('td', { class: 'muted nowrap' }, fmtDate(p.created_at))))))));
 }
 
