@@ -1,6 +1,6 @@
 // Training curves with uPlot: one chart of the losses, one of the validation metrics, per epoch.
-// `historyCharts(container)` -> {update(records), destroy()}; records are the lines of a run's metrics.jsonl
-// (GET runs/{id}/history): {epoch, train_loss, val_loss?, val_<metric>..., lr, epoch_seconds, best}.
+// `historyCharts(container)` -> {update(records), destroy()}; records are the lines of a run's metrics.jsonl,
+// {epoch, train_loss, val_loss?, val_<metric>..., lr}: `historyRecords` makes them from GET runs/{id}/history.
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 
 const COLOURS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#be185d', '#4d7c0f'];
@@ -16,11 +16,18 @@ function ensureCss() {
   document.head.appendChild(link);
 }
 
+/** GET runs/{id}/history ({series: {epoch: [...], train_loss: [...], val_map: [...]}}) -> one record per epoch. */
+export function historyRecords(history) {
+  const series = history?.series || {};
+  const epochs = series.epoch || [];
+  return epochs.map((epoch, i) => Object.fromEntries(Object.entries(series).map(([k, values]) => [k, values[i]])));
+}
+
 /** The keys of `records` worth a curve: the losses, and the validation metrics (numbers only). */
 export function curveKeys(records) {
   const seen = new Set();
   for (const r of records) {
-    for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && !NOT_CURVES.has(k)) seen.add(k);
+    for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && !NOT_CURVES.has(k) && !k.endsWith('seconds')) seen.add(k);
   }
   const losses = LOSS_KEYS.filter((k) => seen.has(k));
   const metrics = [...seen].filter((k) => !LOSS_KEYS.includes(k) && k.startsWith('val_')).sort();
@@ -37,11 +44,16 @@ export function metricLabel(key) {
   return names[k] ?? k.replaceAll('_', ' ');
 }
 
-function lineChart(parent, title, keys, height) {
+// Metrics live in 0..1: their axis starts at 0 and reaches 1 at least; losses start at 0.
+const METRIC_RANGE = (u, min, max) => [0, Math.max(1, max ?? 1)];
+const LOSS_RANGE = (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
+
+function lineChart(parent, title, keys, height, range) {
   const width = Math.max(260, parent.clientWidth || 480);
   const opts = {
     title, width, height,
-    scales: {x: {time: false}},
+    legend: {live: false},
+    scales: {x: {time: false}, y: {range}},
     axes: [{label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100]}, {}],
     series: [{label: 'epoch'}, ...keys.map((k, i) => ({
       label: metricLabel(k), stroke: COLOURS[i % COLOURS.length], width: 2,
@@ -68,11 +80,11 @@ export function historyCharts(container, {height = 220} = {}) {
   });
   boxes.forEach((b) => observer.observe(b));
 
-  function draw(i, title, keys, records) {
+  function draw(i, title, keys, records, range) {
     if (!keys.length) return;
     if (!charts[i] || shown[i].join() !== keys.join()) {
       charts[i]?.destroy();
-      charts[i] = lineChart(boxes[i], title, keys, height);
+      charts[i] = lineChart(boxes[i], title, keys, height, range);
       shown[i] = keys;
     }
     charts[i].setData(columns(records, keys));
@@ -81,8 +93,8 @@ export function historyCharts(container, {height = 220} = {}) {
   return {
     update(records) {
       const {losses, metrics} = curveKeys(records);
-      draw(0, 'Loss', losses, records);
-      draw(1, 'Validation', metrics, records);
+      draw(0, 'Loss', losses, records, LOSS_RANGE);
+      draw(1, 'Validation', metrics, records, METRIC_RANGE);
     },
     destroy() {
       observer.disconnect();

@@ -1,5 +1,5 @@
 // How metrics read on the pages: names people know, three decimals, the headline ones first.
-import {fmtMetric as fmt, h} from './ui.js';
+import {fmtMetric as fmt, fmtNumber, h} from './ui.js';
 import {metricLabel} from './charts.js';
 
 export {fmt};
@@ -48,6 +48,11 @@ export function metricCards(metrics, limit = 4) {
     h('div', {class: 'stat-label'}, `${splitPrefix(k)}${metricLabel(k)}`))));
 }
 
+/** Counts (n, n_gt, images, ...) as whole numbers, metrics with three decimals. */
+export function fmtValue(key, v) {
+  return /^(n|n_.*|.*_count|images|support)$/.test(key) && typeof v === 'number' ? fmtNumber(v) : fmt(v);
+}
+
 /** A table of per-class metrics: {class: {metric: value}}. */
 export function perClassTable(perClass) {
   const names = Object.keys(perClass || {});
@@ -56,13 +61,13 @@ export function perClassTable(perClass) {
   return h('table', {class: 'table per-class'},
     h('thead', {}, h('tr', {}, h('th', {}, 'class'), ...keys.map((k) => h('th', {class: 'num'}, metricLabel(k))))),
     h('tbody', {}, ...names.map((n) => h('tr', {}, h('td', {}, n),
-      ...keys.map((k) => h('td', {class: 'num'}, fmt(perClass[n]?.[k])))))));
+      ...keys.map((k) => h('td', {class: 'num'}, fmtValue(k, perClass[n]?.[k])))))));
 }
 
 /** A key/value table (objects shown as JSON). */
-export function kvTable(obj) {
+export function kvTable(obj, {short = false} = {}) {
   const rows = Object.entries(obj || {}).filter(([, v]) => v !== null && v !== undefined && v !== '');
-  return h('table', {class: 'table kv'}, h('tbody', {}, ...rows.map(([k, v]) => h('tr', {},
+  return h('table', {class: `table kv${short ? ' short' : ''}`}, h('tbody', {}, ...rows.map(([k, v]) => h('tr', {},
     h('th', {}, k.replaceAll('_', ' ')),
     h('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))));
 }

@@ -1,0 +1,71 @@
+"""Training from the page as a person does it: make a dataset version, see what "auto" will train and why, start a
+short run (1 epoch, small images), watch the curves appear and the run finish, open the run's page and its HTML
+report, compare it with a second run."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.slow  # two short detector trainings on 12 BCCD images: about a minute each on 2 cores
+
+TRAIN_TIMEOUT_MS = 600_000
+OPTIONS_TIMEOUT_MS = 90_000  # the first answer loads torch and the model registry into the server
+
+
+def _start_short_run(page, image_size: int) -> None:
+    page.click("details.advanced > summary")
+    page.fill("#train-epochs", "1")
+    page.fill("#train-image-size", str(image_size))
+    page.click("#train-start")
+
+
+def test_train_follow_open_report_and_compare(page, served, shot) -> None:
+    page.goto(f"{served.url}/#/p/{served.name}/train")
+    page.click("#version-create")
+    page.wait_for_function("document.querySelector('#train-version').value !== ''")
+    reason = page.wait_for_selector(".auto-choice", timeout=OPTIONS_TIMEOUT_MS)
+    assert "auto" in reason.inner_text().lower()
+    shot(page, "train-form")
+
+    _start_short_run(page, 256)
+    live = page.wait_for_selector(".train-live:not([hidden])")
+    page.wait_for_selector(".train-live .job-progress[data-state]")
+    page.wait_for_selector(".train-live .chart canvas", timeout=TRAIN_TIMEOUT_MS)  # the first epoch's record
+    page.wait_for_selector(".train-live .done-box", timeout=TRAIN_TIMEOUT_MS)
+    assert "done" in live.inner_text()
+    shot(page, "train-done")
+
+    page.click(".done-box a")
+    page.wait_for_selector(".run-page .stat-value")
+    values = page.locator(".run-page .stat-value").all_inner_texts()
+    assert values and all(re.fullmatch(r"\d\.\d{3}", v) for v in values)
+    page.wait_for_selector(".run-page .chart canvas")
+    shot(page, "run-page")
+
+    page.wait_for_selector("#run-report", timeout=TRAIN_TIMEOUT_MS)  # made by the evaluate job after training
+    page.wait_for_selector(".run-page .per-class")  # the evaluation's per class metrics came with it
+    shot(page, "run-page-evaluated")
+    with page.expect_popup() as popup_info:
+        page.click("#run-report")
+    report = popup_info.value
+    report.wait_for_load_state()
+    assert "report" in report.title().lower()
+    assert report.locator("h2", has_text="Summary").count() == 1
+    report.close()
+
+    first = page.url.rsplit("/", 1)[-1]
+    page.goto(f"{served.url}/#/p/{served.name}/train")
+    page.wait_for_selector(".auto-choice", timeout=OPTIONS_TIMEOUT_MS)
+    _start_short_run(page, 224)
+    page.wait_for_selector(".train-live .done-box", timeout=TRAIN_TIMEOUT_MS)
+    page.click(".done-box a")
+    page.wait_for_selector("#compare-with")
+    page.select_option("#compare-with", first)
+    page.click("#compare-go")
+    table = page.wait_for_selector("#compare-metrics")
+    assert table.is_visible() and page.locator("#compare-metrics tbody tr").count() >= 1
+    assert page.locator("#compare-metrics td.diff").count() >= 1
+    assert "256" in page.inner_text("#compare-config")  # the image sizes differ: shown as a config difference
+    shot(page, "compare")
