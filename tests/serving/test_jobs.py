@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -209,3 +210,34 @@ def test_a_restart_marks_running_jobs_interrupted_and_runs_queued_ones(tmp_path:
         while store.get_job(served, waiting.id).state is not JobState.DONE:
             assert time.monotonic() < deadline and not store.get_job(served, waiting.id).final
             time.sleep(0.2)
+
+
+def test_upload_limit_over_real_http(tmp_path: Path) -> None:
+    from visionloop.serving.projects_api.server import ServerThread
+
+    project = Project.create(tmp_path / "cells", task="detection")
+    headers = bearer_headers(project, Role.ADMIN)
+    project.close()
+    url = f"{API}/projects/cells/imports"
+    with ServerThread(tmp_path, settings=Settings(job_threads=1, import_max_bytes=50_000)) as server, \
+            httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
+        sized = http.post(url, files=[("files", ("big.jpg", b"x" * 60_000))])
+        assert sized.status_code == 413 and "import_max_bytes" in sized.json()["detail"], sized.text
+
+        boundary = "vlboundary"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n"
+                "Content-Type: image/jpeg\r\n\r\n").encode()
+
+        def chunked():  # no Content-Length: the limit is found while the body arrives
+            yield head
+            for _ in range(20):
+                yield b"x" * 5_000
+            yield f"\r\n--{boundary}--\r\n".encode()
+
+        streamed = http.post(url, content=chunked(),
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert streamed.status_code == 413 and "import_max_bytes" in streamed.json()["detail"], streamed.text
+        small = http.post(url, files=[("files", (n, d)) for n, d in sample_files(1)])
+        assert small.status_code == 202, small.text
+        jobs_root = tmp_path / "cells" / JOBS_DIR
+        assert [p.name for p in jobs_root.iterdir()] == [str(small.json()["id"])]  # nothing left of the refused
