@@ -1,7 +1,7 @@
 """Streaming a multipart upload of many files (or one archive) to a staging folder, within a size bound.
 
-Each file part is written to disk as it arrives (python-multipart's streaming parser; nothing is held in memory or
-spooled elsewhere). Its file name is the path relative to the folder the user dropped (``cells/a.jpg``), resolved
+Each file part is written to disk as it arrives (python-multipart's streaming parser, fed in a worker thread so the
+writes never hold up other requests; nothing is held in memory or spooled elsewhere). Its file name is the path relative to the folder the user dropped (``cells/a.jpg``), resolved
 inside the staging folder with :func:`visionloop.formats._paths.resolve_inside`: a name that climbs out (``../x``), an
 absolute path or a drive is refused with a 400 that names it, and nothing of the upload is kept. Past ``max_bytes``
 (all files together) the upload is refused with a 413 naming the ``import_max_bytes`` setting.
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fastapi import HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 
@@ -136,7 +137,7 @@ async def stage_upload(request: Request, root: Path, *, max_bytes: int, max_file
     try:
         try:
             async for chunk in request.stream():
-                parser.write(chunk)
+                await run_in_threadpool(parser.write, chunk)  # disk writes stay off the event loop
             parser.finalize()
         except ClientDisconnect:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "the client went away during the upload") from None
