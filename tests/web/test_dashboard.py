@@ -92,3 +92,38 @@ def test_admin_creates_a_dataset_version_from_the_dashboard(page, served, shot):
     page.click(".modal button.primary")
     page.locator(".modal .error-box").wait_for(state="visible")
     assert "first" in page.locator(".modal .error-box").inner_text()
+
+
+def test_admin_edits_the_classes(page, served, shot):
+    """Colour, key, rename and a new class are saved; retiring a class in use is refused and the dialog says why.
+    (Last in this module: it renames a class.)"""
+    project = served.server.app.state.projects.get(served.name)
+    page.click(f"[data-project={PROJECT}]")
+    page.click("#edit-classes")
+    ids = {c.name: c.id for c in project.ontology().classes}
+
+    def row(name: str):
+        return page.locator(f".modal .class-row[data-class-id='{ids[name]}']")
+
+    row("WBC").locator("input[type=color]").fill("#112233")
+    row("WBC").locator("input.key").fill("w")
+    row("Platelets").locator("input.class-name").fill("Platelet")
+    page.click(".modal >> text=+ Add a class")
+    page.locator(".modal .class-row:not([data-class-id]) input.class-name").last.fill("Ghost")
+    shot(page, "edit-classes")
+    page.click(".modal button.primary")
+    page.locator(".toast", has_text="Classes saved").wait_for()
+    by_name = {c["name"]: c for c in page.evaluate(
+        "async (p) => (await import('/static/js/api.js')).api.get(`projects/${p}/classes`)", PROJECT)}
+    assert by_name["WBC"]["colour"] == "#112233" and by_name["WBC"]["key"] == "w"
+    assert "Platelet" in by_name and "Platelets" not in by_name and "Ghost" in by_name
+    assert {c.name for c in project.ontology().classes if c.active} == {"RBC", "WBC", "Platelet", "Ghost"}
+    page.locator('[data-testid=class-chart] .bar[data-class="WBC"] rect[fill="#112233"]').wait_for()
+
+    page.click("#edit-classes")
+    row("RBC").locator(".icon-button").click()
+    page.click(".modal button.primary")
+    refused = page.locator(".modal .error-box")
+    refused.wait_for(state="visible")
+    assert "RBC" in refused.inner_text()
+    assert "RBC" in {c.name for c in project.ontology().classes if c.active}

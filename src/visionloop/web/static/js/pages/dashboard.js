@@ -6,6 +6,7 @@ import {
   spinner, taskLabel, toast,
 } from '../ui.js';
 import { headline, fmt } from '../metrics_view.js';
+import { classEditor } from '../class_editor.js';
 import { metricLabel } from '../charts.js';
 
 const BAR_HEIGHT = 22;
@@ -67,7 +68,73 @@ function overview(project, stats) {
         h('span', {}, h('i', { class: 'swatch', style: { background: 'var(--border-strong)' } }), `${fmtNumber(rest)} not annotated`))) : null);
 }
 
-function classChart(project, stats, classes, role) {
+const FIELDS = ['name', 'colour', 'orientation_sensitive', 'colour_sensitive'];
+
+/** The edits of `edited` against `before` as PATCH bodies, POST bodies and retirements. */
+export function classChanges(before, edited) {
+  const byId = new Map(before.map((c) => [c.id, c]));
+  const patches = [];
+  const created = [];
+  for (const c of edited.classes) {
+    if (c.id === undefined) {
+      created.push(c);
+      continue;
+    }
+    const old = byId.get(c.id);
+    const body = {};
+    for (const f of FIELDS) if (c[f] !== old[f] && !(f === 'colour' && c[f].toLowerCase() === (old[f] || '').toLowerCase())) body[f] = c[f];
+    if ((c.key || '') !== (old.key || '')) body.key = c.key || ''; // '' goes back to the default key
+    if (Object.keys(body).length) patches.push([c.id, body]);
+  }
+  return { patches, created, retired: edited.removed };
+}
+
+function editClassesDialog(project, classes, onSaved) {
+  const active = classes.filter((c) => c.active !== false);
+  const editor = classEditor(active);
+  const error = h('div', { class: 'error-box', role: 'alert', hidden: true });
+  const save = h('button', { class: 'primary', type: 'submit', form: 'classes-form' }, 'Save classes');
+  const form = h('form', { id: 'classes-form', onsubmit: submit }, error, editor.el);
+  const dlg = modal('Classes', form, { wide: true, actions: [h('button', { type: 'button', onclick: () => dlg.close() }, 'Cancel'), save] });
+  async function submit(event) {
+    event.preventDefault();
+    error.hidden = true;
+    const read = editor.read();
+    if (read.error) {
+      error.textContent = read.error;
+      error.hidden = false;
+      return;
+    }
+    const { patches, created, retired } = classChanges(active, read);
+    const p = (rest) => projectPath(project, rest);
+    const problems = [];
+    save.disabled = true;
+    // retire first (a retired class frees its name and key), then rename and edit, then add
+    for (const id of retired) {
+      const name = active.find((c) => c.id === id).name;
+      await api.patch(p(`classes/${id}`), { active: false }).catch((e) => problems.push(`${name}: ${e.detail}`));
+    }
+    for (const [id, body] of patches) {
+      const name = active.find((c) => c.id === id).name;
+      await api.patch(p(`classes/${id}`), body).catch((e) => problems.push(`${name}: ${e.detail}`));
+    }
+    for (const body of created) {
+      await api.post(p('classes'), body).catch((e) => problems.push(`${body.name}: ${e.detail}`));
+    }
+    save.disabled = false;
+    if (problems.length) {
+      error.replaceChildren(h('strong', {}, 'Some changes were not saved:'), h('ul', {}, problems.map((t) => h('li', {}, t))));
+      error.hidden = false;
+      onSaved(false);
+      return;
+    }
+    dlg.close();
+    toast('Classes saved.', 'success');
+    onSaved(true);
+  }
+}
+
+function classChart(project, stats, classes, role, reload) {
   const byName = new Map(classes.map((c) => [c.name, c]));
   const rows = Object.entries(stats.classes || {})
     .map(([name, value]) => ({ name, value, colour: colorOf(byName.get(name) || { id: 0 }) }))
@@ -84,12 +151,18 @@ function classChart(project, stats, classes, role) {
   } else {
     body = h('div', { 'data-testid': 'class-chart' }, barChart(rows));
   }
-  return section('Objects per class', h('span', { class: 'muted' }, rows.length ? plural(rows.length, 'class', 'classes') : ''), body);
+  const edit = roleAllows(role, 'admin') ? h('button', { class: 'small', id: 'edit-classes',
+    onclick: () => editClassesDialog(project, classes, reload) }, 'Edit classes') : null;
+  return section('Objects per class', h('div', { class: 'row' },
+    h('span', { class: 'muted' }, rows.length ? plural(rows.length, 'class', 'classes') : ''), edit), body);
 }
 
-function classList(classes) {
+function classList(project, classes, role, reload) {
   const active = classes.filter((c) => c.active !== false);
-  return section('Classes', h('span', { class: 'muted' }, active.length ? plural(active.length, 'class', 'classes') : ''),
+  const edit = roleAllows(role, 'admin') ? h('button', { class: 'small', id: 'edit-classes',
+    onclick: () => editClassesDialog(project, classes, reload) }, active.length ? 'Edit classes' : 'Add classes') : null;
+  return section('Classes', h('div', { class: 'row' },
+    h('span', { class: 'muted' }, active.length ? plural(active.length, 'class', 'classes') : ''), edit),
     active.length ? h('div', { class: 'chips', id: 'class-list' }, active.map((c) => h('span', { class: 'chip' },
       h('i', { class: 'swatch', style: { background: colorOf(c) } }), c.name,
       c.key ? h('span', { class: 'key-cap', title: 'Its key while annotating' }, c.key) : null)))
@@ -244,13 +317,13 @@ export async function render(root, params) {
           ? 'Import images (and their annotations, in any common format) from your computer to start.'
           : 'An admin imports the images; come back then.',
         admin ? h('a', { class: 'button primary', href: projectHref(project, 'import') }, 'Import images') : null)),
-        classList(classes));
+        classList(project, classes, role, load));
       return;
     }
     replaceChildren(body,
       overview(project, stats),
       h('div', { class: 'grid-2' },
-        h('div', {}, classChart(project, stats, classes, role), runsSection(project, runs, role)),
+        h('div', {}, classChart(project, stats, classes, role, load), runsSection(project, runs, role)),
         h('div', {}, versionsSection(project, versions, role, load), packagesSection(project, packages))));
   }
   try {

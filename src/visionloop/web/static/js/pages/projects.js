@@ -1,9 +1,9 @@
 // The projects the user can open, with their task and image counts; admins create new ones here.
 import { ApiError, api, projectPath, session } from '../api.js';
 import {
-  DEFAULT_KEYS, PALETTE, emptyState, errorState, fmtNumber, h, modal, pageHeader, projectHref, replaceChildren,
-  taskLabel, toast, TASK_LABELS,
+  emptyState, errorState, fmtNumber, h, modal, pageHeader, projectHref, replaceChildren, taskLabel, toast, TASK_LABELS,
 } from '../ui.js';
+import { classEditor } from '../class_editor.js';
 
 const TASK_HELP = {
   classification: 'One class per image (for example: good part / scratched / dented).',
@@ -11,10 +11,6 @@ const TASK_HELP = {
   detection: 'Boxes around objects, each with a class (cells, vehicles, defects).',
   segmentation: 'The outline of each object (polygons or masks), or a class for every pixel.',
 };
-
-const ORIENTATION_HELP = 'Orientation matters: a mirrored image shows another class (left / right arrow), so '
-  + 'training never flips it';
-const COLOUR_HELP = 'Colour matters: the class depends on colour (red / green light), so training keeps colours';
 
 function projectCard(p, detail) {
   const stats = detail && detail.stats;
@@ -27,59 +23,6 @@ function projectCard(p, detail) {
       h('span', { class: 'project-images' }, detail ? `${fmtNumber(detail.images)} images` : '…'),
       annotated !== null ? h('span', { class: 'faint' }, '·') : null,
       annotated !== null ? h('span', {}, `${fmtNumber(annotated)} annotated`) : null));
-}
-
-/** The class editor of the new-project form: rows of colour, name, key and flags. */
-function classEditor() {
-  const list = h('div', { class: 'class-editor' });
-  const head = h('div', { class: 'class-row class-head' }, h('span', {}, 'Colour'), h('span', {}, 'Class name'),
-    h('span', {}, 'Key'), h('span', { class: 'span-flags' }, 'Flags'), h('span', {}));
-  const rows = [];
-
-  function addRow(name = '') {
-    const i = rows.length;
-    const row = {};
-    row.colour = h('input', { type: 'color', value: PALETTE[i % PALETTE.length], 'aria-label': 'Class colour' });
-    row.name = h('input', { type: 'text', value: name, placeholder: `class ${i + 1}`, 'aria-label': 'Class name',
-      class: 'class-name' });
-    row.key = h('input', { type: 'text', class: 'key', maxlength: 1, value: DEFAULT_KEYS[i] || '',
-      'aria-label': 'Keyboard key', title: 'The key that picks this class while annotating' });
-    row.orientation = h('input', { type: 'checkbox', 'aria-label': 'Orientation matters' });
-    row.colourSensitive = h('input', { type: 'checkbox', 'aria-label': 'Colour matters' });
-    row.el = h('div', { class: 'class-row' }, row.colour, row.name, row.key,
-      h('label', { class: 'check', title: ORIENTATION_HELP }, row.orientation, 'orientation matters'),
-      h('label', { class: 'check', title: COLOUR_HELP }, row.colourSensitive, 'colour matters'),
-      h('button', { type: 'button', class: 'icon-button', title: 'Remove this class', 'aria-label': 'Remove class',
-        onclick: () => { rows.splice(rows.indexOf(row), 1); row.el.remove(); } }, '\u00d7'));
-    rows.push(row);
-    list.append(row.el);
-    return row;
-  }
-
-  const add = h('button', { type: 'button', class: 'small', onclick: () => addRow().name.focus() }, '+ Add a class');
-  return {
-    el: h('div', {}, head, list, h('div', { class: 'row', style: { marginTop: '8px' } }, add,
-      h('span', { class: 'hint' }, `${ORIENTATION_HELP}. ${COLOUR_HELP}.`))),
-    addRow,
-    /** The classes as the API takes them, or a message saying what to fix. */
-    read() {
-      const classes = [];
-      const names = new Set();
-      const keys = new Set();
-      for (const r of rows) {
-        const name = r.name.value.trim();
-        if (!name) continue;
-        if (names.has(name.toLowerCase())) return { error: `Two classes are named "${name}": give each a different name.` };
-        const key = r.key.value.trim();
-        if (key && keys.has(key)) return { error: `The key "${key}" is used by two classes: give each its own key.` };
-        names.add(name.toLowerCase());
-        if (key) keys.add(key);
-        classes.push({ name, colour: r.colour.value, key: key || null, orientation_sensitive: r.orientation.checked,
-          colour_sensitive: r.colourSensitive.checked });
-      }
-      return { classes };
-    },
-  };
 }
 
 function openCreate(onCreated) {
