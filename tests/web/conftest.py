@@ -10,13 +10,14 @@ Fixtures (reuse them in every ``tests/web/test_*.py``):
 - ``page`` (function): a fresh browser context and page signed in as the admin, on the projects page;
   ``sign_in(page, url, user, password)`` signs in through the form.
 - ``shot(page, name)``: a full-page screenshot under the test's ``tmp_path`` (look at it with the file viewer);
-  the path is returned.
+  the path is returned. With ``VISIONLOOP_SCREENSHOT_DIR`` set, a copy goes there too (the README's pictures).
 
 Helpers for other projects: ``make_bccd_project(folder, n, name=...)``, ``serve(paths, projects_dir=...)``.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -150,11 +151,18 @@ def page(new_page: Callable[[], object], served: Served) -> object:
     return p
 
 
+SCREENSHOT_DIR = os.environ.get("VISIONLOOP_SCREENSHOT_DIR")
+"""When set, ``shot`` also writes each screenshot there (e.g. ``docs/screenshots`` for the README)."""
+
+
 @pytest.fixture
 def shot(tmp_path: Path) -> Callable[[object, str], Path]:
     def take(page: object, name: str) -> Path:
         path = tmp_path / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
+        if SCREENSHOT_DIR:
+            Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(SCREENSHOT_DIR) / path.name)
         return path
 
     return take
