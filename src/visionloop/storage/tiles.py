@@ -8,16 +8,19 @@ An image larger than :data:`TILE_MIN_SIDE` pixels on a side gets a pyramid, buil
 
 Level 0 is the full resolution; level z is the image downsampled by ``2**z`` (``ceil(width / 2**z)`` by
 ``ceil(height / 2**z)`` pixels, 2x2 means), down to the first level that fits in one tile. Every tile is
-``tile_size`` x ``tile_size`` pixels: the tiles at the right and bottom edges are padded with black beyond the image
-(what a map viewer's XYZ tile grid expects; clip the layer to the image's extent).
+``tile_size`` x ``tile_size`` pixels (what a map viewer's XYZ tile grid expects): the tiles at the right and bottom
+edges repeat the image's last column and row beyond it, so clip the layer to the image's extent. (Black padding would
+bleed into the edge pixels through WebP's chroma subsampling.)
 
 One file per tile rather than one container per image: a tile is served straight from disk (no index to parse,
 no handle to keep open), and the whole pyramid appears at once when its finished folder is renamed into place.
 
-Building streams (libvips ``dzsave`` in its Deep Zoom layout, edge tiles padded afterwards, over :func:`visionloop.core.vips_io.open_image`): the image is read from top to
-bottom once and every level is made from the strips as they pass, so memory stays a few strips of tiles, not the
-decoded image (a 16000x12000 RGB image is 576 MB; the build peaks well under a third of that, see
-``benchmarks/tiles.py``). Builds run one at a time per process.
+Building streams (libvips ``dzsave`` in its Deep Zoom layout over :func:`visionloop.core.vips_io.open_image`, edge
+tiles padded afterwards): the image is read from top to bottom once and every level is made from the strips as they
+pass, so memory stays a few strips of tiles, not the decoded image (a 16000x12000 RGB image is 549 MiB; the build
+takes 142 MiB, the naive full decode and resize per level 1330 MiB: ``benchmarks/tiles.py``). Builds run one at a
+time per process. (libvips' Google layout pads every level to a square, which costs a tall image's strips the width of
+its height; the Deep Zoom one does not.)
 """
 
 from __future__ import annotations
@@ -58,10 +61,10 @@ __all__ = [
 TILE_MIN_SIDE = 4096
 """Images with a side longer than this many pixels get a tile pyramid."""
 TILE_SIZE = 512
-"""Pixels on a tile's side: a full-HD view needs about 15 tiles, a 16000x12000 image has 1,025 in all."""
+"""Pixels on a tile's side: a full-HD view needs 12 to 20 tiles, a 16000x12000 image has 1,025 in all."""
 TILE_FORMAT = "webp"
 TILE_QUALITY = 80
-"""WebP quality: tiles of a 16000x12000 BCCD mosaic average 16 KB."""
+"""WebP quality: tiles of a 16000x12000 BCCD mosaic average 14 KB (14 MB in all, for a 25 MB JPEG at quality 90)."""
 TILE_EFFORT = 1
 """libwebp's effort (0..6): 1 builds about 3x faster than the default 4, for files about 15 % larger."""
 TILES_DIR = "tiles"
@@ -173,9 +176,13 @@ def _suffix(quality: int) -> str:
 
 def _arrange(vips_out: Path, out: Path, info: PyramidInfo, quality: int) -> None:
     """libvips' Deep Zoom layout (``<stem>_files/<z>/<x>_<y>``, z = 0 the smallest, edge tiles cut to the image) to
-    ours (z = 0 the largest, every tile square: edge tiles padded with black)."""
+    ours (z = 0 the largest, every tile square: edge tiles padded by repeating their last column and row)."""
     levels, size = info.levels, info.tile_size
     (files,) = vips_out.parent.glob(f"{vips_out.name}_files")
+    made = sorted(int(p.name) for p in files.iterdir() if p.name.isdigit())
+    if made != list(range(levels)):
+        raise VisionloopError(f"the tile builder made levels {made} for a {info.width}x{info.height} image, not 0.."
+                              f"{levels - 1}; report this as a bug")
     for z in range(levels):
         level_dir = out / str(z)
         level_dir.mkdir(parents=True)
@@ -191,7 +198,7 @@ def _arrange(vips_out: Path, out: Path, info: PyramidInfo, quality: int) -> None
                 if x == cols - 1 or y == rows - 1:
                     edge = pyvips.Image.new_from_file(str(tile))
                     if (edge.width, edge.height) != (size, size):
-                        edge.embed(0, 0, size, size, extend="black").write_to_file(
+                        edge.embed(0, 0, size, size, extend="copy").write_to_file(
                             str(level_dir / name) + _suffix(quality).removeprefix(f".{TILE_FORMAT}"))
                         continue
                 os.replace(tile, level_dir / name)

@@ -16,7 +16,8 @@ class TilesPublic(BaseModel):
     """A pyramid of square WebP tiles. Level ``z`` is the image downsampled by ``2**z`` (``ceil(width / 2**z)`` by
     ``ceil(height / 2**z)`` pixels); level 0 is the full resolution and level ``levels - 1`` fits in one tile. Tile
     ``(x, y)`` of level ``z`` holds that level's pixels from ``x * tile_size`` and ``y * tile_size``; tiles at the
-    right and bottom edges are padded with black beyond the image (clip the layer to the image's extent)."""
+    right and bottom edges repeat the image's last column and row beyond it: clip the layer to the image's extent
+    (``[0, 0, width, height]`` in level-0 pixels)."""
 
     tile_size: int = Field(description="Pixels on a tile's side (every tile is square).")
     levels: int = Field(description="Number of levels: z is 0 (full resolution) to levels - 1 (one tile).")
