@@ -31,25 +31,27 @@ from visionloop.storage import NewImage, Project
 from visionloop.storage.users import ensure_admin
 
 API = "/api/v1"
+TIMEOUT = 120.0
+"""Seconds an API call of a test may take (the machine may be loaded; nothing here is timed)."""
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
 
 
 def token_of(url: str, user: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
-    r = httpx.post(f"{url}{API}/auth/token", data={"username": user, "password": password})
+    r = httpx.post(f"{url}{API}/auth/token", data={"username": user, "password": password}, timeout=TIMEOUT)
     r.raise_for_status()
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def detail(url: str, project: str, image_id: int, headers: dict[str, str]) -> dict:
-    r = httpx.get(f"{url}{API}/projects/{project}/images/{image_id}", headers=headers)
+    r = httpx.get(f"{url}{API}/projects/{project}/images/{image_id}", headers=headers, timeout=TIMEOUT)
     r.raise_for_status()
     return r.json()
 
 
 def class_ids(url: str, project: str, headers: dict[str, str]) -> dict[str, int]:
-    r = httpx.get(f"{url}{API}/projects/{project}/classes", headers=headers)
+    r = httpx.get(f"{url}{API}/projects/{project}/classes", headers=headers, timeout=TIMEOUT)
     r.raise_for_status()
     return {c["name"]: c["id"] for c in r.json()}
 
@@ -157,7 +159,7 @@ def test_conflict_shows_both_versions_and_merges(page, served: Served, shot) -> 
     if "attributes" in theirs:
         theirs["attributes"] = [*theirs["attributes"], {}]
     r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/{image}/annotation", headers=bob,
-                  json={"payload": theirs, "base_revision": start["head_revision"]})
+                  json={"payload": theirs, "base_revision": start["head_revision"]}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     drag(page, (30, 300), (110, 380))  # the admin's edit, based on the old revision
     dialog = page.locator(".ed-conflict-dialog")
@@ -370,7 +372,7 @@ def test_five_thousand_boxes_open_and_drag(page, served: Served, shot) -> None:
     first = min(class_ids(served.url, served.name, headers).values())
     r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/{image}/annotation", headers=headers,
                   json={"payload": {"type": "boxes", "xyxy": xyxy, "class_id": [first] * len(xyxy)},
-                        "base_revision": d["head_revision"]}, timeout=60)
+                        "base_revision": d["head_revision"]}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     page.goto(f"{served.url}/#/p/{served.name}/images")
     page.evaluate(f"location.hash = '#/p/{served.name}/annotate/{image}'")
@@ -405,12 +407,12 @@ def test_copy_previous_image_keeps_track_ids(page, served: Served) -> None:
     tracked = {"type": "boxes", "xyxy": [[10, 10, 60, 60], [100, 100, 150, 160]],
                "class_id": prev["annotation"]["class_id"][:2], "track_id": [7, 9]}
     r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/6/annotation", headers=headers,
-                  json={"payload": tracked, "base_revision": prev["head_revision"]})
+                  json={"payload": tracked, "base_revision": prev["head_revision"]}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     cur = detail(served.url, served.name, 7, headers)
     r = httpx.put(f"{served.url}{API}/projects/{served.name}/images/7/annotation", headers=headers,
                   json={"payload": {"type": "boxes", "xyxy": [], "class_id": []},
-                        "base_revision": cur["head_revision"]})
+                        "base_revision": cur["head_revision"]}, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     open_editor(page, served.url, served.name, 7)
     page.wait_for_function("window.vlEditor.prevId === 6")
@@ -564,3 +566,28 @@ def test_a_large_image_opens_as_tiles(new_page, large_image_project: Served, sho
     wait_saved(page)
     head = detail(large_image_project.url, "large", 1, headers)["annotation"]
     assert head["xyxy"] == [pytest.approx([1000, 1000, 3000, 2500], abs=20)]
+
+
+def test_instance_mask_brush_and_eraser(new_page, task_projects: Served, shot) -> None:
+    page, headers, classes = editor_on(new_page, task_projects, "cells-seg", 3)
+    page.keyboard.press("2")  # rbc
+    page.keyboard.press("r")  # the brush starts a new mask instance
+    for _ in range(3):
+        page.keyboard.press("]")
+    drag(page, (100, 200), (300, 200), steps=12)
+    page.keyboard.press("e")  # the eraser cuts the selected mask in two
+    drag(page, (200, 180), (200, 220), steps=4)
+    page.keyboard.press("r")
+    drag(page, (400, 300), (420, 320), steps=3)  # the same instance grows a second blob
+    page.wait_for_function("window.vlEditor.history.current && window.vlEditor.history.current.xyxy.length === 1")
+    wait_saved(page)
+    shot(page, "editor-instance-mask")
+    from visionloop.core.annotations import annotation_from_payload
+
+    head = detail(task_projects.url, "cells-seg", 3, headers)["annotation"]
+    assert head["type"] == "instances" and head["class_id"] == [classes["rbc"]] and "rle" in head["segmentations"][0]
+    mask = annotation_from_payload(head).mask(0, 480, 640)
+    assert mask[200, 120] and mask[200, 280] and mask[310, 410]
+    assert not mask[200, 200] and not mask[50, 50]
+    ys, xs = mask.nonzero()
+    assert head["xyxy"][0] == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=0.01)

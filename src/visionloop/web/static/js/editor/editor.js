@@ -8,7 +8,7 @@ import { ApiError, api, projectPath, roleAllows } from '../api.js';
 import { DEFAULT_KEYS, colorOf, toast } from '../ui.js';
 import * as offline from '../offline.js';
 import { Canvas, prefetchImage } from './canvas.js';
-import { InstanceMasks, MaskEditor } from './masks.js';
+import { InstanceBrush, InstanceMasks, MaskEditor } from './masks.js';
 import { conflictDialog } from './conflict.js';
 import { History } from './history.js';
 import { Keys } from './keys.js';
@@ -116,7 +116,10 @@ class Editor {
       this.timings.features = performance.now();
       this.tools.load(feats);
       this.timings.loaded = performance.now();
-      if (this.mode === 'instances') this.instanceMasks = new InstanceMasks(this.canvas, this.allClasses);
+      if (this.mode === 'instances') {
+        this.instanceMasks = new InstanceMasks(this.canvas, this.allClasses);
+        this.brush = new InstanceBrush(this.canvas, this.tools, this.instanceMasks);
+      }
       this.setTool(this.mode === 'boxes' ? 'box' : 'polygon');
     } else if (this.mode === 'semantic') {
       this.masks = new MaskEditor(this.canvas, { classes: this.allClasses, onChange: () => this.edited(),
@@ -214,9 +217,10 @@ class Editor {
   setTool(name) {
     this.tool = name;
     if (this.tools) this.tools.setTool(name);
+    if (this.brush) this.brush.setTool(name);
     if (this.masks) this.masks.setTool(name);
     const names = this.readOnly ? [] : this.mode === 'boxes' ? ['select', 'box'] : this.mode === 'instances'
-      ? ['select', 'polygon'] : this.mode === 'semantic' ? ['brush', 'eraser', 'fill'] : [];
+      ? ['select', 'polygon', 'brush', 'eraser'] : this.mode === 'semantic' ? ['brush', 'eraser', 'fill'] : [];
     this.panel.setTools(names, name);
   }
 
@@ -372,7 +376,7 @@ class Editor {
     const n = this.shapes ? this.tools.features().length : 0;
     const count = this.shapes ? `${n} shape${n === 1 ? '' : 's'}. ` : '';
     if (this.mode === 'boxes') return `${count}Drag to draw a box; click one to select it; Del deletes it; a class key changes its class. Press ? for every key.`;
-    if (this.mode === 'instances') return `${count}Click the outline's points; double-click (or click the first point) to close it. V selects; drag a vertex to edit it. Press ? for every key.`;
+    if (this.mode === 'instances') return `${count}Click the outline's points; double-click (or click the first point) to close it. V selects; drag a vertex to edit it. R paints a mask, E erases from the selected one. Press ? for every key.`;
     if (this.mode === 'semantic') return 'Paint with the brush (R), erase (E), fill a region (G); [ and ] change the brush size. Press ? for every key.';
     if (this.mode === 'tags') return 'Each class key toggles its tag. Press ? for every key.';
     return 'One class key sets the label. Press ? for every key.';
@@ -431,16 +435,21 @@ class Editor {
           run: () => { this.copyPrevious(); } },
       );
     }
-    if (this.mode === 'semantic' && !this.readOnly) {
+    const painter = this.masks || this.brush;
+    if (painter && !this.readOnly) {
+      const semantic = this.mode === 'semantic';
       list.push(
-        { keys: ['r'], label: 'Brush', group: 'Tools', run: () => this.setTool('brush') },
-        { keys: ['e'], label: 'Eraser (unlabelled)', group: 'Tools', run: () => this.setTool('eraser') },
-        { keys: ['g'], label: 'Fill the region under the click', group: 'Tools', run: () => this.setTool('fill') },
-        { keys: ['['], label: 'Smaller brush', group: 'Tools', run: () => this.masks.resize(-1) },
-        { keys: [']'], label: 'Larger brush', group: 'Tools', run: () => this.masks.resize(1) },
+        { keys: ['r'], label: semantic ? 'Brush' : 'Brush: paint the selected mask (a new one when none is)',
+          group: 'Tools', run: () => this.setTool('brush') },
+        { keys: ['e'], label: semantic ? 'Eraser (unlabelled)' : 'Eraser: erase from the selected mask',
+          group: 'Tools', run: () => this.setTool('eraser') },
+        semantic ? { keys: ['g'], label: 'Fill the region under the click', group: 'Tools',
+          run: () => this.setTool('fill') } : null,
+        { keys: ['['], label: 'Smaller brush', group: 'Tools', run: () => painter.resize(-1) },
+        { keys: [']'], label: 'Larger brush', group: 'Tools', run: () => painter.resize(1) },
       );
     }
-    return list;
+    return list.filter(Boolean);
   }
 
   space(event, down) {

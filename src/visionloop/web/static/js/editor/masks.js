@@ -4,7 +4,8 @@
 
 import * as ol from '../../vendor/ol/ol.js';
 import { colorOf } from '../ui.js';
-import { encodeWhere, forEachOnes } from './rle.js';
+import { countsOf, encodeWhere, forEachOnes } from './rle.js';
+import { boxGeometry } from './shapes.js';
 
 const ALPHA = 115; // of 255
 const MAX_PIXELS = 1 << 25; // larger semantic masks are shown but not edited in the browser
@@ -13,6 +14,36 @@ const SIZES = [2, 4, 8, 12, 20, 32, 48, 72, 100];
 function rgbOf(hex) {
   const n = parseInt(hex.slice(1), 16);
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+/**
+ * Paint a stroke of discs of radius `r` from (x0, y0) to (x1, y1) into the column-major `buf` (W x H) with
+ * `value`; returns the changed rectangle [x1, y1, x2, y2) or null.
+ */
+export function stroke(buf, W, H, x0, y0, x1, y1, r, value) {
+  const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0) / Math.max(1, r / 2)));
+  let bx1 = Infinity;
+  let by1 = Infinity;
+  let bx2 = -Infinity;
+  let by2 = -Infinity;
+  for (let s = 0; s <= steps; s++) {
+    const cx = x0 + ((x1 - x0) * s) / steps + 0.5;
+    const cy = y0 + ((y1 - y0) * s) / steps + 0.5;
+    const xa = Math.max(0, Math.floor(cx - r));
+    const xb = Math.min(W - 1, Math.ceil(cx + r));
+    const ya = Math.max(0, Math.floor(cy - r));
+    const yb = Math.min(H - 1, Math.ceil(cy + r));
+    for (let x = xa; x <= xb; x++) {
+      for (let y = ya; y <= yb; y++) {
+        if ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r * r) buf[x * H + y] = value;
+      }
+    }
+    bx1 = Math.min(bx1, xa);
+    by1 = Math.min(by1, ya);
+    bx2 = Math.max(bx2, xb);
+    by2 = Math.max(by2, yb);
+  }
+  return bx2 >= bx1 ? [bx1, by1, bx2 + 1, by2 + 1] : null;
 }
 
 /** A layer showing `offscreen` (a canvas of the image's size) over the image, pixels kept sharp when zoomed in. */
@@ -45,12 +76,13 @@ class Painter extends ol.interaction.Pointer {
 
   handleDownEvent(evt) {
     const ed = this.editor;
-    if (ed.readOnly || ed.spaceDown || evt.originalEvent.button !== 0 || !ed.editable) return false;
+    if (!ed.painting() || ed.spaceDown || evt.originalEvent.button !== 0) return false;
     const [x, y] = ed.pixelOf(evt.coordinate);
     if (ed.tool === 'fill') {
       if (ed.fill(x, y)) ed.onChange();
       return false;
     }
+    if (ed.begin && !ed.begin(x, y)) return false;
     ed.paint(x, y, x, y);
     this.last = [x, y];
     return true;
@@ -65,13 +97,28 @@ class Painter extends ol.interaction.Pointer {
 
   handleUpEvent() {
     this.last = null;
-    this.editor.onChange();
+    if (this.editor.end) this.editor.end();
+    else this.editor.onChange();
     return false;
   }
 
   handleMoveEvent(evt) {
     this.editor.cursorAt(evt.coordinate);
   }
+}
+
+/** The round brush outline that follows the pointer (radius in image pixels; 0 hides it). */
+function brushCursor(canvas) {
+  const feature = new ol.Feature(new ol.geom.Circle([0, 0], 0));
+  const source = new ol.source.Vector({ features: [feature], useSpatialIndex: false });
+  canvas.addLayer(new ol.layer.Vector({ source, zIndex: 30,
+    style: new ol.style.Style({ stroke: new ol.style.Stroke({ color: '#ffffff', width: 1.5 }) }) }));
+  return (coordinate, radius) => feature.getGeometry().setCenterAndRadius(coordinate, radius);
+}
+
+function nextSize(size, step) {
+  const i = SIZES.findIndex((s) => s >= size);
+  return SIZES[Math.max(0, Math.min(SIZES.length - 1, (i < 0 ? SIZES.length - 1 : i) + step))];
 }
 
 export class MaskEditor {
@@ -84,10 +131,7 @@ export class MaskEditor {
     this.colours = new Map(classes.map((c) => [c.id, rgbOf(colorOf(c))]));
     this.offscreen = document.createElement('canvas');
     this.overlay = overlayLayer(canvas, this.offscreen);
-    this.cursor = new ol.Feature(new ol.geom.Circle([0, 0], 1));
-    const cursorSource = new ol.source.Vector({ features: [this.cursor], useSpatialIndex: false });
-    canvas.addLayer(new ol.layer.Vector({ source: cursorSource, zIndex: 5,
-      style: new ol.style.Style({ stroke: new ol.style.Stroke({ color: '#ffffff', width: 1.5 }) }) }));
+    this.showCursor = brushCursor(canvas);
     const map = canvas.map;
     map.addInteraction(new ol.interaction.DragPan({ condition: (e) => this.spaceDown || e.originalEvent.button === 1 }));
     map.addInteraction(new ol.interaction.MouseWheelZoom({ constrainResolution: false, duration: 120 }));
@@ -131,8 +175,11 @@ export class MaskEditor {
   }
 
   resize(step) {
-    const i = SIZES.findIndex((s) => s >= this.size);
-    this.size = SIZES[Math.max(0, Math.min(SIZES.length - 1, (i < 0 ? SIZES.length - 1 : i) + step))];
+    this.size = nextSize(this.size, step);
+  }
+
+  painting() {
+    return !this.readOnly && this.editable;
   }
 
   /** The image pixel (column, row) of a map coordinate. */
@@ -141,38 +188,14 @@ export class MaskEditor {
   }
 
   cursorAt(coordinate) {
-    const show = this.tool !== 'fill' && !this.spaceDown;
-    this.cursor.getGeometry().setCenterAndRadius(coordinate, show ? this.size / 2 : 0);
+    this.showCursor(coordinate, this.tool !== 'fill' && !this.spaceDown ? this.size / 2 : 0);
   }
 
-  /** Paint a stroke of discs from (x0, y0) to (x1, y1) with the current class (the eraser: unlabelled). */
+  /** Paint a stroke from (x0, y0) to (x1, y1) with the current class (the eraser: unlabelled). */
   paint(x0, y0, x1, y1) {
     const value = this.tool === 'eraser' ? this.ignore : this.currentClass();
-    const r = this.size / 2;
-    const steps = Math.max(1, Math.ceil(Math.hypot(x1 - x0, y1 - y0) / Math.max(1, r / 2)));
-    let bx1 = Infinity;
-    let by1 = Infinity;
-    let bx2 = -Infinity;
-    let by2 = -Infinity;
-    const { W, H, labels } = this;
-    for (let s = 0; s <= steps; s++) {
-      const cx = x0 + ((x1 - x0) * s) / steps + 0.5;
-      const cy = y0 + ((y1 - y0) * s) / steps + 0.5;
-      const xa = Math.max(0, Math.floor(cx - r));
-      const xb = Math.min(W - 1, Math.ceil(cx + r));
-      const ya = Math.max(0, Math.floor(cy - r));
-      const yb = Math.min(H - 1, Math.ceil(cy + r));
-      for (let x = xa; x <= xb; x++) {
-        for (let y = ya; y <= yb; y++) {
-          if ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy) ** 2 <= r * r) labels[x * H + y] = value;
-        }
-      }
-      bx1 = Math.min(bx1, xa);
-      by1 = Math.min(by1, ya);
-      bx2 = Math.max(bx2, xb);
-      by2 = Math.max(by2, yb);
-    }
-    if (bx2 >= bx1) this.redraw(bx1, by1, bx2 + 1, by2 + 1);
+    const rect = stroke(this.labels, this.W, this.H, x0, y0, x1, y1, this.size / 2, value);
+    if (rect) this.redraw(...rect);
   }
 
   /** Fill the 4-connected region of (x, y)'s class with the current class; false when nothing changed. */
@@ -223,14 +246,40 @@ export class MaskEditor {
   }
 }
 
-/** Instance masks given as RLE (imported ones): drawn under their boxes, redrawn when the shapes change. */
+/** Instance masks given as RLE: drawn under their boxes, redrawn when the shapes change; the brush paints into it. */
 export class InstanceMasks {
   constructor(canvas, classes) {
     this.canvas = canvas;
     this.colours = new Map(classes.map((c) => [c.id, rgbOf(colorOf(c))]));
     this.offscreen = document.createElement('canvas');
     this.overlay = overlayLayer(canvas, this.offscreen);
-    this.pending = 0;
+    this.frame = 0;
+  }
+
+  colourOf(cls) {
+    return this.colours.get(cls) || [156, 163, 175];
+  }
+
+  /** A blank overlay of the image's size (kept while the size stays). */
+  blank() {
+    const { W, H } = this.canvas;
+    if (this.offscreen.width !== W || this.offscreen.height !== H || !this.image) {
+      this.offscreen.width = W;
+      this.offscreen.height = H;
+      this.ctx = this.offscreen.getContext('2d');
+      this.image = this.ctx.createImageData(W, H);
+    } else this.image.data.fill(0);
+    return this.image.data;
+  }
+
+  show() {
+    this.overlay.layer.setVisible(true);
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        this.overlay.source.changed();
+      });
+    }
   }
 
   /** Draw the masks of `features` (those of kind 'mask'). */
@@ -239,13 +288,9 @@ export class InstanceMasks {
     const masks = features.filter((f) => f.get('kind') === 'mask');
     this.overlay.layer.setVisible(masks.length > 0);
     if (!masks.length) return;
-    this.offscreen.width = W;
-    this.offscreen.height = H;
-    const ctx = this.offscreen.getContext('2d');
-    const image = ctx.createImageData(W, H);
-    const data = image.data;
+    const data = this.blank();
     for (const f of masks) {
-      const rgb = this.colours.get(f.get('cls')) || [156, 163, 175];
+      const rgb = this.colourOf(f.get('cls'));
       forEachOnes(f.get('rle').counts, (a, b) => {
         for (let i = a; i < b; i++) {
           const x = Math.floor(i / H);
@@ -254,7 +299,108 @@ export class InstanceMasks {
         }
       });
     }
-    ctx.putImageData(image, 0, 0);
-    this.overlay.source.changed();
+    this.ctx.putImageData(this.image, 0, 0);
+    this.show();
+  }
+
+  /** While a stroke is painted: show the pixels of `buf` (column-major 0/1) in the rectangle [x1, y1, x2, y2). */
+  paintRect(buf, [x1, y1, x2, y2], rgb) {
+    const { W, H } = this.canvas;
+    if (!this.image || this.offscreen.width !== W) this.blank();
+    const data = this.image.data;
+    for (let x = x1; x < x2; x++) {
+      for (let y = y1; y < y2; y++) {
+        const o = (y * W + x) * 4;
+        if (buf[x * H + y]) {
+          data[o] = rgb[0]; data[o + 1] = rgb[1]; data[o + 2] = rgb[2]; data[o + 3] = ALPHA;
+        } else data[o + 3] = 0; // the eraser (another mask here shows again when the stroke ends)
+      }
+    }
+    this.ctx.putImageData(this.image, 0, 0, x1, y1, x2 - x1, y2 - y1);
+    this.show();
+  }
+}
+
+/** Brush and eraser for instance masks: they paint the selected mask instance (the brush starts a new one of the
+ * current class when none is selected); an instance erased to nothing is deleted. */
+export class InstanceBrush {
+  constructor(canvas, tools, masks) {
+    Object.assign(this, { canvas, tools, masks });
+    this.tool = null;
+    this.size = 12;
+    this.showCursor = brushCursor(canvas);
+    canvas.map.addInteraction(new Painter(this));
+  }
+
+  get spaceDown() { return this.tools.spaceDown; }
+
+  painting() {
+    return (this.tool === 'brush' || this.tool === 'eraser') && this.tools.editable;
+  }
+
+  setTool(name) {
+    this.tool = name;
+    if (!this.painting()) this.showCursor([0, 0], 0);
+  }
+
+  resize(step) {
+    this.size = nextSize(this.size, step);
+  }
+
+  pixelOf([x, y]) {
+    return [Math.floor(x), Math.floor(this.canvas.H - y)];
+  }
+
+  cursorAt(coordinate) {
+    this.showCursor(coordinate, this.painting() && !this.spaceDown ? this.size / 2 : 0);
+  }
+
+  begin(x, y) {
+    const { W, H } = this.canvas;
+    let f = this.tools.selected;
+    if (!f || f.get('kind') !== 'mask') {
+      if (this.tool === 'eraser') return false;
+      f = this.tools.add('mask', boxGeometry([x, y, x + 1, y + 1], H));
+      f.set('rle', { size: [H, W], counts: countsOf([W * H]) }, true);
+      this.tools.select(f);
+    }
+    this.target = f;
+    this.buf = new Uint8Array(W * H);
+    forEachOnes(f.get('rle').counts, (a, b) => this.buf.fill(1, a, b));
+    this.rgb = this.masks.colourOf(f.get('cls'));
+    return true;
+  }
+
+  paint(x0, y0, x1, y1) {
+    const { W, H } = this.canvas;
+    const rect = stroke(this.buf, W, H, x0, y0, x1, y1, this.size / 2, this.tool === 'eraser' ? 0 : 1);
+    if (rect) this.masks.paintRect(this.buf, rect, this.rgb);
+  }
+
+  end() {
+    const { W, H } = this.canvas;
+    const { buf, target: f } = this;
+    this.buf = null;
+    this.target = null;
+    let x1 = Infinity;
+    let y1 = Infinity;
+    let x2 = -1;
+    let y2 = -1;
+    for (let x = 0; x < W; x++) {
+      for (let y = 0, i = x * H; y < H; y++, i++) {
+        if (!buf[i]) continue;
+        if (x < x1) x1 = x;
+        if (x > x2) x2 = x;
+        if (y < y1) y1 = y;
+        if (y > y2) y2 = y;
+      }
+    }
+    if (x2 < 0) {
+      this.tools.deleteSelected(); // erased to nothing
+      return;
+    }
+    f.set('rle', { size: [H, W], counts: encodeWhere(buf, 1) }, true);
+    f.setGeometry(boxGeometry([x1, y1, x2 + 1, y2 + 1], H));
+    this.tools.changed('mask');
   }
 }

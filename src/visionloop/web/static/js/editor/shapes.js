@@ -118,6 +118,7 @@ function rgba(hex, alpha) {
 /** Corners of a box (or vertices of a polygon) as points, for the selected shape's handles. */
 function handlePoints(feature) {
   const g = feature.getGeometry();
+  if (feature.get('kind') === 'mask') return new ol.geom.MultiPoint([]); // a mask is edited with the brush
   if (feature.get('kind') === 'polygon') {
     const polys = g instanceof ol.geom.MultiPolygon ? g.getCoordinates() : [g.getCoordinates()];
     return new ol.geom.MultiPoint(polys.flatMap(([outer]) => outer.slice(0, -1)));
@@ -171,13 +172,14 @@ export class StyleBook {
   /** The selected shape: thicker outline, a light fill, its class name on its top-left corner, and handles. */
   selected(feature) {
     const cls = feature.get('cls');
-    const key = `${cls}|sel`;
+    const mask = feature.get('kind') === 'mask';
+    const key = `${cls}|sel|${mask}`;
     let s = this.cache.get(key);
     if (!s) {
       const colour = this.colour(cls);
-      s = [new ol.style.Style({
-        stroke: new ol.style.Stroke({ color: colour, width: 3 }),
-        fill: new ol.style.Fill({ color: rgba(colour, 0.22) }),
+      s = [new ol.style.Style({ // a mask's pixels show it: its box is outlined, not filled
+        stroke: new ol.style.Stroke({ color: colour, width: mask ? 2 : 3, lineDash: mask ? [6, 4] : undefined }),
+        fill: mask ? undefined : new ol.style.Fill({ color: rgba(colour, 0.22) }),
       }), new ol.style.Style({
         geometry: (f) => {
           const [x1, , , y2] = f.getGeometry().getExtent();

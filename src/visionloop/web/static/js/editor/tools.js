@@ -46,7 +46,7 @@ class EditPointer extends ol.interaction.Pointer {
   handleDownEvent(evt) {
     const t = this.tools;
     const button = evt.originalEvent.button;
-    if (t.tool === 'none' || t.tool === 'polygon' || t.spaceDown || button !== 0 || !t.editable) return false;
+    if (!(t.tool === 'select' || t.tool === 'box') || t.spaceDown || button !== 0 || !t.editable) return false;
     const c = evt.coordinate;
     const tol = HANDLE_PX * t.canvas.map.getView().getResolution();
     const sel = t.selected;
@@ -58,7 +58,7 @@ class EditPointer extends ol.interaction.Pointer {
           return true;
         }
       }
-      if (sel.getGeometry().intersectsCoordinate(c)) {
+      if (sel.getGeometry().intersectsCoordinate(c) && sel.get('kind') !== 'mask') {
         this.op = { mode: 'move', last: c, changed: false };
         return true;
       }
@@ -70,7 +70,7 @@ class EditPointer extends ol.interaction.Pointer {
     }
     const hit = t.featureAt(c);
     t.select(hit);
-    if (!hit) return false; // empty space: let the map pan
+    if (!hit || hit.get('kind') === 'mask') return false; // empty space (or a mask, not movable): let the map pan
     this.op = { mode: 'move', last: c, changed: false };
     return true;
   }
@@ -146,14 +146,14 @@ class EditPointer extends ol.interaction.Pointer {
       el.style.cursor = 'grab';
       return;
     }
-    let cursor = t.tool === 'box' || t.tool === 'polygon' ? 'crosshair' : '';
+    let cursor = t.tool === 'select' ? '' : 'crosshair';
     const sel = t.selected;
-    if (sel && t.editable && t.tool !== 'polygon') {
+    if (sel && t.editable && (t.tool === 'select' || t.tool === 'box')) {
       const tol = HANDLE_PX * t.canvas.map.getView().getResolution();
       const h = sel.get('kind') === 'box'
         ? handleAt(sel.getGeometry().getExtent(), evt.coordinate, handleTolerance(sel, tol)) : -1;
       if (h >= 0) cursor = CURSORS[h];
-      else if (sel.getGeometry().intersectsCoordinate(evt.coordinate)) cursor = 'move';
+      else if (sel.get('kind') !== 'mask' && sel.getGeometry().intersectsCoordinate(evt.coordinate)) cursor = 'move';
     }
     if (!cursor && t.tool === 'select' && t.featureAt(evt.coordinate)) cursor = 'pointer';
     el.style.cursor = cursor;
@@ -223,7 +223,7 @@ export class Tools {
     if (this.drawing && name !== 'polygon') this.cancel();
     this.tool = name;
     this.draw.setActive(name === 'polygon' && this.editable);
-    this.canvas.map.getTargetElement().style.cursor = name === 'box' || name === 'polygon' ? 'crosshair' : '';
+    this.canvas.map.getTargetElement().style.cursor = name === 'select' || name === 'none' ? '' : 'crosshair';
   }
 
   setEditable(editable) {
