@@ -30,8 +30,10 @@ from visionloop.storage.project import Project
 __all__ = ["DEPLOYMENT_FILE", "Deployed", "Deployments", "list_package_dirs"]
 
 DEPLOYMENT_FILE = "deployment.json"
-SESSIONS = 2
-"""onnxruntime sessions of a deployed model (one thread each): two requests run side by side, the pages keep a core."""
+SESSIONS = 1
+"""onnxruntime sessions of a deployed model, one thread each. Each session holds its own buffers: the default Faster
+R-CNN took ~460 MB with one session and ~770 MB with two (measured), so the platform, which serves pages too, keeps
+one; a model server (``visionloop serve``) is the place for throughput."""
 _CHECK_IMAGE = np.full((64, 64, 3), 127, dtype=np.uint8)
 
 
