@@ -241,3 +241,16 @@ def test_upload_limit_over_real_http(tmp_path: Path) -> None:
         assert small.status_code == 202, small.text
         jobs_root = tmp_path / "cells" / JOBS_DIR
         assert [p.name for p in jobs_root.iterdir()] == [str(small.json()["id"])]  # nothing left of the refused
+
+
+def test_a_job_gets_the_servers_settings_but_no_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import SecretStr
+
+    from visionloop.serving.jobs.runner import child_env
+
+    monkeypatch.setenv("VISIONLOOP_ADMIN_PASSWORD", "s3cret")
+    settings = Settings(job_threads=3, max_image_pixels=123, admin_password=SecretStr("s3cret"), weights_dir=None)
+    env = child_env(settings, tmp_path / "progress.jsonl")
+    assert env["VISIONLOOP_MAX_IMAGE_PIXELS"] == "123" and env["OMP_NUM_THREADS"] == "3"
+    assert env["VISIONLOOP_PROGRESS_FILE"] == str(tmp_path / "progress.jsonl")
+    assert "VISIONLOOP_ADMIN_PASSWORD" not in env and "VISIONLOOP_WEIGHTS_DIR" not in env

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from visionloop.core.settings import Settings
 from visionloop.serving.jobs.kinds import Step
 from visionloop.storage.jobs import JobState
@@ -90,11 +92,16 @@ class ProgressReader:
 
 
 def child_env(settings: Settings, progress_path: Path) -> dict[str, str]:
-    """The server's environment and settings (``VISIONLOOP_*``), bounded threads and the progress file."""
+    """The server's environment and settings (``VISIONLOOP_*``, secrets left out), bounded threads and the progress
+    file."""
     env = dict(os.environ)
-    for name, value in settings.model_dump(exclude={"admin_password", "progress_file"}).items():
-        key = f"VISIONLOOP_{name.upper()}"
-        if value is None:
+    for name in type(settings).model_fields:
+        key, value = f"VISIONLOOP_{name.upper()}", getattr(settings, name)
+        if isinstance(value, SecretStr):
+            env.pop(key, None)  # a secret stays in the server: a job never needs one
+        elif name == "progress_file":
+            continue  # the job's own, below
+        elif value is None:
             env.pop(key, None)
         else:
             env[key] = json.dumps(value) if isinstance(value, dict | list) else str(value)
