@@ -12,27 +12,40 @@ import { metricLabel } from '../charts.js';
 const BAR_HEIGHT = 22;
 const BAR_GAP = 8;
 
-/** Horizontal bars, one per class, longest first: an SVG that scales to its box. */
-export function barChart(rows, { width = 640, label = 'Objects per class' } = {}) {
+/** Horizontal bars, one per class, longest first: an SVG drawn at the width of its box (redrawn when the box
+ * changes size), so its text keeps the page's size. */
+export function barChart(rows, { label = 'Objects per class' } = {}) {
+  const box = h('div', { class: 'bar-chart-box' });
+  let drawn = 0;
+  const draw = (width) => {
+    if (width <= 0 || Math.abs(width - drawn) < 1) return;
+    drawn = width;
+    box.replaceChildren(barSvg(rows, width, label));
+  };
+  draw(640);
+  new ResizeObserver((entries) => draw(Math.floor(entries[0].contentRect.width))).observe(box);
+  return box;
+}
+
+function barSvg(rows, width, label) {
   const max = Math.max(1, ...rows.map((r) => r.value));
   const labelWidth = Math.min(200, Math.max(60, ...rows.map((r) => r.name.length * 7.5 + 12)));
   const valueWidth = 64;
-  const barSpace = width - labelWidth - valueWidth;
+  const barSpace = Math.max(40, width - labelWidth - valueWidth);
   const height = rows.length * (BAR_HEIGHT + BAR_GAP);
-  const svg = h('svg:svg', { class: 'bar-chart', viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': label,
-    preserveAspectRatio: 'xMinYMin meet', style: { maxHeight: `${height * 1.2}px` } });
+  const svg = h('svg:svg', { class: 'bar-chart', width, height, viewBox: `0 0 ${width} ${height}`, role: 'img',
+    'aria-label': label });
   rows.forEach((r, i) => {
     const y = i * (BAR_HEIGHT + BAR_GAP);
     const w = r.value > 0 ? Math.max(2, (r.value / max) * barSpace) : 0;
-    const g = h('svg:g', { class: 'bar', 'data-class': r.name },
+    svg.append(h('svg:g', { class: 'bar', 'data-class': r.name },
       h('svg:title', {}, `${r.name}: ${fmtNumber(r.value)}`),
       h('svg:text', { x: labelWidth - 10, y: y + BAR_HEIGHT / 2, 'text-anchor': 'end', 'dominant-baseline': 'central' },
         r.name.length > 26 ? `${r.name.slice(0, 25)}…` : r.name),
       h('svg:rect', { x: labelWidth, y, width: barSpace, height: BAR_HEIGHT, rx: 4, fill: '#f1f3f6' }),
       h('svg:rect', { x: labelWidth, y, width: w, height: BAR_HEIGHT, rx: 4, fill: r.colour }),
       h('svg:text', { class: 'value', x: labelWidth + w + 8, y: y + BAR_HEIGHT / 2, 'dominant-baseline': 'central' },
-        fmtNumber(r.value)));
-    svg.append(g);
+        fmtNumber(r.value))));
   });
   return svg;
 }
