@@ -54,3 +54,15 @@ def test_writes_are_throttled_unless_forced(tmp_path):
     assert out.write(fraction=1.5, message="c", force=True, run="r1")
     lines = [json.loads(x) for x in (tmp_path / "sub" / "p.jsonl").read_text().splitlines()]
     assert lines == [{"fraction": 0.1, "message": "a"}, {"fraction": 1.0, "message": "c", "run": "r1"}]
+
+
+def test_a_linear_classifier_names_its_run_at_once(synthetic_project, tmp_path):
+    from visionloop.training import train
+
+    p = synthetic_project("classification")
+    out = tmp_path / "progress.jsonl"
+    p.settings = p.settings.model_copy(update={"progress_file": str(out)})
+    res = train(p, version="v1", strategy="linear", progress=False, model="test_resnet", pretrained=False,
+                image_size=32)
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["run"] == res.run_id and "linear" in first["message"] and first["fraction"] == 0.0

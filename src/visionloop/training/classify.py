@@ -28,6 +28,7 @@ from torch import nn
 
 from visionloop.core.errors import ConflictError
 from visionloop.core.preprocess import Preprocess
+from visionloop.core.progress import progress_file
 from visionloop.data.augment import AugmentPolicy, eval_transform, train_transform
 from visionloop.data.cache import ImageCache
 from visionloop.data.datasets import ImageDataset, LabelledItems, class_list, labelled_items
@@ -228,6 +229,9 @@ def train_classifier(
         save_config(directory, cfg)
     model.to(device)
     assert isinstance(model, Classifier)
+    stream = progress_file(project.settings.progress_file)
+    if stream is not None:  # the run id at once, also for the linear strategy, which runs no epochs
+        stream.write(fraction=0.0, message=f"training run {rid} ({strategy})", run=rid, force=True)
 
     cache = ImageCache(project.blobs, preprocess=preprocess)
     etf = eval_transform(preprocess)
