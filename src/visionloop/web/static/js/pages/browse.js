@@ -57,7 +57,7 @@ function select(id, label, options, value, onChange, { disabled = false, hint = 
 function filterPanel(st, classes, versions) {
   const f = st.filters;
   const set = (key) => (value) => st.setFilter(key, value);
-  const q = h('input', { type: 'search', id: 'filter-q', placeholder: 'part of a file name', value: f.q || '',
+  const q = h('input', { type: 'search', id: 'filter-q', placeholder: 'part of a file name  ( / )', value: f.q || '',
     oninput: debounce(() => st.setFilter('q', q.value.trim()), 300) });
   const annotator = h('input', { type: 'text', id: 'filter-annotator', placeholder: 'user name', value: f.annotator || '',
     oninput: debounce(() => st.setFilter('annotator', annotator.value.trim()), 400) });
@@ -376,7 +376,10 @@ export async function render(root, params) {
     if (entries.some((e) => e.isIntersecting)) loadMore();
   }, { rootMargin: '800px 0px' });
   st.observer.observe(sentinel);
-  st.unbind = keymap.bind({ escape: () => { if (st.selectedCount()) clearSelection(); else return false; } });
+  st.unbind = keymap.bind({
+    escape: () => { if (st.selectedCount()) clearSelection(); else return false; },
+    '/': () => { const q = panelHost.querySelector('#filter-q'); if (q) q.focus(); else return false; },
+  });
   loadCount();
   loadMore();
   try {

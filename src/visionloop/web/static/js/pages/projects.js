@@ -77,8 +77,8 @@ function openCreate(onCreated) {
   }
 }
 
-export async function render(root, params) {
-  const s = params.session;
+export async function render(root) {
+  const s = await session.refresh(); // projects made or shared since the last look are listed too
   const isAdmin = s.projects.some((p) => p.role === 'admin');
   const onCreated = async (name) => {
     await session.refresh();
