@@ -117,7 +117,9 @@ def test_send_to_review_and_filter_by_review_state(page, served):
     page.locator("#match-count", has_text="1 image match").wait_for()
 
 
-def test_select_all_matching_counts_every_match(page, served):
+def test_select_all_matching_counts_every_match_and_acts_on_them(page, served):
+    from visionloop.storage.review import current_reviews
+
     open_browse(page, served)
     page.click("#select-all")
     page.locator("#selected-count", has_text=f"{BCCD_IMAGES} selected").wait_for()
@@ -125,6 +127,15 @@ def test_select_all_matching_counts_every_match(page, served):
     page.locator("#selected-count", has_text=f"{BCCD_IMAGES - 1} selected").wait_for()
     page.keyboard.press("Escape")
     assert page.locator("#selected-count").count() == 0
+
+    wbc = images_with_class(served, "WBC")
+    page.select_option("#filter-class", "WBC")
+    page.locator("#match-count", has_text=f"{len(wbc)} image").wait_for()
+    page.click("#select-all")
+    page.click("#bulk-review")
+    page.locator(".toast", has_text="sent to review").wait_for()
+    states = current_reviews(project_of(served), wbc)
+    assert sorted(states) == sorted(wbc) and {e.state for e in states.values()} == {"submitted"}
 
 
 def test_an_annotator_cannot_act_on_a_selection_a_reviewer_only_reviews(new_page, served):

@@ -23,7 +23,7 @@ def test_static_files_answer_without_credentials_with_cache_headers(served):
     status, headers, body = fetch(f"{served.url}/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert b'src="/static/js/main.js"' in body
-    assert headers["cache-control"] == "no-cache"
+    assert headers["cache-control"] == "no-cache" and headers["x-frame-options"] == "DENY"
     status, headers, _ = fetch(f"{served.url}/static/js/main.js")
     assert status == 200 and "javascript" in headers["content-type"]
     assert headers["cache-control"] == "no-cache" and headers["etag"]

@@ -41,6 +41,8 @@ def install_static(app: FastAPI, directory: Path = STATIC_DIR) -> None:
 
     @app.get("/", include_in_schema=False)
     def web_app() -> Any:
-        return FileResponse(index, media_type="text/html", headers={"Cache-Control": INDEX_CACHE})
+        return FileResponse(index, media_type="text/html", headers={
+            "Cache-Control": INDEX_CACHE, "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin"})
 
     app.mount("/static", CachedStaticFiles(directory=directory, html=False), name="static")

@@ -54,16 +54,18 @@ function toastHost() {
   return host;
 }
 
-/** A short message in the corner; kind: 'info' | 'success' | 'error'. Errors stay until closed. */
+/** A short message in the corner; kind: 'info' | 'success' | 'error'. Errors stay until closed ({timeout: 0}
+ * keeps any). Returns {close(), update(message)}. */
 export function toast(message, kind = 'info', { timeout } = {}) {
   const close = () => item.remove();
+  const text = h('span', { class: 'toast-text' }, message);
   const item = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : null },
-    h('span', { class: 'toast-text' }, message),
+    text,
     h('button', { class: 'toast-close', 'aria-label': 'Close', title: 'Close', onclick: close }, '\u00d7'));
   toastHost().append(item);
   const ms = timeout ?? (kind === 'error' ? 0 : 4000);
   if (ms > 0) setTimeout(close, ms);
-  return { close };
+  return { close, update: (next) => { text.textContent = next; } };
 }
 
 /** An error caught on a page, said to the person: the API's detail, or the message. */

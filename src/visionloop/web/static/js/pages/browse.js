@@ -191,6 +191,7 @@ export async function render(root, params) {
       for (;;) {
         const page = await api.get(p('images'), { params: { ...st.filters, after, limit: ID_PAGE } });
         for (const item of page.items) if (!st.excluded.has(item.id)) ids.push(item.id);
+        note.update(`Collecting the matching images… ${fmtNumber(ids.length)} of ${fmtNumber(st.selectedCount())}`);
         if (page.next_after === null || page.next_after === undefined) break;
         after = page.next_after;
       }
