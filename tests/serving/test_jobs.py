@@ -254,3 +254,31 @@ def test_a_job_gets_the_servers_settings_but_no_secret(tmp_path: Path, monkeypat
     assert env["VISIONLOOP_MAX_IMAGE_PIXELS"] == "123" and env["OMP_NUM_THREADS"] == "3"
     assert env["VISIONLOOP_PROGRESS_FILE"] == str(tmp_path / "progress.jsonl")
     assert "VISIONLOOP_ADMIN_PASSWORD" not in env and "VISIONLOOP_WEIGHTS_DIR" not in env
+
+
+def test_the_queue_and_the_kept_exports_are_bounded(tmp_path: Path) -> None:
+    from visionloop.core.errors import ConflictError
+    from visionloop.serving.jobs import JobQueue
+    from visionloop.serving.projects_api.project_registry import ProjectRegistry
+
+    Project.create(tmp_path / "cells", task="detection").close()
+    registry = ProjectRegistry.open([tmp_path / "cells"], settings=Settings())
+    try:
+        idle = JobQueue(registry, Settings(job_max_queued=1))  # not started: nothing takes jobs off it
+        project = registry.get("cells")
+        idle.submit(project, kind="export", params={"format": "coco"}, created_by="ann")
+        with pytest.raises(ConflictError, match="job_max_queued"):
+            idle.submit(project, kind="export", params={"format": "coco"}, created_by="ann")
+        assert len(store.list_jobs(project)) == 1
+    finally:
+        registry.close()
+
+    for platform in make_platform(tmp_path / "keep", Settings(job_threads=1, job_keep_exports=1)):
+        ids = []
+        for fmt in ("coco", "yolo"):
+            made = platform.client.post(platform.url("/exports"), json={"format": fmt}, headers=platform.admin)
+            ids.append(platform.wait(made.json()["id"])["id"])
+        old = platform.client.get(platform.url(f"/exports/{ids[0]}/download"), headers=platform.viewer)
+        assert old.status_code == 404 and "export again" in old.json()["detail"]
+        assert platform.client.get(platform.url(f"/exports/{ids[1]}/download"),
+                                   headers=platform.viewer).status_code == 200

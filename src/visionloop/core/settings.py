@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     """Tail of a background job's log (stderr) the server keeps in the job's record."""
     job_cancel_grace_s: float = 10.0
     """After cancel, seconds a job's process group has to stop on SIGTERM before it gets SIGKILL."""
+    job_max_queued: int = 50
+    """Jobs that may wait in a platform server's queue (all projects); one more is refused with 409 until some ran."""
+    job_keep_exports: int = 5
+    """Export zips kept per project for download; older ones are removed when a newer export is done."""
     import_max_bytes: int = 4 * 1024**3
     """Largest upload to ``POST .../imports`` (all files together, or the one archive); larger ones get 413."""
     prediction_cache_entries: int = 2048

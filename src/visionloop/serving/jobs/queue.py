@@ -4,7 +4,8 @@
 ``interrupted`` and queues again those still ``queued``, oldest first; one worker thread then runs the jobs one after
 the other (:func:`visionloop.serving.jobs.runner.run_steps`), writing their state, progress and log tail to the job's
 row. ``stop`` stops the running job's process group and marks it ``interrupted``. A job's working folders (an import's
-uploaded files, an export's unzipped copy) are removed when it ends; its files (log, result, ``export.zip``) stay.
+uploaded files, an export's unzipped copy) are removed when it ends; its files (log, result, ``export.zip``) stay, the
+newest ``Settings.job_keep_exports`` export zips of a project. At most ``Settings.job_max_queued`` jobs wait.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from visionloop.core.errors import ConflictError
 from visionloop.core.settings import Settings
-from visionloop.serving.jobs.kinds import JOBS_DIR, STAGING_PREFIX, get_kind, job_dir
+from visionloop.serving.jobs.kinds import EXPORT_ZIP, JOBS_DIR, STAGING_PREFIX, get_kind, job_dir
 from visionloop.serving.jobs.runner import Outcome, StopRequest, run_steps
 from visionloop.serving.projects_api.project_registry import ProjectRegistry
 from visionloop.storage import jobs as store
@@ -79,6 +80,7 @@ class JobQueue:
         """Record a ``queued`` job and queue it. ``prepare(job, folder)`` fills the job's folder first (an upload);
         when it raises, the job is recorded as failed with the error and the error is raised."""
         get_kind(kind)  # an unknown kind fails before anything is recorded
+        self.check_room()
         job = store.create_job(project, kind=kind, params=params, created_by=created_by)
         if prepare is not None:
             try:
@@ -89,6 +91,13 @@ class JobQueue:
                 raise
         self._queue.put((project.name, job.id))
         return store.get_job(project, job.id)
+
+    def check_room(self) -> None:
+        """ConflictError when ``Settings.job_max_queued`` jobs wait already."""
+        waiting = self._queue.qsize()
+        if waiting >= self.settings.job_max_queued:
+            raise ConflictError(f"{waiting} jobs are waiting to run on this server (its job_max_queued setting); "
+                                "start this one when some have run, or cancel some")
 
     def cancel(self, project: Project, job_id: int, *, by: str) -> Job:
         """Cancel a queued job at once, or stop a running one (its state follows when its processes are gone)."""
@@ -171,3 +180,11 @@ class JobQueue:
         for sub in folder.iterdir() if folder.is_dir() else ():
             if sub.is_dir() and not sub.is_symlink():
                 shutil.rmtree(sub, ignore_errors=True)
+        if job.kind == "export" and outcome.state is JobState.DONE:
+            self._prune_exports(project)
+
+    def _prune_exports(self, project: Project) -> None:
+        """Keep the newest ``job_keep_exports`` export zips of the project."""
+        done = store.list_jobs(project, kind="export", states={JobState.DONE}, limit=1000)
+        for old in done[max(0, self.settings.job_keep_exports):]:
+            (job_dir(project, old.id) / EXPORT_ZIP).unlink(missing_ok=True)

@@ -44,6 +44,7 @@ _UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"m
              summary="Upload files or an archive and import them in a job; its result is the import report")
 async def start_import(request: Request, project: ProjectDep, user: AdminDep, settings: SettingsDep,
                        queue: JobQueueDep) -> JobPublic:
+    queue.check_room()  # a full queue refuses before gigabytes are uploaded
     staging = Path(project.root) / JOBS_DIR / f"{STAGING_PREFIX}{secrets.token_hex(8)}"
     staged = await stage_upload(request, staging, max_bytes=settings.import_max_bytes, max_files=MAX_UPLOAD_FILES)
     fmt = staged.fields.get("format") or None
@@ -64,8 +65,11 @@ async def start_import(request: Request, project: ProjectDep, user: AdminDep, se
         folder.mkdir(parents=True, exist_ok=True)
         os.replace(staging, folder / "upload")
 
-    job = queue.submit(project, kind="import", created_by=user.name, prepare=move_in, params={
-        "source": f"upload/{archive}" if archive else "upload", "files": len(staged.names), "bytes": staged.bytes,
-        "format": fmt, "on_conflict": on_conflict,
-    })
+    try:
+        job = queue.submit(project, kind="import", created_by=user.name, prepare=move_in, params={
+            "source": f"upload/{archive}" if archive else "upload", "files": len(staged.names),
+            "bytes": staged.bytes, "format": fmt, "on_conflict": on_conflict,
+        })
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # moved into the job's folder, unless the job was refused
     return job_public(job)
