@@ -131,3 +131,22 @@ def test_a_large_images_thumbnail_comes_from_its_pyramid(served: Served, mosaic:
     assert thumb.size == (512, 384)
     expected = Image.open(mosaic).convert("RGB").resize((512, 384), Image.Resampling.BOX)
     assert np.abs(np.asarray(thumb, dtype=np.int16) - np.asarray(expected, dtype=np.int16)).mean() < 10
+
+
+def test_a_thumbnail_builds_a_missing_pyramid_instead_of_decoding(served: Served,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import visionloop.serving.projects_api.thumbnails as thumbnails
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a large image's thumbnail must not decode the whole image")
+
+    monkeypatch.setattr(thumbnails, "decode", no_decoding)
+    store = TileStore.of(served.project)
+    sha = served.project.image(served.big).sha256
+    store.remove(sha)
+    r = served.client.get(f"{API}/projects/cells/images/{served.big}/thumbnail?size=128", headers=served.viewer)
+    assert r.status_code == 200 and Image.open(io.BytesIO(r.content)).size == (128, 96)
+    assert store.has(sha)
+    monkeypatch.undo()
+    small = served.client.get(f"{API}/projects/cells/images/{served.small}/thumbnail?size=64", headers=served.viewer)
+    assert Image.open(io.BytesIO(small.content)).size == (64, 48)  # a small image: decoded as before

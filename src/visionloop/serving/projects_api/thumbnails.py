@@ -1,6 +1,6 @@
 """JPEG thumbnails of project images at a few fixed sizes, cached on disk under ``.cache/thumbs/<size>/<sha>.jpg``
-within a byte budget per project. An image with a tile pyramid (larger than 4096 px on a side) is thumbnailed from a
-small level of it, never decoded whole.
+within a byte budget per project. An image larger than 4096 px on a side is thumbnailed from a small level of its tile
+pyramid (built first when it is missing), never decoded whole.
 
 Sizes are ``THUMBNAIL_SIZES`` only (other requests snap to the next one up), so one image has at most four cached
 thumbnails. Blobs never change, so a cached thumbnail never goes stale; it is written to a temporary file and renamed
@@ -19,9 +19,9 @@ from pathlib import Path
 from PIL import Image
 
 from visionloop.core.errors import VisionloopError
-from visionloop.core.imageio import decode
+from visionloop.core.imageio import decode, probe
 from visionloop.storage.project import Project
-from visionloop.storage.tiles import TileStore
+from visionloop.storage.tiles import PyramidInfo, TileStore, needs_pyramid
 
 __all__ = [
     "MAX_THUMBNAIL", "THUMBNAIL_QUALITY", "THUMBNAIL_SIZES", "ThumbnailCache", "render_thumbnail", "snap_size",
@@ -85,11 +85,17 @@ class ThumbnailCache:
             pass
         tiles = TileStore.of(self.project)
         pyramid = tiles.info(sha256)
-        if pyramid is not None:  # a large image: from a small level of its pyramid, never decoded whole
-            data = _jpeg_thumbnail(tiles.preview(sha256, pyramid, snap_size(size)), snap_size(size))
-        else:
-            data = render_thumbnail(self.project.blobs.read(sha256), snap_size(size),
-                                    max_pixels=self.project.settings.max_image_pixels)
+        if pyramid is None:
+            blob = self.project.blobs.read(sha256)
+            info = probe(blob, max_pixels=self.project.settings.max_image_pixels)
+            if not needs_pyramid(info.width, info.height):
+                data = render_thumbnail(blob, snap_size(size), max_pixels=self.project.settings.max_image_pixels)
+                self._store(dest, data)
+                return data
+            tiles.ensure(sha256, lambda: blob)  # a large image imported before pyramids: its pyramid first
+            pyramid = PyramidInfo(info.width, info.height)
+        # a large image: from a small level of its pyramid, never decoded whole
+        data = _jpeg_thumbnail(tiles.preview(sha256, pyramid, snap_size(size)), snap_size(size))
         self._store(dest, data)
         return data
 
