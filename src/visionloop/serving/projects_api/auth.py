@@ -80,6 +80,7 @@ PUBLIC_PATHS = frozenset({"/health", SIGN_IN_PATH, "/docs", "/docs/oauth2-redire
 app's page ``/`` and its files under ``/static/...`` (``visionloop.web``) hold no data."""
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The request body is not valid JSON (or form data)."},
     401: {"description": "Missing, unknown, revoked or expired credentials (`WWW-Authenticate: Bearer`)."},
     403: {"description": "Signed in, but the user's role in this project is too weak; the answer names the role."},
 }
