@@ -16,6 +16,11 @@ from PIL import Image
 from visionloop.core.errors import AnnotationValidationError
 
 ResizeMode = Literal["stretch", "shorter_crop", "letterbox", "none"]
+Intensity = Literal["fixed", "per_image"]
+
+LEVEL_PERCENTILES = (1.0, 99.8)
+"""``per_image`` intensity: the grey levels (all channels pooled) stretched to 0..255, as microscopy tools do: a
+faint fluorescence image (mean grey 4) and a bright one (mean 200) reach the model on the same scale."""
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,6 +35,8 @@ class Preprocess:
       centre (torchvision's classification recipe); ``letterbox`` keeps the aspect ratio and pads; ``none`` keeps the
       image size (detectors that resize internally).
     - ``mean``/``std``: per-channel, on the 0..1 scale; the output is (3, H, W) float32 ``(x/255 - mean) / std``.
+    - ``intensity``: ``fixed`` takes the pixels as they are; ``per_image`` first stretches each image's own grey levels
+      (:func:`stretch_levels`, on the image as decoded, before any resize), for data whose exposure varies a lot.
     """
 
     size: tuple[int, int] = (224, 224)
@@ -38,6 +45,7 @@ class Preprocess:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
+    intensity: Intensity = "fixed"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -59,6 +67,12 @@ class Preprocess:
         d["mean"] = tuple(d["mean"])
         d["std"] = tuple(d["std"])
         return cls(**d)
+
+    def levels(self, im: Image.Image) -> Image.Image:
+        """The decoded RGB image with ``intensity`` applied (the first step, before :meth:`geometry`)."""
+        if self.intensity == "fixed":
+            return im
+        return Image.fromarray(stretch_levels(np.asarray(im.convert("RGB"))))
 
     def _resample(self) -> Image.Resampling:
         return {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}[self.interpolation]
@@ -97,5 +111,15 @@ class Preprocess:
 
     def __call__(self, im: Image.Image) -> np.ndarray:
         """RGB PIL image -> (3, H, W) float32 model input."""
-        out, _ = self.geometry(im)
+        out, _ = self.geometry(self.levels(im))
         return self.normalize(np.asarray(out.convert("RGB")))
+
+
+def stretch_levels(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 with its :data:`LEVEL_PERCENTILES` grey levels (all channels pooled) stretched to 0..255,
+    clipped and rounded back to uint8; a flat image comes back unchanged."""
+    lo, hi = np.percentile(rgb, LEVEL_PERCENTILES)
+    if hi - lo < 1.0:
+        return rgb
+    out = (rgb.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

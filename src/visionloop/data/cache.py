@@ -44,7 +44,7 @@ class ImageCache:
 
     def _load(self, sha: str, kind: str) -> np.ndarray:
         if kind == "eval":
-            im, _ = self.preprocess.geometry(decode(self._source(sha)))
+            im, _ = self.preprocess.geometry(self.preprocess.levels(decode(self._source(sha))))
             return np.asarray(im.convert("RGB"))
         side = self.train_side
         im = decode(self._source(sha), draft=(side, side))

@@ -29,7 +29,7 @@ from visionloop.core.annotations import Boxes, Instances, SemanticMask
 from visionloop.core.errors import AnnotationValidationError
 from visionloop.core.imageio import decode
 from visionloop.core.ontology import Ontology
-from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from visionloop.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Intensity, stretch_levels
 from visionloop.data.augment import AugmentPolicy
 
 __all__ = [
@@ -187,7 +187,11 @@ class DetectionDataset(torch.utils.data.Dataset):
 
 
 class SemanticDataset(torch.utils.data.Dataset):
-    """Semantic masks of version items; classes map as :func:`semantic_classes` says, other values to 255."""
+    """Semantic masks of version items; classes map as :func:`semantic_classes` says, other values to 255.
+
+    ``intensity="per_image"`` stretches each decoded image's grey levels before ``transforms``
+    (:func:`~visionloop.core.preprocess.stretch_levels`, as :meth:`Preprocess.levels` does in packages).
+    """
 
     def __init__(
         self,
@@ -196,8 +200,9 @@ class SemanticDataset(torch.utils.data.Dataset):
         ontology: Ontology,
         image_source: Callable[[str], Any],
         transforms: Callable[..., Any] | None = None,
+        intensity: Intensity = "fixed",
     ) -> None:
-        self.items, self.image_source = list(items), image_source
+        self.items, self.image_source, self.intensity = list(items), image_source, intensity
         self.labels, self.classes = semantic_classes(ontology)
         self.transforms = transforms or build_transforms(None, train=False, semantic=True)
 
@@ -221,7 +226,9 @@ class SemanticDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
         item = self.items[index]
         im = decode(self.image_source(item.image.sha256))
-        image = tv_tensors.Image(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+        rgb = np.asarray(im)
+        rgb = stretch_levels(rgb) if self.intensity == "per_image" else rgb.copy()
+        image = tv_tensors.Image(torch.from_numpy(rgb).permute(2, 0, 1))
         mask = tv_tensors.Mask(torch.from_numpy(self.target_mask(index, im.height, im.width)))
         image, mask = self.transforms(image, mask)
         return image.as_subclass(torch.Tensor), {"mask": mask.as_subclass(torch.Tensor), "image_id": index}

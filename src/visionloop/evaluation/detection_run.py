@@ -101,7 +101,8 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
                               "version": cfg.version, "main_metric": main_metric(cfg.task, semantic=kind == "semantic")}
     sections: list[str] = []
     if kind == "semantic":
-        ds = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source)
+        ds = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source,
+                             intensity=cfg.preprocessing().intensity)
         size = int(cfg.extra.get("eval_size", 512))
         preds = predict_dataset(net, ds, kind=kind, semantic_size=(size, size))
         m = semantic_metrics(ds, preds, num_classes=len(names), names=names)

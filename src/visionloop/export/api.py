@@ -50,7 +50,7 @@ def run_package_fields(project: Any, run_id: str, model: Any, cfg: Any) -> dict[
     if is_torchvision_detector(model) and (pp.extra.get("detector_normalises") or pp.mean != (0.0, 0.0, 0.0)):
         # torchvision detectors normalise inside the graph (GeneralizedRCNNTransform): they take 0..1 pixels
         pp = Preprocess(size=pp.size, resize=pp.resize, crop_fraction=pp.crop_fraction, mean=(0.0, 0.0, 0.0),
-                        std=(1.0, 1.0, 1.0), interpolation=pp.interpolation,
+                        std=(1.0, 1.0, 1.0), interpolation=pp.interpolation, intensity=pp.intensity,
                         extra={**pp.extra, "detector_normalises": True, "model_mean": list(pp.mean),
                                "model_std": list(pp.std)})
     thresholds: dict[str, Any] = {}

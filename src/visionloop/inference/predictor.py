@@ -152,7 +152,7 @@ class Predictor:
             im = Image.fromarray(image)
         else:
             im = decode(image, max_pixels=self.max_pixels)
-        out, geo = self.preprocess.geometry(im)
+        out, geo = self.preprocess.geometry(self.preprocess.levels(im))
         x = self.preprocess.normalize(np.asarray(out.convert("RGB")))
         return Prepared(x=x, width=im.size[0], height=im.size[1], geometry=geo)
 

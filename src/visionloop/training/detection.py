@@ -47,6 +47,7 @@ from visionloop.training.semantic import (
     SEMANTIC_DEFAULT_MODEL,
     SEMANTIC_MIN_OBJECT_PX,
     semantic_hparams,
+    semantic_intensity,
     semantic_loss,
     semantic_object_fractions,
     semantic_val_metrics,
@@ -69,7 +70,8 @@ class DetectionHParams:
 
     Semantic runs start from :data:`~visionloop.training.semantic.SEMANTIC_HPARAMS` for the fields left at these
     defaults. ``optimizer``: ``sgd`` (momentum) or ``adamw``. ``crop_size``: semantic training on random square
-    crops of that side from the resized images (0: whole images).
+    crops of that side from the resized images (0: whole images). ``intensity`` (semantic): ``auto``, ``fixed`` or
+    ``per_image`` (see :func:`~visionloop.training.semantic.semantic_intensity`).
     """
 
     epochs: int = 6
@@ -89,6 +91,7 @@ class DetectionHParams:
     patience: int | None = None
     optimizer: str = "sgd"
     crop_size: int = 0
+    intensity: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,7 +168,7 @@ def _version(project: Any, version: str) -> tuple[Any, dict[str, list[Any]]]:
 
 
 def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str, policy: Any,
-              semantic_size: tuple[int, int] | None, crop_size: int = 0) -> dict[str, Any]:
+              semantic_size: tuple[int, int] | None, crop_size: int = 0, intensity: str = "fixed") -> dict[str, Any]:
     from torchvision.transforms import v2
 
     out = {}
@@ -176,7 +179,8 @@ def _datasets(project: Any, info: Any, by_split: dict[str, list[Any]], kind: str
             if train and semantic_size is not None:
                 crop = [v2.RandomCrop(crop_size)] if 0 < crop_size < min(semantic_size) else []
                 tf = v2.Compose([v2.Resize(semantic_size), *crop, tf])
-            out[split] = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source, transforms=tf)
+            out[split] = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source, transforms=tf,
+                                         intensity=intensity)  # type: ignore[arg-type]
         else:
             out[split] = DetectionDataset(items, ontology=info.ontology, image_source=project.blobs.source,
                                           transforms=build_transforms(policy if train else None, train=train),
@@ -277,6 +281,12 @@ def train_detection(
         eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
+    intensity, intensity_reason = "fixed", ""
+    if resume:
+        intensity = cfg.preprocessing().intensity
+    elif kind == "semantic":
+        intensity, intensity_reason = ((hp.intensity, "set by the user") if hp.intensity != "auto"
+                                       else semantic_intensity(by_split["train"], project.blobs.source))
     policy = AugmentPolicy.from_ontology(info.ontology, vflip=hp.vertical_flip)
     max_dets = auto_max_dets([it.annotation for split in by_split.values() for it in split], hp.detections_per_img)
     hp.detections_per_img = max(hp.detections_per_img, max_dets)
@@ -291,18 +301,19 @@ def train_detection(
             run_id=run_id, task=info.task.value, version={"name": info.name, "hash": info.hash}, model=spec,
             classes=classes,
             preprocess=Preprocess(size=(eval_size, eval_size), resize="none" if kind != "semantic" else "stretch",
-                                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+                                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), intensity=intensity,
                                   extra={"detector_normalises": kind != "semantic"}).to_json(),
             strategy="full", strategy_reason="detectors and segmenters are fine-tuned end to end",
             augmentation=policy.to_json(), hparams={**asdict(hp), "train_sizes": list(train_sizes)}, seed=seed,
             weights={"pretrained": pretrained or "default", "path": str(weights) if weights else None},
-            extra={"kind": kind, "max_dets": max_dets, "eval_size": eval_size, "train_sizes": list(train_sizes)},
+            extra={"kind": kind, "max_dets": max_dets, "eval_size": eval_size, "train_sizes": list(train_sizes),
+                   **({"intensity_reason": intensity_reason} if intensity_reason else {})},
         )
         save_config(directory, config)
 
     torch.manual_seed(seed)
     net = _build(spec, pretrained=None if resume else pretrained, weights=None if resume else weights)
-    data = _datasets(project, info, by_split, kind, policy, semantic_size, hp.crop_size)
+    data = _datasets(project, info, by_split, kind, policy, semantic_size, hp.crop_size, intensity)
     params = [p for p in net.parameters() if p.requires_grad]
     opt: torch.optim.Optimizer = (
         torch.optim.AdamW(params, lr=hp.lr * hp.batch_size, weight_decay=hp.weight_decay) if hp.optimizer == "adamw"
