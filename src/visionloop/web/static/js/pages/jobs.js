@@ -42,7 +42,7 @@ function outcome(project, job) {
     return h('span', {}, added !== undefined ? `${added} images added` : 'done',
       problems ? h('span', { class: 'error' }, ` · ${problems} problems`) : null);
   }
-  if (job.kind === 'package' && result.package) return h('a', { href: projectHref(project, 'models') }, result.package);
+  if (job.kind === 'package' && result.name) return h('a', { href: projectHref(project, 'models') }, result.name);
   return null;
 }
 
