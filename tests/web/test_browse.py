@@ -34,7 +34,7 @@ def test_grid_shows_every_image_with_lazy_thumbnails(page, served, shot):
     open_browse(page, served)
     page.locator("#match-count", has_text=f"{BCCD_IMAGES} images").wait_for()
     thumbs = page.locator("#thumb-grid .thumb")
-    assert thumbs.count() == BCCD_IMAGES
+    page.wait_for_function(f"() => document.querySelectorAll('#thumb-grid .thumb').length === {BCCD_IMAGES}")
     img = thumbs.first.locator("img")
     assert img.get_attribute("loading") == "lazy"
     # the thumbnail is fetched with the session cookie (no bearer on an <img>) and decodes
@@ -174,4 +174,5 @@ def test_delete_asks_first_then_deletes(page, served, shot):
     page.locator("#match-count", has_text=f"{BCCD_IMAGES - 2} images").wait_for()
     left = {i.id for i in image_page(project_of(served), limit=1000)[0]}
     assert len(left) == BCCD_IMAGES - 2 and not left & set(doomed)
-    assert page.locator("#thumb-grid .thumb").count() == BCCD_IMAGES - 2
+    page.wait_for_function(f"() => document.querySelectorAll('#thumb-grid .thumb').length === {BCCD_IMAGES - 2}")
+    assert not set(page.locator("#thumb-grid .thumb").evaluate_all("els => els.map(e => +e.dataset.id)")) & set(doomed)
