@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,6 +17,7 @@ from visionloop.core.ontology import class_keys
 from visionloop.core.settings import Settings
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.auth import SIGN_IN_PATH
+from visionloop.serving.projects_api.server import ServerThread
 from visionloop.storage import NewImage, Project
 from visionloop.storage.class_settings import update_class
 from visionloop.storage.ontology_ops import list_ontology_ops
@@ -200,3 +203,19 @@ def test_admins_manage_users(server: Server) -> None:
         kw = {"json": {"name": "x", "role": "viewer"}} if method != "delete" and method != "get" else {}
         r = getattr(server.client, method)(path, headers=sign_in(server.client, "victor"), **kw)
         assert r.status_code == 403, (method, path)
+
+
+def test_racing_creations_of_one_name_make_one_project(project_factory, tmp_path: Path) -> None:
+    """Over real HTTP, several requests at once for the same new name: one 201, the others 409, one folder."""
+    a: Project = project_factory("detection", name="a")
+    headers = bearer_headers(a)
+    with ServerThread(a.root, settings=Settings()) as server, ThreadPoolExecutor(max_workers=4) as pool:
+        def create(_: int) -> int:
+            return httpx.post(f"{server.url}{API}/projects", json={"name": "same", "task": "detection"},
+                              headers=headers, timeout=60).status_code
+
+        codes = sorted(pool.map(create, range(4)))
+        listed = httpx.get(f"{server.url}{API}/projects", headers=headers, timeout=60).json()
+    assert codes == [201, 409, 409, 409]
+    assert sorted(p["name"] for p in listed) == sorted([a.name, "same"])
+    assert sorted(p.name for p in tmp_path.iterdir() if (p / "visionloop.toml").is_file()) == ["a-0", "same"]
