@@ -6,7 +6,7 @@ import {
 } from '../ui.js';
 
 const ACTIVE = new Set(['queued', 'running']);
-const KIND_LABELS = { import: 'Import', export: 'Export', train: 'Training', package: 'Package', predict: 'Prediction' };
+const KIND_LABELS = { import: 'Import', export: 'Export', train: 'Training', evaluate: 'Evaluation', package: 'Package' };
 const FAST_MS = 1500;
 const SLOW_MS = 8000;
 
@@ -43,6 +43,10 @@ function outcome(project, job) {
       problems ? h('span', { class: 'error' }, ` · ${problems} problems`) : null);
   }
   if (job.kind === 'package' && result.name) return h('a', { href: projectHref(project, 'models') }, result.name);
+  const params = job.params || {};
+  if (job.kind === 'evaluate' && params.run) {
+    return h('a', { href: projectHref(project, `runs/${encodeURIComponent(params.run)}`) }, `Run ${params.run}`);
+  }
   return null;
 }
 
