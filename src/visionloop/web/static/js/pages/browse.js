@@ -60,7 +60,9 @@ function filterPanel(st, classes, versions) {
   const q = h('input', { type: 'search', id: 'filter-q', placeholder: 'part of a file name  ( / )', value: f.q || '',
     oninput: debounce(() => st.setFilter('q', q.value.trim()), 300) });
   const annotator = h('input', { type: 'text', id: 'filter-annotator', placeholder: 'user name', value: f.annotator || '',
+    list: 'annotator-names', autocomplete: 'off',
     oninput: debounce(() => st.setFilter('annotator', annotator.value.trim()), 400) });
+  const names = h('datalist', { id: 'annotator-names' }, ['import', ...st.users].map((u) => h('option', { value: u })));
   const active = classes.filter((c) => c.active !== false);
   const latest = versions.length ? versions[versions.length - 1].name : null;
   return h('aside', { class: 'filters', 'aria-label': 'Filters' },
@@ -70,7 +72,7 @@ function filterPanel(st, classes, versions) {
     select('filter-split', 'Split', SPLITS, f.split, set('split'), latest
       ? { hint: `Of version ${latest}, the latest.` } : { disabled: true, hint: 'Splits come with a dataset version.' }),
     select('filter-review', 'Review', REVIEW_STATES, f.review, set('review')),
-    h('div', { class: 'field' }, h('label', { for: 'filter-annotator' }, 'Annotated by'), annotator),
+    h('div', { class: 'field' }, h('label', { for: 'filter-annotator' }, 'Annotated by'), annotator, names),
     h('button', { class: 'link-button', id: 'clear-filters', hidden: !Object.keys(f).length,
       onclick: () => st.setFilters({}) }, 'Clear all filters'));
 }
@@ -118,7 +120,7 @@ export async function render(root, params) {
   const st = {
     project, role, filters: filtersFrom(params.query), items: [], index: new Map(), nextAfter: null,
     done: false, loading: false, total: null, selected: new Set(), all: false, excluded: new Set(), anchor: null,
-    observer: null, unbind: null, abort: null, disposed: false, generation: 0,
+    observer: null, unbind: null, abort: null, disposed: false, generation: 0, users: [],
   };
   state = st;
   const p = (rest) => projectPath(project, rest);
@@ -384,7 +386,10 @@ export async function render(root, params) {
   loadCount();
   loadMore();
   try {
-    [classes, versions] = await Promise.all([api.get(p('classes')), api.get(p('versions'))]);
+    // the user names (admins may list them) help the "annotated by" filter
+    const users = roleAllows(role, 'admin') ? api.get(p('users')).catch(() => []) : Promise.resolve([]);
+    [classes, versions, st.users] = await Promise.all([api.get(p('classes')), api.get(p('versions')),
+      users.then((list) => list.map((u) => u.name))]);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return;
     replaceChildren(panelHost, errorState(e, 'The filters'));
