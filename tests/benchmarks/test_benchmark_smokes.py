@@ -7,12 +7,16 @@ asserts a time.
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.web.conftest import CHROMIUM
 
 
 @pytest.mark.parametrize("name", ["serve", "tiles", "train_classify", "train_semantic"])
@@ -22,3 +26,28 @@ def test_benchmark_smoke_writes_its_result(name: str, bccd_dir, dsb_dir) -> None
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads((REPO / "benchmarks" / "results" / f"{name}.smoke.json").read_text())
     assert result["benchmark"] == name and result["smoke"] is True and len(result) > 3, result
+
+
+UI_FIGURES = {"open_5000_boxes", "drag_5000_boxes_p95_frame", "next_image", "first_grid_page",
+              "deep_page_keyset_vs_offset", "deep_page_keyset_vs_offset_class_filter", "large_image_first_view",
+              "pyramid_build_peak_memory", "save_round_trip"}
+
+
+def test_ui_benchmark_smoke_measures_every_figure_and_its_baseline(bccd_dir) -> None:  # noqa: ANN001
+    """benchmarks/ui.py in Chromium: every figure of the web platform with the naive approach's beside it."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ui.py"), "--smoke"],
+                         capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((REPO / "benchmarks" / "results" / "ui.smoke.json").read_text())
+    assert result["benchmark"] == "ui" and result["smoke"] is True
+    figures = result["figures"]
+    assert set(figures) == UI_FIGURES, set(figures) ^ UI_FIGURES
+    for name, f in figures.items():
+        assert f["ours"] > 0 and f["naive"] > 0 and math.isfinite(f["ratio"]), (name, f)
+        assert f["ratio"] == pytest.approx(f["naive"] / f["ours"], rel=0.02), (name, f)
+        assert f["naive_is"], name
+    assert "open_5000_boxes" in out.stdout  # the table is printed
