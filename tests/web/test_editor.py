@@ -57,6 +57,7 @@ def class_ids(url: str, project: str, headers: dict[str, str]) -> dict[str, int]
 
 
 def open_editor(page, url: str, project: str, image_id: int) -> None:  # noqa: ANN001
+    page.set_default_timeout(60_000)  # waits for the page to get somewhere, generous on a loaded machine
     page.goto(f"{url}/#/p/{project}/annotate/{image_id}")
     page.wait_for_function(f"window.vlEditor && window.vlEditor.id === {image_id} && window.vlEditor.history")
     page.wait_for_function("window.vlEditor.timings.rendered !== undefined")
@@ -84,7 +85,7 @@ def click(page, x: float, y: float) -> None:  # noqa: ANN001
     page.mouse.click(*screen(page, x, y))
 
 
-def wait_saved(page, timeout: float = 15_000) -> None:  # noqa: ANN001
+def wait_saved(page, timeout: float = 60_000) -> None:  # noqa: ANN001
     page.wait_for_function("document.querySelector('.ed-status').dataset.state === 'saved'", timeout=timeout)
 
 
@@ -235,7 +236,7 @@ def test_edits_made_while_the_server_is_down_are_all_saved(new_page, own_project
         server_cm = serve([own_project], projects_dir=own_project.parent)
         server = server_cm.__enter__()
         assert server.port == port
-        wait_saved(page, timeout=30_000)
+        wait_saved(page)
         page.wait_for_function("document.getElementById('pending-edits').hidden")
         head = detail(url, "offline", 1, headers)["annotation"]
         assert head == mine and len(head["xyxy"]) == n0 + 4
@@ -335,6 +336,13 @@ def test_classification_with_keys_and_next_image(new_page, task_projects: Served
     page.keyboard.press("Control+z")
     wait_saved(page)
     assert detail(task_projects.url, "smears", 2, headers)["annotation"]["class_id"] == classes["healthy"]
+    # label, leave and come straight back: the page shows the new label, not what it fetched ahead before the save
+    page.keyboard.press("2")
+    page.keyboard.press("a")
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 1 && window.vlEditor.history")
+    page.keyboard.press("d")
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 2 && window.vlEditor.history")
+    assert page.inner_text(".ed-banner") == "infected"
 
 
 def test_segmentation_polygon_and_vertex_edit(new_page, task_projects: Served, shot) -> None:
@@ -394,7 +402,7 @@ def test_five_thousand_boxes_open_and_drag(page, served: Served, shot) -> None:
     p95 = statistics.quantiles(frames, n=20)[18] if len(frames) >= 20 else max(frames)
     print(f"drag over 5,000 boxes: {len(frames)} frames, median {statistics.median(frames):.1f} ms, p95 {p95:.1f} ms")
     shot(page, "editor-5000-boxes")
-    wait_saved(page, timeout=30_000)
+    wait_saved(page)
     head = detail(served.url, served.name, image, headers)["annotation"]
     moved = head["xyxy"][2525]
     assert moved[0] == pytest.approx(xyxy[2525][0] + 150, abs=3) and moved[1] == pytest.approx(xyxy[2525][1] + 80, abs=3)
@@ -483,7 +491,7 @@ def test_video_frames_keep_track_ids_and_play(new_page, task_projects: Served, s
     assert second["xyxy"][0] == pytest.approx([120, 110, 220, 190], abs=2)
     shot(page, "editor-video-frame")
     page.keyboard.press("k")  # play: frames 3 and 4 follow on their own, and it stops at the last one
-    page.wait_for_function("window.vlEditor && window.vlEditor.id === 4 && window.vlEditor.history", timeout=10_000)
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 4 && window.vlEditor.history")
     assert "street frame 3" in page.inner_text(".ed-pos")
 
 

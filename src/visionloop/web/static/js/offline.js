@@ -76,13 +76,20 @@ function emit(type, detail) {
   events.dispatchEvent(new CustomEvent(type, { detail }));
 }
 
-async function announceCount() {
-  const count = await pendingCount();
-  if (count !== lastCount) {
-    lastCount = count;
-    emit('change', { count });
-    window.dispatchEvent(new CustomEvent('vl-pending-change', { detail: { count } }));
-  }
+let announcing = Promise.resolve();
+
+/** Tell listeners the number of waiting edits when it changed; calls run one after the other, so a count read
+ * earlier is never announced after a newer one. */
+function announceCount() {
+  announcing = announcing.then(async () => {
+    const count = await pendingCount();
+    if (count !== lastCount) {
+      lastCount = count;
+      emit('change', { count });
+      window.dispatchEvent(new CustomEvent('vl-pending-change', { detail: { count } }));
+    }
+  }).catch(() => {});
+  return announcing;
 }
 
 function setOnline(value) {

@@ -47,6 +47,9 @@ function forget(project, id) {
   for (const key of [...details.keys()]) if (key.startsWith(`${project}/${id}?`)) details.delete(key);
 }
 
+// A saved edit makes the image's cached detail stale (a prefetch may have read it before the save landed).
+offline.events.addEventListener('saved', (e) => forget(e.detail.project, e.detail.imageId));
+
 /** The editing mode of a project's task and the image's head payload. */
 function modeOf(task, payload, project) {
   if (task === 'classification') return 'label';
@@ -231,8 +234,8 @@ class Editor {
   /** Add the previous image's shapes (boxes or outlines, track ids kept) to this one. */
   async copyPrevious() {
     if (!this.shapes || this.readOnly || this.prevId === null || this.prevId === undefined) return;
-    const prev = await detailOf(this.project, this.prevId, this.query);
-    const from = prev.annotation;
+    const waiting = await offline.pendingFor(this.project, this.prevId).catch(() => null);
+    const from = waiting ? waiting.payload : (await detailOf(this.project, this.prevId, this.query)).annotation;
     if (!from || from.type !== this.mode || !from.xyxy.length) {
       toast('The previous image has no shapes to copy.', 'info');
       return;

@@ -41,12 +41,19 @@ export class AutoSave {
       this.error = e.detail.error;
       this.report();
     });
+    let heard = false;
     on('change', (e) => {
+      heard = true;
       this.pending = e.detail.count;
       this.report();
     });
     on('online', () => this.report());
-    offline.pendingCount().then((n) => { this.pending = n; this.report(); });
+    // the count now, unless a change event (newer) came first
+    offline.pendingCount().then((n) => {
+      if (heard) return;
+      this.pending = n;
+      this.report();
+    });
   }
 
   /** An edit happened: save it soon (the timer restarts with every edit). */
