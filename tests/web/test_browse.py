@@ -103,6 +103,12 @@ def test_select_with_click_and_shift_click_then_assign_a_split(page, served, sho
     page.locator("#selected-count", has_text="4 selected").wait_for()
     assert "/annotate/" not in page.url
     shot(page, "browse-selected")
+    # the keyboard selects too: Space on a focused image
+    thumbs.nth(7).focus()
+    page.keyboard.press("Space")
+    page.locator("#selected-count", has_text="5 selected").wait_for()
+    page.keyboard.press("Space")
+    page.locator("#selected-count", has_text="4 selected").wait_for()
     page.select_option("#bulk-split", "val")
     page.locator(".toast", has_text="4 images go to validation").wait_for()
     project = project_of(served)

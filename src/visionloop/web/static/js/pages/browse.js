@@ -125,7 +125,15 @@ export async function render(root, params) {
   state = st;
   const p = (rest) => projectPath(project, rest);
 
-  const grid = h('div', { class: 'thumb-grid', id: 'thumb-grid', role: 'list' });
+  const grid = h('div', { class: 'thumb-grid', id: 'thumb-grid', role: 'list',
+    // keyboard: Tab to an image, Space selects it (Shift+Space: the range from the last one), Enter opens it
+    onkeydown: (e) => {
+      const card = e.target.closest && e.target.closest('.thumb');
+      if (!card || e.key !== ' ') return;
+      e.preventDefault();
+      const item = st.items[st.index.get(Number(card.dataset.id))];
+      if (item) st.onCardClick({ target: card, shiftKey: e.shiftKey, ctrlKey: true, metaKey: false, preventDefault() {} }, item);
+    } });
   const foot = h('div', { class: 'grid-foot' });
   const sentinel = h('div', { class: 'grid-sentinel', 'aria-hidden': 'true' });
   const count = h('span', { class: 'count', id: 'match-count', 'aria-live': 'polite' }, '…');
