@@ -82,3 +82,12 @@ export function headlineText(metrics, limit = 2) {
 
 /** 'validation ' for val_ keys, 'test ' for test_ keys. */
 export const splitPrefix = (key) => (key.startsWith('val_') ? 'validation ' : key.startsWith('test_') ? 'test ' : '');
+
+/** 0.0123 -> '1.2 points' (a metric in 0..1 moves by points of 0.01). */
+export const points = (v) => (typeof v === 'number' ? `${(v * 100).toFixed(1)} points` : '–');
+
+/** What int8 changed (the guard's record or a manifest's int8): 'mAP 0.412 (fp32) → 0.409 (int8), a drop of 0.3 points'. */
+export function int8Change(rec) {
+  return `${metricLabel(rec.metric || 'main metric')} ${fmt(rec.fp32)} (fp32) → ${fmt(rec.int8)} (int8), `
+    + `a drop of ${points(rec.drop)}`;
+}

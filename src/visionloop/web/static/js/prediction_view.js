@@ -51,9 +51,10 @@ const rgb = (hex) => {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 };
 
-/** A canvas with `image` (an HTMLImageElement or ImageBitmap) and the prediction drawn over it.
+/** A canvas with `image` (an HTMLImageElement or ImageBitmap) and the prediction drawn over it: objects scored at
+ * least `minScore`; labels on the best `maxLabels` boxes wide enough to hold them (the others are outlines only).
  * `classes`: the project's classes ({id, name, colour}) for their colours. */
-export function predictionCanvas(image, prediction, classes = []) {
+export function predictionCanvas(image, prediction, classes = [], {minScore = 0, maxLabels = 40} = {}) {
   const w = image.naturalWidth || image.width;
   const hgt = image.naturalHeight || image.height;
   const canvas = h('canvas', {class: 'prediction-canvas', width: w, height: hgt});
@@ -61,7 +62,8 @@ export function predictionCanvas(image, prediction, classes = []) {
   ctx.drawImage(image, 0, 0, w, hgt);
   const byId = new Map(classes.map((c) => [c.id, c]));
   const colour = (id) => colorOf(byId.get(id) || id);
-  const masks = [...(prediction.segments || []), ...(prediction.detections || []).filter((d) => d.mask)];
+  const detections = (prediction.detections || []).filter((d) => d.score >= minScore);
+  const masks = [...(prediction.segments || []), ...detections.filter((d) => d.mask)];
   if (masks.length) {
     const overlay = ctx.createImageData(w, hgt);
     for (const m of masks) paintRle(overlay.data, m.mask, rgb(colour(m.class_id)), 110);
@@ -75,14 +77,20 @@ export function predictionCanvas(image, prediction, classes = []) {
   const font = Math.max(12, Math.round(Math.max(w, hgt) / 45));
   ctx.font = `600 ${font}px system-ui, sans-serif`;
   ctx.textBaseline = 'top';
-  for (const d of prediction.detections || []) {
+  // outlines first, the best boxes last (on top), so their labels stay readable
+  const ranked = [...detections].sort((a, b) => a.score - b.score);
+  for (const d of ranked) {
     const [x1, y1, x2, y2] = d.xyxy;
-    const c = colour(d.class_id);
     ctx.lineWidth = line;
-    ctx.strokeStyle = c;
+    ctx.strokeStyle = colour(d.class_id);
     ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+  }
+  for (const d of ranked.slice(-maxLabels)) {
+    const [x1, y1, x2] = d.xyxy;
+    const c = colour(d.class_id);
     const text = `${d.name} ${Math.round(d.score * 100)}%`;
     const tw = ctx.measureText(text).width + 8;
+    if (tw > (x2 - x1) * 1.5) continue;  // a label wider than its box would hide its neighbours
     const ty = y1 - font - 6 >= 0 ? y1 - font - 6 : y1;
     ctx.fillStyle = c;
     ctx.fillRect(x1 - line / 2, ty, tw, font + 6);
@@ -107,12 +115,13 @@ export function scoreList(prediction, classes = []) {
 }
 
 /** One line for people: what the model found. */
-export function predictionSummary(prediction) {
+export function predictionSummary(prediction, minScore = 0) {
   if (prediction.label) return `${prediction.label.name} (${Math.round(prediction.label.score * 100)}%)`;
   if (prediction.tags) return prediction.tags.map((t) => t.name).join(', ') || 'no tag above its threshold';
   if (prediction.segments) return prediction.segments.map((s) => s.name).join(', ') || 'nothing found';
+  const shown = (prediction.detections || []).filter((d) => d.score >= minScore);
   const counts = {};
-  for (const d of prediction.detections || []) counts[d.name] = (counts[d.name] || 0) + 1;
+  for (const d of shown) counts[d.name] = (counts[d.name] || 0) + 1;
   const parts = Object.entries(counts).sort((x, y) => y[1] - x[1]).map(([n, c]) => `${c} ${n}`);
-  return parts.length ? `${(prediction.detections || []).length} objects: ${parts.join(', ')}` : 'nothing found';
+  return parts.length ? `${shown.length} objects: ${parts.join(', ')}` : 'nothing found';
 }

@@ -1,10 +1,12 @@
 // #/p/:project/runs/:run — a training run: its metrics (headline big, per class in a table), curves, config, the
 // HTML report, "compare with…", and "export package" (int8 optional, with the guard's verdict).
 import {api, projectPath, roleAllows, session} from '../api.js';
-import {errorState, fmtDate, fmtMetric, h, pageHeader, plural, projectHref, toast, toastError} from '../ui.js';
+import {
+  errorState, fmtDate, fmtMetric, h, pageHeader, plural, projectHref, replaceChildren, toast, toastError,
+} from '../ui.js';
 import {historyCharts, historyRecords} from '../charts.js';
 import {FINAL_STATES, jobProgress, watchJob} from '../job_watch.js';
-import {kvTable, metricCards, newestFirst, perClassTable} from '../metrics_view.js';
+import {int8Change, kvTable, metricCards, newestFirst, perClassTable, points} from '../metrics_view.js';
 
 let cleanups = [];
 
@@ -31,10 +33,16 @@ export async function render(root, {project, run}) {
   ]);
   const admin = roleAllows(role, 'admin');
   const config = info.config || {};
-  const metrics = info.metrics || {};
-  const perClass = info.evaluation?.per_class;
+  const metricsCard = h('section', {class: 'card'}, metricsBody(info));
   const reportSlot = h('div', {class: 'report-slot'});
-  reportAction(reportSlot, project, info, admin, () => render(root, {project, run}));
+  // once the report is made, its link and the evaluation's metrics replace what was shown (nothing else is redrawn:
+  // an export started meanwhile keeps its progress)
+  const refresh = async () => {
+    const fresh = await api.get(runPath());
+    replaceChildren(metricsCard, metricsBody(fresh));
+    reportAction(reportSlot, project, fresh, admin, refresh);
+  };
+  reportAction(reportSlot, project, info, admin, refresh);
 
   const curves = h('div', {class: 'charts'});
   const records = historyRecords(history);
@@ -44,10 +52,7 @@ export async function render(root, {project, run}) {
     reportSlot),
     info.state === 'running' ? h('p', {class: 'notice'}, 'This run is training now: ',
       h('a', {href: projectHref(project, 'train')}, 'follow it live on the Train page'), '.') : null,
-    h('section', {class: 'card'}, h('h2', {}, 'Metrics'), metricCards(metrics, 4),
-      perClass ? h('h3', {}, `Per class (${info.evaluation.split || 'test'} split)`) : null,
-      perClass ? perClassTable(perClass) : null,
-      info.int8_guard ? h('h3', {}, 'Last int8 check') : null, info.int8_guard ? int8Verdict(info.int8_guard) : null),
+    metricsCard,
     h('section', {class: 'card'}, h('h2', {}, 'Training curves'),
       records.length ? curves : h('p', {class: 'muted'}, 'No curves: the run logged no epoch.')),
     h('div', {class: 'two-cols'},
@@ -61,7 +66,16 @@ export async function render(root, {project, run}) {
   }
 }
 
-/** The report link, or the job making it, or (admin) a button to make it. `onMade` re-renders the page. */
+/** The headline metrics, per class ones from the evaluation, the last int8 check. */
+function metricsBody(info) {
+  const perClass = info.evaluation?.per_class;
+  return [h('h2', {}, 'Metrics'), metricCards(info.metrics || {}, 4),
+    perClass ? h('h3', {}, `Per class (${info.evaluation.split || 'test'} split)`) : null,
+    perClass ? perClassTable(perClass) : null,
+    info.int8_guard ? h('h3', {}, 'Last int8 check') : null, info.int8_guard ? int8Verdict(info.int8_guard) : null];
+}
+
+/** The report link, or the job making it, or (admin) a button to make it; `onMade()` once it is made. */
 async function reportAction(slot, project, info, admin, onMade) {
   const runPath = (rest) => projectPath(project, `runs/${encodeURIComponent(info.id)}/${rest}`);
   if (info.report) {
@@ -168,18 +182,16 @@ export function packageVerdict(project, job, askedInt8) {
   } else {
     parts.push(h('p', {class: 'error'}, `The export ${job.state}${job.error ? `: ${job.error}` : ''}`));
   }
-  if (askedInt8 && guard) parts.push(int8Verdict(guard));
+  if (askedInt8 && guard) parts.push(int8Verdict(guard, 'int8-verdict'));
   else if (askedInt8) parts.push(h('p', {class: 'muted'}, 'The int8 guard left no verdict.'));
   return h('div', {class: 'package-result'}, parts);
 }
 
 /** 'int8 kept: mAP 0.412 -> 0.409 (drop 0.003, at most 0.010)' or refused, as a coloured line. */
-export function int8Verdict(guard) {
+export function int8Verdict(guard, id = null) {
   const kept = guard.outcome === 'written';
-  const drop = typeof guard.drop === 'number' ? guard.drop : null;
-  return h('p', {class: `verdict ${kept ? 'kept' : 'refused'}`, id: 'int8-verdict'},
+  return h('p', {class: `verdict ${kept ? 'kept' : 'refused'}`, id},
     h('strong', {}, kept ? (guard.forced ? 'int8 kept (forced)' : 'int8 kept') : 'int8 refused'), ': ',
-    `${guard.metric || 'main metric'} ${fmtMetric(guard.fp32)} (fp32) → ${fmtMetric(guard.int8)} (int8), `
-    + `drop ${fmtMetric(drop)} ${kept ? '≤' : '>'} allowed ${fmtMetric(guard.max_drop)}`
-    + (kept ? '' : '. Export without int8: the fp32 model keeps its accuracy.'));
+    `${int8Change(guard)} on ${guard.validation_images ?? '?'} validation images (at most ${points(guard.max_drop)} `
+    + `allowed)${kept ? '.' : '. The int8 model was not written; export without int8 to keep the fp32 accuracy.'}`);
 }
