@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from pycocotools import mask as mask_utils
 
 from tests.web.conftest import ADMIN_PASSWORD
 
-pytestmark = pytest.mark.slow  # a short detector training on 12 BCCD images, two exports: about two minutes
+SLOW = pytest.mark.slow  # a short detector training on 12 BCCD images, two exports: about four minutes
 
 EPOCHS = 3
 IMAGE_SIZE = 320
@@ -50,6 +52,7 @@ def run_id(served) -> str:
     return _trained_run(served.url, served.name)
 
 
+@SLOW
 def test_export_deploy_and_try_an_image(page, served, run_id, bccd_dir: Path, shot) -> None:
     page.goto(f"{served.url}/#/p/{served.name}/runs/{run_id}")
     page.click("#export-start")
@@ -99,3 +102,35 @@ def test_export_deploy_and_try_an_image(page, served, run_id, bccd_dir: Path, sh
     page.fill("#try-min-score", "1")
     assert page.evaluate(count, colour)[2] < drawn / 10
     assert "nothing found" in page.inner_text("#try-summary") or max(b["score"] for b in boxes) >= 1
+
+
+def test_masks_are_drawn_where_pycocotools_puts_them(page) -> None:
+    """The page decodes COCO compressed RLE itself: every pixel pycocotools sets is painted, and no other."""
+    rng = np.random.default_rng(0)
+    height, width = 60, 90
+    masks = []
+    for _ in range(2):
+        m = np.zeros((height, width), np.uint8)
+        for _box in range(4):
+            y, x = rng.integers(0, height - 5), rng.integers(0, width - 5)
+            m[y:y + rng.integers(3, 30), x:x + rng.integers(3, 40)] = 1
+        masks.append(m)
+    masks[1][masks[0] == 1] = 0  # semantic segments do not overlap
+    segments = [{"class_id": i + 1, "name": f"c{i + 1}", "score": 0.9,
+                 "mask": {"size": [height, width],
+                          "counts": mask_utils.encode(np.asfortranarray(m))["counts"].decode()}}
+                for i, m in enumerate(masks)]
+    painted = page.evaluate("""async (prediction) => {
+        const {predictionCanvas} = await import('/static/js/prediction_view.js');
+        const blank = document.createElement('canvas');
+        blank.width = prediction.width;
+        blank.height = prediction.height;
+        const classes = [{id: 1, colour: '#ff0000'}, {id: 2, colour: '#0000ff'}];
+        const c = predictionCanvas(blank, prediction, classes);
+        const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const out = [];
+        for (let i = 0; i < data.length; i += 4) out.push(data[i + 3] === 0 ? 0 : data[i] > data[i + 2] ? 1 : 2);
+        return out;
+    }""", {"task": "segmentation", "width": width, "height": height, "segments": segments})
+    expected = masks[0] + 2 * masks[1]
+    assert np.array_equal(np.asarray(painted).reshape(height, width), expected)
