@@ -129,6 +129,20 @@ def test_draw_three_boxes_change_class_undo_and_reload(page, served: Served, sho
     shot(page, "editor-detection-reloaded")
 
 
+def test_an_edit_made_just_before_a_reload_is_saved(page, served: Served) -> None:
+    headers = token_of(served.url)
+    image = 10
+    open_editor(page, served.url, served.name, image)
+    n0 = len(payload(page)["xyxy"])
+    drag(page, (30, 30), (100, 90))
+    page.reload()  # at once: the edit has not even left its 300 ms wait
+    page.wait_for_function(f"window.vlEditor && window.vlEditor.id === {image} && window.vlEditor.history")
+    assert len(payload(page)["xyxy"]) == n0 + 1
+    wait_saved(page)
+    head = detail(served.url, served.name, image, headers)["annotation"]
+    assert len(head["xyxy"]) == n0 + 1 and [30, 30, 100, 90] in [[round(v) for v in b] for b in head["xyxy"]]
+
+
 def test_keys_overlay_lists_every_action(page, served: Served, shot) -> None:
     open_editor(page, served.url, served.name, 3)
     page.keyboard.press("?")

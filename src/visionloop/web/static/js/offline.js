@@ -115,6 +115,47 @@ export async function enqueue(project, imageId, payload, baseRevision) {
   return seq;
 }
 
+// ---- the synchronous copy: an edit on its way into IndexedDB while the page is closed or reloaded ------------
+
+const SYNC_PREFIX = 'vl_unsaved:';
+
+/** Keep a copy of an edit in localStorage (synchronous: it survives the page closing right now) until
+ * `enqueue` has stored it; `dropSync` then removes it. */
+export function keepSync(project, imageId, payload, baseRevision) {
+  try {
+    localStorage.setItem(`${SYNC_PREFIX}${JSON.stringify([project, imageId])}`,
+      JSON.stringify({ payload, baseRevision: baseRevision ?? null }));
+    return true;
+  } catch {
+    return false; // full or unavailable: IndexedDB alone
+  }
+}
+
+export function dropSync(project, imageId) {
+  localStorage.removeItem(`${SYNC_PREFIX}${JSON.stringify([project, imageId])}`);
+}
+
+/** Queue the copies a closed page left (their IndexedDB write may not have finished); saving the same payload
+ * twice is harmless (the server answers an unchanged payload with its head). */
+async function recoverSync() {
+  const keys = [];
+  for (let i = 0; i < localStorage.length; i++) {
+    const key = localStorage.key(i);
+    if (key && key.startsWith(SYNC_PREFIX)) keys.push(key);
+  }
+  for (const key of keys) {
+    try {
+      const [project, imageId] = JSON.parse(key.slice(SYNC_PREFIX.length));
+      const { payload, baseRevision } = JSON.parse(localStorage.getItem(key));
+      await enqueue(project, imageId, payload, baseRevision);
+    } catch (e) {
+      console.error('offline queue: a kept edit could not be queued', e);
+      continue;
+    }
+    localStorage.removeItem(key);
+  }
+}
+
 /** How many edits are kept in this browser and not yet saved on the server. */
 export async function pendingCount() {
   return tx('readonly', (store) => req(store.count()));
@@ -246,5 +287,6 @@ export async function idle(timeoutMs = 10000) {
 }
 
 window.addEventListener('online', () => { retryIndex = 0; flush(); });
-// Edits kept by an earlier visit (a reload, a closed tab) are sent as soon as the app loads.
-flush();
+// Edits kept by an earlier visit (a reload, a closed tab) are sent as soon as the app loads; `ready` resolves
+// once the copies left in localStorage are queued (read the queue after it).
+export const ready = recoverSync().catch((e) => console.error('offline queue', e)).then(() => { flush(); });

@@ -85,6 +85,7 @@ class Editor {
 
   async open() {
     const p = this.project;
+    await offline.ready; // edits a closed page left are queued first
     const [info, classes, detail, waiting] = await Promise.all([
       api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id, this.query),
       offline.pendingFor(p, this.id).catch(() => null)]);

@@ -71,7 +71,10 @@ export class AutoSave {
     this.timer = null;
     if (this.conflict) return; // held until the person chose a version; the edits stay on the page
     this.queued += 1;
-    await offline.enqueue(this.project, this.imageId, this.getPayload(), this.revision);
+    const payload = this.getPayload();
+    const kept = offline.keepSync(this.project, this.imageId, payload, this.revision);
+    await offline.enqueue(this.project, this.imageId, payload, this.revision);
+    if (kept) offline.dropSync(this.project, this.imageId);
     this.report();
   }
 
