@@ -613,3 +613,22 @@ def test_instance_mask_brush_and_eraser(new_page, task_projects: Served, shot) -
     assert not mask[200, 200] and not mask[50, 50]
     ys, xs = mask.nonzero()
     assert head["xyxy"][0] == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=0.01)
+
+
+def test_space_drag_pans_wheel_zooms_and_f_fits(page, served: Served) -> None:
+    open_editor(page, served.url, served.name, 11)
+    n0 = len(payload(page)["xyxy"])
+    view = "window.vlEditor.canvas.map.getView()"
+    center = page.evaluate(f"{view}.getCenter()")
+    page.keyboard.down(" ")
+    drag(page, (300, 200), (200, 150))  # with Space held the box tool pans instead of drawing
+    page.keyboard.up(" ")
+    moved = page.evaluate(f"{view}.getCenter()")
+    assert moved[0] > center[0] + 50 and len(payload(page)["xyxy"]) == n0
+    resolution = page.evaluate(f"{view}.getResolution()")
+    page.mouse.move(*screen(page, 320, 240))
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"{view}.getResolution() < {resolution} * 0.8")
+    page.keyboard.press("f")
+    page.wait_for_function(f"Math.abs({view}.getResolution() - {resolution}) < 0.01")
+    assert page.evaluate(f"{view}.getCenter()") == pytest.approx(center, abs=1)

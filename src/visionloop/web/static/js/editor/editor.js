@@ -453,7 +453,10 @@ class Editor {
         { keys: [']'], label: 'Larger brush', group: 'Tools', run: () => painter.resize(1) },
       );
     }
-    return list.filter(Boolean);
+    // A class key chosen for the ontology wins over an editor key that is the same (that action keeps its others).
+    const classKeys = new Set(this.keysOf.values());
+    return list.filter(Boolean).map((b) => (b.group.startsWith('Classes') ? b
+      : { ...b, keys: b.keys.filter((k) => !classKeys.has(k)) })).filter((b) => b.keys.length);
   }
 
   space(event, down) {
