@@ -193,6 +193,27 @@ def test_conflict_shows_both_versions_and_merges(page, served: Served, shot) -> 
     assert len(head["annotation"]["xyxy"]) == len(start["annotation"]["xyxy"]) + 2
 
 
+def test_a_conflict_of_another_image_is_announced_and_resolved_there(page, served: Served, shot) -> None:
+    headers = token_of(served.url)
+    open_editor(page, served.url, served.name, 12)
+    before = detail(served.url, served.name, 11, headers)
+    # an edit of image 11 waiting in this browser, based on a revision older than the head
+    page.evaluate("""async () => {
+        const queue = await import('/static/js/offline.js');
+        await queue.enqueue('bccd', 11, {type: 'boxes', xyxy: [[5, 5, 50, 50]], class_id: [1]}, 0);
+    }""")
+    note = page.locator(".toast", has_text="Someone else saved an image")
+    note.wait_for()
+    shot(page, "editor-conflict-elsewhere")
+    note.locator("a").click()
+    page.locator(".ed-conflict-dialog").wait_for()  # opening that image asks which version to keep
+    page.click("[data-choice=theirs]")
+    page.wait_for_function("document.getElementById('pending-edits').hidden")
+    wait_saved(page)
+    after = detail(served.url, served.name, 11, headers)
+    assert after["head_revision"] == before["head_revision"] and after["annotation"] == before["annotation"]
+
+
 # ---- the server goes away in the middle of a session ------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@
 // the image and the shapes; tools.js edits them; keys.js maps keys to the actions below.
 
 import { ApiError, api, projectPath, roleAllows } from '../api.js';
-import { DEFAULT_KEYS, colorOf, toast } from '../ui.js';
+import { DEFAULT_KEYS, colorOf, h, toast } from '../ui.js';
 import * as offline from '../offline.js';
 import { Canvas, prefetchImage } from './canvas.js';
 import { InstanceBrush, InstanceMasks, MaskEditor } from './masks.js';
@@ -49,6 +49,18 @@ function forget(project, id) {
 
 // A saved edit makes the image's cached detail stale (a prefetch may have read it before the save landed).
 offline.events.addEventListener('saved', (e) => forget(e.detail.project, e.detail.imageId));
+
+/** Say so when a waiting edit of another image than the one open meets a conflict or is refused. */
+function elsewhere(e, text) {
+  const { project, imageId } = e.detail;
+  if (page && page.project === project && page.id === imageId) return; // the open image's editor says it
+  const href = `#/p/${encodeURIComponent(project)}/annotate/${imageId}`;
+  toast(h('span', {}, text, ' ', h('a', { href }, `Open image ${imageId}`)), 'error');
+}
+offline.events.addEventListener('conflict', (e) => elsewhere(e,
+  'Someone else saved an image while your edits of it waited to be sent: choose which version to keep.'));
+offline.events.addEventListener('rejected', (e) => elsewhere(e,
+  `An edit was refused by the server: ${e.detail.error.detail || e.detail.error.message}.`));
 
 /** The editing mode of a project's task and the image's head payload. */
 function modeOf(task, payload, project) {

@@ -3,6 +3,9 @@
 
 import { h, replaceChildren, colorOf, textOn, keymap } from '../ui.js';
 
+/** A click on these buttons leaves the keyboard focus where it was (Space and the keys keep going to the editor). */
+const keepFocus = (e) => e.preventDefault();
+
 const TOOL_LABELS = {
   select: ['Select / move', 'v'], box: ['Box', 'b'], polygon: ['Polygon', 'p'], brush: ['Brush', 'r'],
   eraser: ['Eraser', 'e'], fill: ['Fill', 'g'],
@@ -21,8 +24,10 @@ export class Panel {
       onclick: () => actions.resolveConflict(), hidden: readOnly }, 'Saved');
     this.toolsEl = h('div', { class: 'ed-tools', role: 'toolbar', 'aria-label': 'Tools' });
     this.modesEl = h('div', { class: 'ed-modes', hidden: true });
-    this.prevBtn = h('button', { class: 'small', title: 'Previous image (A or ←)', onclick: actions.prev }, '‹ Prev');
-    this.nextBtn = h('button', { class: 'small', title: 'Next image (D or →)', onclick: actions.next }, 'Next ›');
+    this.prevBtn = h('button', { class: 'small', title: 'Previous image (A or ←)', onclick: actions.prev,
+      onmousedown: keepFocus }, '‹ Prev');
+    this.nextBtn = h('button', { class: 'small', title: 'Next image (D or →)', onclick: actions.next,
+      onmousedown: keepFocus }, 'Next ›');
     this.bannerEl = h('div', { class: 'ed-banner', hidden: true });
     this.classList = h('ul', { class: 'ed-classes' });
     this.selectionEl = h('div', { class: 'ed-selection' });
@@ -58,7 +63,8 @@ export class Panel {
     replaceChildren(this.toolsEl, names.map((name) => {
       const [label, key] = TOOL_LABELS[name];
       return h('button', { class: `small ed-tool${name === current ? ' active' : ''}`, 'aria-pressed': String(name === current),
-        'data-tool': name, title: `${label} (${key.toUpperCase()})`, onclick: () => this.actions.setTool(name) },
+        'data-tool': name, title: `${label} (${key.toUpperCase()})`, onclick: () => this.actions.setTool(name),
+        onmousedown: keepFocus },
       label, h('kbd', {}, key.toUpperCase()));
     }));
   }
@@ -87,7 +93,7 @@ export class Panel {
       const on = chosen ? chosen.has(c.id) : c.id === current;
       const key = keys.get(c.id);
       return h('li', {}, h('button', { class: `ed-class${on ? ' active' : ''}`, 'data-class': c.id,
-        'aria-pressed': String(on), onclick: () => this.actions.pickClass(c.id),
+        'aria-pressed': String(on), onclick: () => this.actions.pickClass(c.id), onmousedown: keepFocus,
         title: key ? `${c.name} (key ${keymap.label(key)})` : c.name },
       h('span', { class: 'ed-swatch', style: { background: colour, color: textOn(colour) } }, key ? keymap.label(key) : ''),
       h('span', { class: 'ed-class-name' }, c.name),

@@ -98,7 +98,7 @@ export class AutoSave {
     if (this.error) return { state: 'error', text: `Not saved: ${this.error.detail || this.error.message}`, pending: n };
     if (!offline.isOnline() && n) return { state: 'offline', text: `Server unreachable · ${waiting}`, pending: n };
     if (this.timer !== null || this.queued > 0) return { state: 'saving', text: 'Saving…', pending: n };
-    if (n) return { state: 'saving', text: `Saving… (${waiting})`, pending: n };
+    // edits of other images still waiting are the top bar's to count: this image is saved
     return { state: 'saved', text: this.revision === null || this.revision === undefined ? 'No changes yet' : 'Saved',
       pending: 0 };
   }
