@@ -2,10 +2,11 @@
 // matches, and actions on many images at once.
 //
 // Fast at any size: pages come by keyset (GET images?after=<last id>), so the 500th page costs what the first does;
-// a page is added only when the end of the grid nears the screen (IntersectionObserver); thumbnails are
-// <img loading=lazy> fetched with the session cookie and cached forever by the browser; cards off screen skip layout
-// and paint (content-visibility). Filters live in the URL (#/p/x/images?class=RBC&annotated=false), so a filtered
-// view can be bookmarked and the editor's next/previous follow the same filters.
+// a page is fetched only when the end of what is loaded nears the screen; the grid is windowed (only the rows on
+// screen and a few around them are in the page, the rest is empty space of the right height), so the page holds the
+// same few dozen cards after scrolling through 100,000 images; thumbnails are <img loading=lazy> fetched with the
+// session cookie and cached forever by the browser. Filters live in the URL (#/p/x/images?class=RBC&annotated=false),
+// so a filtered view can be bookmarked and the editor's next/previous follow the same filters.
 import { ApiError, api, projectPath, roleAllows } from '../api.js';
 import {
   confirmDialog, debounce, emptyState, errorState, fmtNumber, h, keymap, pageHeader, plural, projectHref,
@@ -17,6 +18,11 @@ const NEXT_PAGE = 240;
 const ID_PAGE = 500; // the API's largest page: used to collect the ids of "all matching"
 const BULK_CHUNK = 5000; // the API takes up to 10,000 ids a request
 const THUMB_SIZE = 256;
+const MIN_CARD = 150; // px: the narrowest card; the columns fill the width
+const GAP = 12;
+const META_H = 31; // px under the picture: the name line
+const BUFFER_ROWS = 4; // rows kept above and below the screen
+const CARD_CACHE = 1500; // cards kept built for scrolling back
 const FILTER_KEYS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
 const REVIEW_STATES = [['todo', 'To do'], ['in_progress', 'In progress'], ['submitted', 'Waiting for review'],
   ['approved', 'Approved'], ['rejected', 'Rejected']];
@@ -28,6 +34,7 @@ export function dispose() {
   if (!state) return;
   state.disposed = true;
   if (state.observer) state.observer.disconnect();
+  if (state.onScroll) window.removeEventListener('scroll', state.onScroll);
   if (state.unbind) state.unbind();
   if (state.abort) state.abort.abort();
   state = null;
@@ -57,7 +64,7 @@ function select(id, label, options, value, onChange, { disabled = false, hint = 
 function filterPanel(st, classes, versions) {
   const f = st.filters;
   const set = (key) => (value) => st.setFilter(key, value);
-  const q = h('input', { type: 'search', id: 'filter-q', placeholder: 'part of a file name  ( / )', value: f.q || '',
+  const q = h('input', { type: 'search', id: 'filter-q', placeholder: 'part of a file name', value: f.q || '',
     oninput: debounce(() => st.setFilter('q', q.value.trim()), 300) });
   const annotator = h('input', { type: 'text', id: 'filter-annotator', placeholder: 'user name', value: f.annotator || '',
     list: 'annotator-names', autocomplete: 'off',
@@ -66,7 +73,8 @@ function filterPanel(st, classes, versions) {
   const active = classes.filter((c) => c.active !== false);
   const latest = versions.length ? versions[versions.length - 1].name : null;
   return h('aside', { class: 'filters', 'aria-label': 'Filters' },
-    h('div', { class: 'field' }, h('label', { for: 'filter-q' }, 'File name'), q),
+    h('div', { class: 'field' }, h('label', { for: 'filter-q' }, 'File name ',
+      h('kbd', { class: 'faint', title: 'Press / to type here' }, '/')), q),
     select('filter-class', 'Class', active.map((c) => [c.name, c.name]), f.class, set('class')),
     select('filter-annotated', 'Annotated', [['true', 'Annotated'], ['false', 'Not annotated']], f.annotated, set('annotated')),
     select('filter-split', 'Split', SPLITS, f.split, set('split'), latest
@@ -120,7 +128,7 @@ export async function render(root, params) {
   const st = {
     project, role, filters: filtersFrom(params.query), items: [], index: new Map(), nextAfter: null,
     done: false, loading: false, total: null, selected: new Set(), all: false, excluded: new Set(), anchor: null,
-    observer: null, unbind: null, abort: null, disposed: false, generation: 0, users: [],
+    observer: null, onScroll: null, unbind: null, abort: null, disposed: false, generation: 0, users: [],
   };
   state = st;
   const p = (rest) => projectPath(project, rest);
@@ -134,13 +142,13 @@ export async function render(root, params) {
       const item = st.items[st.index.get(Number(card.dataset.id))];
       if (item) st.onCardClick({ target: card, shiftKey: e.shiftKey, ctrlKey: true, metaKey: false, preventDefault() {} }, item);
     } });
+  const windowBox = h('div', { class: 'thumb-window' }, grid);
   const foot = h('div', { class: 'grid-foot' });
-  const sentinel = h('div', { class: 'grid-sentinel', 'aria-hidden': 'true' });
   const count = h('span', { class: 'count', id: 'match-count', 'aria-live': 'polite' }, '…');
   const selectionBar = h('div', { class: 'selection-bar', id: 'selection-bar', hidden: true });
   const bar = h('div', { class: 'browse-bar' }, count, h('span', { class: 'spacer' }), selectionBar);
-  const panelHost = h('div', {});
-  const content = h('div', {}, bar, grid, sentinel, foot);
+  const panelHost = h('div', { class: 'filters-host' });
+  const content = h('div', {}, bar, windowBox, foot);
   replaceChildren(root, h('div', { 'data-testid': 'browse-page' },
     pageHeader('Images', null,
       roleAllows(role, 'admin') ? h('a', { class: 'button', href: projectHref(project, 'import') }, 'Import images') : null),
@@ -294,13 +302,10 @@ export async function render(root, params) {
       const limit = st.items.length ? NEXT_PAGE : FIRST_PAGE;
       const page = await api.get(p('images'), { params: { ...st.filters, after: st.nextAfter, limit } });
       if (generation !== st.generation || st.disposed) return;
-      const fragment = document.createDocumentFragment();
       for (const item of page.items) {
         st.index.set(item.id, st.items.length);
         st.items.push(item);
-        fragment.append(thumbCard(st, item));
       }
-      grid.append(fragment);
       st.nextAfter = page.next_after ?? null;
       st.done = st.nextAfter === null;
       if (st.total === null && typeof page.total === 'number') setTotal(page.total);
@@ -315,8 +320,70 @@ export async function render(root, params) {
       return;
     }
     st.loading = false;
-    // the screen is not full yet: one more page
-    if (!st.done && sentinel.getBoundingClientRect().top < window.innerHeight + 800) loadMore();
+    layout(true); // draws the new rows on screen, and asks for the next page when the screen is not full yet
+  }
+
+  // ---- the window of cards on screen ---------------------------------------------------------------------------
+  const view = { cols: 0, rowH: 0, first: -1, last: -1, cards: new Map(), frame: 0 };
+
+  function cardFor(item) {
+    let card = view.cards.get(item.id);
+    if (!card) {
+      card = thumbCard(st, item);
+      view.cards.set(item.id, card);
+    } else {
+      const on = st.isSelected(item.id);
+      card.classList.toggle('selected', on);
+      card.querySelector('.thumb-check').checked = on;
+    }
+    return card;
+  }
+
+  /** Place the rows that are on screen (and BUFFER_ROWS around them); `force` redraws the same range. */
+  function layout(force = false) {
+    if (st.disposed) return;
+    const width = windowBox.clientWidth;
+    if (!width) return;
+    const cols = Math.max(1, Math.floor((width + GAP) / (MIN_CARD + GAP)));
+    const cardW = (width - GAP * (cols - 1)) / cols;
+    const cardH = Math.round((cardW * 3) / 4) + META_H;
+    const rowH = cardH + GAP;
+    const rows = Math.ceil(st.items.length / cols);
+    if (cols !== view.cols || rowH !== view.rowH) {
+      view.cols = cols;
+      view.rowH = rowH;
+      grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+      grid.style.gridAutoRows = `${cardH}px`;
+      force = true;
+    }
+    windowBox.style.height = rows ? `${rows * rowH - GAP}px` : '0px';
+    const top = -windowBox.getBoundingClientRect().top;
+    const firstRow = Math.max(0, Math.floor(top / rowH) - BUFFER_ROWS);
+    const lastRow = Math.min(rows, Math.ceil((top + window.innerHeight) / rowH) + BUFFER_ROWS);
+    const first = firstRow * cols;
+    const last = Math.min(st.items.length, lastRow * cols);
+    if (force || first !== view.first || last !== view.last) {
+      view.first = first;
+      view.last = last;
+      grid.style.transform = `translateY(${firstRow * rowH}px)`;
+      grid.replaceChildren(...st.items.slice(first, last).map(cardFor));
+      if (view.cards.size > CARD_CACHE) {
+        for (const id of view.cards.keys()) {
+          const i = st.index.get(id);
+          if (i === undefined || i < first - CARD_CACHE / 2 || i > last + CARD_CACHE / 2) view.cards.delete(id);
+        }
+      }
+    }
+    // what is loaded ends within two screens: the next page
+    if (!st.done && !st.loading && last >= st.items.length - cols * Math.ceil((2 * window.innerHeight) / rowH)) loadMore();
+  }
+
+  function scheduleLayout() {
+    if (view.frame) return;
+    view.frame = requestAnimationFrame(() => {
+      view.frame = 0;
+      layout();
+    });
   }
 
   function setTotal(total) {
@@ -355,7 +422,11 @@ export async function render(root, params) {
     st.done = false;
     st.loading = false;
     st.total = null;
+    view.cards.clear();
+    view.first = -1;
     grid.replaceChildren();
+    windowBox.style.height = '0px';
+    window.scrollTo(0, 0);
     count.textContent = '…';
     loadCount();
     loadMore();
@@ -383,10 +454,10 @@ export async function render(root, params) {
   // the first page and the count are asked for at once; the filter panel follows when the classes are in
   let classes = [];
   let versions = [];
-  st.observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) loadMore();
-  }, { rootMargin: '800px 0px' });
-  st.observer.observe(sentinel);
+  st.observer = new ResizeObserver(() => scheduleLayout());
+  st.observer.observe(windowBox);
+  st.onScroll = scheduleLayout;
+  window.addEventListener('scroll', st.onScroll, { passive: true });
   st.unbind = keymap.bind({
     escape: () => { if (st.selectedCount()) clearSelection(); else return false; },
     '/': () => { const q = panelHost.querySelector('#filter-q'); if (q) q.focus(); else return false; },
