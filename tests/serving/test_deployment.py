@@ -139,3 +139,39 @@ def test_an_upload_over_the_api_limit_is_refused(tmp_path: Path, detector_packag
         assert len(big) > 10_000
         r = c.post(f"{API}/predict", files={"file": ("a.jpg", big, "image/jpeg")}, headers=headers)
         assert r.status_code == 413 and "api_max_body_bytes" in r.json()["detail"]
+
+
+def test_a_run_trained_with_deploy_is_evaluated_packaged_and_deployed(served: Served) -> None:
+    """The jobs that follow a training started with ``deploy``: evaluate, then package, then the deployment itself."""
+    from visionloop.serving.jobs.kinds import evaluate_after_training, package_after_evaluation
+    from visionloop.serving.projects_api.deployments import deploy_after_packaging
+    from visionloop.storage.jobs import create_job
+    from visionloop.storage.versions import create_version
+
+    p = served.project
+    run, untested = "20261202-000000-fasterrcnn-test", "20261202-000000-fasterrcnn-untested"
+    for name, rid, fractions in (("v1", run, (0.5, 0.0, 0.5)), ("v2", untested, (1.0, 0.0, 0.0))):
+        create_version(p, name=name, seed=0, fractions=fractions)
+        (Path(p.root) / "runs" / rid).mkdir(parents=True)
+        (Path(p.root) / "runs" / rid / "config.json").write_text(json.dumps({"version": {"name": name}}))
+    train = create_job(p, kind="train", params={"version": "v2", "deploy": True}, created_by="admin")
+    # nothing to evaluate on: the package comes next
+    assert evaluate_after_training(p, train, {"run": untested}) == (
+        "package", {"run": untested, "name": untested, "deploy": True})
+    train = create_job(p, kind="train", params={"version": "v1", "deploy": True}, created_by="admin")
+    kind, params = evaluate_after_training(p, train, {"run": run})
+    assert kind == "evaluate" and params["run"] == run and params["deploy"] is True
+    evaluate = create_job(p, kind=kind, params=params, created_by="admin")
+    assert package_after_evaluation(p, evaluate, {}) == ("package", {"run": run, "name": run, "deploy": True})
+    plain = create_job(p, kind="train", params={"version": "v1"}, created_by="admin")
+    assert "deploy" not in evaluate_after_training(p, plain, {"run": run})[1]  # without deploy the chain ends there
+    assert evaluate_after_training(p, plain, {"run": untested}) is None
+    assert package_after_evaluation(p, create_job(p, kind="evaluate", params={"run": run}, created_by="a"), {}) is None
+
+    follow = deploy_after_packaging(served.client.app.state.deployments)
+    assert follow(p, create_job(p, kind="package", params={"name": "detector", "deploy": True}, created_by="ann"),
+                  {}) is None
+    now = served.client.get(f"{API}/deployment", headers=served.viewer).json()
+    assert now["package"] == "detector" and now["deployed_by"] == "ann"
+    follow(p, create_job(p, kind="package", params={"name": "broken", "deploy": True}, created_by="ann"), {})
+    assert served.client.get(f"{API}/deployment", headers=served.viewer).json()["package"] == "detector"  # kept

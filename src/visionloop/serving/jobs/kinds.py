@@ -20,7 +20,7 @@ from visionloop.storage.project import Project
 from visionloop.storage.versions import get_version
 
 __all__ = ["CLI_MODULE", "EXPORT_ZIP", "JOBS_DIR", "KINDS", "PACKAGES_DIR", "STAGING_PREFIX", "JobKind", "Step",
-           "evaluate_after_training", "get_kind", "job_dir", "package_dir", "public_guard"]
+           "evaluate_after_training", "get_kind", "package_after_evaluation", "job_dir", "package_dir", "public_guard"]
 
 CLI_MODULE = "visionloop.cli.main"
 JOBS_DIR = "jobs"
@@ -119,7 +119,16 @@ def evaluate_after_training(p: Project, job: Job, result: dict[str, Any]) -> tup
     except (OSError, ValueError, KeyError, NotFoundError):
         return None
     split = next((s for s in ("test", "val") if splits.get(s)), None)
-    return ("evaluate", {"run": run, "split": split}) if split else None
+    deploy = {"deploy": True} if job.params.get("deploy") else {}
+    if split:
+        return "evaluate", {"run": run, "split": split, **deploy}
+    return ("package", {"run": run, "name": run, **deploy}) if deploy else None
+
+
+def package_after_evaluation(p: Project, job: Job, result: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The package job that follows the evaluation of a run trained with ``deploy`` (its deployment comes next)."""
+    run = job.params.get("run")
+    return ("package", {"run": run, "name": run, "deploy": True}) if job.params.get("deploy") and run else None
 
 
 def _nothing(p: Project, job: Job) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from visionloop.serving.body_limit import install_body_limit
 from visionloop.serving.docs import docs_app_options, install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
 from visionloop.serving.jobs import JobQueue
-from visionloop.serving.jobs.kinds import evaluate_after_training
-from visionloop.serving.projects_api.deployments import Deployments
+from visionloop.serving.jobs.kinds import evaluate_after_training, package_after_evaluation
+from visionloop.serving.projects_api.deployments import Deployments, deploy_after_packaging
 from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
 from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
 from visionloop.serving.projects_api.routes.imports import IMPORTS_PATH
@@ -43,9 +43,11 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
         app.state.projects = registry
         app.state.thumbnails = {p.name: ThumbnailCache(p, max_bytes=settings.thumbnail_cache_bytes)
                                 for p in registry.all()}
-        app.state.jobs = JobQueue(registry, settings, follow_ups={"train": evaluate_after_training})
-        app.state.jobs.start()
         app.state.deployments = Deployments(settings)
+        app.state.jobs = JobQueue(registry, settings, follow_ups={
+            "train": evaluate_after_training, "evaluate": package_after_evaluation,
+            "package": deploy_after_packaging(app.state.deployments)})
+        app.state.jobs.start()
         try:
             yield
         finally:

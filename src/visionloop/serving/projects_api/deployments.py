@@ -10,9 +10,11 @@ new one take over (a package that fails to load or to answer is refused and the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +27,12 @@ from visionloop.core.package import PackageError
 from visionloop.core.settings import Settings
 from visionloop.inference import Predictor
 from visionloop.serving.jobs.kinds import PACKAGES_DIR
+from visionloop.storage.jobs import Job
 from visionloop.storage.project import Project
 
-__all__ = ["DEPLOYMENT_FILE", "Deployed", "Deployments", "list_package_dirs"]
+__all__ = ["DEPLOYMENT_FILE", "Deployed", "Deployments", "deploy_after_packaging", "list_package_dirs"]
+
+log = logging.getLogger(__name__)
 
 DEPLOYMENT_FILE = "deployment.json"
 SESSIONS = 1
@@ -159,3 +164,18 @@ class Deployments:
             self._cache.clear()
         for d in active:
             d.predictor.close()
+
+
+def deploy_after_packaging(deployments: Deployments) -> Callable[[Project, Job, dict[str, Any]], None]:
+    """The job queue's follow-up of a package job made with ``deploy`` (a run trained with ``deploy``): the package
+    is deployed in the platform at once, the way ``POST .../deployment`` does; nothing more is queued. A package that
+    cannot be deployed is logged and the old deployment stays."""
+
+    def follow(project: Project, job: Job, result: dict[str, Any]) -> None:
+        if job.params.get("deploy"):
+            try:
+                deployments.deploy(project, str(job.params["name"]), by=job.created_by)
+            except (VisionloopError, PackageError, OSError) as e:
+                log.warning("package %s of project %s was not deployed: %s", job.params["name"], project.name, e)
+
+    return follow

@@ -56,6 +56,8 @@ class TrainRequest(BaseModel):
     epochs: int | None = Field(default=None, ge=1, le=1000, description="Null: chosen for the task and strategy.")
     image_size: int | None = Field(default=None, ge=32, le=4096)
     batch_size: int | None = Field(default=None, ge=1, le=1024)
+    deploy: bool = Field(default=False, description="When the run is trained and evaluated, export its package and "
+                         "deploy it in the platform (jobs follow one another: train, evaluate, package, deploy).")
 
 
 class ModelOption(BaseModel):

@@ -77,7 +77,7 @@ def start_training(body: TrainRequest, project: ProjectDep, user: AdminDep, queu
     if body.strategy not in (None, "auto") and project.task not in (Task.CLASSIFICATION, Task.TAGGING):
         raise ConflictError(f"strategy {body.strategy!r} applies to classification and tagging; a {project.task.value} "
                             "model is always fine-tuned end to end: leave strategy out")
-    params = body.model_dump(exclude_none=True)
+    params = body.model_dump(exclude_none=True, exclude_defaults=True) | {"version": body.version}
     return job_public(queue.submit(project, kind="train", params=params, created_by=user.name))
 
 
