@@ -640,6 +640,7 @@ def test_space_drag_pans_wheel_zooms_and_f_fits(page, served: Served) -> None:
     open_editor(page, served.url, served.name, 11)
     n0 = len(payload(page)["xyxy"])
     view = "window.vlEditor.canvas.map.getView()"
+    page.keyboard.press("f")
     center = page.evaluate(f"{view}.getCenter()")
     page.keyboard.down(" ")
     drag(page, (300, 200), (200, 150))  # with Space held the box tool pans instead of drawing
@@ -649,7 +650,8 @@ def test_space_drag_pans_wheel_zooms_and_f_fits(page, served: Served) -> None:
     resolution = page.evaluate(f"{view}.getResolution()")
     page.mouse.move(*screen(page, 320, 240))
     page.mouse.wheel(0, -400)
-    page.wait_for_function(f"{view}.getResolution() < {resolution} * 0.8")
+    page.wait_for_function(f"{view}.getResolution() < {resolution} * 0.8 && !{view}.getAnimating()")
+    page.wait_for_timeout(300)  # the wheel's zoom has settled
     page.keyboard.press("f")
     page.wait_for_function(f"Math.abs({view}.getResolution() - {resolution}) < 0.01")
     assert page.evaluate(f"{view}.getCenter()") == pytest.approx(center, abs=1)

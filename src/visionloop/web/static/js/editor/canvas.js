@@ -109,6 +109,13 @@ export class Canvas {
       pixelRatio: Math.min(window.devicePixelRatio || 1, 2),
       maxTilesLoading: 32,
     });
+    // Fitted until the person zooms or pans: a window (or panel) that changes size keeps the whole image in view.
+    this.autoFit = true;
+    this.map.getViewport().addEventListener('wheel', () => { this.autoFit = false; }, { passive: true });
+    this.map.on('pointerdrag', () => { this.autoFit = false; });
+    this.map.on('change:size', () => {
+      if (this.autoFit && this.map.getView().getProjection().getUnits() === 'pixels') this.fit();
+    });
   }
 
   /** Show the image of `detail` (width, height, url, tiles): a new view over its pixels, fitted to the window. */
@@ -132,12 +139,14 @@ export class Canvas {
   }
 
   fit() {
+    this.autoFit = true;
     const size = this.map.getSize();
     if (!size || !size[0]) this.map.updateSize();
     this.map.getView().fit([0, 0, this.W, this.H], { padding: [16, 16, 16, 16], duration: 0 });
   }
 
   zoomBy(delta) {
+    this.autoFit = false;
     const view = this.map.getView();
     view.setResolution(view.getConstrainedResolution(view.getResolution() / 2 ** delta));
   }
