@@ -303,15 +303,29 @@ def demo(
     host: str = "127.0.0.1",
     port: int = 8000,
     no_serve: bool = False,
+    train: Annotated[bool, typer.Option("--train/--no-train", help="at the first start, train and deploy a first "
+                                        "model in the background (the platform's job queue)")] = True,
 ) -> None:
-    """Create (once) the sample BCCD project from examples/, then serve it."""
+    """Create (once) the sample BCCD project from examples/, then serve it.
+
+    At the first start the sample also gets its first model: a dataset version ``v1`` and a training job with the
+    task's defaults, evaluated, packaged and deployed when done, so a newcomer sees predictions in the editor; the job
+    runs in the server's background queue, with its progress on the Jobs and Train pages.
+    """
     from visionloop.ingest import import_source
     from visionloop.storage import Project
+    from visionloop.storage.jobs import create_job
+    from visionloop.storage.versions import create_version
 
-    p = Project.open(project) if (project / "visionloop.toml").exists() else Project.create(project, task="detection")
+    new = not (project / "visionloop.toml").exists()
+    p = Project.create(project, task="detection") if new else Project.open(project)
     with p:
         report = import_source(p, source, progress=True)
         typer.echo(f"sample project {project}: {p.stats()['images']} images, {report.images_added} new")
+        if new and train:
+            version = create_version(p, seed=0, author="demo")
+            create_job(p, kind="train", params={"version": version.name, "deploy": True}, created_by="demo")
+            typer.echo(f"a first model trains in the background on {version.name}: follow it on the Jobs page")
     if not no_serve:
         serve_projects([project], host=host, port=port)
 
