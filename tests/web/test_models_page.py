@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from tests.web.conftest import ADMIN_PASSWORD
+from tests.web.api_client import admin_client
 
 SLOW = pytest.mark.slow  # a short detector training on 12 BCCD images, two exports: about four minutes
 
@@ -22,18 +19,9 @@ EPOCHS = 3
 IMAGE_SIZE = 320
 
 
-@contextmanager
-def _client(url: str) -> Iterator[httpx.Client]:
-    """An API client signed in as the admin."""
-    with httpx.Client(base_url=f"{url}/api/v1", timeout=60) as client:
-        token = client.post("/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
-        yield client
-
-
 def _trained_run(url: str, project: str) -> str:
     """Train through the API (version, then a run) and wait for its job; returns the run id."""
-    with _client(url) as client:
+    with admin_client(url) as client:
         version = client.post(f"/projects/{project}/versions", json={}).raise_for_status().json()["name"]
         job = client.post(f"/projects/{project}/runs", json={"version": version, "epochs": EPOCHS,
                                                               "image_size": IMAGE_SIZE}).raise_for_status().json()
@@ -81,7 +69,7 @@ def test_export_deploy_and_try_an_image(page, served, run_id, bccd_dir: Path, sh
     assert boxes, "the model found nothing on a BCCD image"
     assert f"{len(boxes)} objects" in summary.inner_text()
     # the boxes are drawn: pixels of the first box's class colour, which all go when the score filter hides every box
-    with _client(served.url) as client:
+    with admin_client(served.url) as client:
         colours = {c["id"]: c["colour"] for c in client.get(f"/projects/{served.name}/classes").json()}
     colour = colours[boxes[0]["class_id"]]
     count = """(hex) => {

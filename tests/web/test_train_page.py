@@ -8,7 +8,10 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.slow  # two short detector trainings on 12 BCCD images: about a minute each on 2 cores
+from tests.web.api_client import admin_client
+from tests.web.conftest import USER_PASSWORD, sign_in
+
+SLOW = pytest.mark.slow  # a short detector training on 12 BCCD images takes about a minute on 2 cores
 
 TRAIN_TIMEOUT_MS = 600_000
 OPTIONS_TIMEOUT_MS = 90_000  # the first answer loads torch and the model registry into the server
@@ -21,6 +24,7 @@ def _start_short_run(page, image_size: int) -> None:
     page.click("#train-start")
 
 
+@SLOW
 def test_train_follow_open_report_and_compare(page, served, shot) -> None:
     page.goto(f"{served.url}/#/p/{served.name}/train")
     page.click("#version-create")
@@ -69,3 +73,42 @@ def test_train_follow_open_report_and_compare(page, served, shot) -> None:
     assert page.locator("#compare-metrics td.diff").count() >= 1
     assert "256" in page.inner_text("#compare-config")  # the image sizes differ: shown as a config difference
     shot(page, "compare")
+
+
+@SLOW
+def test_stop_a_run_with_confirmation_then_resume_it(page, served, shot) -> None:
+    page.goto(f"{served.url}/#/p/{served.name}/train")
+    page.click("#version-create")
+    page.wait_for_selector(".auto-choice", timeout=OPTIONS_TIMEOUT_MS)
+    page.click("details.advanced > summary")
+    page.fill("#train-epochs", "3")
+    page.fill("#train-image-size", "224")
+    page.click("#train-start")
+    page.wait_for_selector(".train-live .chart canvas", timeout=TRAIN_TIMEOUT_MS)  # an epoch is done
+    shot(page, "train-live")
+    page.click("#train-cancel")
+    page.click(".modal-actions button:has-text('Keep training')")  # changed their mind: nothing happens
+    assert page.locator(".train-live .job-progress[data-state=running]").count() == 1
+    page.click("#train-cancel")
+    page.click(".modal-actions button:has-text('Stop training')")
+    page.wait_for_selector(".train-live .job-progress[data-state=cancelled]", timeout=120_000)
+    assert "stopped" in page.inner_text(".train-after")
+    shot(page, "train-stopped")
+    page.click("#train-resume")
+    page.wait_for_selector(".train-live .done-box", timeout=TRAIN_TIMEOUT_MS)
+    run = page.get_attribute(".done-box a", "href").rsplit("/", 1)[-1]
+    with admin_client(served.url) as client:
+        history = client.get(f"/projects/{served.name}/runs/{run}/history").json()
+    assert history["series"]["epoch"] == [1, 2, 3]  # resumed from its checkpoint: each epoch logged once
+
+
+def test_a_viewer_sees_the_runs_but_no_start_button(new_page, served) -> None:
+    viewer = new_page()
+    sign_in(viewer, served.url, served.add_user("vera", "viewer"), USER_PASSWORD)
+    viewer.goto(f"{served.url}/#/p/{served.name}/train")
+    viewer.wait_for_selector(".train-form")
+    assert viewer.locator("#train-start").count() == 0 and viewer.locator("#version-create").count() == 0
+    assert "Only an admin" in viewer.inner_text(".train-form")
+    viewer.goto(f"{served.url}/#/p/{served.name}/models")
+    viewer.wait_for_selector(".models-page")
+    assert viewer.locator("button.deploy").count() == 0

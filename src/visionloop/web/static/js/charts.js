@@ -48,12 +48,13 @@ export function metricLabel(key) {
 const METRIC_RANGE = (u, min, max) => [0, Math.max(1, max ?? 1)];
 const LOSS_RANGE = (u, min, max) => [0, max > 0 ? max * 1.1 : 1];
 
-function lineChart(parent, title, keys, height, range) {
+function lineChart(parent, title, keys, height, range, frame) {
   const width = Math.max(260, parent.clientWidth || 480);
   const opts = {
     title, width, height,
     legend: {live: false},
-    scales: {x: {time: false}, y: {range}},
+    // epochs 1..planned: the curves grow into a fixed frame while the run trains
+    scales: {x: {time: false, range: (u, min, max) => [1, Math.max(2, frame.epochs || 0, max ?? 1)]}, y: {range}},
     axes: [{label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100]}, {}],
     series: [{label: 'epoch'}, ...keys.map((k, i) => ({
       label: metricLabel(k), stroke: COLOURS[i % COLOURS.length], width: 2,
@@ -67,13 +68,14 @@ function columns(records, keys) {
   return [records.map((r) => r.epoch), ...keys.map((k) => records.map((r) => (typeof r[k] === 'number' ? r[k] : null)))];
 }
 
-/** Two charts in `container` (losses, validation metrics), refreshed by `update(records)`. */
+/** Two charts in `container` (losses, validation metrics), refreshed by `update(records, {epochs})`. */
 export function historyCharts(container, {height = 220} = {}) {
   ensureCss();
   const boxes = [document.createElement('div'), document.createElement('div')];
   boxes.forEach((b) => { b.className = 'chart'; container.appendChild(b); });
   const charts = [null, null];
   const shown = [[], []];
+  const frame = {epochs: 0};
 
   const observer = new ResizeObserver(() => {
     charts.forEach((c, i) => { if (c) c.setSize({width: Math.max(260, boxes[i].clientWidth), height}); });
@@ -84,14 +86,16 @@ export function historyCharts(container, {height = 220} = {}) {
     if (!keys.length) return;
     if (!charts[i] || shown[i].join() !== keys.join()) {
       charts[i]?.destroy();
-      charts[i] = lineChart(boxes[i], title, keys, height, range);
+      charts[i] = lineChart(boxes[i], title, keys, height, range, frame);
       shown[i] = keys;
     }
     charts[i].setData(columns(records, keys));
   }
 
   return {
-    update(records) {
+    /** `epochs`: how many the run plans (the x axis spans them), when known. */
+    update(records, {epochs = 0} = {}) {
+      frame.epochs = epochs;
       const {losses, metrics} = curveKeys(records);
       draw(0, 'Loss', losses, records, LOSS_RANGE);
       draw(1, 'Validation', metrics, records, METRIC_RANGE);

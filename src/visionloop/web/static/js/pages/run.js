@@ -61,7 +61,7 @@ export async function render(root, {project, run}) {
     h('section', {class: 'card'}, h('h2', {}, 'Configuration'), configView(config))));
   if (records.length) {
     const chart = historyCharts(curves);
-    chart.update(records);
+    chart.update(records, {epochs: config.hparams?.epochs || 0});
     cleanups.push(() => chart.destroy());
   }
 }

@@ -165,6 +165,7 @@ function showOptions(el, o) {
       auto.reason ? h('p', {class: 'reason'}, h('strong', {}, 'Why: '), auto.reason) : null));
 }
 
+/** Follow training job `job` in `panel`; `onEnd()` when its run appears and when the job ends (to refresh lists). */
 function follow(panel, project, job, admin, onEnd) {
   dispose();
   const p = (rest) => projectPath(project, rest);
@@ -192,6 +193,7 @@ function follow(panel, project, job, admin, onEnd) {
   let records = [];
   async function update(j) {
     progress.set(j);
+    if (!runId && runOf(j)) onEnd?.();  // the run now exists: list it
     runId = runOf(j) || runId;
     if (runId) {
       title.replaceChildren('Training run ', h('a', {href: projectHref(project, `runs/${encodeURIComponent(runId)}`)}, runId));
@@ -204,7 +206,7 @@ function follow(panel, project, job, admin, onEnd) {
           // not written yet
         }
       }
-      if (records.length) chart.update(records);
+      if (records.length) chart.update(records, {epochs: j.progress?.epochs || j.params?.epochs || 0});
     }
     const epochs = j.progress?.epochs;
     const last = records[records.length - 1];
