@@ -122,3 +122,21 @@ def test_masks_are_drawn_where_pycocotools_puts_them(page) -> None:
     }""", {"task": "segmentation", "width": width, "height": height, "segments": segments})
     expected = masks[0] + 2 * masks[1]
     assert np.array_equal(np.asarray(painted).reshape(height, width), expected)
+
+
+def test_classification_and_tagging_answers_read_as_ranked_scores(page) -> None:
+    shown = page.evaluate("""async () => {
+        const {scoreList, predictionSummary} = await import('/static/js/prediction_view.js');
+        const scores = [{class_id: 1, name: 'cat', score: 0.2}, {class_id: 2, name: 'dog', score: 0.7},
+                        {class_id: 3, name: 'fox', score: 0.1}];
+        const label = {task: 'classification', width: 4, height: 4, label: scores[1], scores};
+        const tags = {task: 'tagging', width: 4, height: 4, tags: [scores[0], scores[1]], scores};
+        const read = (p) => [...scoreList(p).querySelectorAll('li')].map((li) => [
+            li.querySelector('.score-name').textContent, li.className === 'kept',
+            li.querySelector('.score-bar > span').style.width]);
+        return {label: read(label), tags: read(tags), labelText: predictionSummary(label),
+                tagsText: predictionSummary(tags)};
+    }""")
+    assert shown["label"] == [["dog", True, "70%"], ["cat", False, "20%"], ["fox", False, "10%"]]
+    assert [kept for _, kept, _ in shown["tags"]] == [True, True, False]
+    assert shown["labelText"] == "dog (70%)" and shown["tagsText"] == "cat, dog"
