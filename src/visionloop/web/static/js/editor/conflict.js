@@ -19,7 +19,9 @@ export function describe(payload, classes) {
   if (!payload) return 'nothing (not annotated)';
   const name = (id) => (classes.find((c) => c.id === id) || { name: `class ${id}` }).name;
   if (payload.type === 'label') return `label ${name(payload.class_id)}`;
-  if (payload.type === 'tags') return payload.class_ids.length ? `tags ${payload.class_ids.map(name).join(', ')}` : 'no tags';
+  if (payload.type === 'tags') {
+    return payload.class_ids.length ? `tags ${payload.class_ids.map(name).join(', ')}` : 'no tags';
+  }
   if (payload.type === 'semantic') return `mask with ${classIds(payload).map(name).join(', ') || 'no class'}`;
   const counts = new Map();
   for (const id of payload.class_id) counts.set(id, (counts.get(id) || 0) + 1);
@@ -44,7 +46,10 @@ export function mergePayloads(mine, theirs) {
   if (!theirs) return mine;
   if (!mine) return theirs;
   if (mine.type !== theirs.type) return null;
-  if (mine.type === 'tags') return { type: 'tags', class_ids: [...new Set([...theirs.class_ids, ...mine.class_ids])].sort((a, b) => a - b) };
+  if (mine.type === 'tags') {
+    const ids = [...new Set([...theirs.class_ids, ...mine.class_ids])];
+    return { type: 'tags', class_ids: ids.sort((a, b) => a - b) };
+  }
   if (mine.type !== 'boxes' && mine.type !== 'instances') return null;
   const out = JSON.parse(JSON.stringify(mine));
   const fields = ['xyxy', 'class_id', 'track_id', 'score', 'attributes', 'segmentations'];

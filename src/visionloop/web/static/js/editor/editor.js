@@ -254,7 +254,8 @@ class Editor {
       return;
     }
     const have = new Set(this.tools.features().map((f) => f.get('track')).filter((t) => t !== null));
-    const feats = featuresOf(from, this.detail.height).filter((f) => f.get('track') === null || !have.has(f.get('track')));
+    const feats = featuresOf(from, this.detail.height)
+      .filter((f) => f.get('track') === null || !have.has(f.get('track')));
     for (const f of feats) {
       f.set('order', this.tools.nextOrder++, true);
       this.canvas.source.addFeature(f);
@@ -356,7 +357,8 @@ class Editor {
       for (const f of this.tools.features()) counts.set(f.get('cls'), (counts.get(f.get('cls')) || 0) + 1);
     } else if (this.mode === 'label') chosen = new Set(p ? [p.class_id] : []);
     else if (this.mode === 'tags') chosen = new Set(p ? p.class_ids : []);
-    this.panel.setClasses({ current: this.currentClass, counts: this.shapes ? counts : null, chosen, keys: this.keysOf });
+    this.panel.setClasses({ current: this.currentClass, counts: this.shapes ? counts : null, chosen,
+      keys: this.keysOf });
     if (this.mode === 'label') {
       const c = p && this.allClasses.find((x) => x.id === p.class_id);
       this.panel.setBanner(c ? c.name : 'Not labelled yet: press a class key', c ? colorOf(c) : null);
@@ -391,9 +393,18 @@ class Editor {
     if (this.readOnly) return 'You can look but not edit here (viewer role).';
     const n = this.shapes ? this.tools.features().length : 0;
     const count = this.shapes ? `${n} shape${n === 1 ? '' : 's'}. ` : '';
-    if (this.mode === 'boxes') return `${count}Drag to draw a box; click one to select it; Del deletes it; a class key changes its class. Press ? for every key.`;
-    if (this.mode === 'instances') return `${count}Click the outline's points; double-click (or click the first point) to close it. V selects; drag a vertex to edit it. R paints a mask, E erases from the selected one. Press ? for every key.`;
-    if (this.mode === 'semantic') return 'Paint with the brush (R), erase (E), fill a region (G); [ and ] change the brush size. Press ? for every key.';
+    const more = ' Press ? for every key.';
+    if (this.mode === 'boxes') {
+      return `${count}Drag to draw a box; click one to select it; Del deletes it; a class key changes its `
+        + `class.${more}`;
+    }
+    if (this.mode === 'instances') {
+      return `${count}Click the outline's points; double-click (or click the first point) to close it. V selects; `
+        + `drag a vertex to edit it. R paints a mask, E erases from the selected one.${more}`;
+    }
+    if (this.mode === 'semantic') {
+      return `Paint with the brush (R), erase (E), fill a region (G); [ and ] change the brush size.${more}`;
+    }
     if (this.mode === 'tags') return 'Each class key toggles its tag. Press ? for every key.';
     return 'One class key sets the label. Press ? for every key.';
   }
@@ -439,7 +450,8 @@ class Editor {
       list.push(
         { keys: ['v'], label: 'Select / move tool', group: 'Tools', when: shapes, run: () => this.setTool('select') },
         this.mode === 'boxes'
-          ? { keys: ['b'], label: 'Box tool: drag to draw', group: 'Tools', when: shapes, run: () => this.setTool('box') }
+          ? { keys: ['b'], label: 'Box tool: drag to draw', group: 'Tools', when: shapes,
+            run: () => this.setTool('box') }
           : { keys: ['p'], label: 'Polygon tool: click the points, double-click to close', group: 'Tools', when: shapes,
             run: () => this.setTool('polygon') },
         { keys: ['delete', 'backspace'], label: 'Delete the selected shape (while drawing: the last point)',

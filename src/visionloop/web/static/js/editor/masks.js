@@ -133,7 +133,8 @@ export class MaskEditor {
     this.overlay = overlayLayer(canvas, this.offscreen);
     this.showCursor = brushCursor(canvas);
     const map = canvas.map;
-    map.addInteraction(new ol.interaction.DragPan({ condition: (e) => this.spaceDown || e.originalEvent.button === 1 }));
+    map.addInteraction(new ol.interaction.DragPan({
+      condition: (e) => this.spaceDown || e.originalEvent.button === 1 }));
     map.addInteraction(new ol.interaction.MouseWheelZoom({ constrainResolution: false, duration: 120 }));
     map.addInteraction(new Painter(this));
     this.frame = 0;

@@ -62,7 +62,8 @@ export class Panel {
   setTools(names, current) {
     replaceChildren(this.toolsEl, names.map((name) => {
       const [label, key] = TOOL_LABELS[name];
-      return h('button', { class: `small ed-tool${name === current ? ' active' : ''}`, 'aria-pressed': String(name === current),
+      return h('button', { class: `small ed-tool${name === current ? ' active' : ''}`,
+        'aria-pressed': String(name === current),
         'data-tool': name, title: `${label} (${key.toUpperCase()})`, onclick: () => this.actions.setTool(name),
         onmousedown: keepFocus },
       label, h('kbd', {}, key.toUpperCase()));
@@ -95,7 +96,8 @@ export class Panel {
       return h('li', {}, h('button', { class: `ed-class${on ? ' active' : ''}`, 'data-class': c.id,
         'aria-pressed': String(on), onclick: () => this.actions.pickClass(c.id), onmousedown: keepFocus,
         title: key ? `${c.name} (key ${keymap.label(key)})` : c.name },
-      h('span', { class: 'ed-swatch', style: { background: colour, color: textOn(colour) } }, key ? keymap.label(key) : ''),
+      h('span', { class: 'ed-swatch', style: { background: colour, color: textOn(colour) } },
+        key ? keymap.label(key) : ''),
       h('span', { class: 'ed-class-name' }, c.name),
       counts ? h('span', { class: 'ed-count' }, String(counts.get(c.id) || 0)) : null));
     }));

@@ -95,7 +95,9 @@ export class AutoSave {
     const n = this.pending;
     const waiting = n === 1 ? '1 edit waiting to be sent' : `${n} edits waiting to be sent`;
     if (this.conflict) return { state: 'conflict', text: 'Conflict: choose a version', pending: n };
-    if (this.error) return { state: 'error', text: `Not saved: ${this.error.detail || this.error.message}`, pending: n };
+    if (this.error) {
+      return { state: 'error', text: `Not saved: ${this.error.detail || this.error.message}`, pending: n };
+    }
     if (!offline.isOnline() && n) return { state: 'offline', text: `Server unreachable · ${waiting}`, pending: n };
     if (this.timer !== null || this.queued > 0) return { state: 'saving', text: 'Saving…', pending: n };
     // edits of other images still waiting are the top bar's to count: this image is saved

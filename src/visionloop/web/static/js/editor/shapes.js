@@ -47,7 +47,8 @@ function ringsOf(feature, W, H) {
 }
 
 export function makeFeature(kind, geometry, props) {
-  return new ol.Feature({ kind, cls: 0, track: null, score: null, attrs: null, rle: null, order: 0, ...props, geometry });
+  return new ol.Feature({ kind, cls: 0, track: null, score: null, attrs: null, rle: null, order: 0, ...props,
+    geometry });
 }
 
 /** Features of a boxes or instances payload (none for label, tags, semantic). */
