@@ -50,7 +50,7 @@ def test_jobs_page_live_progress_and_cancel(page, served, shot):
 
     # the details show the parameters and the error
     page.locator(f"tr[data-job='{failed.id}'] .link-button").click()
-    assert "no images found" in page.locator(".modal").inner_text()
+    page.locator(".modal .error-box", has_text="no images found").wait_for()
 
 
 def test_a_viewer_sees_jobs_but_cannot_cancel(new_page, served):
