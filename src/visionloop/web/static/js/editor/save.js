@@ -101,8 +101,10 @@ export class AutoSave {
     if (!offline.isOnline() && n) return { state: 'offline', text: `Server unreachable · ${waiting}`, pending: n };
     if (this.timer !== null || this.queued > 0) return { state: 'saving', text: 'Saving…', pending: n };
     // edits of other images still waiting are the top bar's to count: this image is saved
-    return { state: 'saved', text: this.revision === null || this.revision === undefined ? 'No changes yet' : 'Saved',
-      pending: 0 };
+    if (this.revision === null || this.revision === undefined) {
+      return { state: 'idle', text: 'Not annotated yet', pending: 0 };
+    }
+    return { state: 'saved', text: 'Saved', pending: 0 };
   }
 
   report() {
