@@ -112,3 +112,48 @@ def test_a_viewer_sees_the_runs_but_no_start_button(new_page, served) -> None:
     viewer.goto(f"{served.url}/#/p/{served.name}/models")
     viewer.wait_for_selector(".models-page")
     assert viewer.locator("button.deploy").count() == 0
+
+
+@pytest.fixture(scope="module")
+def classification(tmp_path_factory):
+    """A served classification project: 12 flat-colour images labelled cat / dog, version v1, the admin."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.web.conftest import ADMIN_PASSWORD, serve
+    from visionloop.core.annotations import Label
+    from visionloop.storage import NewImage, Project
+    from visionloop.storage.users import ensure_admin
+    from visionloop.storage.versions import create_version
+
+    folder = tmp_path_factory.mktemp("classification")
+    with Project.create(folder / "pets", task="classification", name="pets") as p:
+        ids = p.class_ids(["cat", "dog"])
+        for k in range(12):
+            buf = io.BytesIO()
+            Image.fromarray(np.full((32, 32, 3), k * 20, np.uint8)).save(buf, format="PNG")
+            [(image, _)] = p.add_images([NewImage(sha256=p.blobs.put(buf.getvalue()), width=32, height=32,
+                                                  format="png", name=f"{k}.png")])
+            p.save_annotation(image, Label(class_id=ids["cat" if k % 2 else "dog"]), base_revision=None, author="t")
+        create_version(p, name="v1", phash_distance=-1)
+        ensure_admin(p, password=ADMIN_PASSWORD)
+    with serve([folder / "pets"], projects_dir=folder) as server:
+        yield server.url
+
+
+@SLOW
+def test_classifiers_are_searched_by_name_and_an_unknown_one_is_refused(new_page, classification) -> None:
+    page = new_page()
+    sign_in(page, classification)
+    page.goto(f"{classification}/#/p/pets/train")
+    choice = page.wait_for_selector(".auto-choice", timeout=OPTIONS_TIMEOUT_MS)
+    assert "linear" in choice.inner_text()  # 8 training images: auto says why it fits a linear head
+    page.click("details.advanced > summary")
+    assert page.is_hidden("#train-model") and page.is_visible("#train-model-search")
+    assert page.locator("#train-model-list option").count() > 100  # timm's classifiers, searchable
+    page.fill("#train-model-search", "no_such_model")
+    page.click("#train-start")
+    page.locator(".toast-error", has_text="No model is named no_such_model").wait_for()
+    assert page.locator(".train-live:not([hidden])").count() == 0  # nothing was started

@@ -44,6 +44,11 @@ function buildForm(form, project, versions, admin, onStarted) {
   const versionSelect = h('select', {id: 'train-version', name: 'version'});
   const options = h('div', {class: 'train-options'}, h('p', {class: 'muted'}, 'Loading the defaults (the first time takes a few seconds)…'));
   const modelSelect = h('select', {id: 'train-model', name: 'model'});
+  // past a few dozen models (timm's classifiers: over a thousand) a list to scroll is no help: type to search
+  const modelList = h('datalist', {id: 'train-model-list'});
+  const modelSearch = h('input', {id: 'train-model-search', name: 'model', list: 'train-model-list', hidden: true,
+    autocomplete: 'off', spellcheck: 'false'});
+  let modelNames = new Set();
   const strategySelect = h('select', {id: 'train-strategy', name: 'strategy'});
   const strategyRow = [h('label', {for: 'train-strategy'}, 'Strategy'), strategySelect];
   const epochsInput = h('input', {id: 'train-epochs', name: 'epochs', type: 'number', min: 1, max: 1000, step: 1,
@@ -87,8 +92,18 @@ function buildForm(form, project, versions, admin, onStarted) {
     try {
       const o = await api.get(p('train/options'), {params: {version}});
       showOptions(options, o);
-      fillChoices(modelSelect, o.models, `auto: ${o.default_model}`, o.default_model,
-        (m) => [m.description, m.offline_pretrained ? '' : 'downloads its pretrained weights'].filter(Boolean).join('; '));
+      const describe = (m) => [m.description, m.offline_pretrained ? '' : 'downloads its pretrained weights']
+        .filter(Boolean).join('; ');
+      modelNames = new Set(o.models.map((m) => m.name));
+      const many = o.models.length > MAX_SELECT;
+      modelSelect.hidden = many;
+      modelSearch.hidden = !many;
+      if (many) {
+        modelSearch.placeholder = `auto: ${o.default_model} (or type to search ${o.models.length} models)`;
+        modelList.replaceChildren(...o.models.map((m) => h('option', {value: m.name}, describe(m))));
+      } else {
+        fillChoices(modelSelect, o.models, `auto: ${o.default_model}`, o.default_model, describe);
+      }
       fillChoices(strategySelect, o.strategies, `auto${o.auto?.strategy ? `: ${o.auto.strategy}` : ''}`, null);
       strategyRow.forEach((el) => { el.hidden = !o.strategies.length; });
       const epochs = o.auto?.epochs;
@@ -106,7 +121,7 @@ function buildForm(form, project, versions, admin, onStarted) {
     h('details', {class: 'span2 advanced'},
       h('summary', {}, 'Choose the model, strategy, epochs or image size yourself'),
       h('div', {class: 'form-rows'},
-        h('label', {for: 'train-model'}, 'Model'), modelSelect,
+        h('label', {for: 'train-model'}, 'Model'), h('div', {}, modelSelect, modelSearch, modelList),
         ...strategyRow,
         h('label', {for: 'train-epochs'}, 'Epochs'), epochsInput,
         h('label', {for: 'train-image-size'}, 'Image size (px)'), sizeInput)),
@@ -116,7 +131,12 @@ function buildForm(form, project, versions, admin, onStarted) {
     ev.preventDefault();
     if (!admin) return;
     const request = {version: versionSelect.value};
-    if (modelSelect.value) request.model = modelSelect.value;
+    const model = modelSearch.hidden ? modelSelect.value : modelSearch.value.trim();
+    if (model && !modelNames.has(model)) {
+      toast(`No model is named ${model}: pick one from the list, or leave it empty for the default`, 'error');
+      return;
+    }
+    if (model) request.model = model;
     if (strategySelect.value) request.strategy = strategySelect.value;
     if (epochsInput.value) request.epochs = Number(epochsInput.value);
     if (sizeInput.value) request.image_size = Number(sizeInput.value);
@@ -140,6 +160,8 @@ function splitText(splits) {
   const parts = Object.entries(splits).map(([s, n]) => `${n} ${s}`);
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
+
+const MAX_SELECT = 40;
 
 function fillChoices(select, list, autoText, recommended, describe = () => '') {
   select.replaceChildren(h('option', {value: ''}, autoText), ...list.map((c) => {
