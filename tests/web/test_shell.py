@@ -129,3 +129,25 @@ def test_serve_projects_command_serves_the_web_app(bccd_project, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_projects_dir_is_where_new_projects_go(bccd_project, tmp_path):
+    """``create_platform_app(..., projects_dir=...)``: POST /projects makes the project there, not beside the first."""
+    import json
+    import urllib.parse
+
+    from tests.web.conftest import serve
+
+    elsewhere = tmp_path / "new-projects"
+    elsewhere.mkdir()
+    with serve([bccd_project], projects_dir=elsewhere) as server:
+        form = urllib.parse.urlencode({"username": "admin", "password": ADMIN_PASSWORD}).encode()
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/api/v1/auth/token", data=form)) as r:
+            token = json.load(r)["access_token"]
+        body = json.dumps({"name": "placed", "task": "tagging", "classes": [{"name": "blurry"}]}).encode()
+        request = urllib.request.Request(f"{server.url}/api/v1/projects", data=body, method="POST", headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as r:
+            assert r.status == 201
+    assert (elsewhere / "placed" / "visionloop.toml").is_file()
+    assert not (bccd_project.parent / "placed").exists()
