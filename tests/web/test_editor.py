@@ -480,7 +480,11 @@ def test_copy_previous_image_keeps_track_ids(page, served: Served) -> None:
 
 def test_semantic_mask_brush_fill_and_eraser(new_page, task_projects: Served, shot) -> None:
     page, headers, classes = editor_on(new_page, task_projects, "cells-seg", 2)
-    page.click("[data-mode=semantic]")  # an empty image may take a class mask instead of outlines
+    page.keyboard.press("m")  # an empty image may take a class mask instead of outlines, and back
+    page.wait_for_function("window.vlEditor && window.vlEditor.mode === 'semantic' && window.vlEditor.history")
+    page.click("[data-mode=instances]")
+    page.wait_for_function("window.vlEditor && window.vlEditor.mode === 'instances' && window.vlEditor.history")
+    page.click("[data-mode=semantic]")
     page.wait_for_function("window.vlEditor && window.vlEditor.mode === 'semantic' && window.vlEditor.history")
     page.keyboard.press("1")  # wbc
     for _ in range(3):

@@ -463,6 +463,11 @@ class Editor {
           run: () => { this.copyPrevious(); } },
       );
     }
+    if (this.info.task === 'segmentation') {
+      list.push({ keys: ['m'], label: 'Outlines or a class mask (while the image is empty)', group: 'Tools',
+        when: () => this.isEmpty() && !this.readOnly,
+        run: () => { this.switchMode(this.mode === 'semantic' ? 'instances' : 'semantic'); } });
+    }
     const painter = this.masks || this.brush;
     if (painter && !this.readOnly) {
       const semantic = this.mode === 'semantic';

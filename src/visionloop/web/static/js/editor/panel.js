@@ -77,7 +77,8 @@ export class Panel {
     replaceChildren(this.modesEl, h('span', { class: 'muted' }, 'Annotate with'),
       [['instances', 'Outlines'], ['semantic', 'Class mask']].map(([m, label]) => h('button', {
         class: `small${m === mode ? ' active' : ''}`, 'aria-pressed': String(m === mode), 'data-mode': m,
-        onclick: () => this.actions.switchMode(m) }, label)));
+        title: 'M switches while the image is empty', onclick: () => this.actions.switchMode(m),
+        onmousedown: keepFocus }, label)));
   }
 
   setStatus({ state, text }) {
