@@ -10,6 +10,7 @@ export function h(tag, attrs, ...children) {
   const svg = tag.startsWith('svg:');
   const el = svg ? document.createElementNS('http://www.w3.org/2000/svg', tag.slice(4))
     : document.createElement(tag);
+  let deferredValue = null;
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith('on') && typeof value === 'function') {
@@ -19,7 +20,7 @@ export function h(tag, attrs, ...children) {
     } else if (key === 'dataset') {
       Object.assign(el.dataset, value);
     } else if (key === 'value' && !svg) {
-      el.value = value;
+      deferredValue = value; // after the children: a <select>'s value needs its options
     } else if (key === 'checked' && !svg) {
       el.checked = Boolean(value);
     } else {
@@ -27,6 +28,7 @@ export function h(tag, attrs, ...children) {
     }
   }
   append(el, children);
+  if (deferredValue !== null) el.value = deferredValue;
   return el;
 }
 
