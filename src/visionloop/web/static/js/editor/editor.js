@@ -98,9 +98,11 @@ class Editor {
   async open() {
     const p = this.project;
     await offline.ready; // edits a closed page left are queued first
+    if (this.disposed) return;
     const [info, classes, detail, waiting] = await Promise.all([
       api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id, this.query),
       offline.pendingFor(p, this.id).catch(() => null)]);
+    if (this.disposed) return; // left while loading (keys held, a fast play): build nothing
     this.timings.fetched = performance.now();
     this.detail = detail;
     this.info = info;
@@ -160,6 +162,7 @@ class Editor {
     this.canvas.map.once('rendercomplete', () => { this.timings.rendered = performance.now(); });
     window.vlEditor = this; // for tests and benchmarks: timings, payload()
     await this.neighbours();
+    if (this.disposed) return;
     if (waiting && waiting.state === 'conflict') this.showConflict(null);
     if (playing) this.playTimer = setTimeout(() => this.playNext(), FRAME_MS);
     if (waiting && waiting.state !== 'conflict') offline.flush();
