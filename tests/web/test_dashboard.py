@@ -127,3 +127,20 @@ def test_admin_edits_the_classes(page, served, shot):
     refused.wait_for(state="visible")
     assert "RBC" in refused.inner_text()
     assert "RBC" in {c.name for c in project.ontology().classes if c.active}
+
+
+def test_a_reviewer_is_shown_what_waits_for_review(new_page, served):
+    from visionloop.serving.projects_api.image_queries import image_page
+    from visionloop.storage.review import set_review_state
+
+    project = served.server.app.state.projects.get(served.name)
+    ids = [i.id for i in image_page(project, limit=2)[0]]
+    set_review_state(project, ids, "submitted", author="admin")
+    served.add_user("rex", "reviewer")
+    page = new_page()
+    sign_in(page, served.url, "rex", USER_PASSWORD)
+    page.click(f"[data-project={PROJECT}]")
+    page.locator("[data-testid=stat-review]", has_text="2").wait_for()
+    page.click(".page-actions >> text=Review 2")
+    page.wait_for_url(f"**/#/p/{PROJECT}/images?review=submitted")
+    page.locator("#match-count", has_text="2 images match").wait_for()

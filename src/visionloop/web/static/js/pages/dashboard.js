@@ -59,7 +59,7 @@ function statTile(value, label, href, testid) {
   return h('div', { class: 'stat' }, href ? h('a', { href }, inner) : inner);
 }
 
-function overview(project, stats) {
+function overview(project, stats, waiting) {
   const annotated = stats.annotated_images;
   const rest = stats.images - annotated;
   const share = stats.images ? Math.round((annotated / stats.images) * 100) : 0;
@@ -69,7 +69,9 @@ function overview(project, stats) {
       statTile(fmtNumber(stats.images), 'images', images, 'stat-images'),
       statTile(fmtNumber(annotated), `annotated (${share}%)`, `${images}?annotated=true`, 'stat-annotated'),
       statTile(fmtNumber(rest), 'not annotated yet', `${images}?annotated=false`, 'stat-unannotated'),
-      statTile(fmtNumber(stats.annotations), 'objects and labels', null, 'stat-annotations')),
+      statTile(fmtNumber(stats.annotations), 'objects and labels', null, 'stat-annotations'),
+      waiting !== null ? statTile(fmtNumber(waiting), 'waiting for review', `${images}?review=submitted`, 'stat-review')
+        : null),
     stats.images ? h('div', { class: 'card section' },
       h('div', { class: 'section-head' }, h('h2', {}, 'Annotated vs not'),
         h('span', { class: 'muted' }, `${share}% done`)),
@@ -307,7 +309,9 @@ export async function render(root, params) {
   const admin = roleAllows(role, 'admin');
   const info = params.session.projects.find((x) => x.name === project);
   const browse = h('a', { class: 'button primary', href: projectHref(project, 'images') }, 'Browse images');
+  const next = h('span', { class: 'page-actions' });
   const actions = [
+    next,
     browse,
     admin ? h('a', { class: 'button', href: projectHref(project, 'import') }, 'Import') : null,
     admin ? h('a', { class: 'button', href: projectHref(project, 'train') }, 'Train') : null,
@@ -318,9 +322,10 @@ export async function render(root, params) {
     pageHeader(project, `${taskLabel(info.task)} project · you are ${role}`, ...actions), body));
 
   async function load() {
-    const [stats, classes, versions, runs, packages] = await Promise.all([
+    const [stats, classes, versions, runs, packages, waiting] = await Promise.all([
       api.get(p('stats')), api.get(p('classes')), api.get(p('versions')), optionalList(p('runs')),
       optionalList(p('packages')),
+      api.get(p('images/count'), { params: { review: 'submitted' } }).then((c) => c.total).catch(() => null),
     ]);
     if (stats.images === 0) {
       // a new project: what to do first, and the classes it was made with
@@ -333,8 +338,21 @@ export async function render(root, params) {
         classList(project, classes, role, load));
       return;
     }
+    // the next thing to do, for whoever may do it: annotate what is not yet, review what waits
+    const rest = stats.images - stats.annotated_images;
+    const todo = [
+      roleAllows(role, 'annotator') && rest > 0
+        ? h('a', { class: 'button', href: projectHref(project, 'images?annotated=false') }, 'Annotate images') : null,
+      roleAllows(role, 'reviewer') && waiting > 0
+        ? h('a', { class: 'button', href: projectHref(project, 'images?review=submitted') }, `Review ${plural(waiting, 'image')}`) : null,
+    ].filter(Boolean);
+    replaceChildren(next, todo);
+    if (todo.length) {
+      todo[0].classList.add('primary');
+      browse.classList.remove('primary');
+    }
     replaceChildren(body,
-      overview(project, stats),
+      overview(project, stats, waiting),
       h('div', { class: 'grid-2' },
         h('div', {}, classChart(project, stats, classes, role, load), runsSection(project, runs, role)),
         h('div', {}, versionsSection(project, versions, role, load), packagesSection(project, packages))));
