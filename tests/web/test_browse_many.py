@@ -54,3 +54,26 @@ def test_scrolling_to_the_end_keeps_few_cards_in_the_page(new_page, many: Served
     # back to the top: the first images are there again
     page.evaluate("window.scrollTo(0, 0)")
     page.locator("#thumb-grid .thumb .thumb-name", has_text="BloodImage_00000").wait_for()
+
+
+def test_back_from_the_editor_returns_to_the_same_place(new_page, many: Served) -> None:
+    page = new_page()
+    sign_in(page, many.url)
+    page.goto(f"{many.url}/#/p/{PROJECT}/images")
+    page.wait_for_selector("#thumb-grid .thumb")
+    target = "frame_01500"
+    for _ in range(100):  # scroll down until that frame is on screen
+        if page.locator("#thumb-grid .thumb .thumb-name", has_text=target).count():
+            break
+        page.mouse.wheel(0, 1500)
+        page.wait_for_timeout(100)
+    card = page.locator("#thumb-grid .thumb", has=page.locator(".thumb-name", has_text=target))
+    card.scroll_into_view_if_needed()
+    image_id = card.get_attribute("data-id")
+    card.locator(".thumb-img").click()
+    page.wait_for_url(f"**/#/p/{PROJECT}/annotate/{image_id}")
+    page.go_back()
+    back = page.locator(f"#thumb-grid .thumb[data-id='{image_id}']")
+    back.wait_for()
+    box = back.bounding_box()
+    assert box is not None and 0 <= box["y"] < page.viewport_size["height"], box

@@ -23,6 +23,8 @@ const GAP = 12;
 const META_H = 31; // px under the picture: the name line
 const BUFFER_ROWS = 4; // rows kept above and below the screen
 const CARD_CACHE = 1500; // cards kept built for scrolling back
+const POSITION_KEY = 'vl_browse_position';
+const RESTORE_MAX = 20000; // back from the editor, the grid reloads up to this many images to return to its place
 const FILTER_KEYS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
 const REVIEW_STATES = [['todo', 'To do'], ['in_progress', 'In progress'], ['submitted', 'Waiting for review'],
   ['approved', 'Approved'], ['rejected', 'Rejected']];
@@ -128,7 +130,7 @@ export async function render(root, params) {
   const st = {
     project, role, filters: filtersFrom(params.query), items: [], index: new Map(), nextAfter: null,
     done: false, loading: false, total: null, selected: new Set(), all: false, excluded: new Set(), anchor: null,
-    observer: null, onScroll: null, unbind: null, abort: null, disposed: false, generation: 0, users: [],
+    observer: null, onScroll: null, unbind: null, abort: null, disposed: false, generation: 0, users: [], restore: null,
   };
   state = st;
   const p = (rest) => projectPath(project, rest);
@@ -187,7 +189,12 @@ export async function render(root, params) {
   st.onCardClick = (event, item) => {
     const onCheck = event.target.classList.contains('thumb-check');
     const selecting = st.selectedCount() > 0;
-    if (!onCheck && !selecting && !event.shiftKey && !event.ctrlKey && !event.metaKey) return; // open the editor
+    if (!onCheck && !selecting && !event.shiftKey && !event.ctrlKey && !event.metaKey) {
+      // open the editor; coming back, the grid returns to this place
+      sessionStorage.setItem(POSITION_KEY, JSON.stringify({ hash: location.hash, index: st.index.get(item.id),
+        scrollY: window.scrollY }));
+      return;
+    }
     event.preventDefault();
     if (event.shiftKey && st.anchor !== null && st.index.has(st.anchor)) {
       const [a, b] = [st.index.get(st.anchor), st.index.get(item.id)].sort((x, y) => x - y);
@@ -299,7 +306,8 @@ export async function render(root, params) {
     const generation = st.generation;
     replaceChildren(foot, spinner('Loading images…'));
     try {
-      const limit = st.items.length ? NEXT_PAGE : FIRST_PAGE;
+      const restoring = st.restore && st.items.length <= st.restore.index;
+      const limit = restoring ? ID_PAGE : st.items.length ? NEXT_PAGE : FIRST_PAGE;
       const page = await api.get(p('images'), { params: { ...st.filters, after: st.nextAfter, limit } });
       if (generation !== st.generation || st.disposed) return;
       for (const item of page.items) {
@@ -320,6 +328,16 @@ export async function render(root, params) {
       return;
     }
     st.loading = false;
+    if (st.restore) {
+      if (st.items.length <= st.restore.index && !st.done) {
+        loadMore(); // on to the image the editor was opened from
+        return;
+      }
+      const { scrollY } = st.restore;
+      st.restore = null;
+      layout(true);
+      window.scrollTo(0, scrollY);
+    }
     layout(true); // draws the new rows on screen, and asks for the next page when the screen is not full yet
   }
 
@@ -422,6 +440,7 @@ export async function render(root, params) {
     st.done = false;
     st.loading = false;
     st.total = null;
+    st.restore = null;
     view.cards.clear();
     view.first = -1;
     grid.replaceChildren();
@@ -451,6 +470,14 @@ export async function render(root, params) {
     reload();
   };
 
+  // back from the editor: return to the image it was opened from (the same filters, not too deep)
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(POSITION_KEY) || 'null');
+    sessionStorage.removeItem(POSITION_KEY);
+    if (saved && saved.hash === location.hash && saved.index < RESTORE_MAX) st.restore = saved;
+  } catch {
+    sessionStorage.removeItem(POSITION_KEY);
+  }
   // the first page and the count are asked for at once; the filter panel follows when the classes are in
   let classes = [];
   let versions = [];
