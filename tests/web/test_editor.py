@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -380,6 +381,29 @@ def test_classification_with_keys_and_next_image(new_page, task_projects: Served
     page.keyboard.press("d")
     page.wait_for_function("window.vlEditor && window.vlEditor.id === 2 && window.vlEditor.history")
     assert page.inner_text(".ed-banner") == "infected"
+
+
+def test_an_image_left_while_loading_takes_no_keys(new_page, task_projects: Served) -> None:
+    page, headers, classes = editor_on(new_page, task_projects, "smears", 1)
+    before = detail(task_projects.url, "smears", 2, headers)["head_revision"]
+    # image 2 is left for image 3 while its page still loads (the first answer it waits for is held back a second)
+    held = []
+
+    def hold_once(route) -> None:  # noqa: ANN001
+        if not held:
+            held.append(route.request.url)
+            time.sleep(1.0)
+        route.continue_()
+
+    page.route("**/api/v1/projects/smears/classes", hold_once)
+    page.evaluate("location.hash = '#/p/smears/annotate/2'; setTimeout(() => { location.hash = "
+                  "'#/p/smears/annotate/3'; }, 300)")
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 3 && window.vlEditor.history")
+    page.wait_for_timeout(1500)  # image 2's record has come meanwhile
+    page.keyboard.press("1")
+    wait_saved(page)
+    assert detail(task_projects.url, "smears", 3, headers)["annotation"]["class_id"] == classes["healthy"]
+    assert detail(task_projects.url, "smears", 2, headers)["head_revision"] == before  # image 2 heard nothing
 
 
 def test_segmentation_polygon_and_vertex_edit(new_page, task_projects: Served, shot) -> None:
