@@ -2,7 +2,7 @@
 
 Fixtures (reuse them in every ``tests/web/test_*.py``):
 
-- ``browser`` (session): headless Chromium at ``CHROMIUM`` (a missing browser skips, which fails under ``CI=true``).
+- ``browser`` (module): headless Chromium at ``CHROMIUM`` (a missing browser skips, which fails under ``CI=true``).
 - ``bccd_project`` (module): a detection project holding the first ``BCCD_IMAGES`` BCCD images with their boxes, in a
   folder of projects, with an ``admin`` whose password is ``ADMIN_PASSWORD``; ``served`` (module): a
   :class:`Served` platform (``PlatformThread``) on it. ``served.add_user(name, role)`` makes a user of the project
@@ -89,8 +89,10 @@ def serve(paths: list[Path], *, projects_dir: Path | None = None) -> Iterator[ob
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per test module: Playwright's sync API may run once at a time in a process, so a browser kept
+    for the whole session would stop any later test from starting its own."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
