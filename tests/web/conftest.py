@@ -80,12 +80,12 @@ class Served:
 
 
 @contextmanager
-def serve(paths: list[Path], *, projects_dir: Path | None = None) -> Iterator[object]:
-    """A ``PlatformThread`` on ``paths`` (started and stopped); yields it (``.url``, ``.app``)."""
+def serve(paths: list[Path], *, projects_dir: Path | None = None, port: int = 0) -> Iterator[object]:
+    """A ``PlatformThread`` on ``paths`` (started and stopped; ``port``: 0 for a free one); yields it."""
     from visionloop.core.settings import Settings
     from visionloop.web import PlatformThread
 
-    with PlatformThread(paths, settings=Settings(), projects_dir=projects_dir) as server:
+    with PlatformThread(paths, settings=Settings(), projects_dir=projects_dir, port=port) as server:
         yield server
 
 

@@ -9,7 +9,6 @@ panning, the next image, the tiled image's first view) are printed (``-s``), nev
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -29,7 +28,6 @@ from tests.web.conftest import (
 )
 from visionloop.core.imageio import probe
 from visionloop.ingest import import_source
-from visionloop.serving import app_thread
 from visionloop.storage import NewImage, Project
 from visionloop.storage.users import ensure_admin
 
@@ -220,23 +218,6 @@ def test_a_conflict_of_another_image_is_announced_and_resolved_there(page, serve
 # ---- the server goes away in the middle of a session ------------------------------------------------------------
 
 
-class _FixedPortSocket(socket.socket):
-    port = 0
-
-    def bind(self, address: tuple[str, int]) -> None:
-        super().bind((address[0], self.port))
-
-
-class _FixedPortModule:
-    """Stands in for the ``socket`` module of the server thread: its sockets bind to one given port."""
-
-    def __init__(self, port: int) -> None:
-        self.socket = type("S", (_FixedPortSocket,), {"port": port})
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(socket, name)
-
-
 @pytest.fixture
 def own_project(bccd_dir: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "projects"
@@ -244,7 +225,7 @@ def own_project(bccd_dir: Path, tmp_path: Path) -> Path:
     return make_bccd_project(bccd_dir, folder, 3, name="offline")
 
 
-def test_edits_made_while_the_server_is_down_are_all_saved(new_page, own_project: Path, monkeypatch, shot) -> None:
+def test_edits_made_while_the_server_is_down_are_all_saved(new_page, own_project: Path, shot) -> None:
     server_cm = serve([own_project], projects_dir=own_project.parent)
     server = server_cm.__enter__()
     url, port = server.url, server.port
@@ -270,8 +251,7 @@ def test_edits_made_while_the_server_is_down_are_all_saved(new_page, own_project
         mine = payload(page)
 
         # the same project on the same port again: the queue sends everything by itself
-        monkeypatch.setattr(app_thread, "socket", _FixedPortModule(port))
-        server_cm = serve([own_project], projects_dir=own_project.parent)
+        server_cm = serve([own_project], projects_dir=own_project.parent, port=port)
         server = server_cm.__enter__()
         assert server.port == port
         wait_saved(page)
@@ -287,7 +267,7 @@ def test_edits_made_while_the_server_is_down_are_all_saved(new_page, own_project
         mine = payload(page)
         context = page.context
         page.close()
-        server_cm = serve([own_project], projects_dir=own_project.parent)
+        server_cm = serve([own_project], projects_dir=own_project.parent, port=port)
         server = server_cm.__enter__()
         again = context.new_page()
         sign_in(again, url)  # a new tab: the app loads offline.js, which sends what waits

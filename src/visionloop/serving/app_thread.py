@@ -21,6 +21,7 @@ class AppServerThread:
     """Run ``app`` under uvicorn on ``host`` and a free port in a daemon thread; use as a context manager.
 
     ``url`` is ``http://HOST:PORT``. The socket is bound before the thread starts, so there is no port race.
+    ``port``: bind that port instead of a free one (a server restarted where its clients expect it).
     ``name`` names the server in error messages; the thread is named ``<thread_prefix>-<port>``;
     ``stop_timeout`` is how long ``stop`` waits for the thread, in seconds; ``uvicorn_options`` go to
     ``uvicorn.Config`` (``log_level`` defaults to ``"warning"``, ``lifespan`` to ``"on"``).
@@ -28,7 +29,7 @@ class AppServerThread:
 
     def __init__(
         self, app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 30.0, stop_timeout: float = 10.0,
-        name: str = "server", thread_prefix: str = "visionloop-server", **uvicorn_options: Any,
+        name: str = "server", thread_prefix: str = "visionloop-server", port: int = 0, **uvicorn_options: Any,
     ) -> None:
         self.app, self.host, self.startup_timeout = app, host, startup_timeout
         self.stop_timeout, self.name, self.thread_prefix = stop_timeout, name, thread_prefix
@@ -36,7 +37,7 @@ class AppServerThread:
         self.server = uvicorn.Server(uvicorn.Config(app, **options))
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -45,7 +46,7 @@ class AppServerThread:
     def start(self) -> Self:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
+        sock.bind((self.host, self.port))
         self._socket, self.port = sock, sock.getsockname()[1]
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True,
                                         name=f"{self.thread_prefix}-{self.port}")

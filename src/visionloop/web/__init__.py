@@ -51,13 +51,13 @@ def run_platform(
 class PlatformThread(AppServerThread):
     """The platform app under uvicorn on ``host`` and a free port, in a daemon thread; a context manager.
 
-    ``url`` is ``http://127.0.0.1:PORT``; ``url + "/"`` is the web app.
+    ``url`` is ``http://127.0.0.1:PORT``; ``url + "/"`` is the web app. ``port``: a given port (0: a free one).
     """
 
     def __init__(
         self, paths: Paths, *, settings: Settings | None = None, projects_dir: Path | str | None = None,
-        host: str = "127.0.0.1", startup_timeout: float = 30.0,
+        host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 30.0,
     ) -> None:
         super().__init__(create_platform_app(paths, settings=settings or Settings(), projects_dir=projects_dir),
-                         host=host, startup_timeout=startup_timeout, stop_timeout=10.0, name="platform server",
+                         host=host, port=port, startup_timeout=startup_timeout, stop_timeout=10.0, name="platform server",
                          thread_prefix="visionloop-platform")
