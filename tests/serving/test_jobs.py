@@ -282,3 +282,14 @@ def test_the_queue_and_the_kept_exports_are_bounded(tmp_path: Path) -> None:
         assert old.status_code == 404 and "export again" in old.json()["detail"]
         assert platform.client.get(platform.url(f"/exports/{ids[1]}/download"),
                                    headers=platform.viewer).status_code == 200
+
+
+def test_a_failed_job_names_no_path_of_the_server(platform: Platform) -> None:
+    started = upload(platform, [("notes/readme.txt", b"no images here")])
+    assert started.status_code == 202, started.text
+    job = platform.client.get(platform.url(f"/jobs/{platform.wait(started.json()['id'])['id']}"),
+                              headers=platform.admin).json()
+    assert job["state"] == "failed" and job["error"], job
+    root = str(Path(platform.project.root).resolve())
+    assert root not in job["error"] and root not in (job["log"] or ""), job
+    assert "upload" in job["error"]  # the folder is still named, relative to the project

@@ -30,7 +30,8 @@ from visionloop.core.settings import Settings
 from visionloop.serving.jobs.kinds import Step
 from visionloop.storage.jobs import JobState
 
-__all__ = ["LAUNCH", "Outcome", "ProgressReader", "StopRequest", "child_env", "error_of", "log_tail", "run_steps"]
+__all__ = ["LAUNCH", "Outcome", "ProgressReader", "StopRequest", "child_env", "error_of", "log_tail", "run_steps",
+           "without_root"]
 
 LAUNCH = ("import os, runpy, sys; os.nice(int(sys.argv[1])); module = sys.argv[2]; "
           "sys.argv = [module, *sys.argv[3:]]; runpy.run_module(module, run_name='__main__', alter_sys=True)")
@@ -127,6 +128,13 @@ def log_tail(path: Path, limit: int) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+def without_root(text: str, root: Path) -> str:
+    """``text`` with ``root/`` (as given and resolved) removed from the paths it names."""
+    for prefix in {f"{root}{os.sep}", f"{root.resolve()}{os.sep}"}:
+        text = text.replace(prefix, "")
+    return text
+
+
 def error_of(log: str, returncode: int) -> str:
     """What went wrong, for people: the command's one-line ``error:`` message, else the last lines of the log."""
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
@@ -159,7 +167,9 @@ def run_steps(
     reader = ProgressReader(folder / "progress.jsonl")
     log_path, out_path = folder / "log.txt", folder / "stdout.json"
     env = child_env(settings, reader.path)
-    limit = settings.job_log_bytes
+
+    def tail() -> str:  # paths inside the project shown relative to it: the server's disk is nobody's business
+        return without_root(log_tail(log_path, settings.job_log_bytes), cwd)
     for index, step in enumerate(steps):
         argv = [sys.executable, "-c", LAUNCH, str(settings.job_nice), step.module, *step.args]
         with log_path.open("ab") as log, (out_path.open("wb") if index == 0 else log) as out:
@@ -178,18 +188,18 @@ def run_steps(
                 reader.poll()
                 by = f" by {stop.by}" if stop.by else ""
                 what = "cancelled" if stop.reason is JobState.CANCELLED else "stopped with the server"
-                return Outcome(stop.reason, None, f"{what}{by}", log_tail(log_path, limit), reader.current)
+                return Outcome(stop.reason, None, f"{what}{by}", tail(), reader.current)
             ticks += 1
             if reader.poll() or ticks % 20 == 0:
-                on_progress(reader.current, log_tail(log_path, limit))
+                on_progress(reader.current, tail())
         reader.poll()
         if code != 0:
-            tail = log_tail(log_path, limit)
-            return Outcome(JobState.FAILED, None, error_of(tail, code), tail, reader.current)
+            text = tail()
+            return Outcome(JobState.FAILED, None, error_of(text, code), text, reader.current)
     try:
         printed = json.loads(out_path.read_text(encoding="utf-8") or "null")
     except (OSError, ValueError):
         printed = None
     result = printed if isinstance(printed, dict) else {"output": printed}
-    return Outcome(JobState.DONE, result, None, log_tail(log_path, limit),
+    return Outcome(JobState.DONE, result, None, tail(),
                    {**reader.current, "fraction": 1.0, "message": "done"})
