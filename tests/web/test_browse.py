@@ -5,6 +5,8 @@ The tests of one module share one server and run in order: the last one deletes 
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from tests.web.conftest import BCCD_IMAGES, PROJECT, USER_PASSWORD, sign_in
 from visionloop.serving.projects_api.image_queries import image_head, image_page
 
@@ -177,7 +179,7 @@ def test_delete_asks_first_then_deletes(page, served, shot):
     assert "Delete 2 images" in dialog.inner_text()
     shot(page, "browse-delete-confirm")
     dialog.locator("button", has_text="Cancel").click()
-    assert page.locator("#selected-count", has_text="2 selected").is_visible()  # nothing happened
+    expect(page.locator("#selected-count", has_text="2 selected")).to_be_visible()  # nothing happened
     assert len(image_page(project_of(served), limit=1000)[0]) == BCCD_IMAGES
 
     page.click("#bulk-delete")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from tests.web.conftest import BCCD_IMAGES, PROJECT, USER_PASSWORD, sign_in
 
 
@@ -14,7 +16,7 @@ def test_projects_page_lists_the_project_with_its_counts(page, served, shot):
     card = page.locator(f"[data-project={PROJECT}]")
     card.locator(".project-images").filter(has_text=f"{BCCD_IMAGES} images").wait_for()
     assert "Detection" in card.inner_text()
-    assert page.locator("#new-project").is_visible()  # the admin may create projects
+    expect(page.locator("#new-project")).to_be_visible()  # the admin may create projects
     shot(page, "projects")
 
 
@@ -33,8 +35,8 @@ def test_dashboard_shows_counts_and_the_class_chart(page, served, shot):
     first = bars.first.get_attribute("data-class")
     assert first == max(stats["classes"], key=stats["classes"].get)
     # the admin sees the admin actions and the top bar's admin pages
-    assert page.locator("#create-version").is_visible()
-    assert page.locator(".topbar-nav >> text=Train").is_visible()
+    expect(page.locator("#create-version")).to_be_visible()
+    expect(page.locator(".topbar-nav >> text=Train")).to_be_visible()
     assert page.locator(".topbar .role-badge").text_content() == "admin"
     shot(page, "dashboard-admin")
 
@@ -50,7 +52,7 @@ def test_a_viewer_sees_no_admin_actions(new_page, served, shot):
     for hidden in ("#create-version", ".topbar-nav >> text=Train", ".topbar-nav >> text=Import",
                    ".page-actions >> text=Import"):
         assert page.locator(hidden).count() == 0, hidden
-    assert page.locator(".topbar-nav >> text=Images").is_visible()
+    expect(page.locator(".topbar-nav >> text=Images")).to_be_visible()
     shot(page, "dashboard-viewer")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from tests.web.conftest import USER_PASSWORD, sign_in
 
 
@@ -83,5 +85,5 @@ def test_an_annotator_cannot_create_projects(new_page, served):
     served.add_user("anna", "annotator")
     page = new_page()
     sign_in(page, served.url, "anna", USER_PASSWORD)
-    assert page.locator(f"[data-project={served.name}]").is_visible()
+    expect(page.locator(f"[data-project={served.name}]")).to_be_visible()
     assert page.locator("#new-project").count() == 0

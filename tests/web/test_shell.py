@@ -6,6 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.web.conftest import ADMIN_PASSWORD, PROJECT
 
@@ -60,7 +61,7 @@ def test_sign_in_wrong_password_then_right(new_page, served, shot):
     page.fill("#signin-password", ADMIN_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_selector("[data-testid=projects-page]")
-    assert page.locator(f"[data-project={PROJECT}]").is_visible()
+    expect(page.locator(f"[data-project={PROJECT}]")).to_be_visible()
     assert page.locator(".topbar .user-name").inner_text() == "admin"
     # a reload keeps the session (sessionStorage), signing out ends it
     page.reload()
