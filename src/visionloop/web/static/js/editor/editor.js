@@ -13,8 +13,9 @@ import { conflictDialog } from './conflict.js';
 import { History } from './history.js';
 import { Keys } from './keys.js';
 import { Panel } from './panel.js';
+import { Predictions, prefetchPredictions } from './predictions.js';
 import { AutoSave } from './save.js';
-import { StyleBook, featuresOf, payloadOf } from './shapes.js';
+import { StyleBook, boxGeometry, featuresOf, makeFeature, payloadOf } from './shapes.js';
 import { Tools } from './tools.js';
 
 const details = new Map(); // `${project}/${id}?filters` -> Promise<detail>, the opened and prefetched images
@@ -146,6 +147,10 @@ class Editor {
       this.setTool('brush');
     }
     this.state = this.shapes || this.masks ? null : start;
+    this.predictions = new Predictions(this.canvas, { project: p, detail, classes: this.allClasses,
+      panelEl: this.panel.predictionsEl, canAccept: () => this.mode === 'boxes' && !this.readOnly,
+      actions: { toggle: () => this.predictions.toggle(), accept: () => this.acceptPredictions() } });
+    this.predictions.start(); // in the background: the image and its annotation do not wait for it
     this.history = new History(this.payload());
     this.timings.history = performance.now();
     this.autosave = new AutoSave({ project: p, imageId: this.id, revision: detail.head_revision,
@@ -267,6 +272,16 @@ class Editor {
     toast(`Copied ${feats.length} shape${feats.length === 1 ? '' : 's'} from the previous image.`, 'success');
   }
 
+  /** Add the shown predicted boxes to the annotation: one edit (one undo), saved like any other. */
+  acceptPredictions() {
+    const boxes = this.mode === 'boxes' && !this.readOnly ? this.predictions.boxes() : [];
+    if (!boxes.length) return;
+    this.canvas.source.addFeatures(boxes.map((b) => makeFeature('box', boxGeometry(b.xyxy, this.detail.height),
+      { cls: b.cls, order: this.tools.nextOrder++ })));
+    this.edited();
+    toast(`Added ${boxes.length} predicted box${boxes.length === 1 ? '' : 'es'}: Ctrl+Z takes them back.`, 'success');
+  }
+
   async go(id) {
     if (id === null || id === undefined) return;
     await this.autosave.flushNow();
@@ -294,6 +309,7 @@ class Editor {
     for (const id of [this.nextId, this.prevId]) {
       if (id === null) continue;
       detailOf(this.project, id, this.query).then((d) => prefetchImage(d)).catch(() => {});
+      prefetchPredictions(this.project, id);
     }
   }
 
@@ -437,6 +453,11 @@ class Editor {
         run: () => this.togglePlay() },
       { keys: ['=', '+'], label: 'Zoom in (or the mouse wheel)', group: 'View', run: () => this.canvas.zoomBy(1) },
       { keys: ['-'], label: 'Zoom out', group: 'View', run: () => this.canvas.zoomBy(-1) },
+      { keys: ['o'], label: "Show / hide the deployed model's predictions (dashed, never saved)", group: 'View',
+        run: () => { this.predictions.toggle(); } },
+      { keys: ['shift+o'], label: 'Add the shown predicted boxes to the annotation (one undo)', group: 'Edit',
+        when: () => this.mode === 'boxes' && !this.readOnly && this.predictions.on,
+        run: () => this.acceptPredictions() },
       { keys: ['space'], label: 'Hold and drag to pan (or drag empty space, or the middle button)', group: 'View',
         run: (e) => this.space(e, true) },
       { keys: ['ctrl+z'], label: 'Undo', group: 'Edit', when: edit, run: () => this.undo() },
@@ -507,6 +528,7 @@ class Editor {
     window.removeEventListener('pagehide', this.onHide);
     document.removeEventListener('visibilitychange', this.onHide);
     if (this.keys) this.keys.stop();
+    if (this.predictions) this.predictions.dispose();
     if (this.autosave) {
       await this.autosave.flushNow();
       this.autosave.dispose();

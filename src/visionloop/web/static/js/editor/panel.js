@@ -32,6 +32,7 @@ export class Panel {
     this.classList = h('ul', { class: 'ed-classes' });
     this.selectionEl = h('div', { class: 'ed-selection' });
     this.hintEl = h('p', { class: 'ed-hint muted' });
+    this.predictionsEl = h('section', { class: 'ed-pred', 'data-testid': 'ed-predictions', hidden: true });
     const bar = h('div', { class: 'ed-bar' },
       h('div', { class: 'ed-bar-left' }, this.prevBtn, this.nextBtn, h('div', { class: 'ed-title' }, this.nameEl,
         this.posEl)),
@@ -41,7 +42,7 @@ export class Panel {
         h('button', { class: 'small ed-help-btn', title: 'Keyboard shortcuts (?)', onclick: actions.help }, '?')));
     const side = h('aside', { class: 'ed-side' },
       h('h3', {}, mode === 'tags' ? 'Tags' : mode === 'label' ? 'Label' : 'Classes'),
-      this.classList, this.selectionEl, this.hintEl);
+      this.classList, this.selectionEl, this.predictionsEl, this.hintEl);
     replaceChildren(root, h('div', { class: 'ed' }, bar,
       h('div', { class: 'ed-main' }, h('div', { class: 'ed-stage' }, this.canvasEl, this.bannerEl), side)));
   }

@@ -111,7 +111,8 @@ export function payloadOf(type, features, W, H) {
 
 // ---- styles: one Style object per (class, state), made once --------------------------------------------------
 
-function rgba(hex, alpha) {
+/** `#rrggbb` with an alpha, as CSS rgba(). */
+export function rgba(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
 }

@@ -1,0 +1,116 @@
+"""The deployed model's predictions in the annotation editor: with nothing deployed the panel says so; with a real
+exported detector deployed, O draws the image's predictions (as the API answers them) on their own layer, hides them
+again, keeps them on for the next image, and never touches the annotation; Shift+O adds them as one undoable edit.
+
+The tests run in file order on one project: the first one before anything is deployed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.deploy_fixtures import detector_package  # noqa: F401
+from tests.web.api_client import admin_client
+from tests.web.conftest import Served
+from tests.web.test_editor import open_editor, payload, wait_saved
+
+PANEL = "[data-testid=ed-predictions]"
+LAYER = "window.vlEditor.predictions"
+
+
+def image(client, project: str, image_id: int) -> dict:  # noqa: ANN001
+    return client.get(f"/projects/{project}/images/{image_id}").raise_for_status().json()
+
+
+def image_annotation(served: Served, image_id: int) -> dict | None:
+    with admin_client(served.url) as client:
+        return image(client, served.name, image_id)["annotation"]
+
+
+def shown_boxes(page) -> list[list[float]]:  # noqa: ANN001
+    """The predictions layer's boxes in image pixels (xyxy), sorted."""
+    return sorted(page.evaluate(f"""() => {{
+        const ed = window.vlEditor;
+        const H = ed.detail.height;
+        return {LAYER}.source.getFeatures().map((f) => {{
+            const [x1, y1, x2, y2] = f.getGeometry().getExtent();
+            return [x1, H - y2, x2, H - y1].map((v) => Math.round(v));
+        }});
+    }}"""))
+
+
+def wait_shown(page, n: int) -> None:  # noqa: ANN001
+    page.wait_for_function(f"{LAYER}.layer.getVisible() && {LAYER}.source.getFeatures().length === {n}",
+                           timeout=120_000)
+
+
+def test_nothing_deployed_says_so_and_links_to_the_models_page(page, served: Served, shot) -> None:  # noqa: ANN001
+    open_editor(page, served.url, served.name, 1)
+    panel = page.locator(PANEL)
+    panel.get_by_text("no model deployed yet").wait_for()
+    assert panel.locator("a").get_attribute("href") == f"#/p/{served.name}/models"
+    page.keyboard.press("o")
+    assert page.evaluate(f"{LAYER}.source.getFeatures().length") == 0
+    assert not page.evaluate(f"{LAYER}.layer.getVisible()")
+    shot(page, "editor-predictions-none")
+
+
+def test_predictions_toggle_and_leave_the_annotation_alone(page, served: Served, detector_package: Path,  # noqa: F811, ANN001
+                                                           shot) -> None:
+    shutil.copytree(detector_package, served.path / "packages" / "detector")
+    with admin_client(served.url) as client:
+        client.post(f"/projects/{served.name}/deployment", json={"package": "detector"}).raise_for_status()
+        before = image(client, served.name, 1)
+        expected = client.get(f"/projects/{served.name}/images/1/predictions").raise_for_status().json()
+        expected_next = client.get(f"/projects/{served.name}/images/2/predictions").raise_for_status().json()
+    boxes = sorted([round(v) for v in d["xyxy"]] for d in expected["detections"])
+    assert boxes, "the detector (score threshold 0) found nothing: nothing to show"
+
+    open_editor(page, served.url, served.name, 1)
+    panel = page.locator(PANEL)
+    panel.get_by_text("Model predictions: detector").wait_for()
+    assert page.evaluate(f"{LAYER}.source.getFeatures().length") == 0  # loaded only when asked for
+    page.keyboard.press("o")
+    wait_shown(page, len(boxes))
+    assert shown_boxes(page) == boxes
+    panel.get_by_text(f"{len(boxes)} objects").wait_for()
+    assert payload(page) == before["annotation"]  # the predictions are not part of the annotation
+    shot(page, "editor-predictions-shown")
+    page.keyboard.press("?")
+    assert "predictions" in page.locator(".modal").inner_text()
+    page.keyboard.press("Escape")
+
+    page.keyboard.press("o")
+    page.wait_for_function(f"!{LAYER}.layer.getVisible()")
+    assert panel.locator("button.ed-pred-toggle").inner_text().startswith("Show")
+    page.keyboard.press("o")
+    wait_shown(page, len(boxes))
+
+    page.keyboard.press("d")  # the next image: the predictions stay on
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 2 && window.vlEditor.predictions")
+    wait_shown(page, len(expected_next["detections"]))
+    assert payload(page) == image_annotation(served, 2)
+    with admin_client(served.url) as client:
+        after = image(client, served.name, 1)
+    assert after["head_revision"] == before["head_revision"] and after["annotation"] == before["annotation"]
+
+
+def test_shift_o_adds_the_predicted_boxes_as_one_undoable_edit(page, served: Served) -> None:  # noqa: ANN001
+    with admin_client(served.url) as client:
+        assert client.get(f"/projects/{served.name}/deployment").json()["package"] == "detector", \
+            "runs after the deployment of the test before"
+        n = len(client.get(f"/projects/{served.name}/images/3/predictions").raise_for_status().json()["detections"])
+    n0 = len(image_annotation(served, 3)["xyxy"])
+    open_editor(page, served.url, served.name, 3)
+    page.locator(PANEL).get_by_text("Model predictions: detector").wait_for()
+    page.keyboard.press("o")
+    wait_shown(page, n)
+    page.keyboard.press("Shift+O")
+    assert len(payload(page)["xyxy"]) == n0 + n
+    wait_saved(page)
+    assert len(image_annotation(served, 3)["xyxy"]) == n0 + n
+    page.keyboard.press("Control+z")  # one edit: one undo takes every added box back
+    assert len(payload(page)["xyxy"]) == n0
+    wait_saved(page)
+    assert len(image_annotation(served, 3)["xyxy"]) == n0
