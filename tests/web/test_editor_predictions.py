@@ -1,6 +1,7 @@
 """The deployed model's predictions in the annotation editor: with nothing deployed the panel says so; with a real
 exported detector deployed, O draws the image's predictions (as the API answers them) on their own layer, hides them
 again, keeps them on for the next image, and never touches the annotation; Shift+O adds them as one undoable edit.
+A classifier's predicted labels are listed with their scores in the panel.
 
 The tests run in file order on one project: the first one before anything is deployed.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.deploy_fixtures import detector_package  # noqa: F401
+from tests.deploy_fixtures import CELL_CLASSES, cell_classifier, cell_data, cell_package, detector_package  # noqa: F401
 from tests.web.api_client import admin_client
-from tests.web.conftest import Served
-from tests.web.test_editor import open_editor, payload, wait_saved
+from tests.web.conftest import Served, serve, sign_in
+from tests.web.test_editor import _plain_project, open_editor, payload, wait_saved
 
 PANEL = "[data-testid=ed-predictions]"
 LAYER = "window.vlEditor.predictions"
@@ -26,6 +27,12 @@ def image(client, project: str, image_id: int) -> dict:  # noqa: ANN001
 def image_annotation(served: Served, image_id: int) -> dict | None:
     with admin_client(served.url) as client:
         return image(client, served.name, image_id)["annotation"]
+
+
+def rgb(hex_colour: str) -> str:
+    """``#rrggbb`` as the browser's computed style writes it."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
 
 
 def shown_boxes(page) -> list[list[float]]:  # noqa: ANN001
@@ -114,3 +121,34 @@ def test_shift_o_adds_the_predicted_boxes_as_one_undoable_edit(page, served: Ser
     assert len(payload(page)["xyxy"]) == n0
     wait_saved(page)
     assert len(image_annotation(served, 3)["xyxy"]) == n0
+
+
+def test_classifier_labels_with_scores_in_the_panel(new_page, bccd_dir: Path, cell_package: Path,  # noqa: F811, ANN001
+                                                    tmp_path: Path, shot) -> None:
+    path = _plain_project(bccd_dir, tmp_path / "projects", "cells-cls", "classification", CELL_CLASSES, n=2)
+    shutil.unpack_archive(cell_package, path / "packages" / "cells", format="zip")  # the package is one .vlpkg file
+    with serve([path], projects_dir=path.parent) as server:
+        with admin_client(server.url) as client:
+            client.post("/projects/cells-cls/deployment", json={"package": "cells"}).raise_for_status()
+            expected = client.get("/projects/cells-cls/images/1/predictions").raise_for_status().json()
+            before = image(client, "cells-cls", 1)
+        page = new_page()
+        sign_in(page, server.url)
+        open_editor(page, server.url, "cells-cls", 1)
+        panel = page.locator(PANEL)
+        panel.get_by_text("Model predictions: cells").wait_for()
+        page.keyboard.press("o")
+        panel.locator(".score-list").wait_for()
+        names = panel.locator(".score-name").all_inner_texts()
+        assert names == [s["name"] for s in sorted(expected["scores"], key=lambda s: -s["score"])]
+        assert panel.locator("li.kept .score-name").all_inner_texts() == [expected["label"]["name"]]
+        assert f"{expected['label']['name']} (" in panel.inner_text()
+        with admin_client(server.url) as client:  # each bar has its class's colour
+            colours = {c["name"]: c["colour"] for c in client.get("/projects/cells-cls/classes").json()}
+        bars = panel.locator(".score-bar > span").evaluate_all(
+            "(spans) => spans.map((s) => getComputedStyle(s).backgroundColor)")
+        assert bars == [rgb(colours[name]) for name in names]
+        assert payload(page) == before["annotation"]
+        shot(page, "editor-predictions-classifier")
+        with admin_client(server.url) as client:
+            assert image(client, "cells-cls", 1)["head_revision"] == before["head_revision"]

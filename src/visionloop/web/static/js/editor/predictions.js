@@ -150,6 +150,11 @@ export class Predictions {
       .filter((b) => b.cls !== undefined);
   }
 
+  /** The project classes of predicted labels, under the package's class ids (for scoreList's colours). */
+  scoreClasses(scores) {
+    return scores.map((s) => ({ ...(this.classOf(s) || {}), id: s.class_id }));
+  }
+
   draw() {
     const H = this.detail.height;
     const detections = (this.prediction && this.prediction.detections) || [];
@@ -229,7 +234,7 @@ export class Predictions {
         on && this.error ? h('p', { class: 'ed-pred-error' }, this.error) : null,
         on && !busy && p ? h('p', { class: 'ed-pred-status' }, predictionSummary(p),
           p.detections ? ' (dashed, not saved)' : '') : null,
-        on && !busy && p && !p.detections && !p.segments ? scoreList(p, [...this.byId.values()]) : null,
+        on && !busy && p && p.scores && !p.segments ? scoreList(p, this.scoreClasses(p.scores)) : null,
         on && !busy && this.canAccept() && this.boxes().length ? h('button', { class: 'small ed-pred-accept',
           onclick: () => this.actions.accept(), onmousedown: (e) => e.preventDefault() },
         'Add these boxes', h('kbd', {}, 'Shift+O')) : null,
