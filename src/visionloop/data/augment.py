@@ -36,9 +36,7 @@ class AugmentPolicy:
     range applied half the time (detection and segmentation keep the native resolution otherwise; None: no zoom).
     ``hflip``/``vflip``: random flips. ``rotation``: max degrees either way (classification; rotated boxes would
     loosen). ``brightness``/``contrast``/``saturation``/``hue``: colour jitter strengths (0 = off). ``grayscale``:
-    probability (classification). ``invert``: probability of inverting the grey levels (segmentation of data that
-    holds both dark-field and bright-field images, see :func:`visionloop.training.semantic.semantic_intensity`).
-    ``reasons``: why switches are off (e.g. ``"no flips or rotation: class 'left' is
+    probability (classification). ``reasons``: why switches are off (e.g. ``"no flips or rotation: class 'left' is
     orientation_sensitive"``).
     """
 
@@ -52,7 +50,6 @@ class AugmentPolicy:
     saturation: float = 0.2
     hue: float = 0.02
     grayscale: float = 0.05
-    invert: float = 0.0
     reasons: tuple[str, ...] = ()
 
     @classmethod
@@ -120,8 +117,6 @@ class AugmentPolicy:
         out.append(f"colour jitter saturation ±{self.saturation:g}, hue ±{self.hue:g}"
                    if self.saturation or self.hue else "no colour jitter")
         out.append(f"grayscale p={self.grayscale:g}" if self.grayscale else "no grayscale")
-        if self.invert:
-            out.append(f"grey levels inverted p={self.invert:g}")
         return out + list(self.reasons)
 
 

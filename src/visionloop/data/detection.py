@@ -73,8 +73,6 @@ def build_transforms(policy: AugmentPolicy | None, *, train: bool, semantic: boo
     """
     ops: list[Any] = []
     if train and policy is not None:
-        if policy.invert:
-            ops.append(v2.RandomInvert(p=policy.invert))
         if policy.colour_changes:
             ops.append(v2.RandomPhotometricDistort(p=0.5, hue=(-policy.hue, policy.hue)))
         elif policy.brightness or policy.contrast:

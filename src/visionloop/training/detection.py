@@ -281,14 +281,13 @@ def train_detection(
         eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
-    intensity, invert, intensity_reason = "fixed", 0.0, ""
+    intensity, intensity_reason = "fixed", ""
     if resume:
-        intensity, invert = cfg.preprocessing().intensity, float(cfg.augmentation.get("invert", 0.0))
+        intensity = cfg.preprocessing().intensity
     elif kind == "semantic":
-        intensity, invert, intensity_reason = (
-            (hp.intensity, 0.0, "set by the user") if hp.intensity != "auto"
-            else semantic_intensity(by_split["train"], project.blobs.source))
-    policy = AugmentPolicy.from_ontology(info.ontology, vflip=hp.vertical_flip, invert=invert)
+        intensity, intensity_reason = ((hp.intensity, "set by the user") if hp.intensity != "auto"
+                                       else semantic_intensity(by_split["train"], project.blobs.source))
+    policy = AugmentPolicy.from_ontology(info.ontology, vflip=hp.vertical_flip)
     max_dets = auto_max_dets([it.annotation for split in by_split.values() for it in split], hp.detections_per_img)
     hp.detections_per_img = max(hp.detections_per_img, max_dets)
 

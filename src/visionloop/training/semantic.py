@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +30,6 @@ from visionloop.core.annotations import SemanticMask
 from visionloop.evaluation.keys import MIOU, PIXEL_ACCURACY, split_key
 
 __all__ = [
-    "IntensityChoice",
     "SEMANTIC_DEFAULT_MODEL",
     "SEMANTIC_HPARAMS",
     "SEMANTIC_MIN_OBJECT_PX",
@@ -53,8 +52,6 @@ INTENSITY_SPREAD = 4.0
 times the 10th (everyday photographs: about 2 to 3)."""
 INTENSITY_SAMPLE = 200
 """Training images read to measure the spread (evenly spaced over the split)."""
-POLARITY_SHARE = 0.02
-"""Share of the training images each polarity (dark or bright background) needs for random inversion."""
 
 SEMANTIC_HPARAMS: dict[str, Any] = {"optimizer": "adamw", "lr": 1e-3 / 4, "batch_size": 4, "weight_decay": 1e-4,
                                     "epochs": 12, "warmup_steps": 20, "crop_size": 160}
@@ -139,43 +136,19 @@ def semantic_val_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-class IntensityChoice(NamedTuple):
-    """How images reach a semantic model: ``intensity`` (``fixed`` | ``per_image``), ``invert`` (the probability
-    of inverting the grey levels in training) and ``reason`` (for the run config and the report)."""
-
-    intensity: str
-    invert: float
-    reason: str
-
-
-def semantic_intensity(items: Sequence[Any], image_source: Any) -> IntensityChoice:
-    """What the mean and median grey levels of up to :data:`INTENSITY_SAMPLE` of ``items`` (``.image.sha256``, read
-    through ``image_source`` as :func:`~visionloop.core.imageio.decode` takes it) call for.
-
-    * ``per_image`` intensity when brightness varies :data:`INTENSITY_SPREAD` times or more;
-    * random grey inversion (p 0.5) when the images hold both polarities: at least :data:`POLARITY_SHARE` of them
-      (and two) with a dark background (median grey under 64, fluorescence, dark-field) and as many with a bright one
-      (over 160, bright-field): one model then learns the objects on both, instead of the rare kind failing wholesale
-      (DSB2018: 3 grey bright-field images of 120 scored a nucleus IoU of 0.01 without it).
-    """
+def semantic_intensity(items: Sequence[Any], image_source: Any) -> tuple[str, str]:
+    """(``fixed`` | ``per_image``, the reason) from the mean grey levels of up to :data:`INTENSITY_SAMPLE` of
+    ``items`` (``.image.sha256``, read through ``image_source`` as :func:`~visionloop.core.imageio.decode` takes it)."""
     from visionloop.core.imageio import decode
 
     step = max(1, len(items) // INTENSITY_SAMPLE)
-    greys = [np.asarray(decode(image_source(it.image.sha256)).convert("L").reduce(4))
+    means = [float(np.asarray(decode(image_source(it.image.sha256)).convert("L").reduce(4)).mean())
              for it in list(items)[::step][:INTENSITY_SAMPLE]]
-    if not greys:
-        return IntensityChoice("fixed", 0.0, "no training image to measure")
-    means = [float(g.mean()) for g in greys]
-    medians = np.asarray([float(np.median(g)) for g in greys])
+    if not means:
+        return "fixed", "no training image to measure"
     lo, hi = np.percentile(means, [10, 90])
     spread = float(hi / max(lo, 1.0))
-    if spread < INTENSITY_SPREAD:
-        return IntensityChoice("fixed", 0.0,
-                               f"fixed grey levels: image brightness varies only {spread:.1f}x across the training images")
-    reason = (f"per-image grey levels: image brightness varies {spread:.0f}x across the training images (mean grey "
-              f"{lo:.0f} at the 10th percentile, {hi:.0f} at the 90th)")
-    dark, bright = int((medians < 64).sum()), int((medians > 160).sum())
-    if min(dark, bright) >= max(2, POLARITY_SHARE * len(greys)):
-        return IntensityChoice("per_image", 0.5, reason + f"; {dark} dark-background and {bright} bright-background "
-                               "images: grey levels inverted at random (p 0.5) so both kinds are learnt")
-    return IntensityChoice("per_image", 0.0, reason)
+    if spread >= INTENSITY_SPREAD:
+        return "per_image", (f"per-image grey levels: image brightness varies {spread:.0f}x across the training images "
+                             f"(mean grey {lo:.0f} at the 10th percentile, {hi:.0f} at the 90th)")
+    return "fixed", f"fixed grey levels: image brightness varies only {spread:.1f}x across the training images"
