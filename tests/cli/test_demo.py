@@ -36,7 +36,8 @@ def test_first_start_queues_a_first_model_once(tmp_path: Path) -> None:
         assert p.stats()["images"] == 6
         assert [v.name for v in list_versions(p)] == ["v1"]
         jobs = list_jobs(p)
-        assert [(j.kind, j.state.value, j.params) for j in jobs] == [("train", "queued", {"version": "v1", "deploy": True})]
+        assert [(j.kind, j.state.value, j.params) for j in jobs] == [
+            ("train", "queued", {"version": "v1", "deploy": True, "epochs": 12, "image_size": 320})]
 
 
 def test_no_train_makes_only_the_project(tmp_path: Path) -> None:
