@@ -293,3 +293,16 @@ def test_a_failed_job_names_no_path_of_the_server(platform: Platform) -> None:
     root = str(Path(platform.project.root).resolve())
     assert root not in job["error"] and root not in (job["log"] or ""), job
     assert "upload" in job["error"]  # the folder is still named, relative to the project
+
+
+def test_jobs_work_for_a_project_served_by_a_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``visionloop demo data/sample-bccd`` serves a relative path, while a job's command runs in the project folder."""
+    monkeypatch.chdir(tmp_path)
+    Project.create(Path("data") / "cells", task="detection").close()
+    with TestClient(create_app(Path("data") / "cells", settings=Settings(job_threads=1))) as client:
+        served = client.app.state.projects.get("cells")
+        platform = Platform(client, served, bearer_headers(served, Role.ADMIN), bearer_headers(served, Role.VIEWER))
+        started = upload(platform, sample_files(2))
+        assert started.status_code == 202, started.text
+        job = platform.wait(started.json()["id"])
+        assert job["state"] == "done" and job["result"]["images_added"] == 2, job

@@ -38,12 +38,18 @@ class Step:
 
 def job_dir(project: Project, job_id: int) -> Path:
     """``PROJECT/jobs/<id>``: the job's uploads, progress, log, printed result and outputs."""
-    return Path(project.root) / JOBS_DIR / str(job_id)
+    return Path(project.root).resolve() / JOBS_DIR / str(job_id)
 
 
 def package_dir(project: Project, name: str) -> Path:
     """``PROJECT/packages/<name>``: a model package exported by a job."""
-    return Path(project.root) / PACKAGES_DIR / name
+    return Path(project.root).resolve() / PACKAGES_DIR / name
+
+
+def _root(p: Project) -> str:
+    """The project's folder as an absolute path: a job's command runs in that folder, where a relative path (a
+    server started with ``visionloop demo data/sample-bccd``) would point elsewhere."""
+    return str(Path(p.root).resolve())
 
 
 def _cli(*args: str) -> Step:
@@ -60,31 +66,31 @@ def _optional(params: dict[str, Any], **flags: str) -> list[str]:
 
 def _import_steps(p: Project, job: Job) -> list[Step]:
     source = job_dir(p, job.id) / job.params["source"]  # the upload, inside the job's folder
-    return [_cli("import", str(p.root), str(source), "--author", job.created_by,
+    return [_cli("import", _root(p), str(source), "--author", job.created_by,
                  *_optional(job.params, format="--format", on_conflict="--on-conflict"))]
 
 
 def _export_steps(p: Project, job: Job) -> list[Step]:
     out = job_dir(p, job.id)
-    return [_cli("export", str(p.root), str(out / "export"), "--format", job.params["format"],
+    return [_cli("export", _root(p), str(out / "export"), "--format", job.params["format"],
                  *_optional(job.params, version="--version")),
             Step("zipfile", ["-c", str(out / EXPORT_ZIP), str(out / "export")])]
 
 
 def _train_steps(p: Project, job: Job) -> list[Step]:
     if job.params.get("resume"):
-        return [_cli("train", str(p.root), "--resume", job.params["resume"])]
-    return [_cli("train", str(p.root), "--version", job.params["version"],
+        return [_cli("train", _root(p), "--resume", job.params["resume"])]
+    return [_cli("train", _root(p), "--version", job.params["version"],
                  *_optional(job.params, model="--model", strategy="--strategy", epochs="--epochs",
                             image_size="--image-size", batch_size="--batch-size"))]
 
 
 def _evaluate_steps(p: Project, job: Job) -> list[Step]:
-    return [_cli("evaluate", str(p.root), "--run", job.params["run"], "--split", job.params.get("split", "test"))]
+    return [_cli("evaluate", _root(p), "--run", job.params["run"], "--split", job.params.get("split", "test"))]
 
 
 def _package_steps(p: Project, job: Job) -> list[Step]:
-    args = ["export-model", str(p.root), str(package_dir(p, job.params["name"])), "--run", job.params["run"],
+    args = ["export-model", _root(p), str(package_dir(p, job.params["name"])), "--run", job.params["run"],
             "--name", job.params["name"], "--overwrite"]
     return [_cli(*args, *(["--int8"] if job.params.get("int8") else []))]
 

@@ -145,7 +145,7 @@ class JobQueue:
             folder = job_dir(project, job_id)
             try:
                 outcome = run_steps(
-                    kind.steps(project, job), folder=folder, cwd=Path(project.root), settings=self.settings,
+                    kind.steps(project, job), folder=folder, cwd=Path(project.root).resolve(), settings=self.settings,
                     stop=stop, on_start=lambda pid: store.update_job(project, job_id, pid=pid),
                     on_progress=lambda progress, tail: store.update_job(project, job_id, progress=progress, log=tail))
             except Exception as e:  # could not even start the command
