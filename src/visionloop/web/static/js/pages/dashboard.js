@@ -260,13 +260,13 @@ function runsSection(project, runs, role) {
       admin ? 'Create a dataset version, then train a model on it from the Train page.' : 'An admin starts training runs.'));
   }
   return section('Training runs', train, h('div', { class: 'table-wrap' }, h('table', { class: 'table', id: 'runs' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Run'), h('th', {}, 'Model'), h('th', {}, 'Version'), h('th', {}, 'State'),
+    // no model column: the run id names the model, and the metrics must fit a half-width card
+    h('thead', {}, h('tr', {}, h('th', {}, 'Run'), h('th', {}, 'Version'), h('th', {}, 'State'),
       h('th', {}, 'Main metrics'), h('th', {}, ''))),
     h('tbody', {}, runs.slice(0, 8).map((r) => {
       const id = r.id || r.run || r.name;
       return h('tr', {},
         h('td', {}, h('a', { href: projectHref(project, `runs/${encodeURIComponent(id)}`) }, id)),
-        h('td', {}, r.model || '–'),
         h('td', {}, r.version || '–'),
         h('td', {}, r.state ? h('span', { class: `badge state-${r.state}` }, r.state) : '–'),
         h('td', { class: 'muted' }, runMetrics(r)),
