@@ -137,6 +137,7 @@ def test_every_route_needs_credentials_and_the_right_role(served: Served) -> Non
     assert roles[("GET", f"{API}/projects/{{project}}/users")] is Role.ADMIN
     assert roles[("GET", f"{API}/projects/{{project}}/images")] is Role.VIEWER
     assert roles[("GET", f"{API}/session")] is Role.VIEWER
+    assert roles[("GET", f"{API}/formats")] is Role.VIEWER
     assert roles[("POST", f"{API}/projects")] is Role.ADMIN  # admin of at least one served project
     assert roles[("GET", f"{API}/projects/{{project}}/images/count")] is Role.VIEWER
     assert roles[("POST", f"{API}/projects/{{project}}/images/bulk")] is Role.REVIEWER  # split, delete: admin inside

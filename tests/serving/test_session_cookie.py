@@ -107,3 +107,18 @@ def test_sign_out_clears_the_cookie_and_revokes_the_token(site: Site, browser: T
     # the old cookie sent by hand is refused too: the token is revoked
     browser.cookies.set(SESSION_COOKIE, token)
     assert browser.get(thumb).status_code == 401
+
+
+
+def test_formats_lists_what_import_and_export_take(browser: TestClient) -> None:
+    from visionloop.formats import FORMATS, get_format
+
+    assert browser.get(f"{API}/formats").status_code == 401  # signed in first
+    token = sign_in(browser)
+    r = browser.get(f"{API}/formats", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    got = {f["name"]: f for f in r.json()}
+    assert list(got) == list(FORMATS)
+    assert got["voc"] == {"name": "voc", "title": "Pascal VOC XML", "tasks": ["detection"]}
+    for name, f in got.items():  # the tasks are the format module's own
+        assert f["tasks"] == sorted(t.value for t in get_format(name).TASKS) and f["title"], f

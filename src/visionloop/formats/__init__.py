@@ -30,7 +30,8 @@ FORMATS: dict[str, str] = {
 }
 """Registry name -> module. Order matters only to break ties in detection (earlier wins)."""
 
-__all__ = ["FORMATS", "IMAGES", "FormatDataset", "Problem", "Sample", "detect_format", "detect_source", "get_format"]
+__all__ = ["FORMATS", "IMAGES", "FormatDataset", "Problem", "Sample", "detect_format", "detect_source", "format_catalog",
+           "get_format"]
 
 IMAGES = "images"
 """The pseudo-format of a folder of plain images without annotations."""
@@ -43,6 +44,16 @@ def get_format(name: str) -> ModuleType:
     if name not in FORMATS:
         raise NotFoundError("format", name, choices=list(FORMATS))
     return importlib.import_module(FORMATS[name])
+
+
+def format_catalog() -> list[dict[str, object]]:
+    """Every registered format with its ``title`` and the ``tasks`` (values, sorted) it holds, in registry order:
+    what import and export offer (every format reads and writes)."""
+    out: list[dict[str, object]] = []
+    for name in FORMATS:
+        module = get_format(name)
+        out.append({"name": name, "title": module.TITLE, "tasks": sorted(t.value for t in module.TASKS)})
+    return out
 
 
 def _scores(path: Path) -> list[tuple[float, str]]:

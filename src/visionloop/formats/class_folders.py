@@ -23,6 +23,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "class_folders"
+TITLE = "a folder per class"
 TASKS = frozenset({Task.CLASSIFICATION})
 
 _NOT_CLASSES = {

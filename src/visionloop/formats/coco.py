@@ -64,6 +64,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "coco"
+TITLE = "COCO JSON"
 TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
 
 _KINDS = ("instances", "person_keypoints", "stuff", "labels", "image_info")

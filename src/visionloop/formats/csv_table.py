@@ -52,6 +52,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "csv"
+TITLE = "CSV table"
 TASKS = frozenset({Task.CLASSIFICATION, Task.TAGGING, Task.DETECTION})
 
 _IMAGE = ("image", "image_name", "image_path", "image_file", "filename", "file_name", "file", "path", "img",

@@ -46,6 +46,7 @@ from visionloop.formats.base import (
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "cvat"
+TITLE = "CVAT XML"
 TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
 
 _ROOT = re.compile(r"<annotations[\s>]")

@@ -28,6 +28,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["DEFAULT_CLASS", "NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "kaggle_masks"
+TITLE = "a mask PNG per object (Kaggle DSB)"
 TASKS = frozenset({Task.SEGMENTATION})
 DEFAULT_CLASS = "nucleus"
 

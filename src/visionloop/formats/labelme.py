@@ -73,6 +73,7 @@ from visionloop.formats.base import (
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "labelme"
+TITLE = "LabelMe JSON"
 TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
 LABELME_VERSION = "5.4.1"
 _NO_AREA = {"line", "linestrip", "point", "points"}

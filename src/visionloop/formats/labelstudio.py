@@ -61,6 +61,7 @@ from visionloop.formats.base import (
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "labelstudio"
+TITLE = "Label Studio JSON"
 TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
 
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")

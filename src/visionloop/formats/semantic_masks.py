@@ -42,6 +42,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["CAMVID_COLORS", "NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "semantic_masks"
+TITLE = "class-map PNGs"
 TASKS = frozenset({Task.SEGMENTATION})
 IMAGE_DIRS = ("images", "JPEGImages", "imgs", "img")
 MASK_DIRS = ("masks", "labels", "gt", "SegmentationClass", "annotations_png")

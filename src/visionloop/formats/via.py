@@ -57,6 +57,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "via"
+TITLE = "VGG Image Annotator (VIA) JSON"
 TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION, Task.CLASSIFICATION, Task.TAGGING})
 CSV_HEADER = ["filename", "file_size", "file_attributes", "region_count", "region_id", "region_shape_attributes",
               "region_attributes"]

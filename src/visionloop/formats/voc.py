@@ -52,6 +52,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "voc"
+TITLE = "Pascal VOC XML"
 TASKS = frozenset({Task.DETECTION})
 
 _FLAGS = ("truncated", "difficult", "occluded")

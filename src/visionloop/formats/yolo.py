@@ -65,6 +65,7 @@ from visionloop.formats.base import FormatDataset, Problem, Sample, copy_image, 
 __all__ = ["NAME", "TASKS", "detect", "load", "save"]
 
 NAME = "yolo"
+TITLE = "YOLO text files"
 TASKS = frozenset({Task.DETECTION, Task.SEGMENTATION})
 
 _YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")

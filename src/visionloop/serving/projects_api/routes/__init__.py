@@ -19,6 +19,7 @@ from visionloop.serving.projects_api.routes import (
     classes,
     deployment,
     exports,
+    formats,
     image_bulk,
     images,
     imports,
@@ -39,7 +40,7 @@ __all__ = ["API_PREFIX", "api_router"]
 API_PREFIX = "/api/v1"
 
 api_router = APIRouter(prefix=API_PREFIX, responses=AUTH_RESPONSES)
-for _module in (auth, session, projects, users):
+for _module in (auth, session, formats, projects, users):
     api_router.include_router(_module.router)
 for _module in (stats, classes, images, image_bulk, tiles, annotations, versions):
     api_router.include_router(_module.router, dependencies=[VIEWER])

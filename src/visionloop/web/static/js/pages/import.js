@@ -12,26 +12,11 @@ export function dispose() {
 }
 
 // The formats `visionloop export --format` writes (formats/__init__.py FORMATS), with the tasks each can hold.
-const ALL = ['classification', 'tagging', 'detection', 'segmentation'];
-export const EXPORT_FORMATS = [
-  ['coco', 'COCO JSON', ALL],
-  ['voc', 'Pascal VOC XML', ['detection']],
-  ['yolo', 'YOLO text files', ['detection', 'segmentation']],
-  ['cvat', 'CVAT XML', ALL],
-  ['labelstudio', 'Label Studio JSON', ALL],
-  ['labelme', 'LabelMe JSON', ALL],
-  ['via', 'VGG Image Annotator (VIA) JSON', ALL],
-  ['csv', 'CSV table', ['classification', 'tagging', 'detection']],
-  ['class_folders', 'a folder per class', ['classification']],
-  ['kaggle_masks', 'a mask PNG per object (Kaggle DSB)', ['segmentation']],
-  ['semantic_masks', 'class-map PNGs', ['segmentation']],
-];
-
 export async function render(root, {project}) {
   dispose();
   const p = (rest) => projectPath(project, rest);
-  const [role, versions, info] = await Promise.all([session.role(project), api.get(p('versions')).catch(() => []),
-    api.get(p('')).catch(() => null)]);
+  const [role, versions, info, formats] = await Promise.all([session.role(project),
+    api.get(p('versions')).catch(() => []), api.get(p('')).catch(() => null), api.get('formats').catch(() => [])]);
   const admin = roleAllows(role, 'admin');
   const task = info?.task || '';
   root.replaceChildren(h('div', {class: 'import-page'},
@@ -39,7 +24,7 @@ export async function render(root, {project}) {
       + 'the format another tool reads.'),
     admin ? importCard(project) : h('section', {class: 'card'}, h('h2', {}, 'Import'),
       h('p', {class: 'muted'}, 'Only an admin of this project can import images.')),
-    admin ? exportCard(project, task, versions) : null));
+    admin ? exportCard(project, task, versions, formats) : null));
 }
 
 // ---- import -----------------------------------------------------------------------------------------------------
@@ -182,10 +167,11 @@ function problemTable(problems) {
 
 // ---- export -----------------------------------------------------------------------------------------------------
 
-function exportCard(project, task, versions) {
-  const formats = EXPORT_FORMATS.filter(([, , tasks]) => !task || tasks.includes(task));
-  const format = h('select', {id: 'export-format'}, ...formats.map(([name, label]) => h('option', {value: name},
-    `${label} (${name})`)));
+function exportCard(project, task, versions, allFormats) {
+  // the formats the server knows (GET /formats), those that hold this project's task
+  const formats = allFormats.filter((f) => !task || f.tasks.includes(task));
+  const format = h('select', {id: 'export-format'}, ...formats.map((f) => h('option', {value: f.name},
+    `${f.title} (${f.name})`)));
   const version = h('select', {id: 'export-version'}, h('option', {value: ''}, 'the current annotations'),
     ...[...versions].reverse().map((v) => h('option', {value: v.name}, `version ${v.name}`)));
   const start = h('button', {class: 'primary', type: 'button', id: 'export-start'}, 'Export');
