@@ -37,7 +37,19 @@ def test_first_start_queues_a_first_model_once(tmp_path: Path) -> None:
         assert [v.name for v in list_versions(p)] == ["v1"]
         jobs = list_jobs(p)
         assert [(j.kind, j.state.value, j.params) for j in jobs] == [
-            ("train", "queued", {"version": "v1", "deploy": True, "epochs": 12, "image_size": 320})]
+            ("train", "queued", {"version": "v1", "deploy": True})]  # the task's defaults: see the test below
+
+
+def test_the_defaults_train_the_whole_sample_12_epochs_at_320_px(tmp_path: Path) -> None:
+    """What the first-start job and the train page's defaults choose on the sample (measured: test mAP50 0.83)."""
+    from visionloop.serving.projects_api.routes.train import train_options
+
+    r = CliRunner().invoke(app, ["demo", str(tmp_path / "sample"), "--source", str(SAMPLE.parent), "--no-serve"])
+    assert r.exit_code == 0, r.output
+    with Project.open(tmp_path / "sample") as p:
+        auto = train_options(p, "v1")["auto"]
+    assert (auto["epochs"], auto["image_size"]) == (12, 320), auto
+    assert "95% of the objects stay at least 24 px" in auto["reason"] and "85 training images" in auto["reason"]
 
 
 def test_no_train_makes_only_the_project(tmp_path: Path) -> None:

@@ -166,16 +166,30 @@ def _item(w: int, h: int, side: float, n: int = 3):
     return SimpleNamespace(annotation=boxes, image=SimpleNamespace(width=w, height=h))
 
 
-def test_auto_sizes_keep_resolution_for_large_objects_and_upscale_small_ones() -> None:
+def test_auto_sizes_shrink_large_objects_keep_mixed_ones_and_upscale_small_ones() -> None:
     hp = td.DetectionHParams()
-    # BCCD-like: 640x480 photos, cells ~90 px: evaluate at the native 480, train 384..576
-    assert td._auto_sizes([_item(640, 480, 90)] * 5, hp) == (480, (384, 416, 448, 480, 512, 544, 576))
+    # 640x480 photos of 90 px cells: every object stays >= 24 px at 256, 3.5x fewer pixels than the native 480
+    size, train, why = td._auto_sizes([_item(640, 480, 90)] * 5, hp)
+    assert (size, train) == (256, (224, 256, 288, 320, 352)) and "lowered from 480" in why
+    # one object in ten is 30 px: the size keeps those at 24 px (30 * 384 / 480)
+    size, _, why = td._auto_sizes([_item(640, 480, 90, n=18), _item(640, 480, 30, n=2)], hp)
+    assert size == 384 and "95% of the objects" in why
+    # the median object is 20 px: raised until it is 24 (20 * 576 / 480)
+    assert td._auto_sizes([_item(640, 480, 20)] * 5, hp)[0] == 576
     # nuclei of 10 px in 256 px images: raised until the median object is 24 px (10 * 640 / 256 = 25)
-    size, train = td._auto_sizes([_item(256, 256, 10)] * 5, hp)
-    assert size == 640 and min(train) >= 0.8 * 640 and max(train) == 640 + 96
+    size, train, why = td._auto_sizes([_item(256, 256, 10)] * 5, hp)
+    assert size == 640 and min(train) >= 0.8 * 640 and max(train) == 640 + 96 and "raised from 256" in why
     # the ceiling holds for tiny objects; an explicit size always wins
     assert td._auto_sizes([_item(256, 256, 2)], hp)[0] == 800
-    assert td._auto_sizes([_item(256, 256, 10)], td.DetectionHParams(eval_size=320))[0] == 320
+    explicit = td._auto_sizes([_item(256, 256, 10)], td.DetectionHParams(eval_size=320))
+    assert (explicit[0], explicit[2]) == (320, "set by the user")
+
+
+def test_auto_epochs_grow_for_small_datasets_within_bounds() -> None:
+    assert td.auto_epochs(81)[0] == 12  # the sample: about 1,000 images seen
+    assert td.auto_epochs(28)[0] == 24 and td.auto_epochs(0)[0] == 24  # the ceiling
+    assert td.auto_epochs(256)[0] == 6 and td.auto_epochs(100_000)[0] == 6  # the floor
+    assert "81 training images" in td.auto_epochs(81)[1]
 
 
 def test_classification_only_options_and_wrong_kind_models_are_refused(project_factory) -> None:

@@ -100,7 +100,7 @@ def test_object_size_rule_sizes_semantic_inputs_from_regions() -> None:
         mask[20 * k: 20 * k + 10, 30: 40] = 1
     items = [_item(mask)] * 4
     fractions = semantic_object_fractions(items, {0: 0, 1: 1})
-    size, _ = td._auto_sizes(items, td.DetectionHParams(), fractions=fractions, min_object_px=SEMANTIC_MIN_OBJECT_PX)
+    size, _, _ = td._auto_sizes(items, td.DetectionHParams(), fractions=fractions, min_object_px=SEMANTIC_MIN_OBJECT_PX)
     assert SEMANTIC_MIN_OBJECT_PX == 16 and size == 416  # 16 px / (10 / 256) = 410 -> the next multiple of 32
     # without the regions (boxes only), a class map has no objects and the image size alone decides
     assert td._auto_sizes(items, td.DetectionHParams())[0] == 256

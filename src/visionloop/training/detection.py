@@ -56,6 +56,8 @@ from visionloop.training.semantic import (
 __all__ = [
     "DEFAULT_MODELS",
     "DetectionHParams",
+    "auto_epochs",
+    "auto_sizes",
     "dataset_kind",
     "train_detection",
 ]
@@ -74,7 +76,7 @@ class DetectionHParams:
     ``per_image`` (see :func:`~visionloop.training.semantic.semantic_intensity`).
     """
 
-    epochs: int = 6
+    epochs: int = 0
     batch_size: int = 2
     lr: float = 0.01 / 2
     momentum: float = 0.9
@@ -126,27 +128,67 @@ def _object_fractions(items: Sequence[Any]) -> np.ndarray:
     return fractions[fractions > 0]
 
 
-def _auto_sizes(items: Sequence[Any], hp: DetectionHParams, *, fractions: np.ndarray | None = None,
-                min_object_px: int = MIN_OBJECT_PX) -> tuple[int, tuple[int, ...]]:
-    """Evaluation shorter side and the multi-scale training sizes around it (multiples of 32 within 256..800).
+SMALL_OBJECT_QUANTILE = 5
+"""Percentile of the objects' shorter sides that must stay ``min_object_px`` when :func:`_auto_sizes` shrinks images
+whose objects are large: 95 % of the objects keep a size the detector sees well."""
 
-    Start at the median image shorter side, so most images keep their resolution; raise it until the median object,
-    resized with its image, is at least ``min_object_px`` (``fractions``: the objects' shorter sides as fractions of
-    their image's, by default from the boxes of ``items``). Training draws sizes within +-96 px of it but never
-    below 0.8x: shrinking objects that are already small only teaches the detector to miss them.
+
+def _auto_sizes(items: Sequence[Any], hp: DetectionHParams, *, fractions: np.ndarray | None = None,
+                min_object_px: int = MIN_OBJECT_PX) -> tuple[int, tuple[int, ...], str]:
+    """Evaluation shorter side, the multi-scale training sizes around it (multiples of 32 within 256..800), and why.
+
+    Start at the median image shorter side. When the median object, resized with its image, is smaller than
+    ``min_object_px`` (``fractions``: the objects' shorter sides as fractions of their image's, by default from the
+    boxes of ``items``), raise the size until it is not, up to 800. When even the small objects (the
+    :data:`SMALL_OBJECT_QUANTILE` th percentile) are larger than that, shrink the images until they are not, down to
+    256: a detector on a CPU trains and predicts about ``(native / size) ** 2`` times faster and loses nothing it
+    could see (BCCD, 480 px photos: 320 px). Training draws sizes within +-96 px of it but never below 0.8x:
+    shrinking objects that are already small only teaches the detector to miss them.
     """
     if hp.eval_size:
-        eval_size = hp.eval_size
+        eval_size, reason = hp.eval_size, "set by the user"
     else:
         shorts = [min(it.image.width, it.image.height) for it in items]
-        eval_size = int(np.clip(32 * round(float(np.median(shorts)) / 32), 256, 800))
+        native = int(np.clip(32 * round(float(np.median(shorts)) / 32), 256, 800)) if shorts else 512
+        eval_size, reason = native, f"the median image's shorter side ({native} px)"
         fractions = _object_fractions(items) if fractions is None else fractions
-        if fractions.size:  # the smallest multiple of 32 that makes the median object min_object_px, up to 800
-            needed = 32 * math.ceil(min_object_px / float(np.median(fractions)) / 32)
-            eval_size = min(800, max(eval_size, needed))
+        if fractions.size:
+            median = float(np.median(fractions))
+            small = float(np.percentile(fractions, SMALL_OBJECT_QUANTILE))
+            needed = 32 * math.ceil(min_object_px / median / 32)
+            enough = 32 * math.ceil(min_object_px / small / 32)
+            if needed > native:
+                eval_size = min(800, needed)
+                reason = (f"raised from {native} px so that the median object is at least {min_object_px} px "
+                          f"(it is {median:.1%} of its image's side)")
+            elif enough < native:
+                eval_size = max(256, enough)
+                reason = (f"lowered from {native} px: {100 - SMALL_OBJECT_QUANTILE}% of the objects stay at least "
+                          f"{min_object_px} px, and training and prediction get about {(native / eval_size) ** 2:.1f}x "
+                          "faster")
     train = hp.train_sizes or tuple(sorted({eval_size + 32 * k for k in range(-3, 4)
                                             if eval_size + 32 * k >= 0.8 * eval_size}))
-    return eval_size, tuple(train)
+    return eval_size, tuple(train), reason
+
+
+def auto_sizes(items: Sequence[Any]) -> tuple[int, str]:
+    """The evaluation size :func:`train_detection` chooses for a detector trained on ``items`` (``.image``,
+    ``.annotation``) with the default settings, and why."""
+    size, _, reason = _auto_sizes(items, DetectionHParams())
+    return size, reason
+
+
+PRESENTATIONS = 1000
+"""Training images a detector should see at least (images x epochs) when the epochs are left to :func:`auto_epochs`."""
+
+
+def auto_epochs(n_train: int, *, low: int = 6, high: int = 24) -> tuple[int, str]:
+    """Epochs for ``n_train`` training images, and why: enough to show :data:`PRESENTATIONS` images (a small dataset
+    needs more passes to be learnt: 81 BCCD images, 12 epochs, test mAP50 0.83; 6 gave 0.23 on 28), within
+    ``low``..``high`` (a large one is seen often enough in ``low``)."""
+    epochs = int(np.clip(round(PRESENTATIONS / max(1, n_train)), low, high))
+    return epochs, (f"{n_train} training images: {epochs} epochs show the detector about "
+                    f"{epochs * n_train:,} images (at least {PRESENTATIONS:,}, {low} to {high} epochs)")
 
 
 def _det_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
@@ -275,10 +317,13 @@ def train_detection(
     hp.vertical_flip = bool(hp.vertical_flip)
     if kind == "semantic":  # the objects of a class map are its connected regions
         fractions = semantic_object_fractions(by_split["train"], semantic_classes(info.ontology)[0])
-        eval_size, train_sizes = _auto_sizes(by_split["train"], hp, fractions=fractions,
-                                             min_object_px=SEMANTIC_MIN_OBJECT_PX)
+        eval_size, train_sizes, size_reason = _auto_sizes(by_split["train"], hp, fractions=fractions,
+                                                          min_object_px=SEMANTIC_MIN_OBJECT_PX)
     else:
-        eval_size, train_sizes = _auto_sizes(by_split["train"], hp)
+        eval_size, train_sizes, size_reason = _auto_sizes(by_split["train"], hp)
+    epochs_reason = "set by the user"
+    if not hp.epochs:
+        hp.epochs, epochs_reason = auto_epochs(len(by_split["train"]))
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
     intensity, intensity_reason = "fixed", ""
@@ -307,6 +352,7 @@ def train_detection(
             augmentation=policy.to_json(), hparams={**asdict(hp), "train_sizes": list(train_sizes)}, seed=seed,
             weights={"pretrained": pretrained or "default", "path": str(weights) if weights else None},
             extra={"kind": kind, "max_dets": max_dets, "eval_size": eval_size, "train_sizes": list(train_sizes),
+                   "eval_size_reason": size_reason, "epochs_reason": epochs_reason,
                    **({"intensity_reason": intensity_reason} if intensity_reason else {})},
         )
         save_config(directory, config)

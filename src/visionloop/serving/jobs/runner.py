@@ -4,7 +4,8 @@ Each step runs as ``python -c LAUNCH NICE MODULE ARGS...``: the launcher lowers 
 thread created later inherits it) and runs ``MODULE`` as ``__main__``, so nothing of the job runs in the server
 process, and a crash of the job is only a failed job. The child is the leader of a new process group: cancel sends
 SIGTERM to the group (the child and anything it started), then SIGKILL after the grace period. Its threads are
-bounded by ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (torch reads them at start) from ``Settings.job_threads``; the
+bounded by ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` (torch reads them at start) from ``Settings.job_threads``; a
+training step grows to ``Settings.job_threads_max`` while the other processes leave cores free. The
 server's settings reach it as ``VISIONLOOP_*`` variables, with ``VISIONLOOP_PROGRESS_FILE`` naming the JSON-lines file
 its progress hooks append to (:mod:`visionloop.core.progress`). stderr goes to ``log.txt`` in the job folder, stdout
 (the command's ``--json`` result) of the first step to ``stdout.json``.
@@ -38,6 +39,9 @@ LAUNCH = ("import os, runpy, sys; os.nice(int(sys.argv[1])); module = sys.argv[2
 """The child's program: ``python -c LAUNCH NICE MODULE ARGS...``."""
 POLL_S = 0.25
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+ADAPTIVE_THREADS = "VISIONLOOP_ADAPTIVE_THREADS"
+"""``low:high``: the thread range a training job follows (``visionloop.training.threads.ENV_VARIABLE``; named here
+because the server never imports the trainers)."""
 
 
 @dataclass
@@ -107,8 +111,12 @@ def child_env(settings: Settings, progress_path: Path) -> dict[str, str]:
         else:
             env[key] = json.dumps(value) if isinstance(value, dict | list) else str(value)
     env["VISIONLOOP_PROGRESS_FILE"] = str(progress_path)
+    low = max(1, settings.job_threads)
     for var in THREAD_VARIABLES:
-        env[var] = str(max(1, settings.job_threads))
+        env[var] = str(low)
+    env.pop(ADAPTIVE_THREADS, None)
+    if settings.job_threads_max > low:  # training grows to the cores others leave free (visionloop.training.threads)
+        env[ADAPTIVE_THREADS] = f"{low}:{settings.job_threads_max}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -74,7 +74,7 @@ class TrainOptionsPublic(BaseModel):
     default_model: str
     models: list[ModelOption]
     strategies: list[str] = Field(description="Empty for detection and segmentation (always fine-tuned).")
-    auto: dict[str, Any] = Field(description="What `auto` chooses and why: {strategy, reason, epochs}.")
+    auto: dict[str, Any] = Field(description="What `auto` chooses and why: {strategy, reason, epochs; image_size for a detector on a version}.")
     training_images: int | None
 
 

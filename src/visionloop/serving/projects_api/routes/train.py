@@ -66,17 +66,23 @@ def train_options(project: Project, version: str | None) -> dict[str, Any]:
                 "auto": {"strategy": choice.strategy, "reason": reason,
                          "epochs": 1 if choice.strategy == "linear" else _AUTO_EPOCHS},
                 "training_images": n_train}
-    from visionloop.training.detection import DEFAULT_MODELS, DetectionHParams
+    from visionloop.training.detection import DEFAULT_MODELS, auto_epochs, auto_sizes
     from visionloop.training.semantic import SEMANTIC_HPARAMS
 
     kind = "detection" if task == Task.DETECTION else _segmentation_kind(project, version)
-    epochs = SEMANTIC_HPARAMS.get("epochs", DetectionHParams().epochs) if kind == "semantic" else \
-        DetectionHParams().epochs
     models = [{k: v for k, v in m.items() if k != "kind"} for m in _models(task.value) if m["kind"] == kind]
+    reason = f"detectors and segmenters are fine-tuned end to end ({kind})"
+    auto: dict[str, Any] = {"strategy": "full", "reason": reason}
+    if kind == "semantic":
+        auto["epochs"] = SEMANTIC_HPARAMS["epochs"]
+        auto["reason"] += "; the input size is chosen from the regions' sizes when training starts"
+    elif version is not None:
+        items = [it for it in version_items(project, version, split="train") if it.annotation is not None]
+        auto["epochs"], epochs_reason = auto_epochs(len(items))
+        auto["image_size"], size_reason = auto_sizes(items)
+        auto["reason"] += f"; {epochs_reason}; {auto['image_size']} px input: {size_reason}"
     return {"task": task.value, "version": version, "default_model": DEFAULT_MODELS[kind], "models": models,
-            "strategies": [], "auto": {"strategy": "full", "reason": "detectors and segmenters are fine-tuned end "
-                                       f"to end ({kind})", "epochs": epochs},
-            "training_images": n_train}
+            "strategies": [], "auto": auto, "training_images": n_train}
 
 
 @router.get("/options", response_model=TrainOptionsPublic,

@@ -179,6 +179,7 @@ function showOptions(el, o) {
   const facts = [['model', `${o.default_model}${model?.description ? ` (${model.description})` : ''}`]];
   if (auto.strategy) facts.push(['strategy', auto.strategy]);
   if (auto.epochs) facts.push(['epochs', String(auto.epochs)]);
+  if (auto.image_size) facts.push(['input size', `${auto.image_size} px (shorter side)`]);
   if (o.training_images !== null && o.training_images !== undefined) facts.push(['training images', String(o.training_images)]);
   el.replaceChildren(
     h('div', {class: 'auto-choice'},
