@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     random one is printed once. Users and tokens of the project API live in each project's database
     (``visionloop user ...``)."""
     job_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 1) - 1))
-    """Threads (OMP/MKL/torch) a background job of the platform server may use; one core stays for the pages."""
+    """Threads (OMP/MKL/torch) a background job of the platform server uses while other work wants the CPU; one
+    core stays for the pages."""
+    job_threads_max: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    """Threads a training job may grow to while the other processes leave those cores free, measured every few
+    seconds (``visionloop.training.threads``); at most ``job_threads`` when this is lower."""
     job_nice: int = 10
     """How much lower a background job's priority is than the server's (``nice``), so the pages stay fast."""
     job_log_bytes: int = 64 * 1024

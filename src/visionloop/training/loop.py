@@ -61,8 +61,10 @@ from visionloop.core.errors import VisionloopError
 from visionloop.core.progress import ProgressFile
 from visionloop.data.loader import derive_seed
 from visionloop.models.weights import safe_torch_load
+from visionloop.training.threads import ThreadGovernor, governor_from_env
 
 __all__ = [
+    "AdaptiveThreads",
     "CheckpointHook",
     "EarlyStopping",
     "EpochData",
@@ -501,14 +503,32 @@ class ProgressFileHook(Hook):
                        run=self.run_id, epoch=loop.state.epoch, record=record, force=True)
 
 
+class AdaptiveThreads(Hook):
+    """Torch's thread count follows the cores other processes leave free (:class:`~visionloop.training.threads.
+    ThreadGovernor`), checked after each step."""
+
+    def __init__(self, governor: ThreadGovernor) -> None:
+        self.governor = governor
+
+    def before_train(self, loop: TrainLoop) -> None:
+        self.governor.start()
+
+    def after_step(self, loop: TrainLoop, loss: float, logs: dict[str, float]) -> None:
+        self.governor.poll()
+
+
 def default_hooks(run_dir: Path, *, progress: bool = True, patience: int | None = None,
                   progress_file: str | Path | None = None) -> list[Hook]:
     """Checkpoints under ``run_dir/checkpoints``, ``run_dir/metrics.jsonl``, early stopping, a progress bar, and the
     JSON-lines progress of :class:`ProgressFileHook` when ``progress_file`` is given (the ``progress_file``
-    setting)."""
+    setting), and :class:`AdaptiveThreads` when the platform's job runner asks for it
+    (:data:`~visionloop.training.threads.ENV_VARIABLE`)."""
     run_dir = Path(run_dir)
     hooks: list[Hook] = [EarlyStopping(patience), CheckpointHook(run_dir / "checkpoints"),
                          MetricsLogger(run_dir / "metrics.jsonl"), ProgressBar(enabled=progress)]
     if progress_file:
         hooks.append(ProgressFileHook(ProgressFile(progress_file), run_id=run_dir.name))
+    governor = governor_from_env()
+    if governor is not None:
+        hooks.append(AdaptiveThreads(governor))
     return hooks
