@@ -17,7 +17,10 @@ TRAIN_TIMEOUT_MS = 600_000
 OPTIONS_TIMEOUT_MS = 90_000  # the first answer loads torch and the model registry into the server
 
 
-def _start_short_run(page, image_size: int) -> None:
+def _start_short_run(page, image_size: int, *, deploy: bool = False) -> None:
+    assert page.is_checked("#train-deploy")  # a newcomer's run is deployed when trained, unless they say otherwise
+    if not deploy:
+        page.uncheck("#train-deploy")
     page.click("details.advanced > summary")
     page.fill("#train-epochs", "1")
     page.fill("#train-image-size", str(image_size))
@@ -31,17 +34,27 @@ def test_train_follow_open_report_and_compare(page, served, shot) -> None:
     page.wait_for_function("document.querySelector('#train-version').value !== ''")
     reason = page.wait_for_selector(".auto-choice", timeout=OPTIONS_TIMEOUT_MS)
     assert "auto" in reason.inner_text().lower()
+    why = page.inner_text(".auto-choice .reason")  # the size and the epochs the data gave, each with its reason
+    assert "lowered from 480 px" in why and "8 training images: 24 epochs" in why
     shot(page, "train-form")
 
-    _start_short_run(page, 256)
+    _start_short_run(page, 256, deploy=True)
     live = page.wait_for_selector(".train-live:not([hidden])")
     page.wait_for_selector(".train-live .job-progress[data-state]")
     page.wait_for_selector(".train-live .chart canvas", timeout=TRAIN_TIMEOUT_MS)  # the first epoch's record
     page.wait_for_selector(".train-live .done-box", timeout=TRAIN_TIMEOUT_MS)
     assert "done" in live.inner_text()
+    page.wait_for_selector("#train-chain .chain-step", timeout=TRAIN_TIMEOUT_MS)  # evaluated, packaged, deployed
     shot(page, "train-done")
+    page.wait_for_selector("#train-try", timeout=TRAIN_TIMEOUT_MS)
+    assert "Evaluated on the test split: done" in page.inner_text("#train-chain")
+    shot(page, "train-deployed")
+    run_href = page.get_attribute(".done-box a", "href")
+    page.click("#train-try")
+    page.wait_for_selector("#packages tr.deployed .badge")  # the run's package serves predictions now
+    assert run_href.rsplit("/", 1)[-1] in page.inner_text("#packages tr.deployed")
 
-    page.click(".done-box a")
+    page.goto(f"{served.url}/{run_href}")
     page.wait_for_selector(".run-page .stat-value")
     values = page.locator(".run-page .stat-value").all_inner_texts()
     assert values and all(re.fullmatch(r"\d\.\d{3}", v) for v in values)
@@ -80,6 +93,7 @@ def test_stop_a_run_with_confirmation_then_resume_it(page, served, shot) -> None
     page.goto(f"{served.url}/#/p/{served.name}/train")
     page.click("#version-create")
     page.wait_for_selector(".auto-choice", timeout=OPTIONS_TIMEOUT_MS)
+    page.uncheck("#train-deploy")
     page.click("details.advanced > summary")
     page.fill("#train-epochs", "3")
     page.fill("#train-image-size", "224")

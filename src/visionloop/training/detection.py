@@ -186,9 +186,15 @@ def auto_epochs(n_train: int, *, low: int = 6, high: int = 24) -> tuple[int, str
     """Epochs for ``n_train`` training images, and why: enough to show :data:`PRESENTATIONS` images (a small dataset
     needs more passes to be learnt: 81 BCCD images, 12 epochs, test mAP50 0.83; 6 gave 0.23 on 28), within
     ``low``..``high`` (a large one is seen often enough in ``low``)."""
-    epochs = int(np.clip(round(PRESENTATIONS / max(1, n_train)), low, high))
-    return epochs, (f"{n_train} training images: {epochs} epochs show the detector about "
-                    f"{epochs * n_train:,} images (at least {PRESENTATIONS:,}, {low} to {high} epochs)")
+    wanted = round(PRESENTATIONS / max(1, n_train))
+    epochs = int(np.clip(wanted, low, high))
+    if wanted > high:
+        why = f"{epochs} epochs, the most it runs by default ({PRESENTATIONS:,} images seen would need {wanted})"
+    elif wanted < low:
+        why = f"{epochs} epochs, the fewest it runs by default ({epochs * n_train:,} images seen)"
+    else:
+        why = f"{epochs} epochs show the detector about {epochs * n_train:,} images (the aim: {PRESENTATIONS:,})"
+    return epochs, f"{n_train} training images: {why}"
 
 
 def _det_loss(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:

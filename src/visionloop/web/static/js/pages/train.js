@@ -56,6 +56,7 @@ function buildForm(form, project, versions, admin, onStarted) {
   const sizeInput = h('input', {id: 'train-image-size', name: 'image_size', type: 'number', min: 32, max: 4096,
     step: 32, placeholder: 'from the data'});
   const start = h('button', {class: 'primary', id: 'train-start', type: 'submit'}, 'Start training');
+  const deploy = h('input', {type: 'checkbox', id: 'train-deploy', name: 'deploy', checked: true});
   const newVersion = h('button', {type: 'button', id: 'version-create'}, 'New version from current labels');
 
   function fillVersions(list, selected) {
@@ -125,6 +126,8 @@ function buildForm(form, project, versions, admin, onStarted) {
         ...strategyRow,
         h('label', {for: 'train-epochs'}, 'Epochs'), epochsInput,
         h('label', {for: 'train-image-size'}, 'Image size (px)'), sizeInput)),
+    admin ? h('label', {class: 'check wrap span2'}, deploy, ' Deploy it when trained: evaluate it on the test ',
+      'split, export its package and put it on the model server, so its predictions show in the editor') : null,
     h('div', {class: 'span2 actions'}, admin ? start
       : h('p', {class: 'muted'}, 'Only an admin of this project can start a training run.')));
   body.addEventListener('submit', async (ev) => {
@@ -140,6 +143,7 @@ function buildForm(form, project, versions, admin, onStarted) {
     if (strategySelect.value) request.strategy = strategySelect.value;
     if (epochsInput.value) request.epochs = Number(epochsInput.value);
     if (sizeInput.value) request.image_size = Number(sizeInput.value);
+    if (deploy.checked) request.deploy = true;
     start.disabled = true;
     try {
       const job = await api.post(p('runs'), request);
@@ -185,7 +189,8 @@ function showOptions(el, o) {
     h('div', {class: 'auto-choice'},
       h('h3', {}, `What "auto" trains for ${o.task}`),
       h('dl', {class: 'facts'}, ...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)])),
-      auto.reason ? h('p', {class: 'reason'}, h('strong', {}, 'Why: '), auto.reason) : null));
+      auto.reason ? h('div', {class: 'reason'}, h('strong', {}, 'Why'),
+        h('ul', {}, ...auto.reason.split('; ').map((r) => h('li', {}, r)))) : null));
 }
 
 /** Follow training job `job` in `panel`; `onEnd()` when its run appears and when the job ends (to refresh lists). */
@@ -245,10 +250,13 @@ function follow(panel, project, job, admin, onEnd) {
   function finished(j) {
     if (j.state === 'done') {
       toast('Training finished', 'success');
+      const chain = h('div', {class: 'chain', id: 'train-chain'});
       after.replaceChildren(h('div', {class: 'done-box'},
         h('p', {}, h('strong', {}, 'The run is done. '), headlineText(j.result || {}, 3)),
-        runId ? h('a', {class: 'primary', href: projectHref(project, `runs/${encodeURIComponent(runId)}`)},
-          'Open the run: metrics, report, export') : null));
+        runId ? h('a', {class: runId && j.result?.follow_up_job ? '' : 'primary',
+          href: projectHref(project, `runs/${encodeURIComponent(runId)}`)}, 'Open the run: metrics, report, export')
+          : null, chain));
+      if (j.result?.follow_up_job) followChain(chain, j.result.follow_up_job);
     } else {
       const resume = h('button', {type: 'button', id: 'train-resume'}, 'Resume from the last checkpoint');
       resume.addEventListener('click', async () => {
@@ -267,9 +275,36 @@ function follow(panel, project, job, admin, onEnd) {
     }
     onEnd?.();
   }
+  /** The jobs a run trained with "deploy" queues (evaluate, then package, which deploys), one line each. */
+  function followChain(el, jobId) {
+    const label = h('p', {class: 'chain-name'}, 'Next step…');
+    const bar = jobProgress();
+    const line = h('div', {class: 'chain-step'}, label, bar.el);
+    el.append(line);
+    const w = watchJob(project, jobId, async (k) => {
+      label.textContent = CHAIN_RUNNING[k.kind] || k.kind;
+      bar.set(k);
+      if (!FINAL_STATES.has(k.state)) return;
+      const name = CHAIN_STEP[k.kind] || k.kind;
+      if (k.state !== 'done') {
+        line.replaceChildren(h('p', {class: 'error'}, `${name}: ${k.state}${k.error ? ` (${k.error})` : ''}`));
+      } else if (k.result?.follow_up_job) {
+        line.replaceChildren(h('p', {class: 'muted'}, `${name}: done`));
+        followChain(el, k.result.follow_up_job);
+      } else if (k.kind === 'package') {
+        line.replaceChildren(h('p', {}, h('strong', {}, 'Deployed. '),
+          'The model server predicts with it, and the editor shows its predictions (press O). '),
+          h('a', {class: 'primary', id: 'train-try', href: projectHref(project, 'models')}, 'Try it on an image'));
+      }
+    });
+    cleanups.push(() => w.stop());
+  }
   const watch = watchJob(project, job.id, update);
   cleanups.push(() => watch.stop(), () => chart.destroy());
 }
+
+const CHAIN_RUNNING = {evaluate: 'Evaluating it on the test split', package: 'Exporting its package and deploying it'};
+const CHAIN_STEP = {evaluate: 'Evaluated on the test split', package: 'Package exported'};
 
 const STATE_BADGE = {done: 'ok', running: 'info', stopped: 'warn', failed: 'bad'};
 
