@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import ADMIN_PASSWORD, PROJECT
+from tests.web.conftest import ADMIN_PASSWORD, PROJECT, sign_in
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -25,6 +25,8 @@ def test_static_files_answer_without_credentials_with_cache_headers(served):
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert b'src="/static/js/main.js"' in body
     assert headers["cache-control"] == "no-cache" and headers["x-frame-options"] == "DENY"
+    csp = headers["content-security-policy"]  # the pages run under it: test_every_page_works_under_the_csp
+    assert "script-src 'self';" in csp and "unsafe-eval" not in csp and "object-src 'none'" in csp
     status, headers, _ = fetch(f"{served.url}/static/js/main.js")
     assert status == 200 and "javascript" in headers["content-type"]
     assert headers["cache-control"] == "no-cache" and headers["etag"]
@@ -152,3 +154,25 @@ def test_projects_dir_is_where_new_projects_go(bccd_project, tmp_path):
             assert r.status == 201
     assert (elsewhere / "placed" / "visionloop.toml").is_file()
     assert not (bccd_project.parent / "placed").exists()
+
+
+def test_every_page_works_under_the_csp(browser, served):
+    """The app's pages, the editor's canvas and the charts under the Content-Security-Policy the server sends (the
+    other tests bypass it to evaluate their own predicates): nothing is blocked, nothing throws."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        sign_in(page, served.url)
+        base = f"{served.url}/#/p/{served.name}"
+        for route, ready in (("", "[data-testid=class-chart]"), ("/images", "#thumb-grid .thumb img"),
+                             ("/annotate/1", ".ol-viewport canvas"), ("/train", "#train-version"),
+                             ("/jobs", "h1"), ("/models", "h1"), ("/import", "h1")):
+            page.goto(base + route)
+            page.wait_for_selector(ready, timeout=120_000)
+    finally:
+        context.close()
+    assert not problems, problems[:3]
