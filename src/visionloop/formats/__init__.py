@@ -31,7 +31,7 @@ FORMATS: dict[str, str] = {
 """Registry name -> module. Order matters only to break ties in detection (earlier wins)."""
 
 __all__ = ["FORMATS", "IMAGES", "FormatDataset", "Problem", "Sample", "detect_format", "detect_source", "format_catalog",
-           "get_format"]
+           "get_format", "unwrap_folder"]
 
 IMAGES = "images"
 """The pseudo-format of a folder of plain images without annotations."""
@@ -117,6 +117,27 @@ def detect_format(path: str | Path) -> tuple[str, float]:
     if confidence <= 0:
         raise _no_format(path)
     return name, confidence
+
+
+def _is_note(p: Path) -> bool:
+    """A file that rides along with a dataset without being part of it (README, licence, file-manager leftovers)."""
+    name = p.name.lower()
+    return p.is_file() and (name in _HARMLESS or name.startswith(("readme", "license", "licence")))
+
+
+def unwrap_folder(path: str | Path, *, depth: int = 4) -> Path:
+    """The folder a dataset sits in when ``path`` only wraps it: while no format claims ``path`` and it holds one
+    folder and nothing else (hidden files, READMEs and licences aside), that folder, up to ``depth`` levels (an
+    archive ``dataset.zip`` of ``dataset/BCCD/Annotations``, a folder dropped in the browser)."""
+    path = Path(path)
+    for _ in range(depth):
+        if not path.is_dir() or _best(path)[0] > 0:
+            return path
+        entries = [p for p in path.iterdir() if not p.name.startswith(".") and not _is_note(p)]
+        if len(entries) != 1 or not entries[0].is_dir():
+            return path
+        path = entries[0]
+    return path
 
 
 def detect_source(path: str | Path) -> str:

@@ -42,7 +42,7 @@ from visionloop.core.imageio import probe
 from visionloop.core.ontology import remap_annotation
 from visionloop.core.progress import progress_file
 from visionloop.core.task import Task
-from visionloop.formats import detect_source, get_format
+from visionloop.formats import detect_source, get_format, unwrap_folder
 from visionloop.formats._paths import (
     LINK_OUT,
     UnsafePathError,
@@ -157,10 +157,8 @@ def _resolve(source: Path, project: Project, fmt: str | None, report_problems: l
     if is_archive(source):
         root, probs = extract(source, project.root / ".cache" / "archives", project.settings)
         report_problems.extend(probs)
-        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
-        if len(entries) == 1 and entries[0].is_dir():
-            root = entries[0]
     if fmt is None:
+        root = unwrap_folder(root)  # dataset.zip holding dataset/BCCD/..., a folder dropped in the browser
         fmt = detect_source(root)  # a format, "images" for a folder of nothing but images, else FormatError
     if fmt == "images":
         return root, fmt, images_only(root, project.task)
