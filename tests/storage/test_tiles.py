@@ -130,7 +130,9 @@ def test_two_threads_build_one_pyramid_once(mosaic: Path, tmp_path: Path) -> Non
 
 def test_import_builds_the_pyramid_and_the_project_limit_applies(mosaic: Path, tmp_path: Path) -> None:
     from visionloop.ingest.importer import import_source
+    from visionloop.storage.image_admin import delete_images
     from visionloop.storage.project import Project
+    from visionloop.storage.versions import create_version
 
     src = tmp_path / "src"
     src.mkdir()
@@ -155,6 +157,12 @@ def test_import_builds_the_pyramid_and_the_project_limit_applies(mosaic: Path, t
         assert build_missing_pyramids(raised) == (0, [])
         store.remove(big.sha256)
         assert build_missing_pyramids(raised) == (1, []) and store.has(big.sha256)
+        assert delete_images(raised, [big.id]).blobs_removed == 1
+        assert not store.folder(big.sha256).exists()  # its pyramid went with its blob
+        import_source(raised, src, format="images")  # the same file again: image and pyramid are back
+        (back,) = [im for im in raised.images() if im.width > 4096]
+        create_version(raised, name="v1", include_unannotated=True)
+        assert delete_images(raised, [back.id]).kept_for_versions == 1 and store.has(back.sha256)  # v1 shows it
 
 
 def test_bounded_memory_does_not_grow_with_the_image(bccd_dir: Path, tmp_path: Path) -> None:

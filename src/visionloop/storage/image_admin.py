@@ -3,7 +3,7 @@
 Deleting keeps every dataset version as it was (versions never change): an image that a version holds keeps its row,
 annotation history and blob, marked ``deleted_at`` so no project listing, stats or new version shows it (importing
 the same file again brings it back, with its annotations); an image no version holds is removed with its annotation
-history and review log, and its blob too when no other image uses it.
+history and review log, and its blob (and the tile pyramid of a large image) too when no other image uses it.
 
 A preferred split is the image's ``meta["split_hint"]``: :func:`visionloop.storage.versions.create_version` puts a
 group of images (near-duplicates, one video, one ``meta["group"]``) in the split all of them are hinted to (the most
@@ -21,6 +21,7 @@ from visionloop.core.errors import AnnotationValidationError, NotFoundError
 from visionloop.storage.models import ImageRow, VersionItemRow, utcnow
 from visionloop.storage.project import Project
 from visionloop.storage.splits import SPLITS
+from visionloop.storage.tiles import TileStore
 
 __all__ = ["MAX_BULK", "DeleteReport", "delete_images", "set_preferred_split"]
 
@@ -66,6 +67,9 @@ def delete_images(project: Project, image_ids: Sequence[int]) -> DeleteReport:
             conn.execute(delete(ImageRow).where(ImageRow.id.in_(gone)))  # annotations, revisions, reviews cascade
             shas -= set(conn.execute(select(ImageRow.sha256).where(ImageRow.sha256.in_(shas))).scalars())
     removed = sum(project.blobs.delete(sha) for sha in sorted(shas))
+    tiles = TileStore.of(project)
+    for sha in shas:  # a large image's pyramid goes with its blob
+        tiles.remove(sha)
     return DeleteReport(deleted=len(ids), kept_for_versions=len(kept), blobs_removed=removed)
 
 
