@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,13 +53,11 @@ def test_real_dsb_counts(dsb_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_real_dsb_roundtrip(dsb_dir: Path, tmp_path: Path) -> None:
-    t = time.perf_counter()
     ds = kaggle_masks.load(dsb_dir)
     kaggle_masks.save(ds, tmp_path)
     again = kaggle_masks.load(tmp_path)
     assert len(again.samples) == 120 and sum(len(s.annotation) for s in again.samples) == 4597
     assert_same_dataset(ds, again)
-    assert time.perf_counter() - t < 120
 
 
 def test_class_folders_and_polygons(tmp_path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from PIL import Image
@@ -36,9 +34,7 @@ def _top1(model, info) -> int:
 @pytest.mark.parametrize(("name", "library"), [("mobilenet_v2", "torchvision"), ("tf_efficientnet_lite0", "timm")])
 def test_offline_package_weights_recognise_a_cat(offline, name, library, monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # empty cache
-    t = time.perf_counter()
     model, info, _ = create_classifier(name, num_classes=None, library=library)
-    assert time.perf_counter() - t < 20
     assert info.source == "offline"
     assert any("unreachable" in line for line in info.log)
     assert any("offline package" in line for line in info.log)
@@ -62,11 +58,31 @@ def test_weights_file_is_used_and_reported(tmp_path):
 
 
 def test_no_source_says_how_to_fix(offline):
-    t = time.perf_counter()
     with pytest.raises(WeightsNotFoundError) as e:
         pretrained_model("resnet18", library="timm", allow_download=True)
-    assert time.perf_counter() - t < 10
     msg = str(e.value)
     assert "--weights" in msg and "offline" in msg
     with pytest.raises(WeightsNotFoundError, match="no such file"):
         pretrained_model("mobilenet_v2", library="torchvision", weights="/nonexistent.pth")
+
+
+def test_a_host_that_never_answers_is_unreachable(monkeypatch):
+    """The probe gives up after its timeout whatever the socket does (DNS or a connect that hangs): an offline machine
+    falls through to the offline weights instead of waiting for the network."""
+    import socket
+    import threading
+
+    from visionloop.models.weights import reachable
+
+    release = threading.Event()
+
+    def hang(*args: object, **kwargs: object) -> None:  # a connect that hangs until the test ends
+        release.wait()
+        raise OSError("connection timed out")
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    try:
+        assert reachable("https://download.pytorch.org/models/x.pth", timeout=0.1) is False
+    finally:
+        release.set()
+    assert reachable("not a url") is False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import typer
@@ -39,14 +38,12 @@ def _app() -> typer.Typer:
 
 
 @pytest.mark.slow
-def test_bccd_crops_reach_095_balanced_accuracy_within_10_minutes(bccd_projects):
+def test_bccd_crops_reach_095_balanced_accuracy(bccd_projects):
+    # how long it takes is measured by benchmarks/train_classify.py, never asserted
     runner = CliRunner()
-    t = time.perf_counter()
     r = runner.invoke(_app(), ["train", str(bccd_projects / "crops"), "--version", "v1", "--json"])
-    train_s = time.perf_counter() - t
     assert r.exit_code == 0, r.output
     run = json.loads(r.stdout)["run"]
-    assert train_s < 600
     r = runner.invoke(_app(), ["evaluate", str(bccd_projects / "crops"), "--run", run, "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
