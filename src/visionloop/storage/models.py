@@ -194,4 +194,8 @@ class ReviewEventRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     author: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON)
+    """Issue tags of a rejection (``storage.review.REJECT_TAGS``); migration 0005."""
+    comment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Where the reviewer drew the comment on the image: ``{"point": [x, y]}`` or ``{"box": [x1, y1, x2, y2]}``."""
     __table_args__ = (Index("ix_review_events_image", "image_id", "id"), Index("ix_review_events_state", "state"))
