@@ -112,6 +112,7 @@ def test_dsb2018_instance_segmentation_subset(dsb_dir: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the whole dataset with the defaults: 20-40 min on 2 cores
 def test_bccd_detection_full_reaches_map50_085(bccd_dir: Path, tmp_path: Path) -> None:
     proj = _project(tmp_path / "cells", "detection", bccd_dir)
     _, _, out = _train_evaluate(proj)
@@ -119,6 +120,7 @@ def test_bccd_detection_full_reaches_map50_085(bccd_dir: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_dsb2018_full_reaches_mask_map50_070(dsb_dir: Path, tmp_path: Path) -> None:
     proj = _project(tmp_path / "nuclei", "segmentation", dsb_dir)
     _, _, out = _train_evaluate(proj)
