@@ -341,11 +341,11 @@ def list_label_issues(
         where.append(LabelIssueRow.kind.in_([IssueKind.parse(k).value for k in kinds]))
     with project.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(LabelIssueRow).where(*where)).scalar_one()
-        rows = conn.execute(select(LabelIssueRow, ImageRow.name.label("image_name"))
+        rows = conn.execute(select(LabelIssueRow.__table__, ImageRow.name.label("image_name"))
                             .join(ImageRow, ImageRow.id == LabelIssueRow.image_id).where(*where)
                             .order_by(LabelIssueRow.rank).offset(offset).limit(limit)).all()
-        names = dict(conn.execute(select(ClassRow.id, ClassRow.name)).tuples().all())
-    return LabelIssuePage(items=[_issue(r.LabelIssueRow, names, r.image_name) for r in rows], total=int(total),
+        names = {r.id: r.name for r in conn.execute(select(ClassRow.id, ClassRow.name))}
+    return LabelIssuePage(items=[_issue(r, names, r.image_name) for r in rows], total=int(total),
                           offset=offset, limit=limit)
 
 
@@ -361,8 +361,8 @@ def set_label_issue_state(
                                         actual=len(note))
     ids = list(dict.fromkeys(int(i) for i in issue_ids))
     with project.transaction() as conn:
-        current = dict(conn.execute(select(LabelIssueRow.id, LabelIssueRow.state)
-                                    .where(LabelIssueRow.id.in_(ids))).tuples().all())
+        current = {r.id: r.state for r in conn.execute(select(LabelIssueRow.id, LabelIssueRow.state)
+                                                       .where(LabelIssueRow.id.in_(ids)))}
         missing = [i for i in ids if i not in current]
         if missing:
             raise NotFoundError("label issue", missing[0], hint="list them with visionloop label-errors PROJECT")
