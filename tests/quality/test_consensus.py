@@ -15,7 +15,7 @@ def test_labels_majority_and_weights() -> None:
     m = merge_answers([Label(1), Label(2), Label(2)])
     assert m.annotation == Label(2) and m.support == [pytest.approx(2 / 3)]
     assert m.agreement == pytest.approx(1 / 3)  # of the three pairs only (2, 2) agrees
-    assert m.per_answer == [0.0, 1.0, 1.0]
+    assert m.per_answer == [0.0, 1.0, 1.0] and m.pairwise[1][2] == 1.0 and m.with_others(0) == 0.0
     assert merge_answers([Label(1), Label(2), Label(2)], weights=[3, 1, 1]).annotation == Label(1)
     assert merge_answers([Label(5), Label(4)]).annotation == Label(5)  # a tie: the first answer's class
 

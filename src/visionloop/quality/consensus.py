@@ -39,15 +39,23 @@ __all__ = ["Merged", "merge_answers", "weighted_box_fusion"]
 @dataclass(frozen=True)
 class Merged:
     """The merged annotation; ``support`` per merged object (box, instance, tag): the weighted share of annotators
-    who found it; ``per_answer``: each answer's agreement score with the merged result."""
+    who found it; ``per_answer``: each answer's agreement score with the merged result; ``pairwise[i][j]``: the
+    agreement of answers i and j (1 on the diagonal)."""
 
     annotation: Annotation
     agreement: float
     per_answer: list[float]
     support: list[float] = field(default_factory=list)
+    pairwise: list[list[float]] = field(default_factory=list)
+
+    def with_others(self, i: int) -> float:
+        """Answer ``i``'s mean agreement with the other answers (1 for a single answer)."""
+        others = [v for j, v in enumerate(self.pairwise[i]) if j != i]
+        return float(np.mean(others)) if others else 1.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"agreement": self.agreement, "per_answer": self.per_answer, "support": self.support}
+        return {"agreement": self.agreement, "per_answer": self.per_answer, "support": self.support,
+                "pairwise": self.pairwise}
 
 
 @dataclass
@@ -200,7 +208,11 @@ def merge_answers(
     if not 1 <= need <= len(answers):
         raise AnnotationValidationError("min_votes", expected=f"1..{len(answers)}", actual=need)
     merged, support = _merge(answers, w, iou_threshold, need, size)
-    pairs = [agreement(a, b, iou_threshold=iou_threshold, size=size).score for a, b in combinations(answers, 2)]
-    return Merged(annotation=merged, agreement=float(np.mean(pairs)) if pairs else 1.0,
+    k = len(answers)
+    pairwise = np.eye(k)
+    for i, j in combinations(range(k), 2):
+        pairwise[i, j] = pairwise[j, i] = agreement(answers[i], answers[j], iou_threshold=iou_threshold,
+                                                    size=size).score
+    return Merged(annotation=merged, agreement=float(pairwise[np.triu_indices(k, 1)].mean()) if k > 1 else 1.0,
                   per_answer=[agreement(merged, a, iou_threshold=iou_threshold, size=size).score for a in answers],
-                  support=support)
+                  support=support, pairwise=pairwise.tolist())
