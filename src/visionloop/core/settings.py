@@ -58,3 +58,15 @@ class Settings(BaseSettings):
     projects_dir: str | None = None
     """Folder where the platform server creates the projects made with ``POST /api/v1/projects``; when unset, the
     folder holding the first served project."""
+    assist_onnx_encoder: str | None = None
+    """Image encoder (ONNX) of a promptable segmentation model of the SAM family that the operator supplies for
+    assisted segmentation; with ``assist_onnx_decoder`` it adds the ``onnx`` method (see
+    ``visionloop.inference.assist.onnx_prompt``). Unset: the classical methods only."""
+    assist_onnx_decoder: str | None = None
+    """Prompt decoder (ONNX) that goes with ``assist_onnx_encoder``."""
+    assist_embedding_cache: int = 8
+    """Image embeddings of the ONNX assist model kept per server (least recently used go first)."""
+    assist_image_cache: int = 4
+    """Decoded images kept per server for assisted segmentation (a person clicks on one image several times)."""
+    assist_max_clicks: int = 64
+    """Clicks one assisted-segmentation request may hold; more are refused with 400."""
