@@ -25,6 +25,7 @@ from visionloop.storage.gold import gold_annotations
 from visionloop.storage.project import Project
 from visionloop.storage.review import ReviewState, set_review_state
 from visionloop.storage.work import (
+    CONSENSUS_AUTHOR,
     Assignment,
     ItemKind,
     ItemState,
@@ -37,10 +38,8 @@ from visionloop.storage.work import (
 )
 from visionloop.storage.work_rows import AnswerRow, MergeRow
 
-__all__ = ["CONSENSUS_AUTHOR", "IOU_THRESHOLD", "submit_item"]
+__all__ = ["IOU_THRESHOLD", "submit_item"]
 
-CONSENSUS_AUTHOR = "consensus"
-"""The author of a merged consensus annotation and of the approval of an agreed one."""
 IOU_THRESHOLD = 0.5
 """Boxes and masks match (honeypot score, consensus agreement) at this IoU."""
 

@@ -8,7 +8,8 @@ measured time). Hence:
 - ``hours``: measured working time; ``images_per_hour`` and ``objects_per_hour``: distinct images saved and the
   objects (boxes, instances, tags, labels, classes of a semantic mask) of each image's last save, per working hour;
 - ``median_seconds_per_image``: the median, over images with measured time, of the time spent on each;
-- ``acceptance_rate``: approved / (approved + rejected) review decisions on the annotator's work items;
+- ``acceptance_rate``: approved / (approved + rejected) review decisions on the annotator's work items (the
+  approval of a consensus image whose answers agreed is no review and does not count);
 - ``honeypot_score``: the mean score of their honeypot answers (F1, Jaccard, ...: see ``quality.agreement``);
 - ``agreement``: the mean agreement of their consensus answers with the other annotators' answers of the image;
 - ``days``: the same counts per UTC day, for trend charts.
@@ -30,6 +31,7 @@ from sqlalchemy import select
 from visionloop.storage.models import AnnotationRow, RevisionRow
 from visionloop.storage.project import Project
 from visionloop.storage.users import list_users
+from visionloop.storage.work import CONSENSUS_AUTHOR
 from visionloop.storage.work_rows import AnswerRow, AssignmentRow, WorkEventRow
 
 __all__ = ["DEFAULT_GAP_CAP_S", "AnnotatorStats", "annotator_stats", "payload_objects"]
@@ -118,6 +120,7 @@ def annotator_stats(
         decisions = conn.execute(select(AssignmentRow.annotator, WorkEventRow.state, WorkEventRow.created_at)
                                  .join(AssignmentRow, AssignmentRow.id == WorkEventRow.assignment_id)
                                  .where(AssignmentRow.annotator.in_(who), AssignmentRow.kind != "gold",
+                                        WorkEventRow.author != CONSENSUS_AUTHOR,
                                         WorkEventRow.state.in_(["approved", "rejected"]))).all()
     days: dict[str, dict[str, _Day]] = defaultdict(lambda: defaultdict(_Day))
     scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))

@@ -44,6 +44,7 @@ from visionloop.storage.users import Role, get_user
 from visionloop.storage.work_rows import AnswerRow, AssignmentRow, BatchRow, MergeRow, WorkEventRow
 
 __all__ = [
+    "CONSENSUS_AUTHOR",
     "MAX_ANNOTATORS",
     "MAX_BATCH_IMAGES",
     "Assignment",
@@ -69,6 +70,8 @@ __all__ = [
 ]
 
 MAX_ANNOTATORS = 200
+CONSENSUS_AUTHOR = "consensus"
+"""The author of a merged consensus annotation and of the approval of an agreed one (not a user)."""
 MAX_BATCH_IMAGES = 100_000
 
 

@@ -102,6 +102,9 @@ class ReviewPublic(BaseModel):
     reason: str | None = Field(description="Why, for a rejection.")
     author: str
     created_at: UtcDatetime
+    tags: list[str] = Field(default_factory=list, description="Issue tags of a rejection (missing_object, ...).")
+    comment: dict[str, list[float]] | None = Field(default=None, description=(
+        'Where the reviewer drew the comment: {"point": [x, y]} or {"box": [x1, y1, x2, y2]}, pixels.'))
 
 
 class ImageDetailPublic(ImagePublic):

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from visionloop.serving.projects_api.auth import AUTH_RESPONSES, VIEWER
 from visionloop.serving.projects_api.routes import (
     annotations,
+    annotators,
     auth,
     classes,
     deployment,
@@ -33,6 +34,7 @@ from visionloop.serving.projects_api.routes import (
     train,
     users,
     versions,
+    work,
 )
 
 __all__ = ["API_PREFIX", "api_router"]
@@ -45,4 +47,6 @@ for _module in (auth, session, formats, projects, users):
 for _module in (stats, classes, images, image_bulk, tiles, annotations, versions):
     api_router.include_router(_module.router, dependencies=[VIEWER])
 for _module in (jobs, imports, exports, train, runs, packages, deployment):  # background work, models
+    api_router.include_router(_module.router, dependencies=[VIEWER])
+for _module in (work, annotators):  # assignment, review, honeypots, consensus, annotator statistics
     api_router.include_router(_module.router, dependencies=[VIEWER])

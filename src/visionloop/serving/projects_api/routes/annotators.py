@@ -1,0 +1,33 @@
+"""``GET /projects/{project}/annotators``: per-annotator statistics (:mod:`visionloop.storage.annotator_stats`).
+
+Admins and reviewers see everyone; an annotator sees only their own line; viewers none.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from visionloop.serving.error_handlers import ERROR_RESPONSES
+from visionloop.serving.projects_api.auth import AnnotatorDep
+from visionloop.serving.projects_api.deps import ProjectDep
+from visionloop.serving.projects_api.work_schemas import AnnotatorPublic, AnnotatorsPublic
+from visionloop.storage.annotator_stats import DEFAULT_GAP_CAP_S, annotator_stats
+from visionloop.storage.users import Role
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/projects/{project}/annotators", tags=["annotators"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=AnnotatorsPublic,
+            summary="Speed, acceptance, honeypot score, agreement and per-day series of each annotator")
+def list_annotators(
+    user: AnnotatorDep, project: ProjectDep,
+    gap_cap_s: Annotated[float, Query(gt=0, le=86400, description=(
+        "Longest gap between two saves that still counts as work (seconds)."))] = DEFAULT_GAP_CAP_S,
+) -> AnnotatorsPublic:
+    names = None if user.role.allows(Role.REVIEWER) else [user.name]
+    stats = annotator_stats(project, names=names, gap_cap_s=gap_cap_s)
+    return AnnotatorsPublic(gap_cap_s=gap_cap_s, items=[AnnotatorPublic(**s.to_json()) for s in stats])

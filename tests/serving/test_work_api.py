@@ -1,0 +1,176 @@
+"""The review workflow over the project API on real BCCD images: batches, queues with a honeypot, reject with tags
+and a comment point, fix, approve, a consensus merge of two answers, an approved-only version and the statistics."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.serving.conftest import bearer_headers
+from visionloop.core.annotations import Boxes, annotation_to_payload
+from visionloop.core.ontology import remap_annotation
+from visionloop.core.settings import Settings
+from visionloop.serving.projects_api.app import create_app
+from visionloop.serving.projects_api.work_schemas import Tag
+from visionloop.storage import NewImage, Project
+from visionloop.storage.review import REJECT_TAGS
+from visionloop.storage.users import Role
+from visionloop.storage.versions import version_items
+
+API = "/api/v1"
+
+
+@dataclass
+class Bccd:
+    project: Project
+    client: TestClient
+    truth: dict[int, Boxes]  # image id -> ground truth boxes
+    h: dict[str, dict[str, str]]  # user -> bearer headers
+
+    def url(self, path: str) -> str:
+        return f"{API}/projects/{self.project.name}/{path}"
+
+    def get(self, who: str, path: str, **kw: object):
+        return self.client.get(self.url(path), headers=self.h[who], **kw)
+
+    def post(self, who: str, path: str, body: object):
+        return self.client.post(self.url(path), headers=self.h[who], json=body)
+
+
+@pytest.fixture
+def bccd(project_factory, bccd_dir) -> Iterator[Bccd]:
+    from visionloop.formats import get_format
+
+    dataset = get_format("voc").load(bccd_dir)
+    p: Project = project_factory("detection", name="cells")
+    to_project = {i: cid for i, cid in enumerate(p.class_ids(dataset.classes).values())}
+    truth = {}
+    samples = [s for s in sorted(dataset.samples, key=lambda s: s.name) if isinstance(s.annotation, Boxes)
+               and len(s.annotation) >= 3][:8]
+    for s in samples:
+        data = s.image_path.read_bytes()
+        w, h = Image.open(io.BytesIO(data)).size
+        [(image_id, _)] = p.add_images([NewImage(sha256=p.blobs.put(data), width=w, height=h, format="jpeg",
+                                                 name=s.name)])
+        truth[image_id] = remap_annotation(s.annotation, to_project).clip(w, h)[0]
+    headers = {"admin": bearer_headers(p, Role.ADMIN, user="ada"), "rita": bearer_headers(p, Role.REVIEWER, user="rita"),
+               "a": bearer_headers(p, Role.ANNOTATOR, user="anna"), "b": bearer_headers(p, Role.ANNOTATOR, user="ben"),
+               "viewer": bearer_headers(p, Role.VIEWER, user="vera")}
+    with TestClient(create_app(p.root, settings=Settings())) as client:
+        yield Bccd(p, client, truth, headers)
+
+
+def answer(truth: Boxes, rng: np.random.Generator, *, drop: int | None = None) -> dict[str, object]:
+    """An annotator's answer: the truth with corners moved by up to 2 px, one box dropped on request."""
+    keep = [i for i in range(len(truth)) if i != drop]
+    xyxy = truth.xyxy[keep] + rng.uniform(-2, 2, (len(keep), 4))
+    xyxy[:, 2:] = np.maximum(xyxy[:, 2:], xyxy[:, :2] + 1)
+    return annotation_to_payload(Boxes(xyxy.clip(0, None), truth.class_id[keep]))
+
+
+def test_assign_annotate_reject_fix_approve_honeypot_consensus_version_stats(bccd: Bccd) -> None:
+    p, rng = bccd.project, np.random.default_rng(0)
+    ids = sorted(bccd.truth)
+    work_ids, gold_id, consensus_id = ids[:6], ids[6], ids[7]
+    # a trusted person annotates the gold image; the admin marks it gold
+    p.save_annotation(gold_id, bccd.truth[gold_id], base_revision=None, author="rita")
+    assert bccd.client.put(bccd.url(f"work/gold/{gold_id}"), headers=bccd.h["rita"]).status_code == 403
+    assert bccd.client.put(bccd.url(f"work/gold/{gold_id}"), headers=bccd.h["admin"]).status_code == 200
+    body = {"name": "week-1", "annotators": ["anna", "ben"], "image_ids": work_ids, "honeypot_rate": 0.5}
+    assert bccd.client.post(bccd.url("work/batches"), json=body).status_code == 401
+    assert bccd.post("rita", "work/batches", body).status_code == 403
+    made = bccd.post("admin", "work/batches", body)
+    assert made.status_code == 201, made.text
+    assert made.json()["counts"] == {"todo": 6, "submitted": 0, "approved": 0, "rejected": 0}
+    assert bccd.get("viewer", "work/next").status_code == 403
+
+    # anna works through her queue: three images of the batch, and the gold image somewhere among them
+    seen, items = [], {}
+    while (item := bccd.get("a", "work/next").json()["item"]) is not None:
+        assert set(item) == {"item", "image", "batch", "state", "base_revision", "annotation", "review"}
+        assert item["batch"] == "week-1" and item["state"] == "todo" and item["annotation"] is None
+        image_id = item["image"]["id"]
+        seen.append(image_id)
+        items[image_id] = item["item"]
+        reply = bccd.post("a", f"work/{item['item']}/submit", {
+            "annotation": answer(bccd.truth[image_id], rng, drop=0 if image_id == gold_id else None),
+            "base_revision": item["base_revision"]})
+        assert reply.status_code == 200 and reply.json() == {"item": item["item"], "state": "submitted"}
+    assert gold_id in seen and sorted(i for i in seen if i != gold_id) == work_ids[0::2]
+    assert p.head(gold_id)[1] == bccd.truth[gold_id]  # her answer on the gold image changed nothing
+    assert bccd.post("b", f"work/{items[work_ids[0]]}/submit", {"annotation": None}).status_code == 404
+
+    # the reviewer sees her three images, rejects one with tags and a comment point
+    queue = bccd.get("rita", "work/review", params={"limit": 2}).json()
+    assert queue["total"] == 3 and len(queue["items"]) == 2 and queue["items"][0]["annotators"] == ["anna"]
+    assert bccd.get("a", "work/review").status_code == 403
+    bad_tag = bccd.post("rita", f"work/review/{work_ids[2]}/reject", {"reason": "x", "tags": ["blurry"]})
+    assert bad_tag.status_code == 422
+    rejected = bccd.post("rita", f"work/review/{work_ids[2]}/reject", {
+        "reason": "a platelet is missing", "tags": ["missing_object", "loose_box"], "comment": {"point": [320, 240]}})
+    assert rejected.status_code == 200 and rejected.json() == {"changed": 1}
+    back = bccd.get("a", "work/next").json()["item"]
+    assert back["item"] == items[work_ids[2]] and back["state"] == "rejected"
+    assert back["review"]["tags"] == ["missing_object", "loose_box"]
+    assert back["review"]["comment"] == {"point": [320.0, 240.0]} and back["annotation"] is not None
+    detail = bccd.get("a", f"images/{work_ids[2]}").json()
+    assert detail["review"]["tags"] == ["missing_object", "loose_box"]
+    fixed = bccd.post("a", f"work/{back['item']}/submit", {
+        "annotation": annotation_to_payload(bccd.truth[work_ids[2]]), "base_revision": back["base_revision"]})
+    assert fixed.status_code == 200
+    assert bccd.get("a", "work/next").json()["item"] is None
+    approved = bccd.post("rita", "work/review/approve", {"ids": work_ids[0::2]})
+    assert approved.json() == {"changed": 3}
+    events = bccd.get("rita", f"work/{items[work_ids[2]]}/events").json()
+    assert [(e["state"], e["author"]) for e in events] == [
+        ("todo", "ada"), ("submitted", "anna"), ("rejected", "rita"), ("submitted", "anna"), ("approved", "rita")]
+
+    # a consensus batch: anna and ben answer the same image independently; the merge becomes the head, approved
+    made = bccd.post("admin", "work/batches", {"name": "double", "annotators": ["anna", "ben"],
+                                               "image_ids": [consensus_id], "mode": "consensus", "k": 2})
+    assert made.status_code == 201 and made.json()["counts"]["todo"] == 2
+    for who in ("a", "b"):
+        item = bccd.get(who, "work/next").json()["item"]
+        if who == "b" and item["image"]["id"] != consensus_id:  # ben has week-1 work first
+            while item["image"]["id"] != consensus_id:
+                bccd.post("b", f"work/{item['item']}/submit", {
+                    "annotation": answer(bccd.truth[item["image"]["id"]], rng), "base_revision": None})
+                item = bccd.get("b", "work/next").json()["item"]
+        assert bccd.post(who, f"work/{item['item']}/submit", {
+            "annotation": answer(bccd.truth[consensus_id], rng)}).status_code == 200
+    rev, merged = p.head(consensus_id)
+    assert p.history(consensus_id)[-1].author == "consensus"
+    assert len(merged) == len(bccd.truth[consensus_id])
+    assert np.abs(merged.xyxy - bccd.truth[consensus_id].xyxy).max() <= 2
+    assert bccd.get("rita", f"images/{consensus_id}").json()["review"]["state"] == "approved"
+
+    # a version of approved images only: anna's three and the merged one
+    v = bccd.post("admin", "versions", {"name": "approved", "approved_only": True, "val": 0, "test": 0})
+    assert v.status_code == 201, v.text
+    assert sorted(it.image.id for it in version_items(p, "approved")) == sorted([*work_ids[0::2], consensus_id])
+
+    # statistics: everyone for admins and reviewers, only one's own line for an annotator, nothing for a viewer
+    stats = {s["name"]: s for s in bccd.get("rita", "annotators").json()["items"]}
+    anna = stats["anna"]
+    assert (anna["approved"], anna["rejected"], anna["acceptance_rate"]) == (3, 1, 0.75)
+    n = len(bccd.truth[gold_id])
+    assert anna["honeypots"] == 1 and anna["honeypot_score"] == pytest.approx(2 * (n - 1) / (2 * n - 1))
+    assert anna["consensus_answers"] == 1 and anna["agreement"] == pytest.approx(1.0)
+    assert anna["images"] == 5 and anna["objects"] > 0 and anna["days"][0]["images"] == 5
+    assert stats["ben"]["honeypots"] + stats["ben"]["images"] >= 1
+    own = bccd.get("a", "annotators").json()["items"]
+    assert [s["name"] for s in own] == ["anna"]
+    assert bccd.get("viewer", "annotators").status_code == 403
+    assert bccd.client.get(bccd.url("annotators")).status_code == 401
+    batches = bccd.get("rita", "work/batches").json()
+    assert batches["total"] == 2 and batches["items"][1]["counts"]["approved"] == 3
+
+
+def test_the_tags_of_the_api_are_the_library_s() -> None:
+    assert set(Tag.__args__) == set(REJECT_TAGS)
