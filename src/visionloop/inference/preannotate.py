@@ -16,14 +16,22 @@ from typing import Any
 
 from sqlalchemy import exists, select
 
-from visionloop.core.errors import ImageError
+from visionloop.core.errors import ImageError, NotFoundError
 from visionloop.inference.predictor import DEFAULT_SCORE_THRESHOLD, Predictor
 from visionloop.storage.models import AnnotationRow, ImageRow
 from visionloop.storage.project import Project
-from visionloop.storage.suggestions import ModelRef, ModelSource, NewSuggestion, save_suggestions, suggested_image_ids
+from visionloop.storage.suggestions import (
+    ModelRef,
+    ModelSource,
+    NewSuggestion,
+    Suggestion,
+    get_suggestion,
+    save_suggestions,
+    suggested_image_ids,
+)
 
 __all__ = ["DETECTION_OUTPUTS", "SUGGESTION_FLOOR", "PreannotateReport", "at_package_thresholds", "candidate_ids",
-           "package_ref", "package_thresholds", "preannotate"]
+           "current_suggestion", "package_ref", "package_thresholds", "preannotate"]
 
 SUGGESTION_FLOOR = 0.05
 """Lowest score of a suggested box kept (torchvision detectors drop boxes under 0.05 themselves)."""
@@ -55,6 +63,16 @@ def at_package_thresholds(payload: dict[str, Any], thresholds: dict[str, Any]) -
     score = float(thresholds.get("score", 0.0))
     kept = [d for d in payload["detections"] if d["score"] >= float(per_class.get(str(d["class_id"]), score))]
     return {**payload, "detections": kept}
+
+
+def current_suggestion(project: Project, predictor: Predictor, name: str, image_id: int) -> Suggestion | None:
+    """The stored suggestion of package ``name`` (loaded in ``predictor``) for an image, made by this very model
+    (same hash); None when there is none."""
+    ref = package_ref(predictor, name=name)
+    try:
+        return get_suggestion(project, image_id, ref, version=ref.version)
+    except NotFoundError:
+        return None
 
 
 def candidate_ids(project: Project, *, only_unlabelled: bool) -> list[int]:

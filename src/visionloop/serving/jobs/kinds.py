@@ -95,6 +95,12 @@ def _package_steps(p: Project, job: Job) -> list[Step]:
     return [_cli(*args, *(["--int8"] if job.params.get("int8") else []))]
 
 
+def _preannotate_steps(p: Project, job: Job) -> list[Step]:
+    flags = [] if job.params.get("only_unlabelled", True) else ["--all"]
+    return [_cli("preannotate", _root(p), *_optional(job.params, package="--package", run="--run", limit="--limit"),
+                 *flags)]
+
+
 def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
     """The int8 guard's verdict (the run's ``int8-guard.json``), written whether the int8 model was kept or refused."""
     if not job.params.get("int8"):
@@ -158,6 +164,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("train", _train_steps),
     JobKind("evaluate", _evaluate_steps),
     JobKind("package", _package_steps, _guard_verdict),
+    JobKind("preannotate", _preannotate_steps),
 )}
 
 

@@ -30,6 +30,7 @@ from visionloop.serving.projects_api.routes import (
     runs,
     session,
     stats,
+    suggestions,
     tiles,
     train,
     users,
@@ -48,5 +49,6 @@ for _module in (stats, classes, images, image_bulk, tiles, annotations, versions
     api_router.include_router(_module.router, dependencies=[VIEWER])
 for _module in (jobs, imports, exports, train, runs, packages, deployment):  # background work, models
     api_router.include_router(_module.router, dependencies=[VIEWER])
+api_router.include_router(suggestions.router, dependencies=[VIEWER])
 for _module in (work, annotators):  # assignment, review, honeypots, consensus, annotator statistics
     api_router.include_router(_module.router, dependencies=[VIEWER])

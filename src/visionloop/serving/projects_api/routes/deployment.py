@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from visionloop.core.errors import ImageError
+from visionloop.inference.preannotate import at_package_thresholds, current_suggestion
 from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.model_server.schemas import PredictionOut
 from visionloop.serving.projects_api.auth import AdminDep
@@ -58,6 +59,12 @@ async def predict(project: ProjectDep, deployments: DeploymentsDep, settings: Se
 
 
 @router.get("/images/{image_id}/predictions", response_model=None, responses={200: {"model": PredictionOut}},
-            summary="The deployed model's prediction of a project image (cached)")
+            summary="The deployed model's prediction of a project image (its stored suggestion when pre-annotated, "
+                    "else predicted now and cached)")
 def image_prediction(project: ProjectDep, deployments: DeploymentsDep, image_id: ImageId) -> dict[str, Any]:
+    deployed = deployments.require(project)
+    project.image(image_id)
+    stored = current_suggestion(project, deployed.predictor, deployed.package, image_id)
+    if stored is not None:
+        return at_package_thresholds(stored.payload, stored.thresholds)
     return deployments.predict_image(project, image_id)
