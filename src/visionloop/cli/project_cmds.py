@@ -224,6 +224,7 @@ def version_create(
         "it (none is put in train silently); near-duplicates across the source's splits are reported, not moved"))
     ] = "random",
     include_unannotated: bool = False,
+    approved_only: Annotated[bool, typer.Option(help="only images whose review state is approved")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Freeze images, annotation revisions, classes and a split."""
@@ -233,7 +234,7 @@ def version_create(
 
     with _open(project) as p:
         info = create_version(p, name=name, seed=seed, fractions=(1 - val - test, val, test),
-                              include_unannotated=include_unannotated, splits=splits)
+                              include_unannotated=include_unannotated, splits=splits, approved_only=approved_only)
         emit(_version_json(info), as_json=as_json, title="version")
         for warning in version_warnings(info):
             err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
