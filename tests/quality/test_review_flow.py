@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import select, update
 
+from tests.conftest import fresh_postgres_database
 from visionloop.core.annotations import Boxes
 from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError, StaleRevisionError
 from visionloop.quality.review_flow import submit_item
@@ -37,13 +41,28 @@ def add(project: Project, n: int) -> list[int]:
                                          format="jpeg", name=f"{i}.jpg")])[0][0] for i in range(n)]
 
 
-@pytest.fixture
-def team(project_factory) -> tuple[Project, list[int], int]:
-    p = project_factory("detection")
-    cid = p.class_ids(["cell"])["cell"]
-    for name, role in (("ann", "annotator"), ("bob", "annotator"), ("rita", "reviewer"), ("vic", "viewer")):
-        add_user(p, name, role=role)
-    return p, add(p, 8), cid
+@pytest.fixture(params=["sqlite", "postgres"])
+def team(request, tmp_path: Path) -> Iterator[tuple[Project, list[int], int]]:
+    """A detection project with one class, 8 images and users; on SQLite, and on a fresh PostgreSQL database of
+    ``VISIONLOOP_TEST_POSTGRES_URL``'s server when it is set."""
+    def make(db_url: str | None) -> Iterator[tuple[Project, list[int], int]]:
+        p = Project.create(tmp_path / "p", task="detection", db_url=db_url)
+        try:
+            cid = p.class_ids(["cell"])["cell"]
+            for name, role in (("ann", "annotator"), ("bob", "annotator"), ("rita", "reviewer"), ("vic", "viewer")):
+                add_user(p, name, role=role)
+            yield p, add(p, 8), cid
+        finally:
+            p.close()
+
+    if request.param == "sqlite":
+        yield from make(None)
+        return
+    base = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db")
+    with fresh_postgres_database(base, prefix="vl_work") as url:
+        yield from make(url)
 
 
 def box(cid: int, x: float = 10) -> Boxes:
