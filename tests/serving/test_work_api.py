@@ -165,7 +165,8 @@ def test_assign_annotate_reject_fix_approve_honeypot_consensus_version_stats(bcc
     assert anna["images"] == 5 and anna["objects"] > 0 and anna["days"][0]["images"] == 5
     assert stats["ben"]["honeypots"] + stats["ben"]["images"] >= 1
     own = bccd.get("a", "annotators").json()["items"]
-    assert [s["name"] for s in own] == ["anna"]
+    assert [s["name"] for s in own] == ["anna"] and own[0]["approved"] == 3
+    assert own[0]["honeypots"] is None and own[0]["honeypot_score"] is None  # which item was gold stays hidden
     assert bccd.get("viewer", "annotators").status_code == 403
     assert bccd.client.get(bccd.url("annotators")).status_code == 401
     batches = bccd.get("rita", "work/batches").json()

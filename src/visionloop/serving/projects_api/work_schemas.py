@@ -167,8 +167,9 @@ class AnnotatorPublic(BaseModel):
     approved: int
     rejected: int
     acceptance_rate: float | None = Field(description="approved / (approved + rejected).")
-    honeypots: int
-    honeypot_score: float | None = Field(description="Mean honeypot score (0..1).")
+    honeypots: int | None = Field(description="Honeypot answers (null for an annotator's own line).")
+    honeypot_score: float | None = Field(description="Mean honeypot score (0..1); null for an annotator's own "
+                                         "line.")
     consensus_answers: int
     agreement: float | None = Field(description="Mean agreement with the other annotators on consensus images.")
     days: list[dict[str, Any]] = Field(description="Per UTC day: day, images, objects, hours, approved, rejected, "

@@ -1,6 +1,7 @@
 """``GET /projects/{project}/annotators``: per-annotator statistics (:mod:`visionloop.storage.annotator_stats`).
 
-Admins and reviewers see everyone; an annotator sees only their own line; viewers none.
+Admins and reviewers see everyone; an annotator sees only their own line, without the honeypot figures (a count
+that grows after one submit and not after another would tell them which item was gold); viewers none.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ def list_annotators(
     gap_cap_s: Annotated[float, Query(gt=0, le=86400, description=(
         "Longest gap between two saves that still counts as work (seconds)."))] = DEFAULT_GAP_CAP_S,
 ) -> AnnotatorsPublic:
-    names = None if user.role.allows(Role.REVIEWER) else [user.name]
-    stats = annotator_stats(project, names=names, gap_cap_s=gap_cap_s)
-    return AnnotatorsPublic(gap_cap_s=gap_cap_s, items=[AnnotatorPublic(**s.to_json()) for s in stats])
+    trusted = user.role.allows(Role.REVIEWER)
+    stats = [s.to_json() for s in annotator_stats(project, names=None if trusted else [user.name],
+                                                    gap_cap_s=gap_cap_s)]
+    if not trusted:
+        for s in stats:
+            s["honeypots"] = s["honeypot_score"] = None
+            for day in s["days"]:
+                day["honeypot_score"] = None
+    return AnnotatorsPublic(gap_cap_s=gap_cap_s, items=[AnnotatorPublic(**s) for s in stats])
