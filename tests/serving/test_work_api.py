@@ -149,6 +149,11 @@ def test_assign_annotate_reject_fix_approve_honeypot_consensus_version_stats(bcc
     assert len(merged) == len(bccd.truth[consensus_id])
     assert np.abs(merged.xyxy - bccd.truth[consensus_id].xyxy).max() <= 2
     assert bccd.get("rita", f"images/{consensus_id}").json()["review"]["state"] == "approved"
+    both = bccd.get("rita", f"work/review/{consensus_id}/answers").json()
+    assert sorted(a["annotator"] for a in both["answers"]) == ["anna", "ben"]
+    assert both["merges"][0]["revision"] == rev and both["merges"][0]["agreed"] is True
+    assert bccd.get("a", f"work/review/{consensus_id}/answers").status_code == 403
+    assert bccd.get("rita", f"work/review/{gold_id}/answers").json() == {"answers": [], "merges": []}
 
     # a version of approved images only: anna's three and the merged one
     v = bccd.post("admin", "versions", {"name": "approved", "approved_only": True, "val": 0, "test": 0})

@@ -58,6 +58,7 @@ __all__ = [
     "create_batch",
     "get_assignment",
     "get_batch",
+    "image_answers",
     "image_assignments",
     "item_events",
     "list_batches",
@@ -369,6 +370,23 @@ def record_answer(conn: Connection, item: Assignment, payload: dict[str, Any], s
     return conn.execute(insert(AnswerRow).values(
         assignment_id=item.id, image_id=item.image_id, annotator=item.annotator, kind=item.kind.value,
         payload=payload, score=score, created_at=utcnow())).inserted_primary_key[0]
+
+
+def image_answers(project: Project, image_id: int) -> dict[str, Any]:
+    """For the reviewer of a consensus image: each annotator's latest answer (payload, score) and the merges
+    (agreement, the head revision each became, when), oldest first. Honeypot answers are left out."""
+    with project.engine.connect() as conn:
+        rows = conn.execute(select(AnswerRow, BatchRow.name.label("batch"))
+                            .join(AssignmentRow, AssignmentRow.id == AnswerRow.assignment_id)
+                            .join(BatchRow, BatchRow.id == AssignmentRow.batch_id)
+                            .where(AnswerRow.image_id == image_id, AnswerRow.kind == ItemKind.CONSENSUS.value)
+                            .order_by(AnswerRow.id)).all()
+        merges = conn.execute(select(MergeRow).where(MergeRow.image_id == image_id).order_by(MergeRow.id)).all()
+    latest = {r.assignment_id: r for r in rows}
+    return {"answers": [{"item": r.assignment_id, "batch": r.batch, "annotator": r.annotator, "annotation": r.payload,
+                         "score": r.score, "created_at": _utc(r.created_at)} for r in latest.values()],
+            "merges": [{"agreement": m.agreement, "revision": m.revision, "annotators": m.detail.get("annotators"),
+                        "agreed": m.detail.get("agreed"), "created_at": _utc(m.created_at)} for m in merges]}
 
 
 def _last_answer(conn: Connection, item_id: int) -> dict[str, Any] | None:

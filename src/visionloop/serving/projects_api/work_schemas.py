@@ -20,6 +20,7 @@ __all__ = [
     "BatchPublic",
     "BatchesPublic",
     "ChangedPublic",
+    "ConsensusAnswersPublic",
     "GoldPublic",
     "HoneypotRate",
     "ImageSelection",
@@ -146,6 +147,14 @@ class ApproveRequest(BaseModel):
 
 class ChangedPublic(BaseModel):
     changed: int = Field(description="Images whose review state changed.")
+
+
+class ConsensusAnswersPublic(BaseModel):
+    answers: list[dict[str, Any]] = Field(description="Each annotator's latest answer: item, batch, annotator, "
+                                          "annotation (payload), score ({score: agreement with the others, "
+                                          "with_merge}), created_at.")
+    merges: list[dict[str, Any]] = Field(description="Each merge: agreement, revision (the head it became), "
+                                         "annotators, agreed, created_at.")
 
 
 class RejectRequest(BaseModel):

@@ -24,6 +24,7 @@ from visionloop.serving.projects_api.work_schemas import (
     BatchesPublic,
     BatchPublic,
     ChangedPublic,
+    ConsensusAnswersPublic,
     GoldPublic,
     HoneypotRate,
     RejectRequest,
@@ -131,6 +132,13 @@ def approve(user: ReviewerDep, project: ProjectDep, body: ApproveRequest) -> Cha
 def reject(user: ReviewerDep, project: ProjectDep, image_id: ImageId, body: RejectRequest) -> ChangedPublic:
     return ChangedPublic(changed=work.reject_image(project, image_id, author=user.name, reason=body.reason,
                                                    tags=body.tags, comment=body.comment))
+
+
+@router.get("/review/{image_id}/answers", response_model=ConsensusAnswersPublic,
+            summary="A consensus image's independent answers and merges, to settle a disagreement (reviewers)")
+def consensus_answers(user: ReviewerDep, project: ProjectDep, image_id: ImageId) -> ConsensusAnswersPublic:
+    project.image(image_id)
+    return ConsensusAnswersPublic.model_validate(work.image_answers(project, image_id))
 
 
 @router.get("/{item}/events", response_model=list[dict[str, Any]],
