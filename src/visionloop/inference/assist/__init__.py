@@ -13,6 +13,7 @@ from visionloop.inference.assist.base import (
     Window,
     assist,
     mask_polygon,
+    prompt_region,
     prompt_window,
 )
 from visionloop.inference.assist.cache import LruCache
@@ -41,5 +42,6 @@ __all__ = [
     "Window",
     "assist",
     "mask_polygon",
+    "prompt_region",
     "prompt_window",
 ]

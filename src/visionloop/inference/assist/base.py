@@ -39,6 +39,7 @@ __all__ = [
     "assist",
     "keep_prompted_components",
     "mask_polygon",
+    "prompt_region",
     "prompt_window",
     "segment_in_window",
 ]
@@ -288,17 +289,37 @@ class AssistResult:
 
 
 def assist(method: AssistMethod, image: np.ndarray, prompt: Prompt, *, key: str | None = None,
-           max_clicks: int = MAX_CLICKS) -> AssistResult:
-    """Check ``prompt`` against ``image`` ((H, W, 3) uint8 RGB), segment with ``method`` and shape the answer."""
+           max_clicks: int = MAX_CLICKS, part: tuple[Window, int, int] | None = None) -> AssistResult:
+    """Check ``prompt`` against ``image`` ((H, W, 3) uint8 RGB), segment with ``method`` and shape the answer.
+
+    ``part=(window, height, width)``: ``image`` is only that window of a ``width`` x ``height`` image (a huge one,
+    read in part); the prompt and the answer are in the whole image's pixels.
+    """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise AssistPromptError("image", expected="(H, W, 3) uint8 RGB", actual=f"{image.shape} {image.dtype}")
-    height, width = image.shape[:2]
+    window, height, width = part or (Window(0, 0, image.shape[1], image.shape[0]), *image.shape[:2])
     prompt.check(width, height, max_clicks=max_clicks)
     start = time.perf_counter()
-    mask = np.asarray(method.segment(image, prompt, key=key), dtype=bool)
-    if mask.shape != (height, width):
-        raise AssistPromptError(f"mask of {method.name}", expected=[height, width], actual=list(mask.shape))
-    box = _bbox_of(mask)
-    return AssistResult(mask=mask, polygon=mask_polygon(mask), rle=RLE.encode(mask),
-                        bbox=None if box is None else tuple(float(v) for v in box),  # type: ignore[arg-type]
-                        area=int(mask.sum()), method=method.name, ms=(time.perf_counter() - start) * 1000)
+    local = window.local_prompt(prompt) if part else prompt
+    found = np.asarray(method.segment(image, local, key=key), dtype=bool)
+    if found.shape != image.shape[:2]:
+        raise AssistPromptError(f"mask of {method.name}", expected=list(image.shape[:2]), actual=list(found.shape))
+    box = _bbox_of(found)
+    ring = np.asarray(mask_polygon(found)).reshape(-1, 2) + [window.x0, window.y0]
+    mask = window.paste(found, height, width) if part else found
+    return AssistResult(mask=mask, polygon=[round(float(v), 2) for v in ring.reshape(-1)], rle=RLE.encode(mask),
+                        bbox=None if box is None else (box[0] + window.x0, box[1] + window.y0, box[2] + window.x0,
+                                                       box[3] + window.y0),
+                        area=int(found.sum()), method=method.name, ms=(time.perf_counter() - start) * 1000)
+
+
+def prompt_region(prompt: Prompt, width: int, height: int, *, margin: int) -> Window:
+    """The part of a ``width`` x ``height`` image within ``margin`` pixels of the prompt (to read only that of a
+    huge image; see ``assist(part=...)``)."""
+    return prompt_window(prompt, width, height, reach=margin, max_pixels=width * height) if prompt.box is None \
+        else _grown(prompt_window(prompt, width, height, max_pixels=width * height), margin, width, height)
+
+
+def _grown(window: Window, margin: int, width: int, height: int) -> Window:
+    x0, y0 = max(0, window.x0 - margin), max(0, window.y0 - margin)
+    return Window(x0, y0, min(width, window.x0 + window.w + margin) - x0, min(height, window.y0 + window.h + margin) - y0)

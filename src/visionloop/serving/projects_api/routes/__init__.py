@@ -16,6 +16,7 @@ from visionloop.serving.projects_api.auth import AUTH_RESPONSES, VIEWER
 from visionloop.serving.projects_api.routes import (
     annotations,
     annotators,
+    assist,
     auth,
     classes,
     deployment,
@@ -52,3 +53,4 @@ for _module in (jobs, imports, exports, train, runs, packages, deployment):  # b
 api_router.include_router(suggestions.router, dependencies=[VIEWER])
 for _module in (work, annotators):  # assignment, review, honeypots, consensus, annotator statistics
     api_router.include_router(_module.router, dependencies=[VIEWER])
+api_router.include_router(assist.router, dependencies=[VIEWER])  # assisted segmentation
