@@ -178,5 +178,35 @@ def test_assign_annotate_reject_fix_approve_honeypot_consensus_version_stats(bcc
     assert batches["total"] == 2 and batches["items"][1]["counts"]["approved"] == 3
 
 
+def test_batches_by_filter_rates_and_bad_input(bccd: Bccd) -> None:
+    ids = sorted(bccd.truth)
+    bccd.project.save_annotation(ids[0], bccd.truth[ids[0]], base_revision=None, author="rita")
+    made = bccd.post("admin", "work/batches", {"name": "fresh", "annotators": ["anna", "ben"],
+                                               "filter": {"annotated": False}, "per_annotator": 2})
+    assert made.status_code == 201, made.text
+    batch = made.json()
+    assert batch["counts"]["todo"] == 4 and batch["params"]["filter"] == {"annotated": False}
+    assert batch["params"]["left_out"] == 0 and batch["params"]["images"] == 4
+    first = bccd.get("a", "work/next").json()["item"]
+    assert first["image"]["id"] == ids[1]  # the annotated image was not selected
+    unknown = bccd.post("admin", "work/batches", {"name": "x", "annotators": ["anna"], "filter": {"class": "Dog"}})
+    assert unknown.status_code == 404 and "RBC" in unknown.text
+    too_many = bccd.post("admin", "work/batches", {"name": "x", "annotators": ["anna", "ben"], "mode": "consensus",
+                                                   "k": 3})
+    assert too_many.status_code == 422 and "consensus k" in too_many.text
+    nobody = bccd.post("admin", "work/batches", {"name": "x", "annotators": ["rita"], "image_ids": [10**6]})
+    assert nobody.status_code == 404
+    viewer = bccd.post("admin", "work/batches", {"name": "x", "annotators": ["vera"], "image_ids": [ids[7]]})
+    assert viewer.status_code == 409 and "annotator role" in viewer.text
+    rate = bccd.client.put(bccd.url("work/batches/fresh/honeypot-rate"), headers=bccd.h["admin"], json={"rate": 0.3})
+    assert rate.status_code == 200 and rate.json()["honeypot_rate"] == 0.3
+    assert bccd.client.put(bccd.url("work/batches/fresh/honeypot-rate"), headers=bccd.h["rita"],
+                           json={"rate": 0.3}).status_code == 403
+    assert bccd.client.put(bccd.url("work/batches/fresh/honeypot-rate"), headers=bccd.h["admin"],
+                           json={"rate": 1.5}).status_code == 422
+    assert bccd.get("rita", "work/batches/nope").status_code == 404
+    assert bccd.post("a", f"work/{first['item']}/submit", {"annotation": None}).status_code == 422  # nothing saved
+
+
 def test_the_tags_of_the_api_are_the_library_s() -> None:
     assert set(Tag.__args__) == set(REJECT_TAGS)
