@@ -176,6 +176,7 @@ def test_assign_annotate_reject_fix_approve_honeypot_consensus_version_stats(bcc
     assert bccd.client.get(bccd.url("annotators")).status_code == 401
     batches = bccd.get("rita", "work/batches").json()
     assert batches["total"] == 2 and batches["items"][1]["counts"]["approved"] == 3
+    assert batches["items"][1]["by_annotator"]["anna"] == {"todo": 0, "submitted": 0, "approved": 3, "rejected": 0}
 
 
 def test_batches_by_filter_rates_and_bad_input(bccd: Bccd) -> None:

@@ -68,14 +68,14 @@ def submit_item(
 
 
 def _submit_work(project: Project, item: Assignment, annotation: Annotation | None, base: int | None) -> None:
-    if annotation is not None:
-        project.save_annotation(item.image_id, annotation, base_revision=base, author=item.annotator)
-    elif project.head(item.image_id)[0] is None:
+    if annotation is None and project.head(item.image_id)[0] is None:
         raise AnnotationValidationError("answer", expected="an annotation (the image has none saved yet)",
                                         actual=None)
     with project.transaction() as conn:
+        if annotation is not None:
+            project.save_annotation(item.image_id, annotation, base_revision=base, author=item.annotator, conn=conn)
         set_item_state(conn, [item.id], ItemState.SUBMITTED, author=item.annotator)
-    set_review_state(project, [item.image_id], ReviewState.SUBMITTED, author=item.annotator)
+        set_review_state(project, [item.image_id], ReviewState.SUBMITTED, author=item.annotator, conn=conn)
 
 
 def _size(project: Project, image_id: int) -> tuple[int, int]:
@@ -112,18 +112,17 @@ def _merge(project: Project, item: Assignment, group: list[Assignment]) -> None:
     answers = [annotation_from_payload(latest[a.id].payload) for a in group]
     merged = merge_answers(answers, iou_threshold=IOU_THRESHOLD, size=_size(project, item.image_id))
     base, _ = project.head(item.image_id)
-    revision = project.save_annotation(item.image_id, merged.annotation, base_revision=base,
-                                       author=CONSENSUS_AUTHOR)
     agreed = merged.agreement >= batch.agreement_threshold
     with project.transaction() as conn:
+        revision = project.save_annotation(item.image_id, merged.annotation, base_revision=base,
+                                           author=CONSENSUS_AUTHOR, conn=conn)
         for i, a in enumerate(group):
             conn.execute(update(AnswerRow).where(AnswerRow.id == latest[a.id].id).values(score={
                 "score": merged.with_others(i), "with_merge": merged.per_answer[i]}))
         conn.execute(insert(MergeRow).values(
             batch_id=batch.id, image_id=item.image_id, agreement=merged.agreement, revision=revision,
             detail={**merged.to_json(), "annotators": [a.annotator for a in group], "agreed": agreed}))
+        set_review_state(project, [item.image_id], ReviewState.SUBMITTED, author=item.annotator, conn=conn)
         if agreed:
             set_item_state(conn, [a.id for a in group], ItemState.APPROVED, author=CONSENSUS_AUTHOR)
-    set_review_state(project, [item.image_id], ReviewState.SUBMITTED, author=item.annotator)
-    if agreed:
-        set_review_state(project, [item.image_id], ReviewState.APPROVED, author=CONSENSUS_AUTHOR)
+            set_review_state(project, [item.image_id], ReviewState.APPROVED, author=CONSENSUS_AUTHOR, conn=conn)

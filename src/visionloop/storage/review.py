@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, func, insert, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from visionloop.core.errors import AnnotationValidationError, NotFoundError
@@ -115,13 +115,14 @@ def check_comment(comment: dict[str, Any] | None, width: int, height: int) -> di
 
 def set_review_state(
     project: Project, image_ids: Sequence[int], state: ReviewState | str, *, author: str, reason: str | None = None,
-    tags: Sequence[str] | None = None, comment: dict[str, Any] | None = None,
+    tags: Sequence[str] | None = None, comment: dict[str, Any] | None = None, conn: Connection | None = None,
 ) -> int:
     """Record ``state`` for each image (one transaction); images already in that state are left as they are.
 
     ``rejected`` needs a ``reason`` (what to fix), and may carry ``tags`` (from :data:`REJECT_TAGS`) and a
     ``comment`` geometry (see :func:`check_comment`; checked against each image). Returns how many images changed
-    state. NotFoundError names the first id that is not an image of the project.
+    state. NotFoundError names the first id that is not an image of the project. With ``conn``, it is written in
+    the caller's transaction.
     """
     state = ReviewState.parse(state)
     tag_list = _tags(tags)
@@ -135,7 +136,7 @@ def set_review_state(
         raise AnnotationValidationError("review reason", expected=f"at most {MAX_REASON} characters",
                                         actual=len(reason))
     ids = list(dict.fromkeys(int(i) for i in image_ids))
-    with project.transaction() as conn:
+    with project._conn(conn) as conn:
         found = {r.id: r for r in conn.execute(select(ImageRow.id, ImageRow.width, ImageRow.height)
                                                 .where(ImageRow.id.in_(ids), ImageRow.deleted_at.is_(None)))}
         missing = [i for i in ids if i not in found]

@@ -112,12 +112,14 @@ class Batch:
     created_at: datetime
     counts: dict[str, int]
     """Assignments per state (honeypots left out)."""
+    by_annotator: dict[str, dict[str, int]]
+    """The same per annotator (their progress)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "mode": self.mode.value, "k": self.k,
                 "honeypot_rate": self.honeypot_rate, "agreement_threshold": self.agreement_threshold,
                 "seed": self.seed, "params": self.params, "created_by": self.created_by,
-                "created_at": self.created_at, "counts": self.counts}
+                "created_at": self.created_at, "counts": self.counts, "by_annotator": self.by_annotator}
 
 
 @dataclass(frozen=True)
@@ -166,20 +168,26 @@ def _assignment(row: Any) -> Assignment:
                       updated_at=_utc(row.updated_at))
 
 
-def _counts(conn: Connection, batch_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    out: dict[int, dict[str, int]] = {b: {s.value: 0 for s in ItemState} for b in batch_ids}
-    for b, state, n in conn.execute(
-            select(AssignmentRow.batch_id, AssignmentRow.state, func.count())
+_Counts = dict[str, dict[str, int]]
+
+
+def _counts(conn: Connection, batch_ids: Sequence[int]) -> dict[int, _Counts]:
+    """batch id -> annotator -> state -> assignments (honeypots left out)."""
+    out: dict[int, _Counts] = {b: {} for b in batch_ids}
+    for b, who, state, n in conn.execute(
+            select(AssignmentRow.batch_id, AssignmentRow.annotator, AssignmentRow.state, func.count())
             .where(AssignmentRow.batch_id.in_(list(batch_ids)), AssignmentRow.kind != ItemKind.GOLD.value)
-            .group_by(AssignmentRow.batch_id, AssignmentRow.state)):
-        out[b][state] = n
+            .group_by(AssignmentRow.batch_id, AssignmentRow.annotator, AssignmentRow.state)):
+        out[b].setdefault(who, {s.value: 0 for s in ItemState})[state] = n
     return out
 
 
-def _batch(row: Any, counts: dict[str, int]) -> Batch:
+def _batch(row: Any, by_annotator: _Counts) -> Batch:
+    counts = {s.value: sum(c[s.value] for c in by_annotator.values()) for s in ItemState}
     return Batch(id=row.id, name=row.name, mode=BatchMode(row.mode), k=row.k, honeypot_rate=row.honeypot_rate,
                  agreement_threshold=row.agreement_threshold, seed=row.seed, params=row.params or {},
-                 created_by=row.created_by, created_at=_utc(row.created_at), counts=counts)
+                 created_by=row.created_by, created_at=_utc(row.created_at), counts=counts,
+                 by_annotator=dict(sorted(by_annotator.items())))
 
 
 def _check_annotators(project: Project, annotators: Sequence[str]) -> list[str]:
@@ -504,9 +512,9 @@ def _decide(project: Project, image_ids: Sequence[int], state: ItemState, *, aut
     if not_submitted:
         raise ConflictError(f"image {not_submitted[0]} is not waiting for review (only submitted images can be "
                             f"{state.value})")
-    changed = set_review_state(project, ids, ReviewState(state.value), author=author, reason=reason, tags=tags,
-                               comment=comment)
     with project.transaction() as conn:
+        changed = set_review_state(project, ids, ReviewState(state.value), author=author, reason=reason, tags=tags,
+                                   comment=comment, conn=conn)
         items = list(conn.execute(select(AssignmentRow.id).where(
             AssignmentRow.image_id.in_(ids), AssignmentRow.kind != ItemKind.GOLD.value,
             AssignmentRow.state == ItemState.SUBMITTED.value)).scalars())

@@ -78,6 +78,7 @@ class BatchPublic(BaseModel):
     created_by: str
     created_at: UtcDatetime
     counts: dict[str, int] = Field(description="Assignments per state: todo, submitted, approved, rejected.")
+    by_annotator: dict[str, dict[str, int]] = Field(description="The same per annotator (their progress).")
 
 
 class BatchesPublic(BaseModel):
