@@ -71,11 +71,15 @@ def test_semantic_per_class_iou_ignores_unlabelled() -> None:
     ref[:2] = 1
     ans = ref.copy()
     ans[1, :] = 0  # 4 of the 8 class-1 pixels lost
-    ans[3, 3] = 255  # unlabelled in the answer: not counted
+    ans[3, 3] = 255  # left unlabelled by the answer: a miss
     a = agreement(SemanticMask(ref), SemanticMask(ans))
     assert a.per_class_iou[1] == pytest.approx(4 / 8)
-    assert a.per_class_iou[0] == pytest.approx(7 / 11)
-    assert a.score == pytest.approx((4 / 8 + 7 / 11) / 2)
+    assert a.per_class_iou[0] == pytest.approx(7 / 12)  # 7 of the 8 reference pixels, plus 4 taken from class 1
+    assert a.score == pytest.approx((4 / 8 + 7 / 12) / 2)
+    ref[0, 0] = 255  # unlabelled in the reference: not scored, whatever the answer says
+    assert agreement(SemanticMask(ref), SemanticMask(ans)).per_class_iou[1] == pytest.approx(3 / 7)
+    nothing = agreement(SemanticMask(ref), SemanticMask(np.full_like(ref, 255)))
+    assert nothing.score == 0.0
 
 
 def test_types_must_match() -> None:

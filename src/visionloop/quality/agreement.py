@@ -7,7 +7,8 @@ annotators on a consensus image. Pure functions over :mod:`visionloop.core.annot
   boxes, or of masks for instances (pycocotools), among pairs at or above ``iou_threshold``; a matched pair of the
   same class is a true positive, one of another class a ``wrong_class``. Precision = TP / answer's objects, recall =
   TP / reference's objects, score = F1; ``mean_iou`` over the true positives;
-- semantic masks: IoU per class present in either mask (ignored pixels of either left out), score = their mean.
+- semantic masks: IoU per class present in either mask over the pixels the reference labels (a pixel the answer
+  leaves unlabelled is a miss), score = their mean.
 
 ``score`` is always in [0, 1], 1 for a perfect match (two empty annotations agree fully).
 """
@@ -114,8 +115,9 @@ def _objects(kind: str, iou: np.ndarray, ref: np.ndarray, ans: np.ndarray, thr: 
 def _semantic(ref: SemanticMask, ans: SemanticMask) -> Agreement:
     if ref.mask.shape != ans.mask.shape:
         raise AnnotationValidationError("semantic mask size", expected=ref.mask.shape, actual=ans.mask.shape)
-    valid = (ref.mask != ref.ignore_index) & (ans.mask != ans.ignore_index)
-    a, b = ref.mask[valid], ans.mask[valid]
+    valid = ref.mask != ref.ignore_index  # what the reference leaves unlabelled is not scored
+    a = ref.mask[valid]
+    b = np.where(ans.mask == ans.ignore_index, -1, ans.mask)[valid]  # left unlabelled by the answer: a miss
     per_class = {}
     for c in sorted(set(ref.class_ids()) | set(ans.class_ids())):
         union = int(np.count_nonzero((a == c) | (b == c)))
