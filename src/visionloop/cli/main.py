@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from visionloop.cli import deploy_cmds, preannotate_cmds, project_cmds, review_cmds, tiles_cmds, train_cmds, user_cmds
+from visionloop.cli import (
+    deploy_cmds,
+    preannotate_cmds,
+    project_cmds,
+    review_cmds,
+    similar_cmds,
+    tiles_cmds,
+    train_cmds,
+    user_cmds,
+)
 
 app = typer.Typer(
     name="visionloop", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -17,6 +26,7 @@ user_cmds.register(app)
 tiles_cmds.register(app)
 preannotate_cmds.register(app)
 review_cmds.register(app)
+similar_cmds.register(app)
 
 
 def main() -> None:
