@@ -312,6 +312,7 @@ def train_detection(
     if kind == "semantic":
         classes = [{"id": cid, "name": n} for cid, n in semantic_classes(info.ontology)[1]]
         num_classes = len(classes)
+    user_epochs = epochs is not None or bool(hparams and hparams.epochs)
     if not resume:
         hp = hparams or DetectionHParams()
         if kind == "semantic":
@@ -327,7 +328,7 @@ def train_detection(
                                                           min_object_px=SEMANTIC_MIN_OBJECT_PX)
     else:
         eval_size, train_sizes, size_reason = _auto_sizes(by_split["train"], hp)
-    epochs_reason = "set by the user"
+    epochs_reason = "set by the user" if user_epochs else f"the semantic recipe's {hp.epochs} epochs"
     if not hp.epochs:
         hp.epochs, epochs_reason = auto_epochs(len(by_split["train"]))
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
