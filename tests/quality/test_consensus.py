@@ -126,3 +126,48 @@ def test_bccd_three_annotators_merge_back_to_ground_truth(bccd_dir) -> None:
     assert recall >= 0.93 and precision >= 0.93, (recall, precision)
     assert single / total < recall - 0.05  # the merge is better than any one annotator
     assert 0.5 < float(np.mean(agreements)) < 1.0
+
+
+def _redraw_mask(m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An annotator's outline of one nucleus: dilated, eroded or shifted by a pixel, or exact (equal odds)."""
+    from scipy import ndimage
+
+    (y0, x0), (y1, x1) = np.maximum(np.argwhere(m).min(0) - 3, 0), np.argwhere(m).max(0) + 4
+    w = m[y0:y1, x0:x1]
+    r = rng.integers(4)
+    if r == 0:
+        w = ndimage.binary_dilation(w)
+    elif r == 1 and ndimage.binary_erosion(w).any():
+        w = ndimage.binary_erosion(w)
+    elif r == 2:
+        w = np.roll(w, rng.choice([-1, 1]), axis=int(rng.integers(2)))
+    out = np.zeros_like(m)
+    out[y0:y1, x0:x1] = w
+    return out
+
+
+def _instances(masks: list[np.ndarray]) -> Instances:
+    boxes = [[*np.argwhere(m).min(0)[::-1], *(np.argwhere(m).max(0)[::-1] + 1)] for m in masks]
+    return Instances(Boxes(np.asarray(boxes, float), np.ones(len(masks), np.int64)), [RLE.encode(m) for m in masks])
+
+
+@pytest.mark.slow
+def test_dsb2018_three_annotators_mask_vote(dsb_dir) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    merged_hits, single_hits, total = {0.5: 0, 0.7: 0}, {0.5: 0.0, 0.7: 0.0}, 0
+    for folder in sorted((dsb_dir / "stage1_train").iterdir())[:6]:
+        gt = [m for p in sorted((folder / "masks").glob("*.png")) if (m := np.asarray(Image.open(p)) > 0).sum() >= 30]
+        answers = [_instances([_redraw_mask(m, rng) for m in gt if who != 2 or rng.random() >= 0.1])
+                   for who in range(3)]  # the third annotator also misses 10% of the nuclei
+        merged = merge_answers(answers).annotation
+        truth = _instances(gt)
+        total += len(gt)
+        for t in merged_hits:
+            merged_hits[t] += agreement(truth, merged, iou_threshold=t).matched
+            single_hits[t] += float(np.mean([agreement(truth, a, iou_threshold=t).matched for a in answers]))
+    # measured on 282 nuclei: recall 0.979 (merged) against 0.965 (one annotator) at mask IoU 0.5, 0.872 against
+    # 0.813 at 0.7
+    assert merged_hits[0.5] / total >= 0.95 and merged_hits[0.7] / total >= 0.84
+    assert merged_hits[0.7] > single_hits[0.7] + 0.03 * total

@@ -10,8 +10,9 @@
   class is the weighted majority of the members (an annotator who picked the wrong class still confirms the
   object), and a cluster takes at most one box per annotator. Clusters confirmed by at least ``min_votes``
   annotators (default ceil(k / 2)) are kept;
-- instances: the same clustering on mask IoU; the fused mask is a pixel-wise vote of the members (a pixel is in
-  when members holding at least half of the cluster's weight have it), its box the mask's bounding box;
+- instances: the same clustering on mask IoU (an instance joins the cluster whose members it overlaps most on
+  average), the fused mask is a pixel-wise vote of the members (a pixel is in when members holding more than half
+  of the cluster's weight have it: 2 of 3, both of 2), its box the mask's bounding box;
 - semantic masks: a pixel-wise weighted vote over the classes (ignored pixels abstain; ties go to the lower id).
 
 The agreement of the image is the mean pairwise :func:`~visionloop.quality.agreement.agreement` score of the
@@ -65,17 +66,18 @@ class _Cluster:
 
 
 def _cluster(
-    items: list[tuple[int, int, float]], iou: Callable[[tuple[int, int, float], Any], float],
+    items: list[tuple[int, int, float]], iou: Callable[[tuple[int, int, float], _Cluster], float],
     fuse: Callable[[list[tuple[int, int, float]]], Any], iou_threshold: float,
 ) -> list[_Cluster]:
-    """Greedy WBF clustering of (answer, index, weight) items, heaviest first."""
+    """Greedy WBF clustering of (answer, index, weight) items, heaviest first; ``fuse`` gives a cluster's shape
+    after each addition."""
     clusters: list[_Cluster] = []
     for item in sorted(items, key=lambda t: -t[2]):
         best, best_iou = None, iou_threshold
         for c in clusters:
             if any(m[0] == item[0] for m in c.members):
                 continue
-            v = iou(item, c.shape)
+            v = iou(item, c)
             if v > best_iou:
                 best, best_iou = c, v
         if best is None:
@@ -109,8 +111,8 @@ def weighted_box_fusion(
         mw = np.array([m[2] for m in members])
         return (xy * mw[:, None]).sum(axis=0) / mw.sum()
 
-    def iou(item: tuple[int, int, float], shape: np.ndarray) -> float:
-        return float(box_iou(answers[item[0]].xyxy[item[1]][None], shape[None])[0, 0])
+    def iou(item: tuple[int, int, float], cluster: _Cluster) -> float:
+        return float(box_iou(answers[item[0]].xyxy[item[1]][None], cluster.shape[None])[0, 0])
 
     kept = [c for c in _cluster(items, iou, fuse, iou_threshold) if len(c.members) >= need]
     if not kept:
@@ -132,18 +134,27 @@ def _instances(answers: Sequence[Instances], w: list[float], iou_threshold: floa
                size: tuple[int, int] | None) -> tuple[Instances, list[float]]:
     rles = [instance_rles(a, size) for a in answers]
     items = [(a, i, w[a]) for a, r in enumerate(rles) for i in range(len(r))]
+    pair = {(a, b): mask_iou(rles[a], rles[b]) for a in range(len(rles)) for b in range(len(rles)) if a != b}
 
-    def fuse(members: list[tuple[int, int, float]]) -> dict[str, Any]:
-        stack = np.stack([mask_utils.decode(rles[a][i]) for a, i, _ in members]).astype(np.float64)
-        mw = np.array([m[2] for m in members])
-        voted = np.tensordot(mw, stack, axes=1) * 2 >= mw.sum()
-        return mask_utils.encode(np.asfortranarray(voted.astype(np.uint8)))
+    def iou(item: tuple[int, int, float], cluster: _Cluster) -> float:  # mean mask IoU with the members
+        return float(np.mean([pair[item[0], a][item[1], i] for a, i, _ in cluster.members]))
 
-    def iou(item: tuple[int, int, float], shape: dict[str, Any]) -> float:
-        return float(mask_iou([rles[item[0]][item[1]]], [shape])[0, 0])
+    def vote(members: list[tuple[int, int, float]]) -> dict[str, Any]:
+        shapes = [rles[a][i] for a, i, _ in members]
+        xywh = np.array([mask_utils.toBbox(r) for r in shapes])
+        x0, y0 = np.floor(xywh[:, :2].min(axis=0)).astype(int)
+        x1, y1 = np.ceil((xywh[:, :2] + xywh[:, 2:]).max(axis=0)).astype(int)
+        votes = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), dtype=np.float64)
+        for r, (_, _, weight) in zip(shapes, members, strict=True):  # counted in the members' window only
+            votes += weight * mask_utils.decode(r)[y0:y1, x0:x1]
+        out = np.zeros(tuple(shapes[0]["size"]), dtype=np.uint8, order="F")
+        out[y0:y1, x0:x1] = votes * 2 > sum(m[2] for m in members)
+        return mask_utils.encode(out)
 
-    kept = [c for c in _cluster(items, iou, fuse, iou_threshold)
-            if len(c.members) >= need and mask_utils.area(c.shape) > 0]
+    clusters = [c for c in _cluster(items, iou, lambda _: None, iou_threshold) if len(c.members) >= need]
+    for c in clusters:
+        c.shape = vote(c.members) if len(c.members) > 1 else rles[c.members[0][0]][c.members[0][1]]
+    kept = [c for c in clusters if mask_utils.area(c.shape) > 0]
     boxes = np.array([mask_utils.toBbox(c.shape) for c in kept], dtype=np.float64).reshape(-1, 4)
     boxes[:, 2:] += boxes[:, :2]
     classes = [_vote(c.members, lambda a, i: int(answers[a].boxes.class_id[i])) for c in kept]
