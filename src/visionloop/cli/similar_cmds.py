@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from visionloop.cli.output import emit, err_console, handle_errors
+from visionloop.storage.embeddings import backbone_key
 
 __all__ = ["duplicates", "embed", "outliers", "register", "similar"]
 
@@ -122,12 +123,8 @@ def similar(
     with Project.open(project) as p:
         query = _find_image(p, image)
         _update(p, backbone, kinds=["images"])
-        out = similar_images(p, _key(backbone), query.id, k=k)
+        out = similar_images(p, backbone_key(backbone), query.id, k=k)
     emit(out if as_json else out["results"], as_json=as_json, title=f"like {query.name}")
-
-
-def _key(backbone: str) -> str:
-    return f"run-{backbone[4:]}" if backbone.startswith("run:") else backbone
 
 
 @handle_errors
@@ -148,7 +145,7 @@ def duplicates(
 
     with Project.open(project) as p:
         _update(p, backbone, kinds=["images"])
-        out = project_duplicates(p, _key(backbone), threshold=threshold, layout_threshold=layout_threshold)
+        out = project_duplicates(p, backbone_key(backbone), threshold=threshold, layout_threshold=layout_threshold)
     if as_json:
         emit(out, as_json=True)
         return
@@ -174,12 +171,12 @@ def outliers(
 
     with Project.open(project) as p:
         _update(p, backbone, kinds=["images"])
-        index, _ = stored_index(EmbeddingSet(p.root, _key(backbone), "images"))
+        index, _ = stored_index(EmbeddingSet(p.root, backbone_key(backbone), "images"))
         found = rank_outliers(index, n=n, k=k)
         names = {im.id: im.name for im in p.images(ids=[o.id for o in found])} if found else {}
     results = [{**o.to_json(), "name": names.get(o.id, "")} for o in found]
     if as_json:
-        emit({"backbone": _key(backbone), "k": k, "results": results}, as_json=True)
+        emit({"backbone": backbone_key(backbone), "k": k, "results": results}, as_json=True)
     else:
         emit([{"id": r["id"], "name": r["name"], "score": r["score"]} for r in results], as_json=False,
              title="outliers")

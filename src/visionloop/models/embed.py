@@ -30,7 +30,7 @@ from visionloop.core.annotations import Boxes, Instances
 from visionloop.core.errors import ConflictError, ImageError
 from visionloop.core.imageio import decode
 from visionloop.core.preprocess import Preprocess
-from visionloop.storage.embeddings import EmbeddingRows, EmbeddingSet, image_shas
+from visionloop.storage.embeddings import EmbeddingRows, EmbeddingSet, backbone_key, image_shas
 
 __all__ = ["DEFAULT_BACKBONE", "Embedder", "EmbedReport", "crop_box", "embed_project", "load_embedder"]
 
@@ -91,7 +91,7 @@ def _pretrained(name: str, *, image_size: int, crop_size: int, allow_download: b
     offline = (lib, name) in OFFLINE_SOURCES  # the packaged weights, never a download: the same vectors everywhere
     model, info, _ = create_classifier(name, num_classes=None, library=lib, allow_download=allow_download and not offline)
     pre = dict(mean=info.mean, std=info.std, interpolation=info.interpolation, resize="stretch")
-    return Embedder(key=name, module=model.backbone.eval(), dim=int(model.num_features),
+    return Embedder(key=backbone_key(name), module=model.backbone.eval(), dim=int(model.num_features),
                     preprocess=Preprocess(size=(image_size, image_size), intensity="per_image",  # exposure-blind
                                           **pre),  # type: ignore[arg-type]
                     crop_preprocess=Preprocess(size=(crop_size, crop_size), **pre),  # type: ignore[arg-type]
@@ -122,7 +122,7 @@ def _from_run(project: Any, run_id: str, *, image_size: int, crop_size: int) -> 
     preprocess = Preprocess(size=(size, size), **pre)  # type: ignore[arg-type]
     with torch.no_grad():
         dim = int(module(torch.from_numpy(preprocess(Image.new("RGB", (size, size))))[None]).flatten(1).shape[1])
-    return Embedder(key=f"run-{config.run_id}", module=module, dim=dim, preprocess=preprocess,
+    return Embedder(key=backbone_key(f"run:{config.run_id}"), module=module, dim=dim, preprocess=preprocess,
                     crop_preprocess=Preprocess(size=(crop_size, crop_size), **pre),  # type: ignore[arg-type]
                     backbone={"name": config.model.get("name"), "run": config.run_id, "weights": "run"})
 

@@ -29,8 +29,8 @@ import numpy as np
 
 from visionloop.core.errors import ConflictError, NotFoundError
 
-__all__ = ["EMBEDDINGS_DIR", "KINDS", "EmbeddingRows", "EmbeddingSet", "EmbeddingsMissingError", "embedding_keys",
-           "image_shas"]
+__all__ = ["EMBEDDINGS_DIR", "KINDS", "EmbeddingRows", "EmbeddingSet", "EmbeddingsMissingError", "backbone_key",
+           "embedding_keys", "image_shas"]
 
 EMBEDDINGS_DIR = "embeddings"
 KINDS = ("images", "crops")
@@ -43,7 +43,7 @@ class EmbeddingsMissingError(ConflictError):
     """A search needs embeddings that were not computed yet (or not for every image asked about)."""
 
     def __init__(self, project: str, key: str, kind: str = "images", *, hint: str = "") -> None:
-        self.project, self.key, self.kind = project, key, kind
+        self.project, self.key, self.kind, self.hint = project, key, kind, hint
         super().__init__(
             f"no {kind} embeddings of backbone {key!r} in project {project!r} yet: "
             + (hint or f"run `visionloop embed {project}` (or queue the platform's embed job) first"))
@@ -143,6 +143,11 @@ def _load_rows(path: Path) -> EmbeddingRows:
 def _plain(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
+
+
+def backbone_key(backbone: str) -> str:
+    """The folder name of a backbone's embeddings: the model name, or ``run-<id>`` for ``run:<id>``."""
+    return check_key(f"run-{backbone[4:]}" if backbone.startswith("run:") else backbone)
 
 
 def check_key(key: str) -> str:
