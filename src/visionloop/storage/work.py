@@ -214,8 +214,10 @@ def _pick_images(conn: Connection, project: Project, image_ids: Sequence[int] | 
     excluded = _open_or_gold(conn, project)
     if image_ids is not None:
         ids = list(dict.fromkeys(int(i) for i in image_ids))
-        found = set(conn.execute(select(ImageRow.id).where(ImageRow.id.in_(ids), ImageRow.deleted_at.is_(None)))
-                    .scalars())
+        found: set[int] = set()
+        for start in range(0, len(ids), 10_000):  # within SQLite's limit of bound parameters
+            found.update(conn.execute(select(ImageRow.id).where(ImageRow.id.in_(ids[start:start + 10_000]),
+                                                                ImageRow.deleted_at.is_(None))).scalars())
         missing = [i for i in ids if i not in found]
         if missing:
             raise NotFoundError("image", missing[0])
