@@ -5,6 +5,12 @@
 //
 // The answer is the model server's JSON (inference/results.py Prediction.to_json), already thresholded by the
 // package. Predictions load only while shown; the choice is kept for the next images (and this browser tab).
+//
+// Pre-annotation: when the image has a stored suggestion of the deployed model (GET .../suggestions, made by the
+// preannotate job with boxes down to a low score), those boxes are shown instead, above a score threshold the
+// panel's slider sets (it starts at the package's threshold and is kept for the next images); a box already
+// annotated (same class, IoU >= 0.5) is not offered again. Clicking a suggestion selects it (Enter accepts it),
+// Shift+O accepts every one shown; accepted boxes are plain annotations (the editor adds them as one edit).
 
 import * as ol from '../../vendor/ol/ol.js';
 import { api, projectPath } from '../api.js';
@@ -18,6 +24,8 @@ const MAX_PREDICTIONS = 24;
 const MAX_MASK_PIXELS = 4096 * 4096; // larger images (tiled) show the boxes only
 const deployments = new Map(); // project -> {at, promise of {package, task, ...}}
 const predictions = new Map(); // `${project}/${package}/${imageId}` -> promise of the prediction
+const suggestions = new Map(); // `${project}/${package}/${imageId}` -> promise of the suggestion (null: none)
+const ANNOTATED_IOU = 0.5; // a suggestion overlapping an annotated box of its class this much is not offered again
 
 const storeKey = (project) => `vl_predictions:${project}`;
 
@@ -54,23 +62,64 @@ function predictionOf(project, pkg, imageId) {
   return p;
 }
 
+/** The image's stored suggestion of the deployed package (null when it has none: predicted live then). */
+function suggestionOf(project, pkg, imageId) {
+  const key = `${project}/${pkg}/${imageId}`;
+  let p = suggestions.get(key);
+  if (!p) {
+    p = api.get(projectPath(project, `images/${imageId}/suggestions`)).catch((e) => {
+      if (e.status === 404) return null;
+      suggestions.delete(key);
+      throw e;
+    });
+    suggestions.set(key, p);
+    while (suggestions.size > MAX_PREDICTIONS) suggestions.delete(suggestions.keys().next().value);
+  }
+  return p;
+}
+
+/** The stored suggestion ({suggestion, prediction}) or else the live prediction ({suggestion: null, prediction}). */
+async function modelAnswer(project, pkg, imageId) {
+  const suggestion = await suggestionOf(project, pkg, imageId);
+  if (suggestion) return { suggestion, prediction: suggestion.prediction };
+  return { suggestion: null, prediction: await predictionOf(project, pkg, imageId) };
+}
+
 /** Fetch an image's predictions ahead (the next image), only while they are shown. */
 export function prefetchPredictions(project, imageId) {
   if (!predictionsShown(project)) return;
-  deploymentOf(project).then((d) => d.package && predictionOf(project, d.package, imageId)).catch(() => {});
+  deploymentOf(project).then((d) => d.package && modelAnswer(project, d.package, imageId)).catch(() => {});
+}
+
+const thresholdKey = (project) => `vl_suggest_threshold:${project}`;
+
+function iou(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const hgt = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || hgt <= 0) return 0;
+  const inter = w * hgt;
+  return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
 }
 
 export class Predictions {
-  /** `panelEl`: the panel's section to fill; `actions`: {toggle(), accept()}; `canAccept()`: whether Shift+O
-   * may add the boxes to the annotation. `classes`: the project's classes (colours; a predicted class is the
-   * project class of the same name, else of the same id). */
-  constructor(canvas, { project, detail, classes, panelEl, actions, canAccept }) {
+  /** `panelEl`: the panel's section to fill; `actions`: {toggle(), accept(), acceptOne()}; `canAccept()`: whether
+   * Shift+O may add the boxes to the annotation. `classes`: the project's classes (colours; a predicted class is the
+   * project class of the same name, else of the same id). `annotated()`: the annotation's boxes as {xyxy, cls};
+   * `shapeAt(coordinate)`: the annotation's shape under a map coordinate (a click on it is the tools'). */
+  constructor(canvas, { project, detail, classes, panelEl, actions, canAccept, annotated = () => [],
+    shapeAt = () => null }) {
     this.canvas = canvas;
     this.project = project;
     this.detail = detail;
     this.panelEl = panelEl;
     this.actions = actions;
     this.canAccept = canAccept;
+    this.annotated = annotated;
+    this.shapeAt = shapeAt;
+    this.suggestion = null; // the stored suggestion shown, else null (live predictions)
+    this.selected = null; // the index (in the prediction's detections) of the selected suggestion
+    this.onClick = (e) => this.clicked(e.coordinate);
+    canvas.map.on('click', this.onClick);
     this.byName = new Map(classes.map((c) => [c.name, c]));
     this.byId = new Map(classes.map((c) => [c.id, c]));
     this.source = new ol.source.Vector({ useSpatialIndex: false });
@@ -115,20 +164,23 @@ export class Predictions {
   async load() {
     this.error = null;
     this.render('Asking the model…');
-    let prediction;
+    let answer;
     try {
-      prediction = await predictionOf(this.project, this.deployment.package, this.detail.id);
+      answer = await modelAnswer(this.project, this.deployment.package, this.detail.id);
     } catch (e) {
       this.error = e.detail || e.message;
-      prediction = null;
+      answer = { suggestion: null, prediction: null };
     }
     if (this.disposed || !this.on) return;
-    this.prediction = prediction;
+    this.prediction = answer.prediction;
+    this.suggestion = answer.suggestion;
+    this.selected = null;
     this.draw();
     this.render();
   }
 
   hide() {
+    this.selected = null;
     this.layer.setVisible(false);
     if (this.maskLayer) this.maskLayer.setVisible(false);
     this.render();
@@ -143,11 +195,81 @@ export class Predictions {
     return colorOf(this.classOf(d) || d.class_id);
   }
 
-  /** The predicted boxes as {xyxy, cls} of project classes (objects of classes the project lacks are left out). */
+  /** The score threshold of suggestions: the slider's (kept for the next images), else the package's. */
+  get threshold() {
+    if (!this.suggestion) return 0; // live predictions are thresholded by the package already
+    const kept = sessionStorage.getItem(thresholdKey(this.project));
+    return kept !== null ? Number(kept) : Number(this.suggestion.thresholds.score || 0);
+  }
+
+  setThreshold(value) {
+    sessionStorage.setItem(thresholdKey(this.project), String(value));
+    this.selected = null;
+    this.draw();
+    this.render();
+  }
+
+  /** Indexes of the detections shown: at or above the threshold and, for suggestions, not annotated already. */
+  shownIndexes() {
+    const detections = (this.on && this.prediction && this.prediction.detections) || [];
+    const t = this.threshold;
+    const done = this.suggestion ? this.annotated() : [];
+    return detections.map((d, i) => i).filter((i) => {
+      const d = detections[i];
+      if (d.score < t) return false;
+      const cls = (this.classOf(d) || {}).id;
+      return !done.some((b) => b.cls === cls && iou(b.xyxy, d.xyxy) >= ANNOTATED_IOU);
+    });
+  }
+
+  /** The shown predicted boxes as {xyxy, cls} of project classes (classes the project lacks are left out). */
   boxes() {
-    if (!this.on || !this.prediction) return [];
-    return (this.prediction.detections || []).map((d) => ({ xyxy: d.xyxy, cls: (this.classOf(d) || {}).id }))
-      .filter((b) => b.cls !== undefined);
+    return this.shownIndexes().map((i) => this.boxOf(i)).filter((b) => b.cls !== undefined);
+  }
+
+  boxOf(index) {
+    const d = this.prediction.detections[index];
+    return { xyxy: d.xyxy, cls: (this.classOf(d) || {}).id, score: d.score };
+  }
+
+  /** The selected suggestion as {xyxy, cls, score}; null when none is. */
+  selectedBox() {
+    if (this.selected === null || !this.shownIndexes().includes(this.selected)) return null;
+    const b = this.boxOf(this.selected);
+    return b.cls === undefined ? null : b;
+  }
+
+  /** A click on the image: the smallest shown suggestion under it is selected (unless the click was on a shape). */
+  clicked(coordinate) {
+    if (!this.on || !this.prediction || !this.prediction.detections) return;
+    let best = null;
+    let bestArea = Infinity;
+    if (!this.shapeAt(coordinate)) {
+      const [x, ym] = coordinate;
+      const y = this.detail.height - ym;
+      for (const i of this.shownIndexes()) {
+        const [x1, y1, x2, y2] = this.prediction.detections[i].xyxy;
+        const area = (x2 - x1) * (y2 - y1);
+        if (x >= x1 && x <= x2 && y >= y1 && y <= y2 && area < bestArea) {
+          best = i;
+          bestArea = area;
+        }
+      }
+    }
+    if (best === this.selected) return;
+    this.selected = best;
+    this.draw();
+    this.render();
+  }
+
+  /** The annotation changed (an accept, an undo): suggestions annotated meanwhile are no longer offered. */
+  sync() {
+    if (!this.suggestion || !this.on) return;
+    const shown = this.shownIndexes();
+    if (shown.length === this.source.getFeatures().length) return;
+    if (!shown.includes(this.selected)) this.selected = null;
+    this.draw();
+    this.render();
   }
 
   /** The project classes of predicted labels, under the package's class ids (for scoreList's colours). */
@@ -157,12 +279,16 @@ export class Predictions {
 
   draw() {
     const H = this.detail.height;
-    const detections = (this.prediction && this.prediction.detections) || [];
+    const all = (this.prediction && this.prediction.detections) || [];
+    const detections = this.shownIndexes().map((i) => [i, all[i]]);
     this.source.clear(true);
-    this.source.addFeatures(detections.map((d) => {
+    this.source.addFeatures(detections.map(([i, d]) => {
       const colour = this.colourOf(d);
+      const chosen = i === this.selected;
       const style = [
-        new ol.style.Style({ stroke: new ol.style.Stroke({ color: colour, width: 2, lineDash: [6, 4] }) }),
+        chosen ? new ol.style.Style({ stroke: new ol.style.Stroke({ color: '#ffffff', width: 6 }) }) : null,
+        new ol.style.Style({ stroke: new ol.style.Stroke({ color: colour, width: chosen ? 3 : 2,
+          lineDash: chosen ? undefined : [6, 4] }) }),
         new ol.style.Style({
           geometry: (f) => {
             const [x1, , , y2] = f.getGeometry().getExtent();
@@ -173,12 +299,13 @@ export class Predictions {
             fill: new ol.style.Fill({ color: '#ffffff' }),
             backgroundFill: new ol.style.Fill({ color: rgba(colour, 0.8) }), padding: [1, 3, 0, 3] }),
         }),
-      ];
+      ].filter(Boolean);
       return new ol.Feature({ geometry: boxGeometry(d.xyxy, H), style, cls: d.class_id, name: d.name,
-        score: d.score });
+        score: d.score, index: i });
     }));
     this.layer.setVisible(true);
-    this.drawMasks([...((this.prediction && this.prediction.segments) || []), ...detections.filter((d) => d.mask)]);
+    this.drawMasks([...((this.prediction && this.prediction.segments) || []),
+      ...detections.map(([, d]) => d).filter((d) => d.mask)]);
   }
 
   /** Instance masks and semantic segments, painted once into one translucent image over the image. */
@@ -232,19 +359,42 @@ export class Predictions {
         on ? 'Hide' : 'Show', h('kbd', {}, 'O')),
         on && busy ? h('p', { class: 'muted ed-pred-status' }, busy) : null,
         on && this.error ? h('p', { class: 'ed-pred-error' }, this.error) : null,
-        on && !busy && p ? h('p', { class: 'ed-pred-status' }, predictionSummary(p),
+        on && !busy && p && !this.suggestion ? h('p', { class: 'ed-pred-status' }, predictionSummary(p),
           p.detections ? ' (dashed, not saved)' : '') : null,
+        on && !busy && p && this.suggestion ? this.renderSuggestions() : null,
         on && !busy && p && p.scores && !p.segments ? scoreList(p, this.scoreClasses(p.scores)) : null,
         on && !busy && this.canAccept() && this.boxes().length ? h('button', { class: 'small ed-pred-accept',
           onclick: () => this.actions.accept(), onmousedown: (e) => e.preventDefault() },
-        'Add these boxes', h('kbd', {}, 'Shift+O')) : null,
+        this.suggestion ? 'Accept all shown' : 'Add these boxes', h('kbd', {}, 'Shift+O')) : null,
       ];
     }
     this.panelEl.hidden = false;
     replaceChildren(this.panelEl, h('h3', {}, 'Model'), body);
   }
 
+  /** Pre-annotation: how many suggestions are shown, the threshold slider and the selected suggestion. */
+  renderSuggestions() {
+    const t = this.threshold;
+    const n = this.shownIndexes().length;
+    const chosen = this.selectedBox();
+    const label = h('output', { class: 'ed-pred-t' }, t.toFixed(2));
+    const slider = h('input', { type: 'range', min: '0', max: '1', step: '0.01', value: String(t),
+      'aria-label': 'Score threshold of the suggestions', 'data-testid': 'ed-pred-threshold',
+      oninput: (e) => { label.textContent = Number(e.target.value).toFixed(2); },
+      onchange: (e) => { this.setThreshold(Number(e.target.value)); e.target.blur(); } });
+    const name = chosen ? (this.byId.get(chosen.cls) || {}).name || chosen.cls : '';
+    return [
+      h('p', { class: 'ed-pred-status' }, `${n} suggestion${n === 1 ? '' : 's'} at or above the threshold `
+        + '(dashed, not saved until accepted; click one to select it)'),
+      h('label', { class: 'ed-pred-slider' }, 'Score ≥ ', slider, label),
+      chosen ? h('p', { class: 'ed-pred-selected' }, `Selected: ${name} ${Math.round(chosen.score * 100)}% `,
+        h('button', { class: 'small ed-pred-accept-one', onclick: () => this.actions.acceptOne(),
+          onmousedown: (e) => e.preventDefault() }, 'Accept', h('kbd', {}, 'Enter'))) : null,
+    ];
+  }
+
   dispose() {
     this.disposed = true;
+    this.canvas.map.un('click', this.onClick);
   }
 }
