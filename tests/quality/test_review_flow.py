@@ -164,6 +164,8 @@ def test_honeypots_are_scored_and_kept_apart(team) -> None:
     assert current_reviews(p, [ids[7]]) == {}  # a honeypot never goes to review
     stats = {s.name: s for s in annotator_stats(p)}
     assert stats["ann"].honeypots == 1 and stats["ann"].honeypot_score == pytest.approx(2 / 3)
+    create_batch(p, name="r", annotators=["rita"], created_by="admin", image_ids=[ids[6]], honeypot_rate=1.0)
+    assert next_item(p, "rita").image_id == ids[6]  # she set the gold: she is not tested on it
     set_honeypot_rate(p, "b", 0.0)
     assert get_batch(p, "b").honeypot_rate == 0.0 and get_batch(p, "b").counts["submitted"] == 0
     assert unmark_gold(p, ids[7], author="rita") and gold_annotations(p) == {}

@@ -169,6 +169,11 @@ def test_assign_annotate_reject_fix_approve_honeypot_consensus_version_stats(bcc
     assert anna["consensus_answers"] == 1 and anna["agreement"] == pytest.approx(1.0)
     assert anna["images"] == 5 and anna["objects"] > 0 and anna["days"][0]["images"] == 5
     assert stats["ben"]["honeypots"] + stats["ben"]["images"] >= 1
+    honeypots = bccd.get("rita", "annotators/anna/honeypots").json()
+    assert honeypots["total"] == 1 and honeypots["items"][0]["image_id"] == gold_id
+    assert honeypots["items"][0]["score"]["missed"] == 1 and honeypots["items"][0]["score"]["extra"] == 0
+    assert bccd.get("a", "annotators/anna/honeypots").status_code == 403
+    assert bccd.get("rita", "annotators/nobody/honeypots").status_code == 404
     own = bccd.get("a", "annotators").json()["items"]
     assert [s["name"] for s in own] == ["anna"] and own[0]["approved"] == 3
     assert own[0]["honeypots"] is None and own[0]["honeypot_score"] is None  # which item was gold stays hidden

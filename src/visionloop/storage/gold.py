@@ -80,9 +80,11 @@ def gold_annotations(project: Project, image_ids: Sequence[int] | None = None) -
             for r in rows}
 
 
-def gold_image_ids(project: Project) -> list[int]:
-    """Ids of the project's gold images, ascending."""
+def gold_image_ids(project: Project, *, not_by: str | None = None) -> list[int]:
+    """Ids of the project's gold images, ascending; ``not_by``: leave out those whose gold that user set."""
     q = (select(GoldRow.image_id).join(ImageRow, ImageRow.id == GoldRow.image_id)
          .where(_current(), GoldRow.payload.is_not(None), ImageRow.deleted_at.is_(None)).order_by(GoldRow.image_id))
+    if not_by is not None:
+        q = q.where(GoldRow.author != not_by)
     with project.engine.connect() as conn:
         return list(conn.execute(q).scalars())

@@ -58,6 +58,7 @@ __all__ = [
     "create_batch",
     "get_assignment",
     "get_batch",
+    "honeypot_answers",
     "image_answers",
     "image_assignments",
     "item_events",
@@ -399,6 +400,18 @@ def image_answers(project: Project, image_id: int) -> dict[str, Any]:
                         "agreed": m.detail.get("agreed"), "created_at": _utc(m.created_at)} for m in merges]}
 
 
+def honeypot_answers(project: Project, annotator: str, *, offset: int = 0,
+                     limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """(total, page) of an annotator's honeypot answers, newest first: image, answer, score (for reviewers: which
+    gold images they got wrong, and how)."""
+    q = select(AnswerRow).where(AnswerRow.annotator == annotator, AnswerRow.kind == ItemKind.GOLD.value)
+    with project.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+        rows = conn.execute(q.order_by(AnswerRow.id.desc()).offset(offset).limit(limit)).all()
+    return total, [{"item": r.assignment_id, "image_id": r.image_id, "annotation": r.payload, "score": r.score,
+                    "created_at": _utc(r.created_at)} for r in rows]
+
+
 def _last_answer(conn: Connection, item_id: int) -> dict[str, Any] | None:
     return conn.execute(select(AnswerRow.payload).where(AnswerRow.assignment_id == item_id)
                         .order_by(AnswerRow.id.desc()).limit(1)).scalar()
@@ -415,7 +428,7 @@ def _draw_gold(conn: Connection, project: Project, annotator: str, todo: Assignm
     if random.Random(f"{batch.seed}:{annotator}:{done}").random() >= batch.honeypot_rate:
         return None
     seen = set(conn.execute(select(AssignmentRow.image_id).where(AssignmentRow.annotator == annotator)).scalars())
-    candidates = [i for i in gold_image_ids(project) if i not in seen]
+    candidates = [i for i in gold_image_ids(project, not_by=annotator) if i not in seen]  # nobody checks themselves
     if not candidates:
         return None
     random.Random(f"{batch.seed}:{annotator}").shuffle(candidates)

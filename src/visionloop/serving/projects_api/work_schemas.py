@@ -22,6 +22,7 @@ __all__ = [
     "ChangedPublic",
     "ConsensusAnswersPublic",
     "GoldPublic",
+    "HoneypotAnswersPublic",
     "HoneypotRate",
     "ImageSelection",
     "RejectRequest",
@@ -184,6 +185,15 @@ class AnnotatorPublic(BaseModel):
     agreement: float | None = Field(description="Mean agreement with the other annotators on consensus images.")
     days: list[dict[str, Any]] = Field(description="Per UTC day: day, images, objects, hours, approved, rejected, "
                                        "honeypot_score.")
+
+
+class HoneypotAnswersPublic(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[dict[str, Any]] = Field(description="item, image_id, annotation (the answer), score (precision, "
+                                        "recall, f1, mean_iou, matched, missed, extra, wrong_class, ...), "
+                                        "created_at.")
 
 
 class AnnotatorsPublic(BaseModel):

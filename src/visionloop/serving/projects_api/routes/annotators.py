@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.projects_api.auth import AnnotatorDep
-from visionloop.serving.projects_api.deps import ProjectDep
-from visionloop.serving.projects_api.work_schemas import AnnotatorPublic, AnnotatorsPublic
+from visionloop.serving.projects_api.auth import AnnotatorDep, ReviewerDep
+from visionloop.serving.projects_api.deps import PageDep, ProjectDep
+from visionloop.serving.projects_api.work_schemas import AnnotatorPublic, AnnotatorsPublic, HoneypotAnswersPublic
 from visionloop.storage.annotator_stats import DEFAULT_GAP_CAP_S, annotator_stats
-from visionloop.storage.users import Role
+from visionloop.storage.users import Role, get_user
+from visionloop.storage.work import honeypot_answers
 
 __all__ = ["router"]
 
@@ -38,3 +39,11 @@ def list_annotators(
             for day in s["days"]:
                 day["honeypot_score"] = None
     return AnnotatorsPublic(gap_cap_s=gap_cap_s, items=[AnnotatorPublic(**s) for s in stats])
+
+
+@router.get("/{name}/honeypots", response_model=HoneypotAnswersPublic,
+            summary="An annotator's honeypot answers with their scores, newest first (reviewers)")
+def list_honeypot_answers(user: ReviewerDep, project: ProjectDep, name: str, page: PageDep) -> HoneypotAnswersPublic:
+    get_user(project, name)
+    total, items = honeypot_answers(project, name, offset=page.offset, limit=page.limit)
+    return HoneypotAnswersPublic(total=total, offset=page.offset, limit=page.limit, items=items)
