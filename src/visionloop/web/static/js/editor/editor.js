@@ -7,6 +7,7 @@
 import { ApiError, api, projectPath, roleAllows } from '../api.js';
 import { DEFAULT_KEYS, colorOf, h, toast } from '../ui.js';
 import * as offline from '../offline.js';
+import { Assist } from './assist.js';
 import { Canvas, prefetchImage } from './canvas.js';
 import { InstanceBrush, InstanceMasks, MaskEditor } from './masks.js';
 import { conflictDialog } from './conflict.js';
@@ -138,6 +139,7 @@ class Editor {
       if (this.mode === 'instances') {
         this.instanceMasks = new InstanceMasks(this.canvas, this.allClasses);
         this.brush = new InstanceBrush(this.canvas, this.tools, this.instanceMasks);
+        this.assist = new Assist(this); // I: a click or a box asks the server for a mask
       }
       this.setTool(this.mode === 'boxes' ? 'box' : 'polygon');
     } else if (this.mode === 'semantic') {
@@ -149,9 +151,7 @@ class Editor {
     this.state = this.shapes || this.masks ? null : start;
     this.predictions = new Predictions(this.canvas, { project: p, detail, classes: this.allClasses,
       panelEl: this.panel.predictionsEl, canAccept: () => this.mode === 'boxes' && !this.readOnly,
-      annotated: () => this.annotatedBoxes(), shapeAt: (c) => (this.tools ? this.tools.featureAt(c) : null),
-      actions: { toggle: () => this.predictions.toggle(), accept: () => this.acceptPredictions(),
-        acceptOne: () => this.acceptSuggestion() } });
+      actions: { toggle: () => this.predictions.toggle(), accept: () => this.acceptPredictions() } });
     this.predictions.start(); // in the background: the image and its annotation do not wait for it
     this.history = new History(this.payload());
     this.timings.history = performance.now();
@@ -245,8 +245,10 @@ class Editor {
     if (this.tools) this.tools.setTool(name);
     if (this.brush) this.brush.setTool(name);
     if (this.masks) this.masks.setTool(name);
+    if (this.assist) this.assist.setTool(name);
     const names = this.readOnly ? [] : this.mode === 'boxes' ? ['select', 'box'] : this.mode === 'instances'
-      ? ['select', 'polygon', 'brush', 'eraser'] : this.mode === 'semantic' ? ['brush', 'eraser', 'fill'] : [];
+      ? ['select', 'polygon', 'brush', 'eraser', 'assist']
+      : this.mode === 'semantic' ? ['brush', 'eraser', 'fill'] : [];
     this.panel.setTools(names, name);
   }
 
@@ -282,28 +284,6 @@ class Editor {
       { cls: b.cls, order: this.tools.nextOrder++ })));
     this.edited();
     toast(`Added ${boxes.length} predicted box${boxes.length === 1 ? '' : 'es'}: Ctrl+Z takes them back.`, 'success');
-  }
-
-  /** Accept the selected suggestion: a box of the annotation (one edit), selected for correcting. */
-  acceptSuggestion() {
-    const b = this.mode === 'boxes' && !this.readOnly ? this.predictions.selectedBox() : null;
-    if (!b) return false; // nothing selected: the key goes on
-    const f = makeFeature('box', boxGeometry(b.xyxy, this.detail.height), { cls: b.cls,
-      order: this.tools.nextOrder++ });
-    this.canvas.source.addFeature(f);
-    this.tools.select(f, true);
-    this.edited();
-    return true;
-  }
-
-  /** The annotation's boxes as {xyxy (image pixels), cls}. */
-  annotatedBoxes() {
-    if (!this.tools) return [];
-    const H = this.detail.height;
-    return this.tools.features().filter((f) => f.get('kind') === 'box').map((f) => {
-      const [x1, y1, x2, y2] = f.getGeometry().getExtent();
-      return { xyxy: [x1, H - y2, x2, H - y1], cls: f.get('cls') };
-    });
   }
 
   async go(id) {
@@ -412,7 +392,6 @@ class Editor {
     this.panel.setHint(this.hint());
     this.showSelection();
     if (this.instanceMasks) this.instanceMasks.draw(this.tools.features());
-    if (this.predictions) this.predictions.sync();
     if (this.info.task === 'segmentation') this.panel.setModes(this.mode, this.isEmpty() && !this.readOnly);
   }
 
@@ -444,7 +423,8 @@ class Editor {
     }
     if (this.mode === 'instances') {
       return `${count}Click the outline's points; double-click (or click the first point) to close it. V selects; `
-        + `drag a vertex to edit it. R paints a mask, E erases from the selected one.${more}`;
+        + `drag a vertex to edit it. R paints a mask, E erases from the selected one; `
+        + `I makes one from a click or a box.${more}`;
     }
     if (this.mode === 'semantic') {
       return `Paint with the brush (R), erase (E), fill a region (G); [ and ] change the brush size.${more}`;
@@ -480,17 +460,15 @@ class Editor {
       { keys: ['-'], label: 'Zoom out', group: 'View', run: () => this.canvas.zoomBy(-1) },
       { keys: ['o'], label: "Show / hide the deployed model's predictions (dashed, never saved)", group: 'View',
         run: () => { this.predictions.toggle(); } },
-      { keys: ['shift+o'], label: 'Add the shown predicted boxes to the annotation: every suggestion above the '
-        + 'threshold (one undo)', group: 'Edit', when: () => this.mode === 'boxes' && !this.readOnly
-        && this.predictions.on, run: () => this.acceptPredictions() },
-      { keys: ['enter'], label: 'Accept the selected suggestion (click one to select it)', group: 'Edit',
+      { keys: ['shift+o'], label: 'Add the shown predicted boxes to the annotation (one undo)', group: 'Edit',
         when: () => this.mode === 'boxes' && !this.readOnly && this.predictions.on,
-        run: () => this.acceptSuggestion() },
+        run: () => this.acceptPredictions() },
       { keys: ['space'], label: 'Hold and drag to pan (or drag empty space, or the middle button)', group: 'View',
         run: (e) => this.space(e, true) },
       { keys: ['ctrl+z'], label: 'Undo', group: 'Edit', when: edit, run: () => this.undo() },
       { keys: ['ctrl+shift+z', 'ctrl+y'], label: 'Redo', group: 'Edit', when: edit, run: () => this.redo() },
     ];
+    if (this.assist) list.unshift(...this.assist.bindings(() => this.setTool('assist'))); // first: Enter, Esc
     for (const c of this.classes) {
       const k = this.keysOf.get(c.id);
       if (!k) continue;

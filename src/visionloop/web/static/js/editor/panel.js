@@ -8,7 +8,7 @@ const keepFocus = (e) => e.preventDefault();
 
 const TOOL_LABELS = {
   select: ['Select / move', 'v'], box: ['Box', 'b'], polygon: ['Polygon', 'p'], brush: ['Brush', 'r'],
-  eraser: ['Eraser', 'e'], fill: ['Fill', 'g'],
+  eraser: ['Eraser', 'e'], fill: ['Fill', 'g'], assist: ['Assist', 'i'],
 };
 
 export class Panel {
