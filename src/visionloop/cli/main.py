@@ -8,6 +8,7 @@ from visionloop.cli import (
     deploy_cmds,
     preannotate_cmds,
     project_cmds,
+    quality_cmds,
     review_cmds,
     similar_cmds,
     tiles_cmds,
@@ -27,6 +28,7 @@ tiles_cmds.register(app)
 preannotate_cmds.register(app)
 review_cmds.register(app)
 similar_cmds.register(app)
+quality_cmds.register(app)
 
 
 def main() -> None:
