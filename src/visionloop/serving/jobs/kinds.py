@@ -101,6 +101,10 @@ def _preannotate_steps(p: Project, job: Job) -> list[Step]:
                  *flags)]
 
 
+def _embed_steps(p: Project, job: Job) -> list[Step]:
+    return [_cli("embed", _root(p), *_optional(job.params, backbone="--backbone"))]
+
+
 def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
     """The int8 guard's verdict (the run's ``int8-guard.json``), written whether the int8 model was kept or refused."""
     if not job.params.get("int8"):
@@ -165,6 +169,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("evaluate", _evaluate_steps),
     JobKind("package", _package_steps, _guard_verdict),
     JobKind("preannotate", _preannotate_steps),
+    JobKind("embed", _embed_steps),
 )}
 
 

@@ -30,6 +30,7 @@ from visionloop.serving.projects_api.routes import (
     projects,
     runs,
     session,
+    similar,
     stats,
     suggestions,
     tiles,
@@ -54,3 +55,4 @@ api_router.include_router(suggestions.router, dependencies=[VIEWER])
 for _module in (work, annotators):  # assignment, review, honeypots, consensus, annotator statistics
     api_router.include_router(_module.router, dependencies=[VIEWER])
 api_router.include_router(assist.router, dependencies=[VIEWER])  # assisted segmentation
+api_router.include_router(similar.router, dependencies=[VIEWER])  # more like this, duplicates, embed job
