@@ -4,11 +4,16 @@ synthetic projects (classification, tagging, detection) found through the real b
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import REPO
 from visionloop.core.annotations import Boxes, Label, Tags
 from visionloop.core.errors import ConflictError
 from visionloop.storage import NewImage
@@ -137,6 +142,26 @@ def _png(arr: np.ndarray) -> bytes:
 
 
 def test_detection_wrong_class_and_missing_box_candidates_rank_in_one_list(project_factory) -> None:
+    p, ids, image_ids = _detection_project(project_factory)
+    rev, ann = p.head(image_ids[5])
+    p.save_annotation(image_ids[5], Boxes(ann.xyxy, np.array([ids["blue"], ids["blue"]])), base_revision=rev,
+                      author="t")  # a red square labelled blue
+    predictions = {image_ids[3]: Boxes(np.array([[100, 60, 125, 90]], float), np.array([ids["red"]]),
+                                       np.array([0.97]))}
+    report = find_candidates(p, folds=3, predictions=predictions, min_score=0.5)
+    kinds = [(c.kind, c.image_id, c.box_index) for c in report.candidates]
+    assert (IssueKind.WRONG_CLASS, image_ids[5], 0) in kinds[:2]
+    assert (IssueKind.MISSING_BOX, image_ids[3], None) in kinds[:2]
+    wrong = next(c for c in report.candidates if c.kind == IssueKind.WRONG_CLASS)
+    assert (wrong.given_class_id, wrong.suggested_class_id) == (ids["blue"], ids["red"])
+    scores = [c.score for c in report.candidates]
+    assert scores == sorted(scores, reverse=True)
+    assert report.summary["examples"] == 24
+    with pytest.raises(ConflictError, match="detection projects"):
+        find_candidates(project_factory("classification"), predictions={})
+
+
+def _detection_project(project_factory):  # noqa: ANN001, ANN202
     p = project_factory("detection")
     ids = p.class_ids(["red", "blue"])
     colours = {ids["red"]: (220, 30, 30), ids["blue"]: (30, 60, 220)}
@@ -152,20 +177,58 @@ def test_detection_wrong_class_and_missing_box_candidates_rank_in_one_list(proje
             cls.append(cid)
         iid = p.add_images([NewImage(sha256=p.blobs.put(_png(arr)), width=128, height=96, format="png",
                                      name=f"{k}.png")])[0][0]
-        if k == 5:
-            cls[0] = ids["blue"]  # a red square labelled blue
         p.save_annotation(iid, Boxes(np.asarray(boxes, float), np.asarray(cls)), base_revision=None, author="t")
         image_ids.append(iid)
-    predictions = {image_ids[3]: Boxes(np.array([[100, 60, 125, 90]], float), np.array([ids["red"]]),
-                                       np.array([0.97]))}
-    report = find_candidates(p, folds=3, predictions=predictions, min_score=0.5)
-    kinds = [(c.kind, c.image_id, c.box_index) for c in report.candidates]
-    assert (IssueKind.WRONG_CLASS, image_ids[5], 0) in kinds[:2]
-    assert (IssueKind.MISSING_BOX, image_ids[3], None) in kinds[:2]
-    wrong = next(c for c in report.candidates if c.kind == IssueKind.WRONG_CLASS)
-    assert (wrong.given_class_id, wrong.suggested_class_id) == (ids["blue"], ids["red"])
-    scores = [c.score for c in report.candidates]
-    assert scores == sorted(scores, reverse=True)
-    assert report.summary["examples"] == 24
-    with pytest.raises(ConflictError, match="detection projects"):
-        find_candidates(project_factory("classification"), predictions={})
+    return p, ids, image_ids
+
+
+@pytest.mark.slow
+def test_a_detection_run_predicts_every_annotated_image_with_project_class_ids(project_factory) -> None:
+    import visionloop.training.detection as td
+    from visionloop.storage.versions import create_version
+    from visionloop.training.out_of_sample import run_predictions
+
+    p, ids, image_ids = _detection_project(project_factory)
+    create_version(p, name="v1", fractions=(0.5, 0.25, 0.25), phash_distance=-1)
+    run = td.train_detection(p, version="v1", progress=False, hparams=td.DetectionHParams(
+        epochs=1, batch_size=2, eval_size=96, train_sizes=(96,), max_size=128, warmup_steps=1))
+    preds = run_predictions(p, run.run_id, version="v1")
+    assert sorted(preds) == sorted(image_ids)
+    for boxes in preds.values():
+        assert set(boxes.class_id.tolist()) <= set(ids.values()) and boxes.score is not None
+    report = find_candidates(p, version="v1", folds=3, predictions=preds, min_score=0.0)
+    assert {c.kind for c in report.candidates} <= {IssueKind.WRONG_CLASS, IssueKind.MISSING_BOX, IssueKind.LOOSE_BOX}
+
+
+# ---- proof on real data: BCCD crops with 5% of their labels flipped -----------------------------------------------
+
+
+def _bccd_benchmark(tmp_path, images: int | None, *, timeout: int) -> dict:  # noqa: ANN001
+    """benchmarks/label_errors.py (the same code the published figure comes from) on the first ``images``."""
+    out = tmp_path / "label_errors.json"
+    args = [sys.executable, str(REPO / "benchmarks" / "label_errors.py"), "--out", str(out)]
+    if images is not None:
+        args += ["--images", str(images)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one thread keeps a loaded 2-core machine from thrashing
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_bccd_crops_top_tenth_of_the_ranking_holds_80_percent_of_flipped_labels(bccd_dir, tmp_path) -> None:
+    result = _bccd_benchmark(tmp_path, None, timeout=3600)
+    top = result["flipped_in_top"]
+    assert result["crops"] > 4000 and result["flipped"] == round(0.05 * result["crops"])
+    assert top["ours_self_confidence"] >= 0.80, top
+    assert top["random_ranking_mean_of_1000"] == pytest.approx(0.10, abs=0.02), top
+    assert result["issue_sets"]["both"]["precision"] >= 0.6, result["issue_sets"]
+
+
+@pytest.mark.slow
+@pytest.mark.ci
+def test_bccd_crops_subset_ranks_flipped_labels_far_above_a_random_ranking(bccd_dir, tmp_path) -> None:
+    result = _bccd_benchmark(tmp_path, 20, timeout=600)
+    top = result["flipped_in_top"]
+    assert result["flipped"] >= 10
+    assert top["ours_self_confidence"] >= 0.5 and top["ratio_ours_to_random"] >= 4, top
