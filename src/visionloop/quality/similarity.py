@@ -140,7 +140,7 @@ class SimilarityIndex:
         index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
         rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(n, size=min(n, nlist * 64), replace=False))
+        sample = np.sort(rng.choice(n, size=min(n, nlist * 40, 100_000), replace=False))  # k-means on a sample
         index.train(np.ascontiguousarray(self.vectors[sample], np.float32))
         self._add(index)
         return index
