@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.deploy_fixtures import detector_package  # noqa: F401
@@ -40,6 +41,7 @@ def make_project(root: Path, package: Path) -> Path:
     return root / "p"
 
 
+@pytest.mark.slow  # three runs of the command (the API test runs it in a job on every run)
 def test_preannotate_stores_suggestions_resumes_and_reports_progress(tmp_path: Path,
                                                                       detector_package: Path) -> None:  # noqa: F811
     root = make_project(tmp_path, detector_package)
