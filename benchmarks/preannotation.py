@@ -10,7 +10,8 @@ baseline's (without), their ratio, and the kinds of actions; ``best`` is the thr
 
 Writes ``benchmarks/results/preannotation.json`` (``--smoke``: ``preannotation.smoke.json``, a few images).
 
-    python benchmarks/preannotation.py --epochs 4     # about half an hour on 2 CPU cores
+    python benchmarks/preannotation.py --epochs 4     # about half an hour on 2 idle CPU cores
+    python benchmarks/preannotation.py --train-images 96 --val-images 24 --epochs 3 --eval-size 288  # shorter
     python benchmarks/preannotation.py --smoke
 """
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--eval-size", type=int, default=320)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-images", type=int, default=None, help="train on the first N training images only")
+    ap.add_argument("--val-images", type=int, default=None, help="validate on the first N validation images only")
     ap.add_argument("--smoke", action="store_true", help="tiny run for CI (a few images, one epoch)")
     args = ap.parse_args(argv)
 
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         version = args.version or list_versions(project)[-1].name
         info, by_split = td._version(project, version)
         by_split = _subset(by_split, n_train, n_test)
+        if args.train_images:
+            by_split = {**by_split, "train": by_split["train"][: args.train_images]}
+        if args.val_images:
+            by_split = {**by_split, "val": by_split["val"][: args.val_images]}
         original = td._version
         td._version = lambda p, v: (info, by_split)
         hp = td.DetectionHParams(epochs=epochs, batch_size=args.batch_size, eval_size=size,

@@ -154,3 +154,7 @@ def test_accept_one_accept_all_above_a_threshold_and_find_them_after_a_reload(
         assert float(page.locator(SLIDER).input_value()) == t
         assert shown(page) == len(offered(detections, everything, t))
         shot(page, "editor-suggestions-accepted")
+
+        page.goto(f"{server.url}/#/p/preann/jobs")  # the job is listed with what it did
+        page.get_by_text("2 images pre-annotated by detector").wait_for()
+        assert "Pre-annotation" in page.locator("main").inner_text()

@@ -6,7 +6,8 @@ import {
 } from '../ui.js';
 
 const ACTIVE = new Set(['queued', 'running']);
-const KIND_LABELS = { import: 'Import', export: 'Export', train: 'Training', evaluate: 'Evaluation', package: 'Package' };
+const KIND_LABELS = { import: 'Import', export: 'Export', train: 'Training', evaluate: 'Evaluation', package: 'Package',
+  preannotate: 'Pre-annotation' };
 const FAST_MS = 1500;
 const SLOW_MS = 8000;
 
@@ -43,6 +44,9 @@ function outcome(project, job) {
       problems ? h('span', { class: 'error' }, ` · ${problems} problems`) : null);
   }
   if (job.kind === 'package' && result.name) return h('a', { href: projectHref(project, 'models') }, result.name);
+  if (job.kind === 'preannotate' && result.stored !== undefined) {
+    return h('span', {}, `${result.stored} images pre-annotated by ${result.model}`);
+  }
   const params = job.params || {};
   if (job.kind === 'evaluate' && params.run) {
     return h('a', { href: projectHref(project, `runs/${encodeURIComponent(params.run)}`) }, `Run ${params.run}`);
