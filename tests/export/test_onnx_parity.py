@@ -16,6 +16,7 @@ import torch
 
 from tests.deploy_fixtures import CELL_CLASSES, bccd_jpegs, mobilenet_v2_imagenet
 from visionloop.core.imageio import decode
+from visionloop.core.package import load_package
 from visionloop.core.preprocess import Preprocess
 from visionloop.evaluation.detection import box_iou
 from visionloop.export.onnx_export import export_model
@@ -127,6 +128,42 @@ def test_semantic_segmentation_matches_torch(bccd_dir: Path, tmp_path: Path) -> 
     assert agree >= 0.999
     js = p.to_json()
     assert {s["class_id"] for s in js["segments"]} == set(np.unique(p.class_map).tolist())
+
+
+class _Edges(torch.nn.Module):
+    """A semantic "segmenter" whose answer changes when its input is mirrored (a random 7x7 convolution)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 7, padding=3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": self.conv(x - x.mean((2, 3), keepdim=True)) * 20}
+
+
+def test_semantic_test_time_flips_are_inside_the_graph(bccd_dir: Path, tmp_path: Path) -> None:
+    from visionloop.inference.torch_predictor import TorchPredictor
+    from visionloop.models.predict import semantic_probs
+
+    torch.manual_seed(0)
+    model = _Edges().eval()
+    pp = Preprocess(size=(96, 128), resize="stretch", extra={"tta_flips": ["h", "v"]})
+    pkg = export_model(model, task="segmentation", classes=["bg", "cell", "nucleus"], preprocess=pp,
+                       out=tmp_path / "sem")
+    f = bccd_jpegs(bccd_dir, 1)[0]
+    with Predictor(pkg, sessions=1) as pred:
+        onnx_map = pred.predict(f).class_map
+    with TorchPredictor(model, load_package(pkg)) as pred:
+        torch_map = pred.predict(f).class_map
+    x = torch.from_numpy(pp(decode(f)))[None]
+    with torch.no_grad():
+        flipped = semantic_probs(model, x, ("h", "v")).argmax(1)[0].numpy()
+        plain = model(x)["out"].argmax(1)[0].numpy()
+    ys = ((np.arange(96) + 0.5) * 480 / 96).astype(int)
+    xs = ((np.arange(128) + 0.5) * 640 / 128).astype(int)
+    assert float(np.mean(flipped == plain)) < 0.9  # the flips matter for this model
+    for got in (onnx_map, torch_map):  # the package and the torch predictor both average the flips
+        assert float(np.mean(got[np.ix_(ys, xs)] == flipped)) >= 0.999
 
 
 @pytest.mark.slow

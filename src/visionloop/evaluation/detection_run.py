@@ -104,7 +104,8 @@ def run_evaluation(project: Any, run_id: str, *, split: str = "test", report: bo
         ds = SemanticDataset(items, ontology=info.ontology, image_source=project.blobs.source,
                              intensity=cfg.preprocessing().intensity)
         size = int(cfg.extra.get("eval_size", 512))
-        preds = predict_dataset(net, ds, kind=kind, semantic_size=(size, size))
+        flips = cfg.preprocessing().extra.get("tta_flips", ())
+        preds = predict_dataset(net, ds, kind=kind, semantic_size=(size, size), flips=flips)
         m = semantic_metrics(ds, preds, num_classes=len(names), names=names)
         result.update({MIOU: m["miou"], PIXEL_ACCURACY: m["pixel_accuracy"], "per_class": m["per_class"],
                        "image_jaccard": m["image_jaccard"]["score"], "confusion": m["confusion"]})

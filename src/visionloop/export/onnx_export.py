@@ -35,6 +35,7 @@ from visionloop.core.package import ClassEntry, Manifest, TensorSpec, write_pack
 from visionloop.core.preprocess import Preprocess
 from visionloop.core.task import Task
 from visionloop.export.quantize import quantize_with_guard
+from visionloop.models.predict import semantic_probs
 
 __all__ = ["DEFAULT_OPSET", "ExportError", "OnnxModel", "build_manifest", "default_preprocess", "export_model",
            "graph_layout", "is_torchvision_detector", "to_onnx"]
@@ -101,15 +102,14 @@ class _Probs(nn.Module):
 
 
 class _SemanticMap(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+    """Class map and confidence of a semantic segmenter, with the run's test-time flips inside the graph."""
+
+    def __init__(self, model: nn.Module, flips: Sequence[str] = ()) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.flips = model, tuple(flips)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = _tensor_out(self.model(x))
-        if logits.shape[-2:] != x.shape[-2:]:
-            logits = nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        conf, classes = torch.softmax(logits, dim=1).max(dim=1)
+        conf, classes = semantic_probs(lambda t: _tensor_out(self.model(t)), x, self.flips).max(dim=1)
         return classes, conf
 
 
@@ -185,7 +185,8 @@ def to_onnx(
     in_dyn = {0: "batch", **({2: "height", 3: "width"} if preprocess.resize == "none" else {})}
     x = torch.rand(2, 3, h, w)
     if layout.output_kind == "semantic_map":
-        data = _export(_SemanticMap(model), (x,), input_names=["images"], output_names=names,
+        flips = preprocess.extra.get("tta_flips", ())
+        data = _export(_SemanticMap(model, flips), (x,), input_names=["images"], output_names=names,
                        dynamic_axes={"images": in_dyn, **{n: {0: "batch", 1: "height", 2: "width"} for n in names}},
                        opset=opset)
     else:

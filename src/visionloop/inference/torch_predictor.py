@@ -18,6 +18,7 @@ from torch import nn
 from visionloop.core.package import Package
 from visionloop.inference.predictor import Predictor, Prepared
 from visionloop.inference.results import Prediction
+from visionloop.models.predict import semantic_probs
 
 __all__ = ["TorchPredictor"]
 
@@ -39,12 +40,9 @@ class TorchPredictor(Predictor):
                 y = self.model(torch.from_numpy(x))
                 y = y if isinstance(y, torch.Tensor) else (y["logits"] if isinstance(y, dict) else y[0])
                 return [(torch.sigmoid(y) if kind == "tag_probs" else torch.softmax(y, dim=1)).numpy()]
-            if kind == "semantic_map":
-                y = self.model(torch.from_numpy(x))
-                y = y["out"] if isinstance(y, dict) else y
-                if y.shape[-2:] != x.shape[-2:]:  # as the exported graph does
-                    y = torch.nn.functional.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                conf, cls = torch.softmax(y, dim=1).max(dim=1)
+            if kind == "semantic_map":  # as the exported graph does, test-time flips included
+                probs = semantic_probs(self.model, torch.from_numpy(x), self.preprocess.extra.get("tta_flips", ()))
+                conf, cls = probs.max(dim=1)
                 return [cls.numpy(), conf.numpy()]
             r = self.model([torch.from_numpy(x)])[0]
             return [r[name].numpy() for name in self.output_names]

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from visionloop.core.annotations import RLE, Boxes, Instances
 
-__all__ = ["outputs_to_annotations", "predict_arrays", "predict_dataset"]
+__all__ = ["FLIPS", "outputs_to_annotations", "predict_arrays", "predict_dataset", "semantic_probs"]
 
 
 @torch.no_grad()
@@ -52,10 +52,34 @@ def outputs_to_annotations(
     return Instances(boxes, [RLE.encode(m) for m in masks])
 
 
+FLIPS = {"h": (-1,), "v": (-2,)}
+"""Flips a semantic segmenter's test-time augmentation may average over: horizontal (the width axis) and vertical."""
+
+
+def semantic_probs(model: Callable[[torch.Tensor], Any], x: torch.Tensor, flips: Sequence[str] = ()) -> torch.Tensor:
+    """Class probabilities (N, K, H, W) of a semantic segmenter at the size of ``x`` (N, 3, H, W): the softmax of its
+    logits (resized to ``x`` when the model answers smaller), averaged with the softmax of each flipped copy of ``x``
+    flipped back (``flips``: keys of :data:`FLIPS`; test-time augmentation). The evaluation, the torch predictor and
+    the exported ONNX graph all compute this."""
+    total = None
+    for flip in ("", *flips):
+        dims = FLIPS[flip] if flip else ()
+        logits = model(x.flip(dims) if dims else x)
+        logits = logits["out"] if isinstance(logits, dict) else logits
+        if logits.shape[-2:] != x.shape[-2:]:
+            logits = nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        probs = torch.softmax(logits, dim=1)
+        probs = probs.flip(dims) if dims else probs
+        total = probs if total is None else total + probs
+    assert total is not None
+    return total / (1 + len(flips))
+
+
 @torch.no_grad()
 def predict_dataset(model: nn.Module, dataset: Any, *, kind: str, batch_size: int = 2,
-                    semantic_size: tuple[int, int] | None = None) -> list[Any]:
-    """Predictions for every sample of ``dataset`` in order: Boxes/Instances (model labels) or (H, W) class maps."""
+                    semantic_size: tuple[int, int] | None = None, flips: Sequence[str] = ()) -> list[Any]:
+    """Predictions for every sample of ``dataset`` in order: Boxes/Instances (model labels) or (H, W) class maps
+    (``flips``: a semantic segmenter's test-time flips, see :func:`semantic_probs`)."""
     model.eval()
     out: list[Any] = []
     for start in range(0, len(dataset), batch_size):
@@ -67,9 +91,9 @@ def predict_dataset(model: nn.Module, dataset: Any, *, kind: str, batch_size: in
                 x = img[None]
                 if semantic_size is not None:
                     x = nn.functional.interpolate(x, size=semantic_size, mode="bilinear", align_corners=False)
-                logits = model(x)["out"]
-                logits = nn.functional.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                out.append(logits.argmax(1)[0].cpu().numpy().astype(np.int32))
+                probs = semantic_probs(model, x, flips)
+                probs = nn.functional.interpolate(probs, size=(h, w), mode="bilinear", align_corners=False)
+                out.append(probs.argmax(1)[0].cpu().numpy().astype(np.int32))
         else:
             for o in model(images):
                 out.append(outputs_to_annotations(o))

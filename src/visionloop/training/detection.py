@@ -73,7 +73,9 @@ class DetectionHParams:
     Semantic runs start from :data:`~visionloop.training.semantic.SEMANTIC_HPARAMS` for the fields left at these
     defaults. ``optimizer``: ``sgd`` (momentum) or ``adamw``. ``crop_size``: semantic training on random square
     crops of that side from the resized images (0: whole images). ``intensity`` (semantic): ``auto``, ``fixed`` or
-    ``per_image`` (see :func:`~visionloop.training.semantic.semantic_intensity`).
+    ``per_image`` (see :func:`~visionloop.training.semantic.semantic_intensity`). ``tta_flips`` (semantic): the
+    flips a prediction averages over (:func:`~visionloop.models.predict.semantic_probs`); ``None``: both flips unless
+    a class is orientation-sensitive (DSB2018 test nucleus IoU 0.746 -> 0.755 on one run).
     """
 
     epochs: int = 0
@@ -94,6 +96,7 @@ class DetectionHParams:
     optimizer: str = "sgd"
     crop_size: int = 0
     intensity: str = "auto"
+    tta_flips: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -264,12 +267,12 @@ def _build(spec: dict[str, Any], *, pretrained: str | None, weights: str | Path 
 
 
 def _validate_fn(dataset: Any, kind: str, num_classes: int, semantic_size: tuple[int, int] | None,
-                 max_dets: int, names: Sequence[str] | None = None) -> Any:
+                 max_dets: int, names: Sequence[str] | None = None, flips: Sequence[str] = ()) -> Any:
     def validate(model: nn.Module) -> dict[str, float]:
         if dataset is None or len(dataset) == 0:
             return {}
         started = time.perf_counter()
-        preds = predict_dataset(model, dataset, kind=kind, semantic_size=semantic_size)
+        preds = predict_dataset(model, dataset, kind=kind, semantic_size=semantic_size, flips=flips)
         if kind == "semantic":
             m = semantic_metrics(dataset, preds, num_classes=num_classes, names=names)
             return {**semantic_val_metrics(m), "val_seconds": time.perf_counter() - started}
@@ -340,6 +343,12 @@ def train_detection(
         intensity, intensity_reason = ((hp.intensity, "set by the user") if hp.intensity != "auto"
                                        else semantic_intensity(by_split["train"], project.blobs.source))
     policy = AugmentPolicy.from_ontology(info.ontology, vflip=hp.vertical_flip)
+    flips: tuple[str, ...] = ()
+    if resume:
+        flips = tuple(cfg.preprocessing().extra.get("tta_flips", ()))
+    elif kind == "semantic":
+        mirrored = not any(c.orientation_sensitive for c in info.ontology.active)
+        flips = tuple(hp.tta_flips) if hp.tta_flips is not None else (("h", "v") if mirrored else ())
     max_dets = auto_max_dets([it.annotation for split in by_split.values() for it in split], hp.detections_per_img)
     hp.detections_per_img = max(hp.detections_per_img, max_dets)
 
@@ -354,7 +363,8 @@ def train_detection(
             classes=classes,
             preprocess=Preprocess(size=(eval_size, eval_size), resize="none" if kind != "semantic" else "stretch",
                                   mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), intensity=intensity,
-                                  extra={"detector_normalises": kind != "semantic"}).to_json(),
+                                  extra={"detector_normalises": kind != "semantic",
+                                         **({"tta_flips": list(flips)} if flips else {})}).to_json(),
             strategy="full", strategy_reason="detectors and segmenters are fine-tuned end to end",
             augmentation=policy.to_json(), hparams={**asdict(hp), "train_sizes": list(train_sizes)}, seed=seed,
             weights={"pretrained": pretrained or "default", "path": str(weights) if weights else None},
@@ -377,7 +387,7 @@ def train_detection(
     loader = EpochLoader(data["train"], batch_size=hp.batch_size, seed=seed, collate_fn=detection_collate,
                          drop_last=kind == "semantic")
     validate = _validate_fn(data.get("val"), kind, num_classes, semantic_size, max_dets,
-                            names=[c["name"] for c in classes])
+                            names=[c["name"] for c in classes], flips=flips)
     monitor = split_key("val", main_metric(info.task, semantic=kind == "semantic"))
     loop = TrainLoop(
         model=net, optimizer=opt, scheduler=sched, loss_fn=semantic_loss if kind == "semantic" else _det_loss,
