@@ -19,7 +19,7 @@ from tests.conftest import REPO
 from tests.web.conftest import CHROMIUM
 
 
-@pytest.mark.parametrize("name", ["serve", "tiles", "train_classify", "train_semantic", "preannotation",
+@pytest.mark.parametrize("name", ["serve", "tiles", "train_classify", "train_semantic", "preannotation", "assist",
                                   "label_errors"])
 def test_benchmark_smoke_writes_its_result(name: str, bccd_dir, dsb_dir) -> None:  # noqa: ANN001
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--smoke"],

@@ -4,8 +4,8 @@ Seeds, in the window: outside the box is background; inside it probably the obje
 the object; a disc under each positive click is the object for sure, under each negative click background for
 sure; a box without clicks marks the ellipse in its middle (60% of its sides) as the object for sure, which
 keeps GrabCut from dropping an object whose colour the background round it also holds (neighbouring nuclei).
-Without a box, a positive click also marks a disc around it (a quarter of the window's side) as probably the
-object and the window's frame as background. The answer keeps the connected parts under the positive clicks.
+Without a box, the window's frame is background and, unless a previous mask says where the object probably is,
+a disc round each positive click (a quarter of the window's side) probably the object. The answer keeps the connected parts under the positive clicks.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def grabcut_seeds(shape: tuple[int, int], prompt: Prompt, *, click_radius: int) 
                 cv2.ellipse(seeds, centre, axes, 0, 0, 360, cv2.GC_FGD, thickness=-1)
         seeds[~inside] = cv2.GC_BGD
     else:
-        for c in prompt.positives:
-            _disc(seeds, c.x, c.y, max(2 * click_radius, min(h, w) // 4), cv2.GC_PR_FGD)
+        if prompt.previous is None:
+            for c in prompt.positives:
+                _disc(seeds, c.x, c.y, max(2 * click_radius, min(h, w) // 4), cv2.GC_PR_FGD)
         seeds[[0, -1], :] = np.where(seeds[[0, -1], :] == cv2.GC_PR_FGD, cv2.GC_PR_FGD, cv2.GC_BGD)
         seeds[:, [0, -1]] = np.where(seeds[:, [0, -1]] == cv2.GC_PR_FGD, cv2.GC_PR_FGD, cv2.GC_BGD)
     for c in prompt.positives:
@@ -73,7 +74,11 @@ class GrabCut(AssistMethod):
         self.max_pixels = max_pixels
 
     def segment(self, image: np.ndarray, prompt: Prompt, *, key: str | None = None) -> np.ndarray:
-        return segment_in_window(image, prompt, self.cut, max_pixels=self.max_pixels)
+        return segment_in_window(image, prompt, self.cut, max_pixels=self.max_pixels, collapsed=self.collapsed)
+
+    def collapsed(self, mask: np.ndarray, prompt: Prompt) -> bool:
+        """Whether ``mask`` is hardly more than the discs under the positive clicks."""
+        return int(mask.sum()) <= 2 * len(prompt.positives) * (np.pi * (self.click_radius + 0.5) ** 2)
 
     def cut(self, crop: np.ndarray, prompt: Prompt) -> np.ndarray:
         """The (h, w) bool mask of ``prompt`` in ``crop`` ((h, w, 3) uint8 RGB, the prompt in its pixels)."""
