@@ -49,7 +49,7 @@ def test_the_defaults_train_the_whole_sample_12_epochs_at_320_px(tmp_path: Path)
     with Project.open(tmp_path / "sample") as p:
         auto = train_options(p, "v1")["auto"]
     assert (auto["epochs"], auto["image_size"]) == (12, 320), auto
-    assert "95% of the objects stay at least 24 px" in auto["reason"] and "85 training images" in auto["reason"]
+    assert "the median Platelets object" in auto["reason"] and "85 training images" in auto["reason"]
 
 
 def test_no_train_makes_only_the_project(tmp_path: Path) -> None:

@@ -159,10 +159,10 @@ def test_semantic_segmentation_trains_and_reports_miou(project_factory) -> None:
     assert "image_jaccard" in res
 
 
-def _item(w: int, h: int, side: float, n: int = 3):
+def _item(w: int, h: int, side: float, n: int = 3, cls: int = 1):
     from types import SimpleNamespace
 
-    boxes = Boxes(np.array([[0, 0, side, side * 2]] * n, float), np.ones(n, int))
+    boxes = Boxes(np.array([[0, 0, side, side * 2]] * n, float), np.full(n, cls))
     return SimpleNamespace(annotation=boxes, image=SimpleNamespace(width=w, height=h))
 
 
@@ -171,9 +171,13 @@ def test_auto_sizes_shrink_large_objects_keep_mixed_ones_and_upscale_small_ones(
     # 640x480 photos of 90 px cells: every object stays >= 24 px at 256, 3.5x fewer pixels than the native 480
     size, train, why = td._auto_sizes([_item(640, 480, 90)] * 5, hp)
     assert (size, train) == (256, (224, 256, 288, 320, 352)) and "lowered from 480" in why
-    # one object in ten is 30 px: the size keeps those at 24 px (30 * 384 / 480)
-    size, _, why = td._auto_sizes([_item(640, 480, 90, n=18), _item(640, 480, 30, n=2)], hp)
-    assert size == 384 and "95% of the objects" in why
+    # a rare class of 30 px objects (one in ten): its median object stays 24 px (30 * 384 / 480)
+    size, _, why = td._auto_sizes([_item(640, 480, 90, n=18), _item(640, 480, 30, n=2, cls=2)], hp,
+                                  names={1: "cell", 2: "platelet"})
+    assert size == 384 and "the median platelet object" in why
+    # without classes (semantic regions): 95% of the objects stay 24 px
+    fractions = np.array([90 / 480] * 18 + [30 / 480] * 2)
+    assert td._auto_sizes([_item(640, 480, 90)], hp, fractions=fractions)[0] == 384
     # the median object is 20 px: raised until it is 24 (20 * 576 / 480)
     assert td._auto_sizes([_item(640, 480, 20)] * 5, hp)[0] == 576
     # nuclei of 10 px in 256 px images: raised until the median object is 24 px (10 * 640 / 256 = 25)

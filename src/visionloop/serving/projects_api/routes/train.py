@@ -79,7 +79,8 @@ def train_options(project: Project, version: str | None) -> dict[str, Any]:
     elif version is not None:
         items = [it for it in version_items(project, version, split="train") if it.annotation is not None]
         auto["epochs"], epochs_reason = auto_epochs(len(items))
-        auto["image_size"], size_reason = auto_sizes(items)
+        names = {c.id: c.name for c in project.ontology().active}
+        auto["image_size"], size_reason = auto_sizes(items, names)
         auto["reason"] += f"; {epochs_reason}; {auto['image_size']} px input: {size_reason}"
     return {"task": task.value, "version": version, "default_model": DEFAULT_MODELS[kind], "models": models,
             "strategies": [], "auto": auto, "training_images": n_train}
