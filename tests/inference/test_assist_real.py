@@ -59,4 +59,5 @@ def test_refining_clicks_do_not_make_masks_worse_on_average(nuclei) -> None:  # 
         first.append(session.ious[0])
         last.append(session.ious[-1])
     print(f"grabcut: one click {np.mean(first):.3f} -> 3 refining rounds {np.mean(last):.3f}")
-    assert np.mean(last) >= np.mean(first) + 0.02 and np.mean(last) > 0.6, (np.mean(first), np.mean(last))
+    # measured 0.759 -> 0.842
+    assert np.mean(last) > np.mean(first) + 0.04 and np.mean(last) > 0.78, (np.mean(first), np.mean(last))
