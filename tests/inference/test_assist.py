@@ -16,6 +16,7 @@ from visionloop.inference.assist import (
     AssistPromptError,
     Click,
     GrabCut,
+    LruCache,
     Prompt,
     assist,
     mask_polygon,
@@ -144,3 +145,17 @@ def test_the_registry_offers_the_classical_methods_and_onnx_only_when_configured
         plain.get("watershed")
     configured = Assistants(Settings(assist_onnx_encoder="e.onnx", assist_onnx_decoder="d.onnx"))
     assert configured.names()[-1] == "onnx" and configured.describe()[-1].model
+
+
+def test_the_lru_cache_keeps_the_most_recent_entries_and_makes_each_once() -> None:
+    cache: LruCache[int] = LruCache(2)
+    made: list[str] = []
+
+    def maker(key: str):  # noqa: ANN202
+        return lambda: made.append(key) or len(made)
+
+    assert cache.get_or_make("a", maker("a")) == 1 and cache.get_or_make("b", maker("b")) == 2
+    assert cache.get_or_make("a", maker("a")) == 1  # kept, and now the most recent
+    cache.get_or_make("c", maker("c"))  # b goes
+    assert len(cache) == 2 and made == ["a", "b", "c"] and cache.misses == 3
+    assert cache.get_or_make("b", maker("b")) == 4 and made[-1] == "b"

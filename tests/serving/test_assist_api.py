@@ -55,7 +55,8 @@ def served(dsb_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with Project.create(root / "projects" / "nuclei", task="segmentation") as p:
         import_source(p, root / "dsb", progress=False)
         import_source(p, root / "big", format="images", progress=False)
-    settings = Settings(assist_onnx_encoder=str(encoder), assist_onnx_decoder=str(decoder), assist_max_clicks=6)
+    settings = Settings(assist_onnx_encoder=str(encoder), assist_onnx_decoder=str(decoder), assist_max_clicks=6,
+                        assist_image_cache=1)
     with TestClient(create_app(root / "projects", settings=settings)) as client:
         project = client.app.state.projects.get("nuclei")
         ids = {im.name.split("/")[-1]: im.id for im in project.images()}
@@ -94,6 +95,8 @@ def test_a_click_on_a_real_nucleus_gives_its_mask(served: Served, method: str) -
     mask = RLE(tuple(body["rle"]["size"]), body["rle"]["counts"]).decode()
     assert mask.shape == (256, 256) and body["area"] == int(mask.sum()) and body["method"] == method
     assert iou(mask, truth) > 0.5, iou(mask, truth)
+    decoded = served.client.app.state.assist.images
+    assert decoded.entries == 1 and len(decoded) == 1  # Settings.assist_image_cache; decoded once for every method
     ring = np.asarray(body["polygon"]).reshape(-1, 2)
     x1, y1, x2, y2 = body["bbox"]
     assert len(ring) >= 3 and x1 - 0.5 <= ring[:, 0].min() and ring[:, 0].max() <= x2 + 0.5
