@@ -43,6 +43,7 @@ from visionloop.training.out_of_sample import examples_of, find_candidates  # no
 
 FLIP_FRACTION = 0.05
 TOP_FRACTION = 0.10
+STORED_METHOD = IssueMethod.PRUNE_BY_NOISE_RATE
 
 
 def voc_subset(src: Path, out: Path, n: int | None) -> int:
@@ -105,9 +106,10 @@ def run(images: int | None, *, seed: int = 0, folds: int = 5) -> dict[str, Any]:
                     print(f"{stage}: {total} done", file=sys.stderr)
 
             t1 = time.perf_counter()
-            report = find_candidates(project, version="flipped", folds=folds, seed=seed, progress=progress)
+            report = find_candidates(project, version="flipped", folds=folds, seed=seed, method=STORED_METHOD,
+                                     progress=progress)
             find_s = time.perf_counter() - t1
-            saved = save_label_issue_run(project, report.candidates, created_by="benchmark", method="both",
+            saved = save_label_issue_run(project, report.candidates, created_by="benchmark", method=STORED_METHOD.value,
                                          version="flipped", params={"folds": folds}, summary=report.summary)
         finally:
             project.close()
@@ -138,7 +140,7 @@ def run(images: int | None, *, seed: int = 0, folds: int = 5) -> dict[str, Any]:
                            "random_ranking": round(random_once, 4), "random_ranking_mean_of_1000": round(random_mean, 4),
                            "ratio_ours_to_random": round(ours / max(random_mean, 1e-9), 2)},
         "issue_sets": sets,
-        "stored_candidates": {"run": saved.id, "count": len(stored),
+        "stored_candidates": {"run": saved.id, "method": STORED_METHOD.value, "count": len(stored),
                               "flipped_among_them": len(set(stored) & flipped)},
         "folds": folds, "out_of_sample_accuracy": round(float((oos.probs.argmax(1) == oos.targets).mean()), 4),
         "seconds": {"prepare_project": round(prepare_s, 1), "find_candidates": round(find_s, 1), **stages},
@@ -164,8 +166,8 @@ def main() -> None:
     f = result["flipped_in_top"]
     print(f"{result['crops']} crops, {result['flipped']} flipped: top {TOP_FRACTION:.0%} holds "
           f"{f['ours_self_confidence']:.1%} of them (random ranking {f['random_ranking_mean_of_1000']:.1%}); "
-          f"issue set 'both' P={result['issue_sets']['both']['precision']:.2f} "
-          f"R={result['issue_sets']['both']['recall']:.2f} -> {path}")
+          f"issue set {STORED_METHOD.value} P={result['issue_sets'][STORED_METHOD.value]['precision']:.2f} "
+          f"R={result['issue_sets'][STORED_METHOD.value]['recall']:.2f} -> {path}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def test_label_errors_finds_stores_and_prints_a_flipped_label_then_marks_it_fixe
     first = out["candidates"][0]
     assert (first["image_id"], first["kind"], first["given"], first["state"], first["rank"]) == (
         victim.image.id, "wrong_label", other.name, "open", 1)
-    assert out["run"]["created_by"] == "rita" and out["run"]["method"] == "both" and out["run"]["version"] is None
+    assert out["run"]["created_by"] == "rita" and out["run"]["method"] == "prune_by_noise_rate" and out["run"]["version"] is None
     assert out["run"]["params"]["folds"] == 3 and out["total"] == len(out["candidates"])
 
     r = runner.invoke(app, ["label-error-state", str(p.root), str(first["id"]), "--state", "fixed", "--as", "rita",

@@ -76,8 +76,9 @@ def label_errors(
                                                           "missing and loose boxes")] = None,
     package: Annotated[str | None, typer.Option("--package", help="or a model package of the project, by name")] = None,
     folds: Annotated[int, typer.Option("--folds", min=2, max=20, help="cross-validation folds")] = 5,
-    method: Annotated[str, typer.Option("--method", help="confident-learning issue set: both, prune_by_noise_rate, "
-                                                         "prune_by_class, confident_joint, confusion")] = "both",
+    method: Annotated[str, typer.Option("--method", help="confident-learning issue set: prune_by_noise_rate, both, "
+                                                         "prune_by_class, confident_joint, confusion")] = (
+        "prune_by_noise_rate"),
     score: Annotated[str, typer.Option("--score", help="ranking: self_confidence or normalized_margin")] = (
         "self_confidence"),
     min_score: Annotated[float, typer.Option("--min-score", min=0.0, max=1.0, help="a prediction this confident "

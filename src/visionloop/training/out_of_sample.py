@@ -424,7 +424,7 @@ def _label_candidates(oos: OutOfSample, method: IssueMethod, score: RankScore,
 
 
 def find_candidates(
-    project: Any, *, version: str | None = None, folds: int = 5, method: IssueMethod | str = IssueMethod.BOTH,
+    project: Any, *, version: str | None = None, folds: int = 5, method: IssueMethod | str = IssueMethod.PRUNE_BY_NOISE_RATE,
     score: RankScore | str = RankScore.SELF_CONFIDENCE, predictions: Mapping[int, Boxes] | None = None,
     min_score: float = 0.5, model: str = DEFAULT_MODEL, image_size: int | None = None, c: float = 0.01, seed: int = 0,
     device: str = "cpu", progress: Progress | None = None,
