@@ -144,3 +144,26 @@ def test_a_crop_keeps_some_context_inside_the_image() -> None:
     assert crop_box(im, (10, 10, 30, 50)).size == (24, 48)
     assert crop_box(im, (0, 0, 100, 80)).size == (100, 80)
     assert crop_box(im, (99.5, 79.5, 100, 80)).size == (1, 1)
+
+
+@pytest.mark.slow
+def test_a_runs_own_backbone_embeds_the_project(synthetic_project) -> None:  # noqa: ANN001
+    from visionloop.models.runs import load_run
+    from visionloop.training.classify import ClassifyParams, train_classifier
+
+    p = synthetic_project("classification", n_per_class=6)
+    run = train_classifier(p, version="v1", params=ClassifyParams(model="mobilenet_v2", strategy="linear",
+                                                                  image_size=64), progress=False, log=lambda s: None)
+    emb = load_embedder(f"run:{run.run_id}", project=p, image_size=64)
+    assert emb.key == f"run-{run.run_id}" and emb.backbone["run"] == run.run_id and emb.dim == 1280
+    report = embed_project(p, emb)
+    assert report.count == p.count_images() == 18
+    model, _ = load_run(p, run.run_id)
+    first = p.images()[0]
+    im = Image.open(io.BytesIO(p.image_bytes(first.id))).convert("RGB")
+    import torch
+
+    with torch.no_grad():
+        want = model.backbone(torch.from_numpy(emb.preprocess(im))[None])[0].numpy()
+    got = np.asarray(EmbeddingSet(p.root, emb.key).vectors())[0]
+    np.testing.assert_allclose(got, want / np.linalg.norm(want), atol=1e-4)

@@ -128,7 +128,7 @@ def _from_run(project: Any, run_id: str, *, image_size: int, crop_size: int) -> 
 
 
 def load_embedder(spec: str = DEFAULT_BACKBONE, *, project: Any = None, image_size: int = 224, crop_size: int = 128,
-                  allow_download: bool = False, device: str = "cpu") -> Embedder:
+                  allow_download: bool = True, device: str = "cpu") -> Embedder:
     """The embedder named by ``spec``: a classifier name of timm or torchvision (ImageNet weights; an offline
     package's when one ships them, otherwise download or cache if ``allow_download``), or ``run:<run-id>`` for a
     training run of ``project``. ``image_size`` / ``crop_size``: input sides for whole images and box crops."""
