@@ -23,7 +23,7 @@ from visionloop.storage.jobs import get_job
 from visionloop.storage.users import Role
 
 API = "/api/v1"
-pytestmark = [pytest.mark.slow, pytest.mark.ci]  # a backbone embeds real images: ~1 min
+pytestmark = pytest.mark.slow  # a backbone embeds real images; the CI subset is marked ci
 
 
 @dataclass
@@ -57,6 +57,7 @@ def served(bccd_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     bare.close()
 
 
+@pytest.mark.ci
 def test_more_like_this_finds_the_copy_first(served: Served) -> None:
     viewer = bearer_headers(served.project, Role.VIEWER)
     original = served.ids["BloodImage_00002.jpg"]
@@ -69,6 +70,7 @@ def test_more_like_this_finds_the_copy_first(served: Served) -> None:
     assert body["results"][0]["score"] >= body["results"][1]["score"]
 
 
+@pytest.mark.ci
 def test_duplicates_and_stored_sets(served: Served) -> None:
     viewer = bearer_headers(served.project, Role.VIEWER)
     r = served.client.get(f"{API}/projects/cells/duplicates", headers=viewer)
@@ -80,6 +82,7 @@ def test_duplicates_and_stored_sets(served: Served) -> None:
     assert sets == [{"backbone": "tf_efficientnet_lite0", "kind": "images", "count": 5, "dim": 1280}]
 
 
+@pytest.mark.ci
 def test_without_embeddings_the_answer_is_409_saying_to_run_the_embed_job(served: Served) -> None:
     viewer = bearer_headers(served.bare, Role.VIEWER)
     first = served.bare.images()[0].id
@@ -90,6 +93,7 @@ def test_without_embeddings_the_answer_is_409_saying_to_run_the_embed_job(served
     assert served.client.get(f"{API}/projects/bare/embeddings", headers=viewer).json() == []
 
 
+@pytest.mark.ci
 def test_bounds_and_roles(served: Served) -> None:
     c = served.client
     viewer = bearer_headers(served.project, Role.VIEWER)
