@@ -5,7 +5,10 @@ superpixels under positive clicks are the object, under negative clicks and outs
 on the window's frame) the background. A box without clicks seeds the object with the superpixels inside it whose
 colour is far from the background's (an Otsu split of their Mahalanobis distance to the colours outside). Every
 other superpixel joins the seed it reaches by the cheapest path over neighbours (edge cost: the colour difference,
-scipy's Dijkstra), so regions grow up to colour edges. The answer keeps the parts under the positive clicks.
+scipy's Dijkstra), so regions grow up to colour edges. The answer keeps the parts under the positive clicks. When
+refining, the previous mask seeds every superpixel it mostly covers as the object and the others as background, so
+the new clicks change their own superpixels (on 30 DSB2018 nuclei, 3 rounds of simulated clicks: SLIC 0.661 ->
+0.670, where growing afresh from the clicks went down to 0.624).
 """
 
 from __future__ import annotations
@@ -90,6 +93,10 @@ def select_regions(labels: np.ndarray, lab: np.ndarray, prompt: Prompt) -> np.nd
     else:
         frame = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
         background = (set(frame.tolist()) - positive) | negative
+    if prompt.previous is not None and prompt.previous.any():  # refining: the last answer holds elsewhere
+        held = np.bincount(labels[prompt.previous], minlength=n) / np.maximum(counts, 1) >= 0.5
+        positive |= set(np.flatnonzero(held).tolist()) - negative
+        background |= set(np.flatnonzero(~held).tolist()) - positive
     if not positive:
         return np.zeros((h, w), dtype=bool)
     graph = _adjacency(labels, features).tocsr()
@@ -133,6 +140,10 @@ class Superpixels(AssistMethod):
 
     def select(self, crop: np.ndarray, prompt: Prompt) -> np.ndarray:
         """The (h, w) bool mask of ``prompt`` in ``crop`` ((h, w, 3) uint8 RGB, the prompt in its pixels)."""
-        mask = select_regions(self.superpixels(crop), rgb2lab(crop).astype(np.float32), prompt)
-        mask = keep_prompted_components(mask, prompt)
-        return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)) > 0
+        labels = self.superpixels(crop)
+        mask = keep_prompted_components(select_regions(labels, rgb2lab(crop).astype(np.float32), prompt), prompt)
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)) > 0
+        h, w = labels.shape
+        for c in prompt.negatives:  # the closing may bridge a thin superpixel a negative click took out
+            mask[labels == labels[min(h - 1, int(c.y)), min(w - 1, int(c.x))]] = False
+        return mask
