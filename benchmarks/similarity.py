@@ -27,6 +27,7 @@ Results: benchmarks/results/similarity.json (``--smoke``: small collections, sim
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import sys
@@ -39,11 +40,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
-from common import SHARED, write_result  # noqa: E402
+from common import RESULTS, SHARED, write_result  # noqa: E402
 
 from visionloop.quality.similarity import SimilarityIndex, exact_search, normalize  # noqa: E402
 
 K = 10
+PARTS = ("bccd", "uniform_100k", "clustered_100k", "clustered_1m")
 
 
 def clustered(n: int, dim: int, *, centres: int, spread: float, seed: int) -> np.ndarray:
@@ -117,6 +119,21 @@ def single_ms(search: Any, queries: np.ndarray, n: int) -> float:
     return round(1000 * statistics.median(times), 3)
 
 
+def sweep(index: SimilarityIndex, queries: np.ndarray, exact_ids: np.ndarray, knob: str,
+          values: list[int]) -> list[dict[str, float]]:
+    """Recall@10 and batch time for other settings of the index's speed/recall knob (same index)."""
+    out = []
+    default = getattr(index, knob)
+    for v in values:
+        setattr(index, knob, v)
+        t = time.perf_counter()
+        ids, _ = index.search(queries, K)
+        ms = 1000 * (time.perf_counter() - t) / len(queries)
+        out.append({knob: v, f"recall@{K}": round(recall(ids, exact_ids), 4), "batch_ms_per_query": round(ms, 4)})
+    setattr(index, knob, default)
+    return out
+
+
 def measure(name: str, x: np.ndarray, queries: np.ndarray, *, methods: tuple[str, ...], singles: int,
             note: str = "") -> dict:
     print(f"{name}: {x.shape[0]:,} x {x.shape[1]}", flush=True)
@@ -145,9 +162,12 @@ def measure(name: str, x: np.ndarray, queries: np.ndarray, *, methods: tuple[str
              "speedup_batch": round(out["exact"]["batch_ms_per_query"] / max(1000 * batch / len(queries), 1e-6), 1)}
         if method == "ivf":
             r.update(nlist=int(index.index.nlist), nprobe=int(index.nprobe))
+            r["sweep"] = sweep(index, queries, exact_ids, "nprobe",
+                               [p for p in (4, 8, 16, 32, 64, 128) if p < index.index.nlist])
         else:
             r.update(m=32, ef_construction=int(index.index.hnsw.efConstruction),
                      ef_search=int(index.index.hnsw.efSearch))
+            r["sweep"] = sweep(index, queries, exact_ids, "ef_search", [16, 32, 128])
         out[method] = r
         print(f"  {method} {r}", flush=True)
         del index
@@ -158,51 +178,68 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="small collections (seconds), for CI")
     ap.add_argument("--bccd-images", type=int, default=None, help="embed only the first N BCCD images")
+    ap.add_argument("--parts", default=",".join(PARTS), help="collections to measure (comma-separated); the others "
+                    "keep their figures from the last results file")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     smoke = args.smoke
     n100, n1m, dim, dim_small = (3000, 6000, 128, 32) if smoke else (100_000, 1_000_000, 1280, 256)
     n_q, singles = (50, 20) if smoke else (200, 50)
     results: dict[str, Any] = {"k": K}
+    previous = RESULTS / ("similarity.smoke.json" if smoke else "similarity.json")
+    if previous.is_file() and parts != set(PARTS):
+        kept = json.loads(previous.read_text())
+        results.update({k: v for k, v in kept.items() if k in PARTS and k not in parts})
     t0 = time.perf_counter()
 
-    n_images = args.bccd_images or (3 if smoke else None)
-    real = bccd_embeddings(n_images)
-    rng = np.random.default_rng(0)
-    results["bccd"] = measure("bccd", real, real[rng.choice(len(real), min(n_q, len(real)), replace=False)],
-                              methods=("ivf", "hnsw"), singles=singles,
-                              note="BCCD images and box crops, default backbone (tf_efficientnet_lite0, 1280-d); "
-                                   "queries are stored vectors")
-    results["bccd"]["bccd_images"] = n_images or "all"
-    del real
-    write_result("similarity", {**results, "complete": False}, smoke=smoke)
-    x = uniform(n100 + n_q, dim, seed=1)
-    results["uniform_100k"] = measure("uniform_100k", x[:n100], x[n100:], methods=("ivf",), singles=singles,
-                                      note="random unit vectors: no structure, the worst case")
-    del x
-    write_result("similarity", {**results, "complete": False}, smoke=smoke)
+    def save() -> None:
+        write_result("similarity", {**results, "complete": False}, smoke=smoke)
+
+    if "bccd" in parts:
+        n_images = args.bccd_images or (2 if smoke else None)
+        real = bccd_embeddings(n_images)
+        rng = np.random.default_rng(0)
+        results["bccd"] = measure("bccd", real, real[rng.choice(len(real), min(n_q, len(real)), replace=False)],
+                                  methods=("ivf", "hnsw"), singles=singles,
+                                  note="BCCD images and box crops, default backbone (tf_efficientnet_lite0, 1280-d);"
+                                       " queries are stored vectors")
+        results["bccd"]["bccd_images"] = n_images or "all"
+        del real
+        save()
+    if "uniform_100k" in parts:
+        x = uniform(n100 + n_q, dim, seed=1)
+        results["uniform_100k"] = measure("uniform_100k", x[:n100], x[n100:], methods=("ivf",), singles=singles,
+                                          note="random unit vectors: no structure, the worst case")
+        del x
+        save()
+
     def clustered_100k() -> np.ndarray:
         return clustered(n100 + n_q, dim, centres=max(10, n100 // 100), spread=1.0, seed=2)
 
-    x = clustered_100k()
-    results["clustered_100k"] = measure("clustered_100k", x[:n100], x[n100:], methods=("ivf",), singles=singles,
-                                        note="1,000 clusters (cosine to the centre ~0.7); queries not in the set")
-    del x
-    write_result("similarity", {**results, "complete": False}, smoke=smoke)
-    x = clustered(n1m + n_q, dim_small, centres=max(10, n1m // 1000), spread=1.0, seed=3)
-    results["clustered_1m"] = measure(
-        "clustered_1m", x[:n1m], x[n1m:], methods=("ivf",), singles=singles,
-        note=f"{dim_small}-d instead of 1280-d: 1M x 1280 float32 is 4.9 GiB, twice that with the index's copy; "
-             f"{dim_small} is what a PCA of the embeddings would keep. HNSW left out: its build takes tens of "
-             "minutes on this machine's 2 cores")
-    del x
-    write_result("similarity", {**results, "complete": False}, smoke=smoke)
-    x = clustered_100k()  # the graph index last: the slowest to build
-    results["clustered_100k"]["hnsw"] = measure("clustered_100k", x[:n100], x[n100:], methods=("hnsw",),
-                                                singles=singles)["hnsw"]
-    del x
+    if "clustered_100k" in parts:
+        x = clustered_100k()
+        results["clustered_100k"] = measure("clustered_100k", x[:n100], x[n100:], methods=("ivf",),
+                                            singles=singles, note="1,000 clusters (cosine to the centre ~0.7); "
+                                            "queries not in the set")
+        del x
+        save()
+    if "clustered_1m" in parts:
+        x = clustered(n1m + n_q, dim_small, centres=max(10, n1m // 1000), spread=1.0, seed=3)
+        results["clustered_1m"] = measure(
+            "clustered_1m", x[:n1m], x[n1m:], methods=("ivf",), singles=singles,
+            note=f"{dim_small}-d instead of 1280-d: 1M x 1280 float32 is 4.9 GiB, twice that with the index's copy; "
+                 f"{dim_small} is what a PCA of the embeddings would keep. HNSW left out: its build takes tens of "
+                 "minutes on this machine's 2 cores")
+        del x
+        save()
+    if "clustered_100k" in parts:
+        x = clustered_100k()  # the graph index last: the slowest to build
+        results["clustered_100k"]["hnsw"] = measure("clustered_100k", x[:n100], x[n100:], methods=("hnsw",),
+                                                    singles=singles)["hnsw"]
+        del x
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     results["seconds"] = round(time.perf_counter() - t0, 1)
-    path = write_result("similarity", results, smoke=smoke)
+    path = write_result("similarity", {**results, "complete": True}, smoke=smoke)
     print(f"wrote {path}")
 
 

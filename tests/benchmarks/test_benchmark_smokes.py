@@ -20,7 +20,7 @@ from tests.web.conftest import CHROMIUM
 
 
 @pytest.mark.parametrize("name", ["serve", "tiles", "train_classify", "train_semantic", "preannotation", "assist",
-                                  "label_errors"])
+                                  "label_errors", "similarity"])
 def test_benchmark_smoke_writes_its_result(name: str, bccd_dir, dsb_dir) -> None:  # noqa: ANN001
     out = subprocess.run([sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--smoke"],
                          capture_output=True, text=True, timeout=900, cwd=REPO)
