@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,8 @@ def measure(name: str, x: np.ndarray, queries: np.ndarray, *, methods: tuple[str
             note: str = "") -> dict:
     print(f"{name}: {x.shape[0]:,} x {x.shape[1]}", flush=True)
     out: dict[str, Any] = {"n": int(x.shape[0]), "dim": int(x.shape[1]), "queries": int(len(queries)),
-                           "vectors_mb": round(x.nbytes / 2**20, 1)}
+                           "vectors_mb": round(x.nbytes / 2**20, 1),
+                           "measured": datetime.now(UTC).isoformat(timespec="seconds")}
     if note:
         out["note"] = note
     t = time.perf_counter()
