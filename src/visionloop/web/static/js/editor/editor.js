@@ -151,7 +151,9 @@ class Editor {
     this.state = this.shapes || this.masks ? null : start;
     this.predictions = new Predictions(this.canvas, { project: p, detail, classes: this.allClasses,
       panelEl: this.panel.predictionsEl, canAccept: () => this.mode === 'boxes' && !this.readOnly,
-      actions: { toggle: () => this.predictions.toggle(), accept: () => this.acceptPredictions() } });
+      annotated: () => this.annotatedBoxes(), shapeAt: (c) => (this.tools ? this.tools.featureAt(c) : null),
+      actions: { toggle: () => this.predictions.toggle(), accept: () => this.acceptPredictions(),
+        acceptOne: () => this.acceptSuggestion() } });
     this.predictions.start(); // in the background: the image and its annotation do not wait for it
     this.history = new History(this.payload());
     this.timings.history = performance.now();
@@ -286,6 +288,28 @@ class Editor {
     toast(`Added ${boxes.length} predicted box${boxes.length === 1 ? '' : 'es'}: Ctrl+Z takes them back.`, 'success');
   }
 
+  /** Accept the selected suggestion: a box of the annotation (one edit), selected for correcting. */
+  acceptSuggestion() {
+    const b = this.mode === 'boxes' && !this.readOnly ? this.predictions.selectedBox() : null;
+    if (!b) return false; // nothing selected: the key goes on
+    const f = makeFeature('box', boxGeometry(b.xyxy, this.detail.height), { cls: b.cls,
+      order: this.tools.nextOrder++ });
+    this.canvas.source.addFeature(f);
+    this.tools.select(f, true);
+    this.edited();
+    return true;
+  }
+
+  /** The annotation's boxes as {xyxy (image pixels), cls}. */
+  annotatedBoxes() {
+    if (!this.tools) return [];
+    const H = this.detail.height;
+    return this.tools.features().filter((f) => f.get('kind') === 'box').map((f) => {
+      const [x1, y1, x2, y2] = f.getGeometry().getExtent();
+      return { xyxy: [x1, H - y2, x2, H - y1], cls: f.get('cls') };
+    });
+  }
+
   async go(id) {
     if (id === null || id === undefined) return;
     await this.autosave.flushNow();
@@ -392,6 +416,7 @@ class Editor {
     this.panel.setHint(this.hint());
     this.showSelection();
     if (this.instanceMasks) this.instanceMasks.draw(this.tools.features());
+    if (this.predictions) this.predictions.sync();
     if (this.info.task === 'segmentation') this.panel.setModes(this.mode, this.isEmpty() && !this.readOnly);
   }
 
@@ -460,9 +485,12 @@ class Editor {
       { keys: ['-'], label: 'Zoom out', group: 'View', run: () => this.canvas.zoomBy(-1) },
       { keys: ['o'], label: "Show / hide the deployed model's predictions (dashed, never saved)", group: 'View',
         run: () => { this.predictions.toggle(); } },
-      { keys: ['shift+o'], label: 'Add the shown predicted boxes to the annotation (one undo)', group: 'Edit',
+      { keys: ['shift+o'], label: 'Add the shown predicted boxes to the annotation: every suggestion above the '
+        + 'threshold (one undo)', group: 'Edit', when: () => this.mode === 'boxes' && !this.readOnly
+        && this.predictions.on, run: () => this.acceptPredictions() },
+      { keys: ['enter'], label: 'Accept the selected suggestion (click one to select it)', group: 'Edit',
         when: () => this.mode === 'boxes' && !this.readOnly && this.predictions.on,
-        run: () => this.acceptPredictions() },
+        run: () => this.acceptSuggestion() },
       { keys: ['space'], label: 'Hold and drag to pan (or drag empty space, or the middle button)', group: 'View',
         run: (e) => this.space(e, true) },
       { keys: ['ctrl+z'], label: 'Undo', group: 'Edit', when: edit, run: () => this.undo() },
