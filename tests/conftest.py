@@ -72,21 +72,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread_for_real_data_training(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The real-data training subsets CI runs (``slow`` + ``ci``) train on one torch thread.
+def _adaptive_threads_for_real_data_training(request: pytest.FixtureRequest,
+                                             monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The real-data training subsets CI runs (``slow`` + ``ci``) start on one torch thread and grow to the cores the
+    other processes leave free, as the platform's background jobs do (``visionloop.training.threads``).
 
     Two OpenMP threads on two cores that other jobs also use wait for each other at every barrier: the DSB2018
-    Mask R-CNN subset took 712 s with two threads at load average 4, and 266 s with one thread at load average 7
-    (167 s with two on a quiet machine). One thread costs a little when the machine is quiet and keeps the subsets far
-    from their timeouts when it is not.
+    Mask R-CNN subset took 712 s with two threads at load average 4, and 266 s with one thread at load average 7;
+    on a quiet machine one thread took 227 s where two take 167 s.
     """
     if request.node.get_closest_marker("slow") is None or request.node.get_closest_marker("ci") is None:
         yield
         return
     import torch
 
+    from visionloop.training.threads import ENV_VARIABLE
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    monkeypatch.setenv(ENV_VARIABLE, f"1:{max(1, os.cpu_count() or 1)}")
     try:
         yield
     finally:

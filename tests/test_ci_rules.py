@@ -66,7 +66,12 @@ def test_ci_script_runs_the_readme_test_command() -> None:
 
 @pytest.mark.slow
 @pytest.mark.ci
-def test_real_data_training_subsets_train_on_one_torch_thread() -> None:
+def test_real_data_training_subsets_start_on_one_thread_and_follow_the_machine(tmp_path: Path) -> None:
     import torch
 
+    from visionloop.training.loop import AdaptiveThreads, default_hooks
+
     assert torch.get_num_threads() == 1  # the conftest fixture: CI's training subsets stay fast on a busy machine
+    hooks = default_hooks(tmp_path / "run", progress=False)  # ... and grow to the cores nobody else uses
+    (governor,) = [h.governor for h in hooks if isinstance(h, AdaptiveThreads)]
+    assert (governor.low, governor.high) == (1, max(1, os.cpu_count() or 1))
