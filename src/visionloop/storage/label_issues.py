@@ -48,8 +48,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from visionloop.core.errors import AnnotationValidationError, NotFoundError
-from visionloop.storage.models import Base, ClassRow, ImageRow, utcnow
+from visionloop.core.annotations import annotation_from_payload
+from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError
+from visionloop.storage.models import AnnotationRow, Base, ClassRow, ImageRow, RevisionRow, utcnow
 from visionloop.storage.project import Project
 
 __all__ = [
@@ -65,6 +66,9 @@ __all__ = [
     "LabelIssueRun",
     "LabelIssueRunRow",
     "NewLabelIssue",
+    "fix_label_issue",
+    "fixed_payload",
+    "get_label_issue",
     "get_label_issue_run",
     "label_issue_history",
     "list_label_issue_runs",
@@ -349,32 +353,134 @@ def list_label_issues(
                           offset=offset, limit=limit)
 
 
+def _set_states(conn: Any, ids: list[int], state: IssueState, author: str, note: str | None) -> int:
+    current = {r.id: r.state for r in conn.execute(select(LabelIssueRow.id, LabelIssueRow.state)
+                                                   .where(LabelIssueRow.id.in_(ids)))}
+    missing = [i for i in ids if i not in current]
+    if missing:
+        raise NotFoundError("label issue", missing[0], hint="list them with visionloop label-errors PROJECT")
+    changing = [i for i in ids if current[i] != state.value]
+    if changing:
+        now = utcnow()
+        conn.execute(update(LabelIssueRow).where(LabelIssueRow.id.in_(changing))
+                     .values(state=state.value, state_by=author, state_at=now))
+        conn.execute(insert(LabelIssueEventRow), [
+            {"issue_id": i, "state": state.value, "note": note, "author": author, "created_at": now}
+            for i in changing])
+    return len(changing)
+
+
+def _note(note: str | None) -> str | None:
+    note = (note or "").strip() or None
+    if note is not None and len(note) > MAX_NOTE:
+        raise AnnotationValidationError("label issue note", expected=f"at most {MAX_NOTE} characters",
+                                        actual=len(note))
+    return note
+
+
 def set_label_issue_state(
     project: Project, issue_ids: Sequence[int], state: IssueState | str, *, author: str, note: str | None = None,
 ) -> int:
     """Set the state of candidates (one transaction) and log each change; candidates already in that state are left
     as they are. Returns how many changed. NotFoundError names the first id that is not a candidate."""
-    state = IssueState.parse(state)
-    note = (note or "").strip() or None
-    if note is not None and len(note) > MAX_NOTE:
-        raise AnnotationValidationError("label issue note", expected=f"at most {MAX_NOTE} characters",
-                                        actual=len(note))
+    state, note = IssueState.parse(state), _note(note)
     ids = list(dict.fromkeys(int(i) for i in issue_ids))
     with project.transaction() as conn:
-        current = {r.id: r.state for r in conn.execute(select(LabelIssueRow.id, LabelIssueRow.state)
-                                                       .where(LabelIssueRow.id.in_(ids)))}
-        missing = [i for i in ids if i not in current]
-        if missing:
-            raise NotFoundError("label issue", missing[0], hint="list them with visionloop label-errors PROJECT")
-        changing = [i for i in ids if current[i] != state.value]
-        if changing:
-            now = utcnow()
-            conn.execute(update(LabelIssueRow).where(LabelIssueRow.id.in_(changing))
-                         .values(state=state.value, state_by=author, state_at=now))
-            conn.execute(insert(LabelIssueEventRow), [
-                {"issue_id": i, "state": state.value, "note": note, "author": author, "created_at": now}
-                for i in changing])
-    return len(changing)
+        return _set_states(conn, ids, state, author, note)
+
+
+def get_label_issue(project: Project, issue_id: int) -> LabelIssue:
+    """One candidate by id, with its class names."""
+    with project.engine.connect() as conn:
+        row = conn.execute(select(LabelIssueRow.__table__, ImageRow.name.label("image_name"))
+                           .join(ImageRow, ImageRow.id == LabelIssueRow.image_id)
+                           .where(LabelIssueRow.id == issue_id)).first()
+        if row is None:
+            raise NotFoundError("label issue", issue_id, hint="list them with GET .../label-errors")
+        names = {r.id: r.name for r in conn.execute(select(ClassRow.id, ClassRow.name))}
+    return _issue(row, names, row.image_name)
+
+
+def _not_applicable(issue: LabelIssue, why: str) -> ConflictError:
+    return ConflictError(f"label issue {issue.id} ({issue.kind.value}) cannot be applied: {why}; open image "
+                         f"{issue.image_id} in the editor and fix it there, then mark the candidate fixed")
+
+
+def fixed_payload(payload: dict[str, Any], issue: LabelIssue) -> dict[str, Any]:
+    """The annotation ``payload`` (as stored) with the candidate's suggestion applied (see the table at the top):
+    a new class for the image or a box, a tag removed or added, a predicted box added, a box tightened. Raises
+    :class:`ConflictError` when the payload does not fit the candidate (another type, the box is gone) or the fix
+    needs a drawing (a mask for an instance)."""
+    kind, out = issue.kind, dict(payload)
+    kind_type = {IssueKind.WRONG_LABEL: ("label",), IssueKind.WRONG_TAG: ("tags",),
+                 IssueKind.WRONG_CLASS: ("boxes", "instances"), IssueKind.MISSING_BOX: ("boxes",),
+                 IssueKind.LOOSE_BOX: ("boxes",)}[kind]
+    if payload.get("type") not in kind_type:
+        raise _not_applicable(issue, f"the annotation is of type {payload.get('type')!r}, not {' or '.join(kind_type)}"
+                              + (" (a mask must be drawn)" if payload.get("type") == "instances" else ""))
+    if kind is IssueKind.WRONG_LABEL:
+        if issue.suggested_class_id is None:
+            raise _not_applicable(issue, "it suggests no class")
+        return {**out, "class_id": issue.suggested_class_id}
+    if kind is IssueKind.WRONG_TAG:
+        tags = set(payload.get("class_ids", []))
+        tags.discard(issue.given_class_id)
+        if issue.suggested_class_id is not None:
+            tags.add(issue.suggested_class_id)
+        return {**out, "class_ids": sorted(tags)}
+    xyxy = [list(b) for b in payload.get("xyxy", [])]
+    classes = list(payload.get("class_id", []))
+    if kind is IssueKind.MISSING_BOX:
+        if issue.box is None or issue.suggested_class_id is None:
+            raise _not_applicable(issue, "it has no predicted box")
+        out.update(xyxy=[*xyxy, list(issue.box)], class_id=[*classes, issue.suggested_class_id])
+        if "score" in out:
+            out["score"] = [*out["score"], 1.0]
+        if "attributes" in out:
+            out["attributes"] = [*out["attributes"], {}]
+        if "track_id" in out:
+            out.pop("track_id")  # a track id for the new box is not known: the tracks are dropped, not invented
+        return out
+    i = issue.box_index
+    if i is None or not 0 <= i < len(xyxy):
+        raise _not_applicable(issue, f"box {i} is not in the annotation")
+    if kind is IssueKind.WRONG_CLASS:
+        if issue.suggested_class_id is None:
+            raise _not_applicable(issue, "it suggests no class")
+        classes[i] = issue.suggested_class_id
+        return {**out, "class_id": classes}
+    if issue.box is None:
+        raise _not_applicable(issue, "it has no tighter box")
+    xyxy[i] = list(issue.box)
+    return {**out, "xyxy": xyxy}
+
+
+def fix_label_issue(
+    project: Project, issue_id: int, *, base_revision: int | None, author: str, note: str | None = None,
+) -> tuple[LabelIssue, int]:
+    """Apply a candidate's suggestion to its image's head annotation as a new revision by ``author`` and mark it
+    fixed (one transaction). ``base_revision`` is the head revision number the person saw:
+    :class:`~visionloop.core.errors.StaleRevisionError` when the head moved since. :class:`ConflictError` when the
+    head is not the revision the candidate was found in (edited since the finder ran: box indexes may point
+    elsewhere) or the suggestion does not apply. Returns the candidate (now fixed) and the new head revision."""
+    note = _note(note)
+    issue = get_label_issue(project, issue_id)
+    with project.transaction() as conn:
+        row = conn.execute(select(AnnotationRow.head, AnnotationRow.head_revision_id, RevisionRow.payload)
+                           .join(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
+                           .where(AnnotationRow.image_id == issue.image_id)).first()
+        if row is None:
+            raise _not_applicable(issue, "the image has no annotation any more")
+        if issue.revision_id is not None and row.head_revision_id != issue.revision_id:
+            raise ConflictError(
+                f"image {issue.image_id} was edited since label issue {issue.id} was found (head revision "
+                f"{row.head}); check the image in the editor, then mark the candidate fixed or dismissed, or run "
+                "the label-error finder again")
+        annotation = annotation_from_payload(fixed_payload(row.payload, issue))
+        revision = project.save_annotation(issue.image_id, annotation, base_revision=base_revision,
+                                           author=author, conn=conn)
+        _set_states(conn, [issue.id], IssueState.FIXED, author, note)
+    return get_label_issue(project, issue_id), revision
 
 
 def label_issue_history(project: Project, issue_id: int) -> list[LabelIssueEvent]:
