@@ -216,3 +216,56 @@ def test_batches_by_filter_rates_and_bad_input(bccd: Bccd) -> None:
 
 def test_the_tags_of_the_api_are_the_library_s() -> None:
     assert set(Tag.__args__) == set(REJECT_TAGS)
+
+
+def test_my_queue_reopens_items_and_hides_gold_from_annotators(bccd: Bccd) -> None:
+    p, rng = bccd.project, np.random.default_rng(1)
+    ids = sorted(bccd.truth)
+    gold_id = ids[5]
+    p.save_annotation(gold_id, bccd.truth[gold_id], base_revision=None, author="rita")
+    assert bccd.client.put(bccd.url(f"work/gold/{gold_id}"), headers=bccd.h["admin"]).status_code == 200
+    made = bccd.post("admin", "work/batches", {"name": "w", "annotators": ["anna"], "image_ids": ids[:2],
+                                               "honeypot_rate": 1.0})
+    assert made.status_code == 201, made.text
+    assert bccd.client.get(bccd.url("work/mine")).status_code == 401
+    assert bccd.get("viewer", "work/mine").status_code == 403
+    mine = bccd.get("a", "work/mine").json()
+    assert mine["counts"] == {"todo": 2, "submitted": 0, "approved": 0, "rejected": 0} and mine["rejected"] == []
+    assert mine["batches"] == [{"batch": "w", "counts": mine["counts"]}]
+
+    # the first item is the honeypot (rate 1.0): reopened by id it reads like any item, counts leave it out
+    first = bccd.get("a", "work/next").json()["item"]
+    assert first["image"]["id"] == gold_id and first["annotation"] is None
+    assert bccd.get("a", f"work/items/{first['item']}").json() == first
+    assert bccd.get("b", f"work/items/{first['item']}").status_code == 404  # another's item does not exist
+    assert bccd.get("viewer", f"work/items/{first['item']}").status_code == 403
+    assert bccd.client.get(bccd.url(f"work/items/{first['item']}")).status_code == 401
+    assert bccd.get("a", "work/mine").json()["counts"]["todo"] == 2
+
+    # the images API shows an annotator the gold image as never annotated (its head is the honeypot's answer)
+    seen = bccd.get("a", f"images/{gold_id}").json()
+    assert (seen["annotation"], seen["annotated"], seen["head_revision"], seen["review"]) == (None, False, None, None)
+    listed = {i["id"]: i for i in bccd.get("a", "images").json()["items"]}
+    assert listed[gold_id]["annotated"] is False and listed[gold_id]["review_state"] == "todo"
+    assert "gold" not in bccd.get("a", "images").text and "honeypot" not in bccd.get("a", "images").text
+    for who in ("rita", "viewer", "admin"):  # reviewers and admins see the gold's annotation; viewers never annotate
+        assert bccd.get(who, f"images/{gold_id}").json()["annotated"] is True
+    other = bccd.get("a", f"images/{ids[0]}").json()
+    assert other["annotation"] is None and other["annotated"] is False  # nothing hidden: never annotated
+
+    # submit both (the honeypot is scored, the normal item goes to review), the reviewer rejects the normal one
+    for _ in range(2):
+        item = bccd.get("a", "work/next").json()["item"]
+        assert bccd.post("a", f"work/{item['item']}/submit", {
+            "annotation": answer(bccd.truth[item["image"]["id"]], rng)}).status_code == 200
+    assert bccd.get("a", "work/mine").json()["counts"] == {"todo": 1, "submitted": 1, "approved": 0, "rejected": 0}
+    assert bccd.post("rita", f"work/review/{ids[0]}/reject", {"reason": "boxes are loose", "tags": ["loose_box"],
+                                                              "comment": {"box": [10, 20, 110, 120]}}).status_code == 200
+    mine = bccd.get("a", "work/mine").json()
+    assert mine["counts"]["rejected"] == 1
+    [rejected] = mine["rejected"]
+    assert (rejected["image_id"], rejected["reason"], rejected["tags"], rejected["author"]) == (
+        ids[0], "boxes are loose", ["loose_box"], "rita")
+    reopened = bccd.get("a", f"work/items/{rejected['item']}").json()
+    assert reopened["state"] == "rejected" and reopened["review"]["comment"] == {"box": [10.0, 20.0, 110.0, 120.0]}
+    assert bccd.get("rita", "annotators/anna/honeypots").json()["items"][0]["image_id"] == gold_id

@@ -53,6 +53,7 @@ __all__ = [
     "ItemKind",
     "ItemState",
     "WorkItem",
+    "annotator_queue",
     "approve_images",
     "check_answer",
     "create_batch",
@@ -69,6 +70,7 @@ __all__ = [
     "review_queue",
     "set_honeypot_rate",
     "set_item_state",
+    "work_item",
 ]
 
 MAX_ANNOTATORS = 200
@@ -465,6 +467,47 @@ def next_item(project: Project, annotator: str) -> WorkItem | None:
         else:
             item = _assignment(row)
         return _work_item(conn, project, item)
+
+
+def work_item(project: Project, item_id: int, *, annotator: str) -> WorkItem:
+    """One of the annotator's own items as the queue hands it out (to open it again, e.g. after a reload)."""
+    item = get_assignment(project, item_id, annotator=annotator)
+    with project.engine.connect() as conn:
+        return _work_item(conn, project, item)
+
+
+def annotator_queue(project: Project, annotator: str, *, limit: int = 50) -> dict[str, Any]:
+    """What an annotator sees of their own work: their items per state (all and per batch, honeypots left out like
+    in the batches' counts, so no count tells a honeypot apart) and their rejected items to fix, oldest rejection
+    first (the order the queue hands them out), with the reviewer's reason and tags."""
+    mine = (AssignmentRow.annotator == annotator, AssignmentRow.kind != ItemKind.GOLD.value,
+            ImageRow.deleted_at.is_(None))
+    with project.engine.connect() as conn:
+        by_batch: dict[str, dict[str, int]] = {}
+        for name, state, n in conn.execute(
+                select(BatchRow.name, AssignmentRow.state, func.count())
+                .join(BatchRow, BatchRow.id == AssignmentRow.batch_id)
+                .join(ImageRow, ImageRow.id == AssignmentRow.image_id).where(*mine)
+                .group_by(BatchRow.id, BatchRow.name, AssignmentRow.state).order_by(BatchRow.id)):
+            by_batch.setdefault(name, {s.value: 0 for s in ItemState})[state] = n
+        rejected = conn.execute(
+            select(AssignmentRow.id, AssignmentRow.image_id, AssignmentRow.updated_at, ImageRow.name,
+                   BatchRow.name.label("batch"))
+            .join(BatchRow, BatchRow.id == AssignmentRow.batch_id)
+            .join(ImageRow, ImageRow.id == AssignmentRow.image_id)
+            .where(*mine, AssignmentRow.state == ItemState.REJECTED.value)
+            .order_by(AssignmentRow.updated_at, AssignmentRow.id).limit(limit)).all()
+    reviews = current_reviews(project, [r.image_id for r in rejected])
+    counts = {s.value: sum(c[s.value] for c in by_batch.values()) for s in ItemState}
+    items = []
+    for r in rejected:
+        event = reviews.get(r.image_id)
+        told = event is not None and event.state is ReviewState.REJECTED
+        items.append({"item": r.id, "image_id": r.image_id, "name": r.name, "batch": r.batch,
+                      "rejected_at": _utc(r.updated_at), "reason": event.reason if told else None,
+                      "tags": list(event.tags) if told else [], "author": event.author if told else None})
+    return {"counts": counts, "batches": [{"batch": b, "counts": c} for b, c in by_batch.items()],
+            "rejected": items}
 
 
 def _work_item(conn: Connection, project: Project, item: Assignment) -> WorkItem:

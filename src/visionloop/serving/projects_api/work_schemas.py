@@ -25,6 +25,8 @@ __all__ = [
     "HoneypotAnswersPublic",
     "HoneypotRate",
     "ImageSelection",
+    "MyQueuePublic",
+    "MyRejectedPublic",
     "RejectRequest",
     "ReviewItemPublic",
     "ReviewQueuePublic",
@@ -112,6 +114,25 @@ class WorkItemPublic(BaseModel):
 
 class WorkNextPublic(BaseModel):
     item: WorkItemPublic | None = Field(description="null: nothing to do.")
+
+
+class MyRejectedPublic(BaseModel):
+    item: int
+    image_id: int
+    name: str
+    batch: str
+    rejected_at: UtcDatetime
+    reason: str | None
+    tags: list[str]
+    author: str | None = Field(description="The reviewer who rejected it.")
+
+
+class MyQueuePublic(BaseModel):
+    counts: dict[str, int] = Field(description="The signed-in annotator's items per state: todo, submitted, "
+                                   "approved, rejected.")
+    batches: list[dict[str, Any]] = Field(description="The same per batch: batch, counts.")
+    rejected: list[MyRejectedPublic] = Field(description="Rejected items to fix, oldest rejection first (the "
+                                             "order GET .../work/next hands them out).")
 
 
 class SubmitRequest(BaseModel):

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 
 from visionloop.core.errors import NotFoundError
 from visionloop.serving.error_handlers import ERROR_RESPONSES
+from visionloop.serving.projects_api.auth import CurrentUser, ViewerDep
 from visionloop.serving.projects_api.deps import MAX_ID, ImageId, PageDep, ProjectDep, SettingsDep, ThumbnailsDep
 from visionloop.serving.projects_api.image_queries import (
     NO_SPLIT,
@@ -27,8 +28,11 @@ from visionloop.serving.projects_api.image_queries import (
 from visionloop.serving.projects_api.schemas import ImageCountPublic, ImageDetailPublic, ImagesPublic
 from visionloop.serving.projects_api.thumbnails import MAX_THUMBNAIL, THUMBNAIL_SIZES, snap_size
 from visionloop.serving.projects_api.tile_schemas import tiles_public
+from visionloop.storage.gold import gold_image_ids
+from visionloop.storage.health import NO_FOLDER
 from visionloop.storage.project import Project
-from visionloop.storage.review import current_reviews
+from visionloop.storage.review import ReviewState, current_reviews
+from visionloop.storage.users import Role
 
 __all__ = ["IMMUTABLE_CACHE", "ImageFilterDep", "image_filter", "router", "source_file_name"]
 
@@ -69,6 +73,18 @@ def _public(item: ImageHead, base: str) -> dict[str, object]:
     }
 
 
+def _hidden_gold(user: CurrentUser, project: Project, ids: list[int]) -> set[int]:
+    """Of ``ids``, the gold images an annotator must see as never annotated: their head is a honeypot's answer, and
+    an annotated image that their queue hands out empty would tell them it is one."""
+    if user.role is not Role.ANNOTATOR or not ids:
+        return set()
+    return set(gold_image_ids(project)).intersection(ids)
+
+
+def _as_unannotated(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record, "annotated": False, "head_revision": None, "review_state": ReviewState.TODO.value}
+
+
 def image_filter(
     project: ProjectDep,
     class_: Annotated[str | None, Query(alias="class", max_length=256, description=(
@@ -83,9 +99,19 @@ def image_filter(
     annotator: Annotated[str | None, Query(max_length=128, description=(
         "Author of the head revision (a user name, or e.g. import)."))] = None,
     q: Annotated[str | None, Query(max_length=1024, description="Part of the file name, any case.")] = None,
+    box_min: Annotated[float | None, Query(ge=0, le=1e6, description=(
+        "Images with a box at least this big: the square root of its area, pixels (the health page's bins)."))] = None,
+    box_max: Annotated[float | None, Query(gt=0, le=1e6, description=(
+        "... and smaller than this (the same box as box_min, aspect_min and aspect_max)."))] = None,
+    aspect_min: Annotated[float | None, Query(ge=0, le=1e6, description=(
+        "Images with a box whose width / height is at least this."))] = None,
+    aspect_max: Annotated[float | None, Query(gt=0, le=1e6, description="... and less than this.")] = None,
+    folder: Annotated[str | None, Query(max_length=1024, description=(
+        f"The first folder of the image name ({NO_FOLDER}: names without a folder)."))] = None,
 ) -> ImageFilter:
     return resolve_filter(project, class_=class_, split=split, version=version, annotated=annotated, review=review,
-                          annotator=annotator, q=q)
+                          annotator=annotator, q=q, box_min=box_min, box_max=box_max, aspect_min=aspect_min,
+                          aspect_max=aspect_max, folder=folder)
 
 
 ImageFilterDep = Annotated[ImageFilter, Depends(image_filter)]
@@ -118,16 +144,18 @@ _SIZES = ", ".join(map(str, THUMBNAIL_SIZES))
 @router.get("", response_model=ImagesPublic, name=_LIST_ROUTE,
             summary="A page of images, ordered by id, filtered; keyset paging with after/next_after")
 def list_images(
-    request: Request, project: ProjectDep, page: PageDep, where: ImageFilterDep,
+    request: Request, user: ViewerDep, project: ProjectDep, page: PageDep, where: ImageFilterDep,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID, description=(
         "Images with a larger id than this (the previous page's next_after): every page costs the same. "
         "offset still works (from the start, or after ``after``)."))] = None,
 ) -> ImagesPublic:
     base = _images_path(request, project)
     items, next_after = image_page(project, offset=page.offset, limit=page.limit, after=after, where=where)
+    hidden = _hidden_gold(user, project, [i.id for i in items])
     return ImagesPublic.model_validate({
         "total": count_images(project, where), "offset": page.offset, "limit": page.limit, "after": after,
-        "next_after": next_after, "items": [_public(i, base) for i in items],
+        "next_after": next_after, "items": [_as_unannotated(_public(i, base)) if i.id in hidden else _public(i, base)
+                                            for i in items],
     })
 
 
@@ -138,17 +166,21 @@ def count_filtered_images(project: ProjectDep, where: ImageFilterDep) -> ImageCo
 
 @router.get("/{image_id}", response_model=ImageDetailPublic,
             summary="One image's record with its head annotation, review state and neighbours under the filters")
-def get_image(request: Request, project: ProjectDep, image_id: ImageId, where: ImageFilterDep) -> ImageDetailPublic:
+def get_image(request: Request, user: ViewerDep, project: ProjectDep, image_id: ImageId,
+              where: ImageFilterDep) -> ImageDetailPublic:
     item = image_head(project, image_id)
     prev_id, next_id = image_neighbours(project, image_id, where)
     review = current_reviews(project, [image_id]).get(image_id)
-    return ImageDetailPublic.model_validate({
+    record = {
         **_public(item, _images_path(request, project)), "source_file": source_file_name(item.source_uri),
         "ingested_at": item.ingested_at, "video_id": item.video_id, "frame_index": item.frame_index,
         "timestamp": item.timestamp, "meta": item.meta or {}, "annotation": item.payload,
         "tiles": tiles_public(_images_path(request, project), item.id, item.width, item.height),
         "prev_id": prev_id, "next_id": next_id, "review": review.to_json() if review is not None else None,
-    })
+    }
+    if _hidden_gold(user, project, [image_id]):
+        record = {**_as_unannotated(record), "annotation": None, "review": None}
+    return ImageDetailPublic.model_validate(record)
 
 
 @router.get("/{image_id}/file", response_class=Response, responses=_IMAGE_BYTES,

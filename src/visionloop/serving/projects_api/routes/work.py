@@ -27,10 +27,12 @@ from visionloop.serving.projects_api.work_schemas import (
     ConsensusAnswersPublic,
     GoldPublic,
     HoneypotRate,
+    MyQueuePublic,
     RejectRequest,
     ReviewQueuePublic,
     SubmitRequest,
     SubmittedPublic,
+    WorkItemPublic,
     WorkNextPublic,
 )
 from visionloop.storage import gold, work
@@ -103,6 +105,18 @@ def unmark_gold(user: AdminDep, project: ProjectDep, image_id: ImageId) -> None:
 def next_item(user: AnnotatorDep, project: ProjectDep) -> WorkNextPublic:
     item = work.next_item(project, user.name)
     return WorkNextPublic.model_validate({"item": item.to_json() if item is not None else None})
+
+
+@router.get("/mine", response_model=MyQueuePublic,
+            summary="The signed-in annotator's items per state and the rejected ones to fix, with the reasons")
+def my_queue(user: AnnotatorDep, project: ProjectDep) -> MyQueuePublic:
+    return MyQueuePublic.model_validate(work.annotator_queue(project, user.name))
+
+
+@router.get("/items/{item}", response_model=WorkItemPublic,
+            summary="One of the signed-in annotator's items, as GET .../work/next hands it out (to reopen it)")
+def get_item(user: AnnotatorDep, project: ProjectDep, item: ItemId) -> WorkItemPublic:
+    return WorkItemPublic.model_validate(work.work_item(project, item, annotator=user.name).to_json())
 
 
 @router.post("/{item}/submit", response_model=SubmittedPublic,
