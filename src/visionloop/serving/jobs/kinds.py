@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from visionloop.core.errors import NotFoundError
+from visionloop.storage.embeddings import embedding_keys
 from visionloop.storage.jobs import Job
 from visionloop.storage.project import Project
 from visionloop.storage.versions import get_version
 
 __all__ = ["CLI_MODULE", "EXPORT_ZIP", "JOBS_DIR", "KINDS", "PACKAGES_DIR", "STAGING_PREFIX", "JobKind", "Step",
-           "evaluate_after_training", "get_kind", "package_after_evaluation", "job_dir", "package_dir", "public_guard"]
+           "embed_after_import", "evaluate_after_training", "get_kind", "package_after_evaluation", "job_dir", "package_dir", "public_guard"]
 
 CLI_MODULE = "visionloop.cli.main"
 JOBS_DIR = "jobs"
 EXPORT_ZIP = "export.zip"
 PACKAGES_DIR = "packages"
+DEFAULT_EMBED_BACKBONE = "tf_efficientnet_lite0"
 STAGING_PREFIX = ".staging-"
 """A folder ``PROJECT/jobs/.staging-*`` holds an upload still arriving; it becomes its job's ``upload`` folder."""
 
@@ -105,6 +107,12 @@ def _embed_steps(p: Project, job: Job) -> list[Step]:
     return [_cli("embed", _root(p), *_optional(job.params, backbone="--backbone"))]
 
 
+def _label_errors_steps(p: Project, job: Job) -> list[Step]:
+    return [_cli("label-errors", _root(p), "--as", job.created_by,
+                 *_optional(job.params, version="--version", run="--run", package="--package", folds="--folds",
+                            method="--method"))]
+
+
 def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
     """The int8 guard's verdict (the run's ``int8-guard.json``), written whether the int8 model was kept or refused."""
     if not job.params.get("int8"):
@@ -147,6 +155,17 @@ def package_after_evaluation(p: Project, job: Job, result: dict[str, Any]) -> tu
     return ("package", {"run": run, "name": run, "deploy": True}) if job.params.get("deploy") and run else None
 
 
+def embed_after_import(p: Project, job: Job, result: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The embed job that follows an import that added images to a project with stored embeddings (so similarity,
+    duplicates and outliers cover the new images): for the default backbone's embeddings when stored, else for the
+    first stored ones."""
+    keys = embedding_keys(p.root)
+    if not result.get("images_added") or not keys:
+        return None
+    key = DEFAULT_EMBED_BACKBONE if DEFAULT_EMBED_BACKBONE in keys else keys[0]
+    return "embed", {"backbone": f"run:{key[4:]}" if key.startswith("run-") else key}
+
+
 def _nothing(p: Project, job: Job) -> dict[str, Any]:
     return {}
 
@@ -170,6 +189,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("package", _package_steps, _guard_verdict),
     JobKind("preannotate", _preannotate_steps),
     JobKind("embed", _embed_steps),
+    JobKind("label_errors", _label_errors_steps),
 )}
 
 

@@ -18,7 +18,7 @@ from visionloop.serving.body_limit import install_body_limit
 from visionloop.serving.docs import docs_app_options, install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
 from visionloop.serving.jobs import JobQueue
-from visionloop.serving.jobs.kinds import evaluate_after_training, package_after_evaluation
+from visionloop.serving.jobs.kinds import embed_after_import, evaluate_after_training, package_after_evaluation
 from visionloop.serving.projects_api.deployments import Deployments, deploy_after_packaging
 from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
 from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
@@ -45,7 +45,7 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
                                 for p in registry.all()}
         app.state.deployments = Deployments(settings)
         app.state.jobs = JobQueue(registry, settings, follow_ups={
-            "train": evaluate_after_training, "evaluate": package_after_evaluation,
+            "train": evaluate_after_training, "evaluate": package_after_evaluation, "import": embed_after_import,
             "package": deploy_after_packaging(app.state.deployments)})
         app.state.jobs.start()
         try:

@@ -20,12 +20,15 @@ from visionloop.serving.projects_api.routes import (
     auth,
     classes,
     deployment,
+    dismissals,
     exports,
     formats,
     image_bulk,
     images,
     imports,
     jobs,
+    label_errors,
+    outliers,
     packages,
     projects,
     runs,
@@ -56,3 +59,5 @@ for _module in (work, annotators):  # assignment, review, honeypots, consensus, 
     api_router.include_router(_module.router, dependencies=[VIEWER])
 api_router.include_router(assist.router, dependencies=[VIEWER])  # assisted segmentation
 api_router.include_router(similar.router, dependencies=[VIEWER])  # more like this, duplicates, embed job
+for _module in (label_errors, outliers, dismissals):  # what is wrong in the data: fix or set aside
+    api_router.include_router(_module.router, dependencies=[VIEWER])
