@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, not_, select
 
 from visionloop.core.errors import NotFoundError
+from visionloop.storage.health import box_condition, folder_condition
 from visionloop.storage.models import (
     AnnotationRow,
     HeadCountRow,
@@ -60,6 +61,9 @@ class ImageFilter:
     review: ReviewState | None = None
     annotator: str | None = None
     name_contains: str | None = None
+    boxes: tuple[float | None, float | None, float | None, float | None] | None = None
+    """size_min, size_max, aspect_min, aspect_max of a box the image has (see storage.health.box_condition)"""
+    folder: str | None = None
     conditions: tuple[ColumnElement[bool], ...] = field(default=(), compare=False, repr=False)
 
 
@@ -93,12 +97,17 @@ def _like(text: str) -> str:
 def resolve_filter(
     project: Project, *, class_: str | None = None, split: str | None = None, version: str | None = None,
     annotated: bool | None = None, review: str | None = None, annotator: str | None = None, q: str | None = None,
+    box_min: float | None = None, box_max: float | None = None, aspect_min: float | None = None,
+    aspect_max: float | None = None, folder: str | None = None,
 ) -> ImageFilter:
     """The filter of the list's query parameters, with names resolved (NotFoundError lists the known ones).
 
     ``class_``: a class name or id (images whose head annotation has at least one instance or label of it);
     ``split``: train, val, test, or ``none`` (in no split of the version), of ``version`` (default: the latest);
-    ``review``: a review state; ``annotator``: the author of the head revision; ``q``: part of the file name, any case.
+    ``review``: a review state; ``annotator``: the author of the head revision; ``q``: part of the file name, any case;
+    ``box_min``/``box_max``/``aspect_min``/``aspect_max``: a box of the head annotation with a size (sqrt of its area,
+    pixels) and an aspect (width / height) in these half-open ranges; ``folder``: the first folder of the name
+    (``/``: none).
     """
     conds: list[ColumnElement[bool]] = []
     class_id = version_id = None
@@ -131,8 +140,16 @@ def resolve_filter(
             .where(RevisionRow.author == annotator)))
     if q:
         conds.append(ImageRow.name.ilike(_like(q), escape="\\"))
+    boxes = (box_min, box_max, aspect_min, aspect_max)
+    if any(b is not None for b in boxes):
+        conds.append(box_condition(project.engine.dialect.name, size_min=box_min, size_max=box_max,
+                                   aspect_min=aspect_min, aspect_max=aspect_max))
+    if folder:
+        conds.append(folder_condition(folder))
     return ImageFilter(class_id=class_id, version_id=version_id, split=split, annotated=annotated, review=state,
-                       annotator=annotator, name_contains=q or None, conditions=tuple(conds))
+                       annotator=annotator, name_contains=q or None,
+                       boxes=boxes if any(b is not None for b in boxes) else None, folder=folder or None,
+                       conditions=tuple(conds))
 
 
 def _listed(query: Select[Any], where: ImageFilter | None) -> Select[Any]:

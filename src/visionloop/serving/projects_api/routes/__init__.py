@@ -23,6 +23,7 @@ from visionloop.serving.projects_api.routes import (
     dismissals,
     exports,
     formats,
+    health_stats,
     image_bulk,
     images,
     imports,
@@ -59,5 +60,6 @@ for _module in (work, annotators):  # assignment, review, honeypots, consensus, 
     api_router.include_router(_module.router, dependencies=[VIEWER])
 api_router.include_router(assist.router, dependencies=[VIEWER])  # assisted segmentation
 api_router.include_router(similar.router, dependencies=[VIEWER])  # more like this, duplicates, embed job
+api_router.include_router(health_stats.router, dependencies=[VIEWER])  # dataset health figures
 for _module in (label_errors, outliers, dismissals):  # what is wrong in the data: fix or set aside
     api_router.include_router(_module.router, dependencies=[VIEWER])
