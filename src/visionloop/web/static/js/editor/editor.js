@@ -18,6 +18,7 @@ import { Predictions, prefetchPredictions } from './predictions.js';
 import { AutoSave } from './save.js';
 import { StyleBook, boxGeometry, featuresOf, makeFeature, payloadOf } from './shapes.js';
 import { Tools } from './tools.js';
+import { WorkMode, goldBinding, itemHref } from './work.js';
 
 const details = new Map(); // `${project}/${id}?filters` -> Promise<detail>, the opened and prefetched images
 const MAX_DETAILS = 12;
@@ -101,10 +102,15 @@ class Editor {
     const p = this.project;
     await offline.ready; // edits a closed page left are queued first
     if (this.disposed) return;
-    const [info, classes, detail, waiting] = await Promise.all([
+    const [info, classes, detail, pending, item] = await Promise.all([
       api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id, this.query),
-      offline.pendingFor(p, this.id).catch(() => null)]);
+      offline.pendingFor(p, this.id).catch(() => null),
+      this.query.item ? WorkMode.load(p, this.query.item) : null]); // ?item=N: opened from My queue
     if (this.disposed) return; // left while loading (keys held, a fast play): build nothing
+    if (item && item.image.id !== this.id) {
+      location.hash = itemHref(p, item); // the item's own image
+      return;
+    }
     this.timings.fetched = performance.now();
     this.detail = detail;
     this.info = info;
@@ -112,7 +118,10 @@ class Editor {
     this.allClasses = classes;
     this.keysOf = classKeys(this.classes);
     const head = detail.annotation || null;
-    const start = waiting ? waiting.payload : head; // edits kept in this browser are newer than the server's head
+    this.work = item ? new WorkMode(this, item) : null; // its answer goes to POST .../work/N/submit, not to the image
+    const waiting = this.work ? null : pending;
+    // edits kept in this browser are newer than the server's head
+    const start = this.work ? this.work.start() : waiting ? waiting.payload : head;
     this.mode = modeOf(info.task, start, p);
     this.currentClass = this.classes.length ? this.classes[0].id : 0;
     this.styles = new StyleBook(this.allClasses);
@@ -157,9 +166,10 @@ class Editor {
     this.predictions.start(); // in the background: the image and its annotation do not wait for it
     this.history = new History(this.payload());
     this.timings.history = performance.now();
-    this.autosave = new AutoSave({ project: p, imageId: this.id, revision: detail.head_revision,
+    this.autosave = this.work || new AutoSave({ project: p, imageId: this.id, revision: detail.head_revision,
       getPayload: () => this.history.current, onStatus: (s) => this.panel.setStatus(s),
       onConflict: (body) => this.showConflict(body) });
+    if (this.work) this.work.show();
     this.keys = new Keys();
     this.keys.set(this.bindings());
     this.keys.start();
@@ -170,7 +180,8 @@ class Editor {
     this.timings.shown = performance.now();
     this.canvas.map.once('rendercomplete', () => { this.timings.rendered = performance.now(); });
     window.vlEditor = this; // for tests and benchmarks: timings, payload()
-    await this.neighbours();
+    if (this.work) this.panel.setNav(null, null); // the queue says what comes next
+    else await this.neighbours();
     if (this.disposed) return;
     if (waiting && waiting.state === 'conflict') this.showConflict(null);
     if (playing) this.playTimer = setTimeout(() => this.playNext(), FRAME_MS);
@@ -497,6 +508,8 @@ class Editor {
       { keys: ['ctrl+shift+z', 'ctrl+y'], label: 'Redo', group: 'Edit', when: edit, run: () => this.redo() },
     ];
     if (this.assist) list.unshift(...this.assist.bindings(() => this.setTool('assist'))); // first: Enter, Esc
+    if (this.work) list.unshift(...this.work.bindings()); // Shift+Enter: submit & next
+    list.push(goldBinding(this));
     for (const c of this.classes) {
       const k = this.keysOf.get(c.id);
       if (!k) continue;

@@ -33,6 +33,7 @@ export class Panel {
     this.selectionEl = h('div', { class: 'ed-selection' });
     this.hintEl = h('p', { class: 'ed-hint muted' });
     this.predictionsEl = h('section', { class: 'ed-pred', 'data-testid': 'ed-predictions', hidden: true });
+    this.workEl = h('section', { class: 'ed-work', 'data-testid': 'ed-work', hidden: true }); // editor/work.js
     const bar = h('div', { class: 'ed-bar' },
       h('div', { class: 'ed-bar-left' }, this.prevBtn, this.nextBtn, h('div', { class: 'ed-title' }, this.nameEl,
         this.posEl)),
@@ -40,7 +41,7 @@ export class Panel {
       h('div', { class: 'ed-bar-right' }, readOnly ? h('span', { class: 'ed-readonly' }, 'View only') : null,
         this.statusEl,
         h('button', { class: 'small ed-help-btn', title: 'Keyboard shortcuts (?)', onclick: actions.help }, '?')));
-    const side = h('aside', { class: 'ed-side' },
+    const side = h('aside', { class: 'ed-side' }, this.workEl,
       h('h3', {}, mode === 'tags' ? 'Tags' : mode === 'label' ? 'Label' : 'Classes'),
       this.classList, this.selectionEl, this.predictionsEl, this.hintEl);
     replaceChildren(root, h('div', { class: 'ed' }, bar,
