@@ -1,5 +1,12 @@
-"""Pre-annotation in the editor: a detector trained briefly on BCCD and exported (a real package) is deployed and
-pre-annotates two unlabelled BCCD images in a job; the editor shows the stored suggestions with their scores, a click selects one and Enter accepts
+"""Pre-annotation in the editor.
+
+In CI: suggestions stored for an image as the pre-annotation job stores them (``storage.suggestions``; the job has
+tests of its own) for the deployed package (an exported random-weight detector): an annotator opens the editor, Enter
+accepts the selected suggestion and Shift+O every one above the threshold, and the image's annotation holds them,
+saved by that annotator; an admin starts pre-annotation from the Models page and follows the job to its end.
+
+Slow: a detector trained briefly on BCCD and exported (a real package) is deployed and pre-annotates two unlabelled
+BCCD images in a job; the editor shows the stored suggestions with their scores, a click selects one and Enter accepts
 it, the threshold slider hides the low ones and Shift+O accepts every one shown (one undo); the accepted boxes are
 saved as the annotation and, after a reload, are there while the suggestions they came from are no longer offered.
 """
@@ -8,14 +15,17 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.deploy_fixtures import CELL_CLASSES
+from tests.deploy_fixtures import CELL_CLASSES, detector_package  # noqa: F401
 from tests.web.api_client import admin_client
-from tests.web.conftest import bccd_subset, serve, sign_in
+from tests.web.conftest import USER_PASSWORD, bccd_subset, serve, sign_in
 from tests.web.test_editor import _plain_project, open_editor, payload, screen, wait_saved
+from visionloop.storage.suggestions import ModelRef, ModelSource, NewSuggestion, save_suggestions
+from visionloop.storage.users import add_user
 
 PANEL = "[data-testid=ed-predictions]"
 LAYER = "window.vlEditor.predictions"
@@ -71,6 +81,84 @@ def boxes_of(page) -> list[list[float]]:  # noqa: ANN001
 
 def close(a: list[float], b: list[float]) -> bool:
     return all(abs(x - y) <= 1.0 for x, y in zip(a, b, strict=True))
+
+
+# ---- CI: stored suggestions accepted, pre-annotation started from the Models page -------------------------------
+
+QUICK = "quick"
+STORED = [  # (box, class, score) of image 1; the package's threshold is 0.5: the last one is hidden
+    ([40.0, 40.0, 140.0, 140.0], "RBC", 0.95), ([220.0, 60.0, 330.0, 170.0], "WBC", 0.8),
+    ([380.0, 250.0, 470.0, 340.0], "Platelets", 0.62), ([100.0, 300.0, 200.0, 400.0], "RBC", 0.3)]
+
+
+@pytest.fixture(scope="module")
+def quick(bccd_dir: Path, detector_package: Path,  # noqa: F811
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A detection project of two unlabelled BCCD images with the exported detector deployed, its suggestions for
+    image 1 stored as the preannotate job stores them, and the annotator ``nina``; yields the running server."""
+    path = _plain_project(bccd_dir, tmp_path_factory.mktemp("quick") / "projects", QUICK, "detection", CELL_CLASSES,
+                          n=2)
+    shutil.copytree(detector_package, path / "packages" / "detector")
+    with serve([path], projects_dir=path.parent) as server, admin_client(server.url) as client:
+        deployed = client.post(f"/projects/{QUICK}/deployment", json={"package": "detector"}).raise_for_status().json()
+        ids = {c["name"]: c["id"] for c in client.get(f"/projects/{QUICK}/classes").raise_for_status().json()}
+        project = server.app.state.projects.get(QUICK)
+        add_user(project, "nina", role="annotator", password=USER_PASSWORD)
+        image = client.get(f"/projects/{QUICK}/images/1").raise_for_status().json()
+        prediction = {"task": "detection", "width": image["width"], "height": image["height"], "detections": [
+            {"xyxy": box, "class_id": ids[name], "name": name, "score": score} for box, name, score in STORED]}
+        ref = ModelRef(ModelSource.PACKAGE, "detector", deployed.get("model_sha256") or "detector")
+        assert save_suggestions(project, ref, [NewSuggestion(1, prediction)],
+                                thresholds={"score": 0.5, "per_class": {}}) == 1
+        yield server
+
+
+def test_stored_suggestions_accepted_with_enter_and_shift_o(new_page, quick, shot) -> None:  # noqa: ANN001
+    page = new_page()
+    sign_in(page, quick.url, "nina", USER_PASSWORD)
+    open_editor(page, quick.url, QUICK, 1)
+    page.locator(PANEL).get_by_text("Model predictions: detector").wait_for()
+    page.keyboard.press("o")
+    wait_shown(page, 3)  # at or above the package's threshold
+    box, name, score = STORED[2]
+    page.mouse.click(*screen(page, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
+    assert f"{round(score * 100)}%" in page.locator(PANEL).locator(".ed-pred-selected").inner_text()
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.vlEditor.history.current && window.vlEditor.history.current.xyxy.length === 1")
+    wait_shown(page, 2)  # the accepted one is not offered again
+    page.keyboard.press("Shift+O")
+    page.wait_for_function("window.vlEditor.history.current.xyxy.length === 3")
+    wait_saved(page)
+    shot(page, "editor-suggestions-stored")
+    with admin_client(quick.url) as client:
+        saved = client.get(f"/projects/{QUICK}/images/1").raise_for_status().json()
+        names = {c["id"]: c["name"] for c in client.get(f"/projects/{QUICK}/classes").json()}
+        revisions = client.get(f"/projects/{QUICK}/images/1/revisions").raise_for_status().json()
+    got = sorted((tuple(round(v) for v in b), names[c]) for b, c in zip(saved["annotation"]["xyxy"],
+                                                                       saved["annotation"]["class_id"], strict=True))
+    assert got == sorted((tuple(round(v) for v in b), n) for b, n, _ in STORED[:3])
+    head = next(r for r in revisions if r["revision"] == saved["head_revision"])
+    assert head["author"] == "nina"
+    page.goto(f"{quick.url}/#/p/{QUICK}/models")  # starting pre-annotation is for admins (the API says so too)
+    page.locator("#packages").wait_for()
+    assert page.locator("#pre-annotate").is_hidden()
+
+
+def test_pre_annotation_starts_from_the_models_page(new_page, quick, shot) -> None:  # noqa: ANN001
+    page = new_page()
+    sign_in(page, quick.url)
+    page.goto(f"{quick.url}/#/p/{QUICK}/models")
+    card = page.locator("#pre-annotate")
+    card.get_by_text("Pre-annotate unlabelled images with this model").click()
+    page.wait_for_function("document.querySelector('#pre-annotate .job-progress')?.dataset.state === 'done'",
+                           timeout=BOUND_S * 1000)
+    card.locator("#preannotate-after").get_by_text("1 image pre-annotated").wait_for()  # image 2: 1 is annotated
+    shot(page, "models-preannotate")
+    with admin_client(quick.url) as client:
+        jobs = client.get(f"/projects/{QUICK}/jobs").raise_for_status().json()
+        suggestion = client.get(f"/projects/{QUICK}/images/2/suggestions").raise_for_status().json()
+    assert suggestion["model"] == "detector" and suggestion["image_id"] == 2
+    assert [(j["kind"], j["state"], j["created_by"]) for j in jobs] == [("preannotate", "done", "admin")]
 
 
 @pytest.mark.slow

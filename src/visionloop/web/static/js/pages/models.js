@@ -1,9 +1,10 @@
 // #/p/:project/models — the model packages (metrics, int8 verdict), which one is deployed, deploy another (admin),
 // and "try it": drop an image, see the deployed model's prediction drawn on it, and its JSON.
 import {api, projectPath, roleAllows, session} from '../api.js';
-import {emptyState, fmtDate, h, pageHeader, projectHref, spinner, toast, toastError} from '../ui.js';
+import {emptyState, fmtDate, h, pageHeader, plural, projectHref, spinner, toast, toastError} from '../ui.js';
 import {headlineText, int8Change} from '../metrics_view.js';
 import {predictionCanvas, predictionSummary, scoreList} from '../prediction_view.js';
+import {jobProgress, watchJob} from '../job_watch.js';
 
 let cleanups = [];
 
@@ -21,10 +22,11 @@ export async function render(root, {project}) {
   ]);
   const admin = roleAllows(role, 'admin');
   const list = h('section', {class: 'card'});
+  const preCard = h('section', {class: 'card pre-annotate', id: 'pre-annotate'});
   const tryCard = h('section', {class: 'card try-it'});
   root.replaceChildren(h('div', {class: 'models-page'},
     pageHeader('Models', 'Packages exported from training runs; the deployed one answers predictions in this '
-      + 'platform.'), list, tryCard));
+      + 'platform.'), list, preCard, tryCard));
 
   async function refresh() {
     const [pk, dep] = await Promise.all([api.get(p('packages')), api.get(p('deployment')).catch(() => null)]);
@@ -32,6 +34,7 @@ export async function render(root, {project}) {
   }
   function show(pk, dep) {
     renderPackages(list, project, pk, dep, admin, refresh);
+    renderPreannotate(preCard, project, dep, admin);
     renderTry(tryCard, project, dep, classes);
   }
   show(packages, deployment);
@@ -84,6 +87,42 @@ function int8Text(int8) {
   if (!int8) return h('span', {class: 'muted'}, 'not quantised');
   return h('span', {class: `verdict ${int8.forced ? 'refused' : 'kept'}`},
     `${int8.forced ? 'kept by force' : 'kept'}: ${int8Change(int8)}`);
+}
+
+// Pre-annotation without a terminal: the deployed model predicts the unlabelled images in a job (POST .../preannotate);
+// the editor then offers its boxes as suggestions to accept.
+function renderPreannotate(el, project, deployment, admin) {
+  const current = deployedName(deployment);
+  el.hidden = !admin || !current;
+  if (el.hidden) return;
+  const progress = jobProgress();
+  progress.el.hidden = true;
+  const button = h('button', {type: 'button', class: 'primary', id: 'preannotate-start'},
+    'Pre-annotate unlabelled images with this model');
+  const after = h('p', {class: 'muted', id: 'preannotate-after'});
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    try {
+      const job = await api.post(projectPath(project, 'preannotate'), {package: current});
+      progress.el.hidden = false;
+      progress.set(job);
+      const watch = watchJob(project, job.id, (j) => progress.set(j));
+      cleanups.push(() => watch.stop());
+      const last = await watch.done;
+      if (last?.state === 'done') {
+        after.replaceChildren(`${plural(last.result?.stored ?? 0, 'image')} pre-annotated: open one in the editor and press O `
+          + 'to see the suggestions. ', h('a', {href: projectHref(project, 'jobs')}, 'All jobs'));
+      }
+    } catch (e) {
+      toastError(e);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  el.replaceChildren(h('h2', {}, 'Pre-annotation'), h('p', {class: 'muted'}, 'The deployed model ',
+    h('strong', {}, current), ' predicts the images nobody has annotated yet, in the background; the editor offers '
+    + 'its boxes as suggestions to accept (Enter) or accept above a threshold (Shift+O).'),
+  h('div', {class: 'row'}, button), progress.el, after);
 }
 
 function renderTry(el, project, deployment, classes) {
