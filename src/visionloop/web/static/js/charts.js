@@ -7,7 +7,7 @@ const COLOURS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2
 const LOSS_KEYS = ['train_loss', 'val_loss'];
 const NOT_CURVES = new Set(['epoch', 'step', 'lr', 'epoch_seconds', 'best', 'stopped_early']);
 
-function ensureCss() {
+export function ensureCss() {
   if (document.querySelector('link[data-uplot]')) return;
   const link = document.createElement('link');
   link.rel = 'stylesheet';

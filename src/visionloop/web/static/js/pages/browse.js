@@ -12,6 +12,7 @@ import {
   confirmDialog, debounce, emptyState, errorState, fmtNumber, h, keymap, pageHeader, plural, projectHref,
   replaceChildren, spinner, toast, toastError,
 } from '../ui.js';
+import { openSimilar } from '../similar_strip.js';
 
 const FIRST_PAGE = 60; // a screenful and more
 const NEXT_PAGE = 240;
@@ -25,10 +26,20 @@ const BUFFER_ROWS = 4; // rows kept above and below the screen
 const CARD_CACHE = 1500; // cards kept built for scrolling back
 const POSITION_KEY = 'vl_browse_position';
 const RESTORE_MAX = 20000; // back from the editor, the grid reloads up to this many images to return to its place
-const FILTER_KEYS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
+// the health page's links: a box size (sqrt of its area, px) or aspect (width / height) bin, a folder; shown as chips
+const BOX_FILTERS = ['box_min', 'box_max', 'aspect_min', 'aspect_max'];
+const FILTER_KEYS = ['q', 'class', 'annotated', 'split', 'review', 'annotator', ...BOX_FILTERS, 'folder'];
 const REVIEW_STATES = [['todo', 'To do'], ['in_progress', 'In progress'], ['submitted', 'Waiting for review'],
   ['approved', 'Approved'], ['rejected', 'Rejected']];
 const SPLITS = [['train', 'Train'], ['val', 'Validation'], ['test', 'Test'], ['none', 'In no split']];
+
+function boxFilterText(f) {
+  const range = (lo, hi, unit) => (lo && hi ? `${lo}–${hi}${unit}` : lo ? `≥ ${lo}${unit}` : `< ${hi}${unit}`);
+  const parts = [];
+  if (f.box_min || f.box_max) parts.push(`box size ${range(f.box_min, f.box_max, ' px')}`);
+  if (f.aspect_min || f.aspect_max) parts.push(`aspect ${range(f.aspect_min, f.aspect_max, '')}`);
+  return parts.length ? `A ${parts.join(', ')}` : '';
+}
 
 let state = null;
 
@@ -83,8 +94,22 @@ function filterPanel(st, classes, versions) {
       ? { hint: `Of version ${latest}, the latest.` } : { disabled: true, hint: 'Splits come with a dataset version.' }),
     select('filter-review', 'Review', REVIEW_STATES, f.review, set('review')),
     h('div', { class: 'field' }, h('label', { for: 'filter-annotator' }, 'Annotated by'), annotator, names),
+    extraFilterChips(st),
     h('button', { class: 'link-button', id: 'clear-filters', hidden: !Object.keys(f).length,
       onclick: () => st.setFilters({}) }, 'Clear all filters'));
+}
+
+function extraFilterChips(st) {
+  const f = st.filters;
+  const chip = (testid, text, keys) => h('span', { class: 'chip', 'data-testid': testid }, text,
+    h('button', { class: 'icon-button', title: 'Remove this filter', 'aria-label': `Remove the filter ${text}`,
+      onclick: () => st.setFilters(Object.fromEntries(Object.entries(f).filter(([k]) => !keys.includes(k)))) }, '×'));
+  const boxes = boxFilterText(f);
+  const chips = [
+    boxes ? chip('filter-boxes', boxes, BOX_FILTERS) : null,
+    f.folder ? chip('filter-folder', f.folder === '/' ? 'No folder' : `Folder ${f.folder}`, ['folder']) : null,
+  ].filter(Boolean);
+  return chips.length ? h('div', { class: 'field' }, h('label', {}, 'Also'), h('div', { class: 'chips' }, chips)) : null;
 }
 
 // ---- the grid ---------------------------------------------------------------------------------------------------
@@ -294,6 +319,9 @@ export async function render(root, params) {
     replaceChildren(selectionBar,
       h('strong', { id: 'selected-count' }, `${fmtNumber(n)} selected`),
       allButton, split,
+      n === 1 && !st.all ? h('button', { class: 'small', id: 'bulk-similar', title: 'The images most like this one',
+        onclick: () => { const id = [...st.selected][0]; openSimilar(project, st.items[st.index.get(id)] || { id }, role); } },
+      'More like this') : null,
       roleAllows(role, 'reviewer') ? h('button', { class: 'small', id: 'bulk-review', onclick: sendToReview }, 'Send to review') : null,
       admin ? h('button', { class: 'small danger-outline', id: 'bulk-delete', onclick: deleteSelected }, 'Delete…') : null,
       h('button', { class: 'small', onclick: clearSelection, title: 'Esc' }, 'Clear'));
