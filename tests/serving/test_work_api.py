@@ -250,6 +250,11 @@ def test_my_queue_reopens_items_and_hides_gold_from_annotators(bccd: Bccd) -> No
     assert "gold" not in bccd.get("a", "images").text and "honeypot" not in bccd.get("a", "images").text
     for who in ("rita", "viewer", "admin"):  # reviewers and admins see the gold's annotation; viewers never annotate
         assert bccd.get(who, f"images/{gold_id}").json()["annotated"] is True
+    assert bccd.get("a", f"images/{gold_id}/revisions").json() == []  # nor its history
+    assert [r["author"] for r in bccd.get("rita", f"images/{gold_id}/revisions").json()] == ["rita"]
+    stale = bccd.client.put(bccd.url(f"images/{gold_id}/annotation"), headers=bccd.h["a"], json={
+        "payload": answer(bccd.truth[gold_id], rng), "base_revision": None})
+    assert stale.status_code == 409 and stale.json()["head"] is None  # a save from scratch shows no gold either
     other = bccd.get("a", f"images/{ids[0]}").json()
     assert other["annotation"] is None and other["annotated"] is False  # nothing hidden: never annotated
 

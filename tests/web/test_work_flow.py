@@ -105,8 +105,24 @@ def test_assign_annotate_reject_fix_approve(page, new_page, served: Served, peop
     submit_and_wait(ann, served)
     second = wait_item(ann)
     assert second != first
-    submit_and_wait(ann, served)  # unchanged: what it had
+    # someone saves the second image meanwhile: submitting shows both versions, "Merge both" submits the union
+    other = ann.evaluate("window.vlEditor.id")
+    drag(ann, (300, 20), (360, 70))
+    start = call(served, "GET", f"images/{other}", admin)
+    theirs = {**start["annotation"], "xyxy": [*start["annotation"]["xyxy"], [400, 30, 470, 90]],
+              "class_id": [*start["annotation"]["class_id"], start["annotation"]["class_id"][0]]}
+    theirs.pop("attributes", None)
+    saved = call(served, "PUT", f"images/{other}/annotation", admin,
+                 json={"payload": theirs, "base_revision": start["head_revision"]})
+    ann.keyboard.press("Shift+Enter")
+    dialog = ann.locator(".ed-conflict-dialog")
+    dialog.wait_for()
+    assert "admin" in dialog.inner_text()
+    ann.click("[data-choice=merge]")
     ann.wait_for_selector("[data-testid=queue-page]")
+    merged = call(served, "GET", f"images/{other}", admin)
+    assert merged["head_revision"] == saved["revision"] + 1 and [400, 30, 470, 90] in merged["annotation"]["xyxy"]
+    assert any(b == pytest.approx([300, 20, 360, 70], abs=2) for b in merged["annotation"]["xyxy"])
     assert ann.inner_text("[data-testid=queue-submitted]") == "2" and ann.inner_text("[data-testid=queue-todo]") == "0"
     head = call(served, "GET", f"images/{image}", admin)
     assert len(head["annotation"]["xyxy"]) == n0 + 1 and head["review_state"] == "submitted"

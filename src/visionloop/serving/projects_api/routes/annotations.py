@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse
 from visionloop.core.annotations import annotation_from_payload
 from visionloop.core.errors import AnnotationValidationError, StaleRevisionError
 from visionloop.serving.error_handlers import ERROR_RESPONSES
-from visionloop.serving.projects_api.auth import AnnotatorDep
+from visionloop.serving.projects_api.auth import AnnotatorDep, ViewerDep
 from visionloop.serving.projects_api.deps import ImageId, ProjectDep
 from visionloop.serving.projects_api.image_queries import ImageHead, head_revision, image_head, image_revisions
+from visionloop.serving.projects_api.routes.images import hidden_gold
 from visionloop.serving.projects_api.schemas import (
     AnnotationSave,
     AnnotationSaved,
@@ -27,8 +28,10 @@ router = APIRouter(prefix="/projects/{project}/images/{image_id}", tags=["annota
 
 @router.get("/revisions", response_model=list[RevisionPublic],
             summary="Every saved revision of the image's annotation, oldest first")
-def list_revisions(project: ProjectDep, image_id: ImageId) -> list[RevisionPublic]:
+def list_revisions(user: ViewerDep, project: ProjectDep, image_id: ImageId) -> list[RevisionPublic]:
     image_head(project, image_id, with_payload=False)
+    if hidden_gold(user, project, [image_id]):
+        return []  # an annotator sees a gold image as never annotated (routes.images)
     return [RevisionPublic(revision=r.revision, author=r.author, created_at=r.created_at, payload=r.payload)
             for r in image_revisions(project, image_id)]
 
@@ -72,7 +75,8 @@ def save_annotation(
         conflict = SaveConflictPublic(
             detail=str(e), base_revision=e.base_revision, head_revision=e.head_revision,
             head=RevisionPublic(revision=head.revision, author=head.author, created_at=head.created_at,
-                                payload=head.payload) if head is not None else None,
+                                payload=head.payload) if head is not None and not hidden_gold(
+                                    user, project, [image_id]) else None,
             yours=YoursPublic(base_revision=body.base_revision, payload=body.payload))
         return JSONResponse(jsonable_encoder(conflict), status_code=status.HTTP_409_CONFLICT)
     return AnnotationSaved(image_id=image_id, revision=revision)

@@ -34,7 +34,7 @@ from visionloop.storage.project import Project
 from visionloop.storage.review import ReviewState, current_reviews
 from visionloop.storage.users import Role
 
-__all__ = ["IMMUTABLE_CACHE", "ImageFilterDep", "image_filter", "router", "source_file_name"]
+__all__ = ["IMMUTABLE_CACHE", "ImageFilterDep", "hidden_gold", "image_filter", "router", "source_file_name"]
 
 router = APIRouter(prefix="/projects/{project}/images", tags=["images"], responses=ERROR_RESPONSES)
 
@@ -73,7 +73,7 @@ def _public(item: ImageHead, base: str) -> dict[str, object]:
     }
 
 
-def _hidden_gold(user: CurrentUser, project: Project, ids: list[int]) -> set[int]:
+def hidden_gold(user: CurrentUser, project: Project, ids: list[int]) -> set[int]:
     """Of ``ids``, the gold images an annotator must see as never annotated: their head is a honeypot's answer, and
     an annotated image that their queue hands out empty would tell them it is one."""
     if user.role is not Role.ANNOTATOR or not ids:
@@ -151,7 +151,7 @@ def list_images(
 ) -> ImagesPublic:
     base = _images_path(request, project)
     items, next_after = image_page(project, offset=page.offset, limit=page.limit, after=after, where=where)
-    hidden = _hidden_gold(user, project, [i.id for i in items])
+    hidden = hidden_gold(user, project, [i.id for i in items])
     return ImagesPublic.model_validate({
         "total": count_images(project, where), "offset": page.offset, "limit": page.limit, "after": after,
         "next_after": next_after, "items": [_as_unannotated(_public(i, base)) if i.id in hidden else _public(i, base)
@@ -178,7 +178,7 @@ def get_image(request: Request, user: ViewerDep, project: ProjectDep, image_id: 
         "tiles": tiles_public(_images_path(request, project), item.id, item.width, item.height),
         "prev_id": prev_id, "next_id": next_id, "review": review.to_json() if review is not None else None,
     }
-    if _hidden_gold(user, project, [image_id]):
+    if hidden_gold(user, project, [image_id]):
         record = {**_as_unannotated(record), "annotation": None, "review": None}
     return ImageDetailPublic.model_validate(record)
 

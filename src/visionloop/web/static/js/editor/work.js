@@ -166,6 +166,11 @@ export class WorkMode {
     const ed = this.editor;
     const fresh = await api.get(projectPath(ed.project, `images/${ed.id}`));
     const head = { revision: fresh.head_revision, payload: fresh.annotation, author: '', created_at: null };
+    try {
+      const revs = await api.get(projectPath(ed.project, `images/${ed.id}/revisions`));
+      const last = revs[revs.length - 1];
+      if (last) Object.assign(head, { author: last.author, created_at: last.created_at });
+    } catch { /* the author is a nicety */ }
     const { choice, payload } = await conflictDialog({ detail: ed.detail, classes: ed.allClasses, head,
       mine: ed.history.current });
     if (choice === null || ed.disposed) return false;
