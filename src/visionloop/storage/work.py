@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -53,6 +53,7 @@ __all__ = [
     "ItemKind",
     "ItemState",
     "WorkItem",
+    "accept_merge",
     "annotator_queue",
     "approve_images",
     "check_answer",
@@ -563,7 +564,9 @@ def review_queue(project: Project, *, offset: int = 0, limit: int = 50) -> tuple
 
 
 def _decide(project: Project, image_ids: Sequence[int], state: ItemState, *, author: str, reason: str | None,
-            tags: Sequence[str] | None, comment: dict[str, Any] | None) -> int:
+            tags: Sequence[str] | None, comment: dict[str, Any] | None,
+            before: Callable[[Connection], None] | None = None) -> int:
+    """Record the reviewer's decision on submitted images (``before(conn)`` runs first in the same transaction)."""
     ids = list(dict.fromkeys(int(i) for i in image_ids))
     current = current_reviews(project, ids)
     not_submitted = [i for i in ids if i not in current or current[i].state is not ReviewState.SUBMITTED]
@@ -571,6 +574,8 @@ def _decide(project: Project, image_ids: Sequence[int], state: ItemState, *, aut
         raise ConflictError(f"image {not_submitted[0]} is not waiting for review (only submitted images can be "
                             f"{state.value})")
     with project.transaction() as conn:
+        if before is not None:
+            before(conn)
         changed = set_review_state(project, ids, ReviewState(state.value), author=author, reason=reason, tags=tags,
                                    comment=comment, conn=conn)
         items = list(conn.execute(select(AssignmentRow.id).where(
@@ -583,6 +588,29 @@ def _decide(project: Project, image_ids: Sequence[int], state: ItemState, *, aut
 def approve_images(project: Project, image_ids: Sequence[int], *, author: str) -> int:
     """Approve submitted images (and their submitted assignments); returns how many changed."""
     return _decide(project, image_ids, ItemState.APPROVED, author=author, reason=None, tags=None, comment=None)
+
+
+def accept_merge(project: Project, image_id: int, *, author: str) -> dict[str, int]:
+    """Approve a consensus image waiting for review with its latest merge as its annotation: when the head was
+    edited after the merge, the merged annotation becomes the head again (a revision by ``author``) in the same
+    transaction. Returns ``{"changed", "revision"}`` (the approved head revision)."""
+    with project.engine.connect() as conn:
+        merged_at = conn.execute(select(MergeRow.revision).where(MergeRow.image_id == image_id)
+                                 .order_by(MergeRow.id.desc()).limit(1)).scalar()
+    if merged_at is None:
+        raise ConflictError(f"image {image_id} has no consensus merge to accept; approve it instead")
+    head, _ = project.head(image_id)
+    revision = head
+    merged = next(r.annotation for r in project.history(image_id) if r.revision == merged_at)
+
+    def restore(conn: Connection) -> None:
+        nonlocal revision
+        if head != merged_at:
+            revision = project.save_annotation(image_id, merged, base_revision=head, author=author, conn=conn)
+
+    changed = _decide(project, [image_id], ItemState.APPROVED, author=author, reason=None, tags=None, comment=None,
+                      before=restore)
+    return {"changed": changed, "revision": revision}
 
 
 def reject_image(

@@ -13,6 +13,7 @@ from visionloop.storage.review import MAX_REASON, REJECT_TAGS
 from visionloop.storage.work import MAX_ANNOTATORS, MAX_BATCH_IMAGES
 
 __all__ = [
+    "AcceptedMergePublic",
     "AnnotatorPublic",
     "AnnotatorsPublic",
     "ApproveRequest",
@@ -170,6 +171,12 @@ class ApproveRequest(BaseModel):
 
 class ChangedPublic(BaseModel):
     changed: int = Field(description="Images whose review state changed.")
+
+
+class AcceptedMergePublic(BaseModel):
+    changed: int = Field(description="Images whose review state changed (1).")
+    revision: int = Field(description="The approved head revision: the merge's, or a new one restoring it when the "
+                          "head was edited after the merge.")
 
 
 class ConsensusAnswersPublic(BaseModel):

@@ -19,6 +19,7 @@ from visionloop.serving.projects_api.auth import AdminDep, AnnotatorDep, Reviewe
 from visionloop.serving.projects_api.deps import MAX_ID, ImageId, PageDep, ProjectDep
 from visionloop.serving.projects_api.image_queries import resolve_filter
 from visionloop.serving.projects_api.work_schemas import (
+    AcceptedMergePublic,
     ApproveRequest,
     BatchCreate,
     BatchesPublic,
@@ -146,6 +147,14 @@ def approve(user: ReviewerDep, project: ProjectDep, body: ApproveRequest) -> Cha
 def reject(user: ReviewerDep, project: ProjectDep, image_id: ImageId, body: RejectRequest) -> ChangedPublic:
     return ChangedPublic(changed=work.reject_image(project, image_id, author=user.name, reason=body.reason,
                                                    tags=body.tags, comment=body.comment))
+
+
+@router.post("/review/{image_id}/accept-merge", response_model=AcceptedMergePublic,
+             summary="Approve a consensus image with its latest merge as its annotation, restored if it was edited "
+                     "since (reviewers)")
+def accept_merge(user: ReviewerDep, project: ProjectDep, image_id: ImageId) -> AcceptedMergePublic:
+    project.image(image_id)
+    return AcceptedMergePublic(**work.accept_merge(project, image_id, author=user.name))
 
 
 @router.get("/review/{image_id}/answers", response_model=ConsensusAnswersPublic,
