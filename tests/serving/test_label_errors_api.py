@@ -226,3 +226,14 @@ def test_an_import_into_a_project_with_embeddings_queues_the_embed_job(served: S
     follow = served.client.get(served.url(f"/jobs/{done['result']['follow_up_job']}"), headers=admin).json()
     assert follow["kind"] == "embed" and follow["params"] == {"backbone": BACKBONE}
     served.client.post(served.url(f"/jobs/{follow['id']}/cancel"), headers=admin)  # the backbone has its own tests
+
+
+def test_more_like_this_leaves_out_images_deleted_since_the_embeddings(served: Served) -> None:
+    admin = bearer_headers(served.project, Role.ADMIN)
+    gone = served.ids[5]
+    deleted = served.client.post(served.url("/images/bulk"), json={"ids": [gone], "action": "delete"}, headers=admin)
+    assert deleted.status_code == 200 and deleted.json()["changed"] == 1
+    r = served.client.get(served.url(f"/images/{served.ids[4]}/similar"), params={"k": 4}, headers=admin)
+    assert r.status_code == 200, r.text
+    found = [h["id"] for h in r.json()["results"]]
+    assert sorted(found) == sorted(served.ids[:4]) and all(h["name"] for h in r.json()["results"])

@@ -265,8 +265,15 @@ def similar_images(project: Any, key: str, image_id: int, *, k: int = 10) -> dic
         raise EmbeddingsMissingError(project.name, key, hint=(
             f"image {image_id} was added after the embeddings were computed; run `visionloop embed` (or the embed "
             "job) again to embed the new images"))
-    ids, scores = index.search(np.asarray(index.vectors[pos], np.float32), min(k + 1, MAX_K))
-    hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != image_id][:k]
-    names = {im.id: im.name for im in project.images(ids=[i for i, _ in hits])} if hits else {}
+    query_vector = np.asarray(index.vectors[pos], np.float32)
+    wanted = min(k + 1, MAX_K)
+    while True:  # images deleted since the embeddings were computed are left out (the next embed run drops them)
+        ids, scores = index.search(query_vector, wanted)
+        found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0 and i != image_id]
+        names = {im.id: im.name for im in project.images(ids=[i for i, _ in found])} if found else {}
+        hits = [(i, s) for i, s in found if i in names][:k]
+        if len(hits) == k or wanted >= min(len(index), MAX_K):
+            break
+        wanted = min(2 * wanted, MAX_K)
     return {"image": {"id": query.id, "name": query.name}, "backbone": key, "method": index.method,
             "results": [{"id": i, "name": names.get(i, ""), "score": round(s, 4)} for i, s in hits]}

@@ -2,6 +2,7 @@
 // (classes with their keys and counts, the selected shape). No per-shape DOM: the shapes live on the canvas.
 
 import { h, replaceChildren, colorOf, textOn, keymap } from '../ui.js';
+import { similarStrip } from '../similar_strip.js';
 
 /** A click on these buttons leaves the keyboard focus where it was (Space and the keys keep going to the editor). */
 const keepFocus = (e) => e.preventDefault();
@@ -33,6 +34,7 @@ export class Panel {
     this.selectionEl = h('div', { class: 'ed-selection' });
     this.hintEl = h('p', { class: 'ed-hint muted' });
     this.predictionsEl = h('section', { class: 'ed-pred', 'data-testid': 'ed-predictions', hidden: true });
+    this.similarEl = h('section', { class: 'ed-similar', 'data-testid': 'ed-similar' }); // more like this
     this.workEl = h('section', { class: 'ed-work', 'data-testid': 'ed-work', hidden: true }); // editor/work.js
     const bar = h('div', { class: 'ed-bar' },
       h('div', { class: 'ed-bar-left' }, this.prevBtn, this.nextBtn, h('div', { class: 'ed-title' }, this.nameEl,
@@ -43,7 +45,7 @@ export class Panel {
         h('button', { class: 'small ed-help-btn', title: 'Keyboard shortcuts (?)', onclick: actions.help }, '?')));
     const side = h('aside', { class: 'ed-side' }, this.workEl,
       h('h3', {}, mode === 'tags' ? 'Tags' : mode === 'label' ? 'Label' : 'Classes'),
-      this.classList, this.selectionEl, this.predictionsEl, this.hintEl);
+      this.classList, this.selectionEl, this.predictionsEl, this.similarEl, this.hintEl);
     replaceChildren(root, h('div', { class: 'ed' }, bar,
       h('div', { class: 'ed-main' }, h('div', { class: 'ed-stage' }, this.canvasEl, this.bannerEl), side)));
   }
@@ -54,6 +56,17 @@ export class Panel {
     const frame = detail.video_id !== null && detail.video_id !== undefined
       ? ` · ${detail.video_id} frame ${detail.frame_index ?? '?'}` : '';
     this.posEl.textContent = `${detail.width}×${detail.height}${frame}${position ? ` · ${position}` : ''}`;
+    this.showSimilarButton(detail.id);
+  }
+
+  /** "More like this": a button that shows the images most like this one (of the page's project). */
+  showSimilarButton(imageId) {
+    const project = decodeURIComponent((location.hash.match(/^#\/p\/([^/?]+)/) || [])[1] || '');
+    if (!project || !imageId) return;
+    replaceChildren(this.similarEl, h('button', { class: 'small', 'data-testid': 'ed-more-like-this',
+      title: 'The images most like this one', onmousedown: keepFocus,
+      onclick: () => replaceChildren(this.similarEl, h('h3', {}, 'More like this'),
+        similarStrip(project, imageId, null, { k: 8, size: 128 })) }, 'More like this'));
   }
 
   setNav(prevId, nextId) {
