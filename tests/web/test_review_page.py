@@ -2,8 +2,9 @@
 as the annotators' own clients would send them): rejects one with a reason, an issue tag and a box drawn on the image
 (the stored rejection holds them, the box in image pixels, and the image is back first in its annotator's queue),
 approves the next with A and two more from the grid's selection (the item events name the reviewer), and settles a
-consensus image whose two answers disagree: both answers and the merge are shown, accepting the merge approves it and
-the image's annotation is the merge of the two answers.
+consensus image whose two answers disagree: both answers and the merge are shown; edited after the merge, the edited
+annotation shows beside it, and M restores the merge and approves it: the image's annotation is the merge of the two
+answers.
 
 The tests run in file order on one server and one review queue.
 """
@@ -187,17 +188,29 @@ def test_consensus_answers_beside_the_merge_and_accepting_it(reviewer, served: S
     page.evaluate("window.scrollTo(0, 0)")
     shot(page, "review-consensus")
 
-    before = image(served, CONSENSUS)
-    page.keyboard.press("a")
+    merged = image(served, CONSENSUS)  # the merge is the head; the reviewer edits it (as in the editor: one box less)
+    edit = {**merged["annotation"], "xyxy": merged["annotation"]["xyxy"][1:],
+            "class_id": merged["annotation"]["class_id"][1:]}
+    with user_client(served.url, REVIEWER) as rita:
+        rita.put(f"/projects/{served.name}/images/{CONSENSUS}/annotation",
+                 json={"base_revision": merged["head_revision"], "payload": edit}).raise_for_status()
+    page.reload()
+    page.locator("#review-answers .review-answer").nth(3).wait_for()  # the answers, the merge and the edited one
+    assert "Current annotation" in answers.nth(3).inner_text() and "Merged" in answers.nth(2).inner_text()
+    assert "Approve the edited annotation" in page.locator("#review-approve").inner_text()
+    page.evaluate("window.scrollTo(0, 0)")
+    shot(page, "review-consensus-edited")
+    page.keyboard.press("m")  # restore the merge and approve it
     page.get_by_text("Nothing to review").wait_for()
+
     after = image(served, CONSENSUS)
     assert after["review_state"] == "approved" and after["review"]["author"] == REVIEWER
-    assert after["head_revision"] == before["head_revision"]
+    assert after["head_revision"] == merged["head_revision"] + 2 and after["annotation"] == merged["annotation"]
     size = (after["height"], after["width"])
-    merged = merge_answers([annotation_from_payload(setup["answers"][a]) for a in ANNOTATORS],
-                           iou_threshold=IOU_THRESHOLD, size=size).annotation
+    expected = merge_answers([annotation_from_payload(setup["answers"][a]) for a in ANNOTATORS],
+                             iou_threshold=IOU_THRESHOLD, size=size).annotation
     head = annotation_from_payload(after["annotation"])
-    assert np.allclose(head.xyxy, merged.xyxy, atol=0.01) and list(head.class_id) == list(merged.class_id)
+    assert np.allclose(head.xyxy, expected.xyxy, atol=0.01) and list(head.class_id) == list(expected.class_id)
     for name in ANNOTATORS:  # the merge is neither answer as it stands
         answer = annotation_from_payload(setup["answers"][name])
         assert head.xyxy.shape != answer.xyxy.shape or not np.allclose(head.xyxy, answer.xyxy, atol=0.5), name

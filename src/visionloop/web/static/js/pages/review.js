@@ -5,7 +5,8 @@
 //
 // Consensus images (annotated independently by k annotators whose answers disagree) show each answer beside the
 // merge the server made (weighted box fusion, majority vote, mask vote), which is already the image's annotation:
-// approving accepts it, or the reviewer edits it in the editor (E) and approves the result.
+// A accepts it (POST .../accept-merge), or the reviewer edits it in the editor (E) and approves the result here; an
+// annotation edited after the merge shows beside it, and M restores the merge and approves it.
 import {api, apiUrl, projectPath, roleAllows, session} from '../api.js';
 import {emptyState, errorState, fmtDate, fmtMetric, h, keymap, modal, pageHeader, plural, projectHref, spinner,
   toast, toastError} from '../ui.js';
@@ -51,6 +52,7 @@ export async function render(root, {project}) {
 
 const KEYS = [
   ['Review', [['a'], 'Approve (accept the merge of a consensus image)', () => approve()],
+    [['m'], 'Consensus image edited after its merge: restore the merge and approve it', () => acceptMerge()],
     [['r'], 'Reject: reason, issue tags and a comment drawn on the image', () => openReject()],
     [['e'], 'Open the image in the editor (approve it here after)', () => openEditor()]],
   ['Move', [['j', 'arrowright', 'arrowdown'], 'Next image', () => move(1)],
@@ -124,9 +126,9 @@ function renderGrid() {
     return h('div', {class: `thumb review-thumb${i === st.index ? ' current' : ''}${st.selected.has(item.image_id) ? ' selected' : ''}`,
       role: 'listitem', 'data-id': item.image_id, title: item.name, onclick: () => show(i)},
     h('div', {class: 'thumb-img'}, h('img', {loading: 'lazy', alt: item.name,
-      src: apiUrl(projectPath(st.project, `images/${item.image_id}/thumbnail`), {size: 160})}), check),
-    h('div', {class: 'thumb-meta'}, h('span', {class: 'thumb-name'}, shortName(item.name)),
-      item.consensus ? h('span', {class: 'badge warn'}, 'consensus') : null));
+      src: apiUrl(projectPath(st.project, `images/${item.image_id}/thumbnail`), {size: 160})}), check,
+    item.consensus ? h('span', {class: 'badge warn thumb-flag'}, 'consensus') : null),
+    h('div', {class: 'thumb-meta'}, h('span', {class: 'thumb-name'}, shortName(item.name))));
   };
   st.grid.replaceChildren(...st.items.map(thumb));
   if (!st.items.length) st.grid.replaceChildren(h('p', {class: 'muted'}, 'Nothing left: every submitted image is reviewed.'));
@@ -151,6 +153,7 @@ async function show(index) {
   st.comment = null;
   st.tags = new Set();
   st.view = null;
+  st.merge = null;
   renderGrid();
   const item = current();
   if (!item) {
@@ -168,7 +171,14 @@ async function show(index) {
     const detail = await api.get(projectPath(st.project, `images/${item.image_id}`));
     const [image, answers] = await Promise.all([loadImage(detail.url),
       item.consensus ? api.get(projectPath(st.project, `work/review/${item.image_id}/answers`)) : null]);
+    const last = answers?.merges?.[answers.merges.length - 1] || null;
+    const merge = last ? {...last, edited: detail.head_revision !== last.revision, payload: detail.annotation} : null;
+    if (merge?.edited) {  // the merge as it was made, from the image's revisions
+      const revisions = await api.get(projectPath(st.project, `images/${item.image_id}/revisions`));
+      merge.payload = revisions.find((r) => r.revision === merge.revision)?.payload ?? null;
+    }
     if (st?.loadToken !== token) return;
+    st.merge = merge;
     st.detail = detail;
     st.view = annotationCanvas(image, detail.annotation, st.classes);
     st.image = image;
@@ -176,20 +186,20 @@ async function show(index) {
     st.stage.replaceChildren(h('div', {class: 'review-title'}, h('strong', {id: 'review-name'}, item.name),
       h('span', {class: 'muted'}, `${st.index + 1} / ${st.items.length}`)),
     h('div', {class: 'review-canvas-wrap'}, st.view.canvas));
-    renderSide(item, detail, answers);
-    renderAnswers(item, detail, answers, image);
+    renderSide(item, detail);
+    renderAnswers(detail, answers, image);
   } catch (e) {
     if (st?.loadToken === token) st.stage.replaceChildren(errorState(e, 'This image'));
   }
 }
 
-function renderSide(item, detail, answers) {
-  const merge = answers?.merges?.[answers.merges.length - 1] || null;
-  const edited = merge && detail.head_revision !== merge.revision;
-  const approveText = item.consensus ? 'Accept the merge' : 'Approve';
+function renderSide(item, detail) {
+  const edited = st.merge?.edited;
+  const approveText = st.merge && !edited ? 'Accept the merge' : edited ? 'Approve the edited annotation' : 'Approve';
   const approveButton = h('button', {type: 'button', class: 'primary', id: 'review-approve', onclick: () => approve()},
     approveText, ' ', h('kbd', {}, 'A'));
-  if (item.consensus && edited) approveButton.replaceChildren('Approve the edited annotation ', h('kbd', {}, 'A'));
+  const restoreButton = edited ? h('button', {type: 'button', id: 'review-restore-merge', onclick: () => acceptMerge()},
+    'Restore the merge and approve ', h('kbd', {}, 'M')) : null;
   st.side.replaceChildren(
     h('dl', {class: 'review-facts'},
       h('dt', {}, item.consensus ? 'Answered by' : 'Annotated by'),
@@ -199,7 +209,7 @@ function renderSide(item, detail, answers) {
       h('dt', {}, 'Objects'), h('dd', {id: 'review-summary'}, annotationSummary(detail.annotation, st.classes)),
       item.consensus ? [h('dt', {}, 'Agreement'), h('dd', {}, h('span', {class: 'badge warn'},
         item.agreement === null ? '–' : fmtMetric(item.agreement, 2)))] : null),
-    h('div', {class: 'review-actions'}, approveButton,
+    h('div', {class: 'review-actions'}, approveButton, restoreButton,
       h('button', {type: 'button', class: 'danger-outline', id: 'review-reject', onclick: () => openReject()},
         'Reject', ' ', h('kbd', {}, 'R')),
       h('a', {class: 'button', id: 'review-edit', href: editorHref(item)}, 'Edit in the editor ', h('kbd', {}, 'E'))),
@@ -221,15 +231,15 @@ function openEditor() {
 
 // ---- consensus ---------------------------------------------------------------------------------------------------
 
-function renderAnswers(item, detail, answers, image) {
+function renderAnswers(detail, answers, image) {
   if (!answers || !answers.answers.length) { st.answers.replaceChildren(); return; }
-  const merge = answers.merges[answers.merges.length - 1] || null;
-  const method = MERGE_METHOD[detail.annotation?.type] || 'merge';
-  const edited = merge && detail.head_revision !== merge.revision;
+  const merge = st.merge;
+  const method = MERGE_METHOD[(merge?.payload || detail.annotation)?.type] || 'merge';
+  const large = merge?.edited ? 'current' : 'merge';
   const cards = [];
   const card = (title, sub, payload, key) => {
     const small = annotationCanvas(image, payload, st.classes, {className: 'review-answer-canvas', labels: false});
-    const el = h('button', {type: 'button', class: `review-answer${key === 'merge' ? ' shown' : ''}`,
+    const el = h('button', {type: 'button', class: `review-answer${key === large ? ' shown' : ''}`,
       'data-answer': key, title: 'Show it large'},
     small.canvas, h('strong', {}, title), h('span', {class: 'muted'}, sub),
     h('span', {class: 'review-answer-summary'}, annotationSummary(payload, st.classes)));
@@ -246,12 +256,15 @@ function renderAnswers(item, detail, answers, image) {
   const answerCards = answers.answers.map((a) => card(a.annotator,
     a.score ? `agrees ${fmtMetric(a.score.score, 2)} with the others, ${fmtMetric(a.score.with_merge, 2)} with the merge`
       : 'answered', a.annotation, `item-${a.item}`));
-  const mergeCard = card(edited ? 'Current annotation' : `Merged (${method})`,
-    edited ? 'edited after the merge' : `agreement ${merge ? fmtMetric(merge.agreement, 2) : '–'}`,
-    detail.annotation, 'merge');
+  const mergeCard = merge ? card(`Merged (${method})`, `agreement ${fmtMetric(merge.agreement, 2)}`, merge.payload,
+    'merge') : null;
+  const currentCard = merge?.edited ? card('Current annotation', 'edited after the merge', detail.annotation,
+    'current') : null;
   st.answers.replaceChildren(h('div', {class: 'section-head'}, h('h2', {}, 'Consensus: the answers and the merge'),
-    h('span', {class: 'muted'}, 'Click one to see it large. Accept the merge (A), or edit it in the editor (E).')),
-  h('div', {class: 'review-answer-row'}, ...answerCards, mergeCard));
+    h('span', {class: 'muted'}, merge?.edited
+      ? 'Click one to see it large. Approve the edited annotation (A), or restore the merge (M).'
+      : 'Click one to see it large. Accept the merge (A), or edit it in the editor (E).')),
+  h('div', {class: 'review-answer-row'}, ...answerCards, mergeCard, currentCard));
 }
 
 // ---- the comment drawn on the image ------------------------------------------------------------------------------
@@ -316,7 +329,15 @@ async function decide(item, path, body, done) {
 async function approve() {
   const item = current();
   if (!item || st.busy || st.rejecting) return;
-  await decide(item, 'work/review/approve', {ids: [item.image_id]}, 'approved');
+  if (st.merge && !st.merge.edited) await acceptMerge();  // what the reviewer saw: the merge
+  else await decide(item, 'work/review/approve', {ids: [item.image_id]}, 'approved');
+}
+
+async function acceptMerge() {
+  const item = current();
+  if (!item || !st.merge || st.busy || st.rejecting) return;
+  await decide(item, `work/review/${item.image_id}/accept-merge`, {},
+    st.merge.edited ? 'approved with its merge restored' : 'approved with its merge');
 }
 
 async function approveSelected() {
