@@ -237,3 +237,21 @@ def test_more_like_this_leaves_out_images_deleted_since_the_embeddings(served: S
     assert r.status_code == 200, r.text
     found = [h["id"] for h in r.json()["results"]]
     assert sorted(found) == sorted(served.ids[:4]) and all(h["name"] for h in r.json()["results"])
+
+
+@pytest.mark.slow  # the finder embeds every box with the backbone and cross-validates: a minute or so on a CPU
+def test_the_label_error_job_finds_candidates_the_page_lists(served: Served) -> None:
+    admin = bearer_headers(served.project, Role.ADMIN)
+    started = served.client.post(served.url("/label-errors"), json={"folds": 3}, headers=admin)
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 600
+    while (job := served.client.get(served.url(f"/jobs/{started.json()['id']}"), headers=admin).json())[
+            "state"] not in ("done", "failed", "cancelled", "interrupted"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.5)
+    assert job["state"] == "done", job
+    assert job["progress"]["fraction"] == 1.0 and job["progress"]["message"]
+    listed = served.client.get(served.url("/label-errors"), headers=admin).json()
+    assert listed["run"]["id"] == job["result"]["run"]["id"] and listed["run"]["created_by"] == "admin-user"
+    assert listed["run"]["params"]["folds"] == 3 and listed["total"] == job["result"]["total"]
+    assert [i["rank"] for i in listed["items"]] == list(range(1, len(listed["items"]) + 1))

@@ -47,10 +47,11 @@ def _package_predictions(p: Any, package: str, image_ids: list[int], progress: A
 
 
 class _Bars:
-    """One tqdm bar per stage, on stderr."""
+    """One tqdm bar per stage, on stderr; and the job's progress file when the platform runs the command."""
 
     def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
+        self.stream: Any = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         from tqdm.auto import tqdm
@@ -61,6 +62,9 @@ class _Bars:
         bar.total = total
         bar.n = done
         bar.refresh()
+        if self.stream is not None:
+            self.stream.write(fraction=done / total if total else 1.0, message=f"{stage} {done}/{total}",
+                              force=done == total)
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -95,6 +99,7 @@ def label_errors(
     import torch
 
     from visionloop.core.errors import ConflictError
+    from visionloop.core.progress import progress_file
     from visionloop.quality.confident_learning import IssueMethod, RankScore
     from visionloop.storage import Project
     from visionloop.storage.label_issues import list_label_issues, save_label_issue_run
@@ -112,6 +117,7 @@ def label_errors(
     bars = _Bars()
     try:
         with Project.open(project) as p:
+            bars.stream = progress_file(p.settings.progress_file)
             predictions, source = None, None
             if run or package:
                 if p.task.value not in ("detection", "segmentation"):
