@@ -7,7 +7,7 @@ import {
 
 const ACTIVE = new Set(['queued', 'running']);
 const KIND_LABELS = { import: 'Import', export: 'Export', train: 'Training', evaluate: 'Evaluation', package: 'Package',
-  preannotate: 'Pre-annotation' };
+  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors' };
 const FAST_MS = 1500;
 const SLOW_MS = 8000;
 
@@ -46,6 +46,9 @@ function outcome(project, job) {
   if (job.kind === 'package' && result.name) return h('a', { href: projectHref(project, 'models') }, result.name);
   if (job.kind === 'preannotate' && result.stored !== undefined) {
     return h('span', {}, `${result.stored} images pre-annotated by ${result.model}`);
+  }
+  if (job.kind === 'label_errors' && result.total !== undefined) {
+    return h('a', { href: projectHref(project, 'health/label-errors') }, `${result.total} label-error candidates`);
   }
   const params = job.params || {};
   if (job.kind === 'evaluate' && params.run) {
