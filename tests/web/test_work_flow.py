@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.web.conftest import USER_PASSWORD, Served, sign_in
-from tests.web.test_editor import drag, payload, screen, token_of
+from tests.web.test_editor import drag, open_editor, payload, screen, token_of
 
 API = "/api/v1"
 TIMEOUT = 120.0
@@ -102,6 +102,9 @@ def test_assign_annotate_reject_fix_approve(page, new_page, served: Served, peop
     drag(ann, (20, 20), (90, 80))  # one more box
     assert len(payload(ann)["xyxy"]) == n0 + 1
     assert ann.evaluate("window.vlEditor.panel.statusEl.textContent") == "Not submitted yet"
+    ann.reload()  # the edit is kept in this browser until it is submitted
+    wait_item(ann, first)
+    assert len(payload(ann)["xyxy"]) == n0 + 1
     submit_and_wait(ann, served)
     second = wait_item(ann)
     assert second != first
@@ -229,3 +232,8 @@ def test_a_honeypot_is_answered_like_any_image_and_scored(page, new_page, served
     after = call(served, "GET", f"images/{gold_id}", admin)
     assert after["head_revision"] == truth["head_revision"]  # the answer changed neither the image nor its gold
     assert call(served, "GET", "work/gold", rita)[0]["annotation"] == truth["annotation"]
+    # an admin marks the image open in the editor as gold with Shift+G
+    open_editor(page, served.url, served.name, 11)
+    page.keyboard.press("Shift+G")
+    page.wait_for_selector(".toast >> text=gold")
+    assert 11 in [g["image_id"] for g in call(served, "GET", "work/gold", rita)]

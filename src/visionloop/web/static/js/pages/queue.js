@@ -48,7 +48,7 @@ export async function render(root, { project }) {
         start.disabled = false;
       }
     } }, c.rejected ? 'Fix the rejected images' : started ? 'Continue' : 'Start', h('kbd', {}, 'Enter'));
-  unbind = keymap.bind({ enter: () => (open ? start.click() : false) });
+  unbind = keymap.bind({ enter: (e) => (open && !e.target.closest('a, button') ? start.click() : false) });
 
   const head = pageHeader('My queue', open
     ? `${plural(open, 'image')} waiting for you. Rejected ones come first; Shift+Enter in the editor submits an `
