@@ -4,7 +4,7 @@ as the annotators' own clients would send them): rejects one with a reason, an i
 approves the next with A and two more from the grid's selection (the item events name the reviewer), and settles a
 consensus image whose two answers disagree: both answers and the merge are shown; edited after the merge, the edited
 annotation shows beside it, and M restores the merge and approves it: the image's annotation is the merge of the two
-answers.
+answers. The page works under the app's CSP, and an annotator is told it is for reviewers.
 
 The tests run in file order on one server and one review queue.
 """
@@ -103,6 +103,27 @@ def to_screen(page, x: float, y: float) -> tuple[float, float]:  # noqa: ANN001
         const r = c.getBoundingClientRect();
         return [r.left + x * r.width / c.width, r.top + y * r.height / c.height];
     }""", [x, y]))
+
+
+def test_the_page_works_under_the_csp(browser, served: Served, setup: dict) -> None:  # noqa: ANN001
+    """The other tests bypass the app's Content-Security-Policy for their own predicates: here nothing is blocked."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        sign_in(page, served.url, REVIEWER, USER_PASSWORD)
+        page.goto(f"{served.url}/#/p/{served.name}/review")
+        page.wait_for_selector("#review-stage canvas.review-canvas")
+        page.wait_for_selector("#review-grid .thumb img")
+        page.keyboard.press("r")
+        page.wait_for_selector("#review-reason")
+        page.keyboard.press("Escape")
+    finally:
+        context.close()
+    assert not problems, problems[:3]
 
 
 def test_reject_with_a_reason_a_tag_and_a_box_drawn_on_the_image(reviewer, served: Served, setup: dict,
@@ -214,3 +235,11 @@ def test_consensus_answers_beside_the_merge_and_accepting_it(reviewer, served: S
     for name in ANNOTATORS:  # the merge is neither answer as it stands
         answer = annotation_from_payload(setup["answers"][name])
         assert head.xyxy.shape != answer.xyxy.shape or not np.allclose(head.xyxy, answer.xyxy, atol=0.5), name
+
+
+def test_an_annotator_is_told_the_page_is_for_reviewers(new_page, served: Served, setup: dict) -> None:  # noqa: ANN001
+    page = new_page()
+    sign_in(page, served.url, "bob", USER_PASSWORD)
+    page.goto(f"{served.url}/#/p/{served.name}/review")
+    page.get_by_text("Reviewers only").wait_for()
+    assert page.locator("#review-stage").count() == 0  # nothing of the queue is shown

@@ -69,7 +69,10 @@ const KEYS = [
 function bindings() {
   const out = {};
   for (const [, ...list] of KEYS) {
-    for (const [keys, , fn] of list) if (fn) for (const k of keys) out[k] = fn;
+    for (const [keys, , fn] of list) {
+      // while the keys overlay is open, only ? (and Escape, which the overlay takes) work
+      if (fn) for (const k of keys) out[k] = k === '?' ? fn : () => (st?.help ? false : fn());
+    }
   }
   out.escape = () => (st?.rejecting ? cancelReject() : false);
   for (let n = 1; n <= 9; n += 1) {
