@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.web.conftest import USER_PASSWORD, Served, sign_in
+from tests.web.conftest import ADMIN_PASSWORD, USER_PASSWORD, Served, sign_in
 from tests.web.test_editor import drag, open_editor, payload, screen, token_of
 
 API = "/api/v1"
@@ -237,3 +237,31 @@ def test_a_honeypot_is_answered_like_any_image_and_scored(page, new_page, served
     page.keyboard.press("Shift+G")
     page.wait_for_selector(".toast >> text=gold")
     assert 11 in [g["image_id"] for g in call(served, "GET", "work/gold", rita)]
+
+
+
+def test_the_work_pages_run_under_the_csp(browser, served: Served, people) -> None:
+    """The Work page, My queue and the editor's work mode under the server's Content-Security-Policy (the tests
+    above bypass it for their own predicates): nothing is blocked, nothing throws."""
+    call(served, "POST", "work/batches", people["admin"], json={"name": "csp", "annotators": ["ann"],
+                                                                 "image_ids": [9]})
+    problems: list[str] = []
+    for user, password, route, ready in (
+            ("admin", ADMIN_PASSWORD, "work", "tr.work-batch[data-batch=csp]"),
+            ("ann", USER_PASSWORD, "queue", "[data-testid=queue-start]:not([disabled])")):
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        context.set_default_timeout(60_000)
+        try:
+            p = context.new_page()
+            p.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
+            p.on("pageerror", lambda e: problems.append(str(e)))
+            sign_in(p, served.url, user, password)
+            p.goto(f"{served.url}/#/p/{served.name}/{route}")
+            p.wait_for_selector(ready)
+            if route == "queue":
+                p.click("[data-testid=queue-start]")
+                p.wait_for_selector("[data-testid=submit-next]")
+                p.wait_for_selector(".ol-viewport canvas")
+        finally:
+            context.close()
+    assert not problems, problems[:3]
