@@ -150,6 +150,12 @@ function renderGrid() {
 const current = () => st?.items[st.index] || null;
 
 async function show(index) {
+  if (!st.items.length && st.total > 0) {  // the loaded page is done: the next one (the queue moved meanwhile)
+    const queue = await api.get(projectPath(st.project, 'work/review'), {params: {limit: QUEUE_PAGE}});
+    if (!st) return;
+    st.items = queue.items;
+    st.total = queue.total;
+  }
   renderCount();
   st.index = Math.max(0, Math.min(index, st.items.length - 1));
   st.rejecting = false;
