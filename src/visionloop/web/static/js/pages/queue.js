@@ -18,7 +18,7 @@ export const STATES = [
 ];
 
 function tile(value, label, state) {
-  return h('div', { class: `stat queue-stat queue-${state}` },
+  return h('div', { class: `stat queue-stat${value ? ` queue-${state}` : ''}` }, // coloured when there are some
     h('div', { class: 'stat-value', 'data-testid': `queue-${state}` }, fmtNumber(value)),
     h('div', { class: 'stat-label' }, label));
 }
