@@ -2,28 +2,31 @@
 review states, the latest label-error run and exact duplicates; every figure is one SQL aggregate.
 
 Nothing here loops over annotations in Python: class balance reads the per-class counts kept with each head revision
-(``head_counts``); box sizes and aspect ratios are binned in SQL over the boxes of every head revision, unnested from
-the JSON payload by the database (SQLite ``json_each``, PostgreSQL ``json_array_elements``); folders are the first
-part of the image names; review states come from the newest review event of each image.
+(``head_counts``), box sizes and aspect ratios the per-box rows kept with it (``head_boxes``: a count over an index
+range per bin); folders are the first part of the image names; review states come from the newest review
+event of each image.
 
-The same box unnesting gives :func:`box_condition`, the image-list filter "has a box in this bin", so each bar of a
-histogram can link to the images behind it. A box's *size* is the square root of its area in pixels (the side of a
-square of the same area, the measure COCO's small/medium/large use: 32 and 96 px); its *aspect* is width / height.
+:func:`box_condition` is the image-list filter "has a box in this bin", so each bar of a histogram can link to the
+images behind it. A box's *size* is the square root of its area in pixels (the side of a square of the same area, the
+measure COCO's small/medium/large use: 32 and 96 px); its *aspect* is width / height.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, literal, select
+import numpy as np
+from sqlalchemy import ColumnElement, and_, case, func, select, true
 from sqlalchemy.engine import Connection
 
+from visionloop.storage.head_boxes import HeadBoxRow
 from visionloop.storage.label_issues import IssueState, LabelIssueRow, LabelIssueRunRow
-from visionloop.storage.models import AnnotationRow, ClassRow, HeadCountRow, ImageRow, ReviewEventRow, RevisionRow
+from visionloop.storage.models import AnnotationRow, ClassRow, HeadCountRow, ImageRow, ReviewEventRow
 from visionloop.storage.project import Project
 from visionloop.storage.review import ReviewState
 
@@ -54,48 +57,22 @@ def _utc(value: datetime | None) -> datetime | None:
     return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _boxes(dialect: str) -> Select[Any]:
-    """image_id, w, h of every box of every head revision (boxes and instances payloads) of a listed image."""
-    heads = (AnnotationRow.__table__.join(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
-             .join(ImageRow, ImageRow.id == AnnotationRow.image_id))
-    if dialect == "postgresql":
-        elements = func.json_array_elements(RevisionRow.payload["xyxy"]).table_valued("value").alias("box")
-
-        def coord(i: int) -> ColumnElement[float]:
-            return cast(elements.c.value.op("->>")(literal(i)), Float)
-    else:
-        elements = func.json_each(RevisionRow.payload, "$.xyxy").table_valued("value").alias("box")
-
-        def coord(i: int) -> ColumnElement[float]:
-            return cast(func.json_extract(elements.c.value, f"$[{i}]"), Float)
-    w, h = (coord(2) - coord(0)).label("w"), (coord(3) - coord(1)).label("h")
-    return (select(AnnotationRow.image_id.label("image_id"), w, h).select_from(heads).join(elements, literal(True))
-            .where(ImageRow.deleted_at.is_(None), RevisionRow.payload["type"].as_string().in_(["boxes", "instances"])))
-
-
-def _bin(value: ColumnElement[Any], edges: Sequence[float], below: Any) -> ColumnElement[int]:
-    """The index of the bin of ``value``: ``below(v, edge)`` says v < edge (SQL CASE, no math functions)."""
-    return case(*[(below(value, e), i) for i, e in enumerate(edges[1:-1])], else_=len(edges) - 2)
-
-
 def box_condition(
-    dialect: str, *, size_min: float | None = None, size_max: float | None = None,
+    *, size_min: float | None = None, size_max: float | None = None,
     aspect_min: float | None = None, aspect_max: float | None = None,
 ) -> ColumnElement[bool]:
     """``images.id IN (...)``: images with at least one box whose size is in [size_min, size_max) and whose aspect is
     in [aspect_min, aspect_max) (each bound optional; one box meets all of them)."""
-    boxes = _boxes(dialect).subquery()
-    area = boxes.c.w * boxes.c.h
     conds: list[ColumnElement[bool]] = []
     if size_min is not None:
-        conds.append(area >= size_min * size_min)
+        conds.append(HeadBoxRow.size >= size_min)
     if size_max is not None:
-        conds.append(area < size_max * size_max)
+        conds.append(HeadBoxRow.size < size_max)
     if aspect_min is not None:
-        conds.append(boxes.c.w >= aspect_min * boxes.c.h)
+        conds.append(HeadBoxRow.aspect >= aspect_min)
     if aspect_max is not None:
-        conds.append(boxes.c.w < aspect_max * boxes.c.h)
-    return ImageRow.id.in_(select(boxes.c.image_id).where(and_(True, *conds)))
+        conds.append(HeadBoxRow.aspect < aspect_max)
+    return ImageRow.id.in_(select(HeadBoxRow.annotation_id).where(and_(true(), *conds)))  # annotation id = image id
 
 
 def _first_folder(dialect: str) -> ColumnElement[str]:
@@ -160,17 +137,26 @@ def _classes(conn: Connection, live: ColumnElement[bool]) -> list[dict[str, Any]
     return sorted(out, key=lambda c: (-c["objects"], c["name"]))
 
 
-def _box_histograms(conn: Connection, dialect: str) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
-    boxes = _boxes(dialect).subquery()
-    area = boxes.c.w * boxes.c.h
-    size_bin = _bin(area, SIZE_EDGES, lambda v, e: v < e * e).label("size_bin")
-    aspect_bin = _bin(boxes.c.w, ASPECT_EDGES, lambda v, e: v < e * boxes.c.h).label("aspect_bin")
-    sizes: dict[int, int] = {}
-    aspects: dict[int, int] = {}
-    for r in conn.execute(select(size_bin, aspect_bin, func.count().label("n")).group_by(size_bin, aspect_bin)):
-        sizes[r.size_bin] = sizes.get(r.size_bin, 0) + r.n
-        aspects[r.aspect_bin] = aspects.get(r.aspect_bin, 0) + r.n
-    return sum(sizes.values()), _bins(SIZE_EDGES, sizes), _bins(ASPECT_EDGES, aspects)
+def _in_bin(column: Any, lo: float, hi: float) -> list[ColumnElement[bool]]:
+    return [column >= lo] if math.isinf(hi) else [column >= lo, column < hi]
+
+
+def _box_histograms(conn: Connection) -> tuple[int, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Boxes per size bin and per aspect bin: a count over an index range per bin (each box is read once per
+    histogram, from the index alone), less the boxes of images deleted from the project (binned here: few)."""
+    deleted = select(ImageRow.id).where(ImageRow.deleted_at.is_not(None))
+    gone = np.zeros((0, 2))
+    if conn.execute(select(deleted.exists())).scalar():
+        gone = np.array(conn.execute(select(HeadBoxRow.size, HeadBoxRow.aspect)
+                                     .where(HeadBoxRow.annotation_id.in_(deleted))).all(), dtype=float).reshape(-1, 2)
+    out = []
+    for k, (column, edges) in enumerate(((HeadBoxRow.size, SIZE_EDGES), (HeadBoxRow.aspect, ASPECT_EDGES))):
+        less = np.bincount(np.minimum(np.searchsorted(edges, gone[:, k], side="right") - 1, len(edges) - 2),
+                           minlength=len(edges) - 1)
+        counts = {i: conn.execute(select(func.count()).select_from(HeadBoxRow).where(*_in_bin(column, lo, hi)))
+                  .scalar_one() - int(less[i]) for i, (lo, hi) in enumerate(itertools.pairwise(edges))}
+        out.append(_bins(edges, counts))
+    return sum(b["count"] for b in out[0]), out[0], out[1]
 
 
 def _reviews(conn: Connection, live: ColumnElement[bool], images: int) -> dict[str, int]:
@@ -221,7 +207,7 @@ def dataset_health(project: Project, *, top_label_issues: int = TOP_LABEL_ISSUES
         images = int(conn.execute(select(func.count(ImageRow.id)).where(live)).scalar_one())
         annotated = int(conn.execute(select(func.count(AnnotationRow.id))
                                      .join(ImageRow, ImageRow.id == AnnotationRow.image_id).where(live)).scalar_one())
-        n_boxes, sizes, aspects = _box_histograms(conn, dialect)
+        n_boxes, sizes, aspects = _box_histograms(conn)
         folder = _first_folder(dialect).label("folder")
         folders = [{"folder": r.folder or NO_FOLDER, "images": int(r.n)} for r in conn.execute(
             select(folder, func.count().label("n")).where(live).group_by(folder).order_by(func.count().desc(), folder))]

@@ -39,6 +39,7 @@ from visionloop.core.settings import Settings
 from visionloop.core.task import Task
 from visionloop.storage import db
 from visionloop.storage.blobs import BlobStore
+from visionloop.storage.head_boxes import HeadBoxRow, head_box_rows
 from visionloop.storage.models import (
     AnnotationRow,
     ClassRow,
@@ -470,6 +471,9 @@ class Project:
                 c.execute(insert(HeadCountRow), [
                     {"annotation_id": ann_id, "class_id": k, "count": v} for k, v in counts.items()
                 ])
+            c.execute(HeadBoxRow.__table__.delete().where(HeadBoxRow.annotation_id == ann_id))
+            if boxes := head_box_rows(ann_id, payload):
+                c.execute(insert(HeadBoxRow), boxes)
             return new
 
     def save_new_annotations(
@@ -489,9 +493,10 @@ class Project:
         conn.execute(insert(AnnotationRow), [
             {"id": image_id, "image_id": image_id, "head": 1, "updated_at": now} for image_id, _ in items
         ])
+        payloads = [(image_id, annotation_to_payload(ann)) for image_id, ann in items]
         rows = conn.execute(insert(RevisionRow).returning(RevisionRow.id, RevisionRow.annotation_id), [
             {"annotation_id": image_id, "revision": 1, "author": author, "created_at": now,
-             "payload": annotation_to_payload(ann)} for image_id, ann in items
+             "payload": payload} for image_id, payload in payloads
         ]).all()
         conn.execute(
             update(AnnotationRow).where(AnnotationRow.id == bindparam("aid")).values(head_revision_id=bindparam("rid")),
@@ -501,6 +506,8 @@ class Project:
                   for image_id, ann in items for k, v in annotation_class_counts(ann).items()]
         if counts:
             conn.execute(insert(HeadCountRow), counts)
+        if boxes := [row for image_id, payload in payloads for row in head_box_rows(image_id, payload)]:
+            conn.execute(insert(HeadBoxRow), boxes)
 
     def head(self, image_id: int) -> tuple[int | None, Annotation | None]:
         """(head revision number, annotation) of an image; (None, None) when never annotated."""

@@ -142,7 +142,7 @@ def resolve_filter(
         conds.append(ImageRow.name.ilike(_like(q), escape="\\"))
     boxes = (box_min, box_max, aspect_min, aspect_max)
     if any(b is not None for b in boxes):
-        conds.append(box_condition(project.engine.dialect.name, size_min=box_min, size_max=box_max,
+        conds.append(box_condition(size_min=box_min, size_max=box_max,
                                    aspect_min=aspect_min, aspect_max=aspect_max))
     if folder:
         conds.append(folder_condition(folder))
