@@ -21,12 +21,25 @@ const ROUTES = [
   ['p/:project/models', 'pages/models.js'],
   ['p/:project/import', 'pages/import.js'],
   ['p/:project/jobs', 'pages/jobs.js'],
+  ['p/:project/queue', 'pages/queue.js'],
+  ['p/:project/review', 'pages/review.js'],
+  ['p/:project/work', 'pages/work.js'],
+  ['p/:project/annotators', 'pages/annotators.js'],
+  ['p/:project/health', 'pages/health.js'],
+  ['p/:project/health/label-errors', 'pages/label_errors.js'],
+  ['p/:project/health/duplicates', 'pages/duplicates.js'],
+  ['p/:project/health/outliers', 'pages/outliers.js'],
 ];
 
 // The project pages in the top bar, with the role each needs to be shown.
 const NAV = [
   ['', 'Dashboard', 'viewer'],
   ['images', 'Images', 'viewer'],
+  ['queue', 'Queue', 'annotator'],
+  ['review', 'Review', 'reviewer'],
+  ['health', 'Health', 'viewer'],
+  ['work', 'Work', 'admin'],
+  ['annotators', 'Annotators', 'reviewer'],
   ['import', 'Import', 'admin'],
   ['train', 'Train', 'admin'],
   ['models', 'Models', 'viewer'],
@@ -100,7 +113,9 @@ function renderTopbar(params, s, route) {
   const project = params.project || '';
   const info = s && project ? s.projects.find((p) => p.name === project) : null;
   const current = route ? route.module.split('/').pop().replace('.js', '') : '';
-  const section = { dashboard: '', browse: 'images', editor: 'annotate', run: 'runs', compare: 'compare' }[current]
+  const editing = params.query && params.query.item ? 'queue' : 'annotate';  // the editor in work mode: the queue's
+  const section = { dashboard: '', browse: 'images', editor: editing, run: 'runs', compare: 'compare',
+    label_errors: 'health', duplicates: 'health', outliers: 'health' }[current]
     ?? current;
   const left = [h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }), 'visionloop')];
   if (project) {
@@ -137,7 +152,8 @@ function showJob(job) {
     progressBar(job.state === 'running' ? p.fraction : null, `${kind} progress`));
 }
 
-const JOB_KINDS = { import: 'Import', export: 'Export', train: 'Training', package: 'Package', evaluate: 'Evaluation' };
+const JOB_KINDS = { import: 'Import', export: 'Export', train: 'Training', package: 'Package', evaluate: 'Evaluation',
+  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors' };
 
 function activeJob(jobs) {
   return jobs.find((j) => j.state === 'running') || jobs.find((j) => j.state === 'queued') || null;
