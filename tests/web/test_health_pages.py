@@ -19,6 +19,7 @@ from visionloop.serving.projects_api.image_queries import count_images, resolve_
 from visionloop.storage.annotator_stats import annotator_stats
 from visionloop.storage.gold import mark_gold
 from visionloop.storage.health import dataset_health
+from visionloop.storage.label_issues import NewLabelIssue, save_label_issue_run
 from visionloop.storage.models import AnnotationRow, ImageRow, RevisionRow
 from visionloop.storage.work import approve_images, create_batch, next_item, reject_image, review_queue
 from visionloop.storage.work_rows import AnswerRow
@@ -80,6 +81,10 @@ def activity(served) -> dict[str, object]:
 
 def test_health_page_numbers_and_a_histogram_bar_opens_its_images(page, served, shot):
     p = _project(served)
+    classes = p.class_ids(["RBC", "WBC"])
+    save_label_issue_run(p, [NewLabelIssue(image_id=i, kind="wrong_class", score=0.9 - i / 100, box_index=0,
+                                           given_class_id=classes["RBC"], suggested_class_id=classes["WBC"])
+                             for i in (2, 5, 7)], created_by="admin", method="prune_by_noise_rate")
     health = dataset_health(p)
     page.goto(f"{served.url}/#/p/{PROJECT}/health")
     page.wait_for_selector("[data-testid=class-bars]")
@@ -97,19 +102,21 @@ def test_health_page_numbers_and_a_histogram_bar_opens_its_images(page, served, 
     assert sum(int(aspects.nth(i).get_attribute("data-value")) for i in range(aspects.count())) == health.boxes
     reviews = page.locator("[data-testid=review-bars] .hbar")
     assert int(reviews.first.get_attribute("data-value")) == health.reviews["todo"]
+    assert page.locator("[data-testid=health-label-errors]").inner_text() == "3"
+    top = page.locator("[data-testid=label-error-top] li")
+    assert top.count() == 3 and "wrong class: RBC → WBC" in top.first.inner_text()
     expect(page.locator("[data-testid=label-errors-link]")).to_have_attribute("href", f"#/p/{PROJECT}/health/label-errors")
     expect(page.locator("[data-testid=no-embeddings] #start-embed")).to_be_visible()  # the admin may start it
     shot(page, "health")
 
-    # the fullest size bin whose images are not all of them: its link opens exactly the images with such a box
-    fullest = max((b for b in health.box_sizes if b["count"]), key=lambda b: b["count"])
-    where = resolve_filter(p, box_min=fullest["min"] or None, box_max=fullest["max"])
-    expected = count_images(p, where)
-    label = page.locator(f'[data-testid=health-box-sizes-bins] a.histo-bin[data-value="{fullest["count"]}"]')
-    label.first.click()
+    # a size bin that some images have a box in and others not: its link opens exactly those images
+    per_bin = [(i, b, count_images(p, resolve_filter(p, box_min=b["min"] or None, box_max=b["max"])))
+               for i, b in enumerate(health.box_sizes) if b["count"]]
+    index, chosen, expected = next((i, b, n) for i, b, n in per_bin if 0 < n < health.images)
+    page.locator("[data-testid=health-box-sizes-bins] .histo-bin").nth(index).click()
     page.wait_for_selector("[data-testid=browse-page]")
     page.locator("#match-count", has_text=f"{expected} image").wait_for()
-    assert f"box_max={fullest['max']}" in page.url
+    assert f"box_min={chosen['min']}" in page.url
     expect(page.locator("[data-testid=filter-boxes]")).to_contain_text("box size")
     assert page.locator("#thumb-grid .thumb").count() == expected
     shot(page, "health-bin-images")
