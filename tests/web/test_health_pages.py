@@ -117,7 +117,7 @@ def test_health_page_numbers_and_a_histogram_bar_opens_its_images(page, served, 
     page.wait_for_selector("[data-testid=browse-page]")
     page.locator("#match-count", has_text=f"{expected} image").wait_for()
     assert f"box_min={chosen['min']}" in page.url
-    expect(page.locator("[data-testid=filter-boxes]")).to_contain_text("box size")
+    expect(page.locator("[data-testid=filter-boxes]")).to_contain_text("Box size")
     assert page.locator("#thumb-grid .thumb").count() == expected
     shot(page, "health-bin-images")
     page.click("[data-testid=filter-boxes] button")  # the chip's x clears the bin

@@ -36,9 +36,9 @@ const SPLITS = [['train', 'Train'], ['val', 'Validation'], ['test', 'Test'], ['n
 function boxFilterText(f) {
   const range = (lo, hi, unit) => (lo && hi ? `${lo}–${hi}${unit}` : lo ? `≥ ${lo}${unit}` : `< ${hi}${unit}`);
   const parts = [];
-  if (f.box_min || f.box_max) parts.push(`box size ${range(f.box_min, f.box_max, ' px')}`);
+  if (f.box_min || f.box_max) parts.push(`size ${range(f.box_min, f.box_max, ' px')}`);
   if (f.aspect_min || f.aspect_max) parts.push(`aspect ${range(f.aspect_min, f.aspect_max, '')}`);
-  return parts.length ? `A ${parts.join(', ')}` : '';
+  return parts.length ? `Box ${parts.join(', ')}` : '';
 }
 
 let state = null;
