@@ -125,6 +125,26 @@ def sign_in(page: object, url: str, user: str = "admin", password: str = ADMIN_P
     page.wait_for_selector("[data-testid=projects-page]")
 
 
+@contextmanager
+def csp_page(browser: object, url: str, user: str = "admin", password: str = ADMIN_PASSWORD, *,
+             timeout_ms: int = 60_000) -> Iterator[object]:
+    """A page signed in as ``user`` under the Content-Security-Policy the server sends (the other tests bypass it:
+    their own string predicates are eval'd in the page). Fails when anything was blocked or threw while the
+    ``with`` block ran."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(timeout_ms)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    try:
+        sign_in(page, url, user, password)
+        yield page
+    finally:
+        context.close()
+    assert not problems, problems[:3]
+
+
 @pytest.fixture
 def new_page(browser: object) -> Iterator[Callable[[], object]]:
     """``new_page()`` -> a page in a fresh context (its own cookies and storage); all closed at teardown."""

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.web.api_client import admin_client
-from tests.web.conftest import sign_in
+from tests.web.conftest import csp_page
 from visionloop.storage import NewImage
 from visionloop.storage.embeddings import EmbeddingRows, EmbeddingSet
 from visionloop.storage.label_issues import NewLabelIssue, save_label_issue_run
@@ -179,19 +179,9 @@ def test_more_like_this_from_the_selection_and_the_editor(page, served, planted,
 
 def test_the_pages_work_under_the_csp(browser, served, planted) -> None:
     """The other tests bypass the app's Content-Security-Policy for their predicates; here it holds."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    try:
-        sign_in(page, served.url)
+    with csp_page(browser, served.url) as page:
         base = f"{served.url}/#/p/{served.name}/health"
         for route, ready in (("/label-errors?state=", ".le-card canvas"), ("/duplicates", "[data-testid=dup-summary]"),
                              ("/outliers", ".outlier img")):
             page.goto(base + route)
             page.wait_for_selector(ready)
-    finally:
-        context.close()
-    assert not problems, problems[:3]

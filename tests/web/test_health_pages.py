@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
 
-from tests.web.conftest import PROJECT, USER_PASSWORD, sign_in
+from tests.web.conftest import PROJECT, USER_PASSWORD, csp_page, sign_in
 from visionloop.core.annotations import Boxes
 from visionloop.quality.review_flow import submit_item
 from visionloop.serving.projects_api.image_queries import count_images, resolve_filter
@@ -181,18 +181,8 @@ def test_annotators_page_shows_the_numbers_charts_and_honeypots(page, served, ac
 def test_both_pages_work_under_the_csp(browser, served, activity):
     """The other tests bypass the app's Content-Security-Policy for their own predicates; here the charts (uPlot
     included) run under the one the server sends: nothing is blocked, nothing throws."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    try:
-        sign_in(page, served.url)
+    with csp_page(browser, served.url) as page:
         for route, ready in (("health", "[data-testid=health-box-sizes-bins] .histo-bin"),
                              ("annotators", "[data-testid=trend-chart] .uplot canvas")):
             page.goto(f"{served.url}/#/p/{PROJECT}/{route}")
             page.wait_for_selector(ready)
-    finally:
-        context.close()
-    assert not problems, problems[:3]

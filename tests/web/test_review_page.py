@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.web.api_client import admin_client
-from tests.web.conftest import USER_PASSWORD, Served, sign_in
+from tests.web.conftest import USER_PASSWORD, Served, csp_page, sign_in
 from visionloop.core.annotations import annotation_from_payload
 from visionloop.quality.consensus import merge_answers
 from visionloop.quality.review_flow import IOU_THRESHOLD
@@ -107,23 +107,13 @@ def to_screen(page, x: float, y: float) -> tuple[float, float]:  # noqa: ANN001
 
 def test_the_page_works_under_the_csp(browser, served: Served, setup: dict) -> None:  # noqa: ANN001
     """The other tests bypass the app's Content-Security-Policy for their own predicates: here nothing is blocked."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    try:
-        sign_in(page, served.url, REVIEWER, USER_PASSWORD)
+    with csp_page(browser, served.url, REVIEWER, USER_PASSWORD) as page:
         page.goto(f"{served.url}/#/p/{served.name}/review")
         page.wait_for_selector("#review-stage canvas.review-canvas")
         page.wait_for_selector("#review-grid .thumb img")
         page.keyboard.press("r")
         page.wait_for_selector("#review-reason")
         page.keyboard.press("Escape")
-    finally:
-        context.close()
-    assert not problems, problems[:3]
 
 
 def test_reject_with_a_reason_a_tag_and_a_box_drawn_on_the_image(reviewer, served: Served, setup: dict,

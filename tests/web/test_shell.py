@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from tests.web.conftest import ADMIN_PASSWORD, PROJECT, sign_in
+from tests.web.conftest import ADMIN_PASSWORD, PROJECT, csp_page
 
 
 def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -159,20 +159,10 @@ def test_projects_dir_is_where_new_projects_go(bccd_project, tmp_path):
 def test_every_page_works_under_the_csp(browser, served):
     """The app's pages, the editor's canvas and the charts under the Content-Security-Policy the server sends (the
     other tests bypass it to evaluate their own predicates): nothing is blocked, nothing throws."""
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(60_000)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    try:
-        sign_in(page, served.url)
+    with csp_page(browser, served.url) as page:
         base = f"{served.url}/#/p/{served.name}"
         for route, ready in (("", "[data-testid=class-chart]"), ("/images", "#thumb-grid .thumb img"),
                              ("/annotate/1", ".ol-viewport canvas"), ("/train", "#train-version"),
                              ("/jobs", "h1"), ("/models", "h1"), ("/import", "h1")):
             page.goto(base + route)
             page.wait_for_selector(ready, timeout=120_000)
-    finally:
-        context.close()
-    assert not problems, problems[:3]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.web.conftest import ADMIN_PASSWORD, USER_PASSWORD, Served, sign_in
+from tests.web.conftest import ADMIN_PASSWORD, USER_PASSWORD, Served, csp_page, sign_in
 from tests.web.test_editor import drag, open_editor, payload, screen, token_of
 
 API = "/api/v1"
@@ -245,23 +245,13 @@ def test_the_work_pages_run_under_the_csp(browser, served: Served, people) -> No
     above bypass it for their own predicates): nothing is blocked, nothing throws."""
     call(served, "POST", "work/batches", people["admin"], json={"name": "csp", "annotators": ["ann"],
                                                                  "image_ids": [9]})
-    problems: list[str] = []
     for user, password, route, ready in (
             ("admin", ADMIN_PASSWORD, "work", "tr.work-batch[data-batch=csp]"),
             ("ann", USER_PASSWORD, "queue", "[data-testid=queue-start]:not([disabled])")):
-        context = browser.new_context(viewport={"width": 1280, "height": 860})
-        context.set_default_timeout(60_000)
-        try:
-            p = context.new_page()
-            p.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
-            p.on("pageerror", lambda e: problems.append(str(e)))
-            sign_in(p, served.url, user, password)
+        with csp_page(browser, served.url, user, password) as p:
             p.goto(f"{served.url}/#/p/{served.name}/{route}")
             p.wait_for_selector(ready)
             if route == "queue":
                 p.click("[data-testid=queue-start]")
                 p.wait_for_selector("[data-testid=submit-next]")
                 p.wait_for_selector(".ol-viewport canvas")
-        finally:
-            context.close()
-    assert not problems, problems[:3]

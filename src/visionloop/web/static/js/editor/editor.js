@@ -22,7 +22,8 @@ import { WorkMode, goldBinding, itemHref } from './work.js';
 
 const details = new Map(); // `${project}/${id}?filters` -> Promise<detail>, the opened and prefetched images
 const MAX_DETAILS = 12;
-const FILTERS = ['q', 'class', 'annotated', 'split', 'review', 'annotator'];
+const FILTERS = ['q', 'class', 'annotated', 'split', 'review', 'annotator', 'box_min', 'box_max', 'aspect_min', 'aspect_max',
+  'folder'];
 let page = null;
 let playing = false; // video frames playing as a sequence (kept across the page renders of each frame)
 const FRAME_MS = 150;
