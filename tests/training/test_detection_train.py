@@ -196,6 +196,24 @@ def test_auto_epochs_grow_for_small_datasets_within_bounds() -> None:
     assert "81 training images" in td.auto_epochs(81)[1]
 
 
+def test_roi_budget_follows_the_crowd_and_reaches_the_model() -> None:
+    """Few objects per image: 128 RoIs and 300 proposals (the box head's dense layers dominate the FLOPs); crowded
+    images keep torchvision's 512 and get more proposals; both land in the model's options."""
+    def boxes(n: int) -> Boxes:
+        return Boxes(xyxy=np.tile([[0, 0, 10, 10]], (n, 1)).astype(np.float32), class_id=np.zeros(n, np.int64))
+
+    assert td.auto_roi_budget([boxes(n) for n in (3, 14, 25)], 100)[:2] == (128, 300)  # BCCD-like
+    samples, proposals, reason = td.auto_roi_budget([boxes(n) for n in (20, 150, 179)], 300)  # DSB2018-like
+    assert (samples, proposals) == (512, 900) and "99th percentile" in reason
+    assert td.auto_roi_budget([boxes(60)], 100)[0] == 256
+    assert td.auto_roi_budget([], 100)[:2] == (128, 300)
+    hp = td.DetectionHParams(roi_samples=128, test_proposals=300)
+    spec = td._model_spec("fasterrcnn_mobilenet_v2_fpn", "detection", 3, hp, 320, (288, 320))
+    assert spec["kwargs"]["box_batch_size_per_image"] == 128 and spec["kwargs"]["rpn_post_nms_top_n_test"] == 300
+    model = td._build(spec, pretrained="none", weights=None)
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128 and model.rpn._post_nms_top_n["testing"] == 300
+
+
 def test_classification_only_options_and_wrong_kind_models_are_refused(project_factory) -> None:
     """`train --strategy` used to be ignored for detection: refused like the other classification-only options;
     a classifier or a semantic segmenter named for a box version is refused before anything trains."""
