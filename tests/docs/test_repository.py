@@ -11,8 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 TEXT = {".py", ".md", ".toml", ".cfg", ".yml", ".yaml", ".sh", ".ini", ".txt", ".html", ".js", ".css"}
 # home folders and the development machine's checkout; built from parts so this file does not match itself
-MACHINE_PATH = re.compile(r"(?<![\w.])/" + "(?:work|root|home/[a-z_][a-z0-9_-]*)" + r"/[\w.-]")
-"""A path from a machine's root; ``.../work/next`` (a route of the API, shortened) is not one."""
+MACHINE_PATH = re.compile(r"(?<![\w.})\]])/" + "(?:work|root|home/[a-z_][a-z0-9_-]*)" + r"/[\w.-]")
+"""A path from a machine's root; ``.../work/next`` or ``{project}/work/next`` (routes of the API) are not one."""
 
 
 def _tracked() -> list[str]:
