@@ -16,7 +16,7 @@ from visionloop.quality.similarity import stored_index
 from visionloop.serving.error_handlers import ERROR_RESPONSES
 from visionloop.serving.projects_api.deps import ProjectDep
 from visionloop.serving.projects_api.label_error_schemas import OutliersPublic
-from visionloop.serving.projects_api.routes.similar import DEFAULT_BACKBONE, Backbone, _with_job_hint
+from visionloop.serving.projects_api.routes.similar import DEFAULT_BACKBONE, Backbone, with_job_hint
 from visionloop.storage.dismissals import list_dismissals
 from visionloop.storage.embeddings import EmbeddingSet, EmbeddingsMissingError, backbone_key
 
@@ -40,7 +40,7 @@ def get_outliers(
     try:
         index, _ = stored_index(EmbeddingSet(project.root, key, "images"))
     except EmbeddingsMissingError as e:
-        raise _with_job_hint(e, project.name) from None
+        raise with_job_hint(e, project.name) from None
     found = [o for o in rank_outliers(index, n=n + len(set_aside), k=k) if o.id not in set_aside][:n]
     names = {im.id: im.name for im in project.images(ids=[o.id for o in found])} if found else {}
     return {"backbone": key, "k": k, "dismissed": len(set_aside),

@@ -27,7 +27,7 @@ from visionloop.serving.projects_api.similar_schemas import (
 )
 from visionloop.storage.embeddings import KINDS, EmbeddingSet, EmbeddingsMissingError, backbone_key, embedding_keys
 
-__all__ = ["MAX_SIMILAR", "router"]
+__all__ = ["DEFAULT_BACKBONE", "MAX_SIMILAR", "Backbone", "router", "with_job_hint"]
 
 router = APIRouter(prefix="/projects/{project}", tags=["similarity"], responses=ERROR_RESPONSES)
 
@@ -37,7 +37,7 @@ Backbone = Annotated[str, Query(pattern=BACKBONE_PATTERN, description="Whose emb
                                 "run:<run-id>.")]
 
 
-def _with_job_hint(e: EmbeddingsMissingError, project: str) -> EmbeddingsMissingError:
+def with_job_hint(e: EmbeddingsMissingError, project: str) -> EmbeddingsMissingError:
     """The error with the platform's way to fix it (an error with a hint of its own keeps it)."""
     if e.hint:
         return e
@@ -54,7 +54,7 @@ def get_similar(project: ProjectDep, image_id: ImageId,
     try:
         return similar_images(project, backbone_key(backbone), image_id, k=k)
     except EmbeddingsMissingError as e:
-        raise _with_job_hint(e, project.name) from None
+        raise with_job_hint(e, project.name) from None
 
 
 @router.get("/duplicates", response_model=DuplicatesPublic,
@@ -70,7 +70,7 @@ def get_duplicates(
         return project_duplicates(project, backbone_key(backbone), threshold=threshold,
                                   layout_threshold=layout_threshold)
     except EmbeddingsMissingError as e:
-        raise _with_job_hint(e, project.name) from None
+        raise with_job_hint(e, project.name) from None
 
 
 @router.get("/embeddings", response_model=list[EmbeddingSetPublic], summary="The embeddings stored with the project")
