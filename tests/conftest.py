@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,7 +47,21 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 """Under CI nothing a test needs may be missing: a skip (no browser, no ../shared, no PostgreSQL) is a failure."""
 
 
+def _start_order(items: list[pytest.Item]) -> Callable[[pytest.Item], int]:
+    """A test's rank in the order modules are started: real-data training that CI runs (``slow`` + ``ci``, minutes
+    each) first, then the benchmark smokes, the other modules holding a slow test that CI runs, and the rest."""
+    def module(it: pytest.Item) -> str:
+        return it.module.__name__ if it.module is not None else ""
+
+    long = {module(it) for it in items if "slow" in it.keywords and "ci" in it.keywords}
+    return lambda it: (0 if module(it) in long and module(it).startswith("tests.training.") else
+                       1 if module(it).startswith("tests.benchmarks.") else 2 if module(it) in long else 3)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # long modules first (a stable sort: each module's tests stay together): `make test` hands whole modules to its
+    # two processes in this order, and a long one handed out last would leave the other process idle meanwhile
+    items.sort(key=_start_order(items))
     if config.getoption("--slow") or "slow" in (config.getoption("-m") or ""):
         return
     skip = pytest.mark.skip(reason=SLOW_SKIP)
