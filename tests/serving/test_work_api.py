@@ -248,6 +248,17 @@ def test_my_queue_reopens_items_and_hides_gold_from_annotators(bccd: Bccd) -> No
     listed = {i["id"]: i for i in bccd.get("a", "images").json()["items"]}
     assert listed[gold_id]["annotated"] is False and listed[gold_id]["review_state"] == "todo"
     assert "gold" not in bccd.get("a", "images").text and "honeypot" not in bccd.get("a", "images").text
+
+    def ids_where(who: str, query: str) -> set[int]:
+        return {i["id"] for i in bccd.get(who, f"images?{query}&limit=500").json()["items"]}
+
+    # ... and so do the filters: listed with the never-annotated images, never with the annotated ones
+    gold_class = bccd.get("rita", f"images/{gold_id}").json()["annotation"]["class_id"][0]  # a name or an id
+    for query in ("annotated=true", f"class={gold_class}", "annotator=rita", "box_min=1"):
+        assert gold_id not in ids_where("a", query) and gold_id in ids_where("rita", query), query
+    assert gold_id in ids_where("a", "annotated=false") and gold_id not in ids_where("rita", "annotated=false")
+    assert gold_id in ids_where("a", "review=todo")
+    assert bccd.get("a", "images/count?annotated=false").json()["total"] == len(ids_where("a", "annotated=false"))
     for who in ("rita", "viewer", "admin"):  # reviewers and admins see the gold's annotation; viewers never annotate
         assert bccd.get(who, f"images/{gold_id}").json()["annotated"] is True
     assert bccd.get("a", f"images/{gold_id}/revisions").json() == []  # nor its history

@@ -11,11 +11,12 @@ the project while a version holds them (``images.deleted_at``) are never listed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, not_, select
+from sqlalchemy import ColumnElement, Select, func, not_, or_, select
 
 from visionloop.core.errors import NotFoundError
 from visionloop.storage.health import box_condition, folder_condition
@@ -98,7 +99,7 @@ def resolve_filter(
     project: Project, *, class_: str | None = None, split: str | None = None, version: str | None = None,
     annotated: bool | None = None, review: str | None = None, annotator: str | None = None, q: str | None = None,
     box_min: float | None = None, box_max: float | None = None, aspect_min: float | None = None,
-    aspect_max: float | None = None, folder: str | None = None,
+    aspect_max: float | None = None, folder: str | None = None, seen_unannotated: Sequence[int] = (),
 ) -> ImageFilter:
     """The filter of the list's query parameters, with names resolved (NotFoundError lists the known ones).
 
@@ -107,9 +108,11 @@ def resolve_filter(
     ``review``: a review state; ``annotator``: the author of the head revision; ``q``: part of the file name, any case;
     ``box_min``/``box_max``/``aspect_min``/``aspect_max``: a box of the head annotation with a size (sqrt of its area,
     pixels) and an aspect (width / height) in these half-open ranges; ``folder``: the first folder of the name
-    (``/``: none).
+    (``/``: none). ``seen_unannotated``: images the asker must see as never annotated and never reviewed (gold
+    images for an annotator): the filters on annotations and reviews treat them so.
     """
     conds: list[ColumnElement[bool]] = []
+    unseen = ImageRow.id.in_(list(seen_unannotated)) if seen_unannotated else None
     class_id = version_id = None
     if class_ is not None:
         class_id = _class_id(project, class_)
@@ -130,10 +133,11 @@ def resolve_filter(
                             hint="version only says whose splits the split filter means")
     if annotated is not None:
         has = ImageRow.id.in_(select(AnnotationRow.image_id))
-        conds.append(has if annotated else not_(has))
+        conds.append(has if annotated else not_(has) if unseen is None else or_(not_(has), unseen))
     state = ReviewState.parse(review) if review is not None else None
     if state is not None:
-        conds.append(state_filter(state))
+        conds.append(state_filter(state) if unseen is None or state is not ReviewState.TODO
+                     else or_(state_filter(state), unseen))
     if annotator is not None:
         conds.append(ImageRow.id.in_(
             select(AnnotationRow.image_id).join(RevisionRow, RevisionRow.id == AnnotationRow.head_revision_id)
@@ -146,6 +150,10 @@ def resolve_filter(
                                    aspect_min=aspect_min, aspect_max=aspect_max))
     if folder:
         conds.append(folder_condition(folder))
+    shown_annotated = (class_id is not None or annotated or annotator is not None or any(b is not None for b in boxes)
+                       or state not in (None, ReviewState.TODO))
+    if unseen is not None and shown_annotated:
+        conds.append(not_(unseen))
     return ImageFilter(class_id=class_id, version_id=version_id, split=split, annotated=annotated, review=state,
                        annotator=annotator, name_contains=q or None,
                        boxes=boxes if any(b is not None for b in boxes) else None, folder=folder or None,

@@ -86,7 +86,7 @@ def _as_unannotated(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def image_filter(
-    project: ProjectDep,
+    user: ViewerDep, project: ProjectDep,
     class_: Annotated[str | None, Query(alias="class", max_length=256, description=(
         "A class name or id: images whose head annotation has at least one instance or label of it."))] = None,
     split: Annotated[str | None, Query(max_length=16, description=(
@@ -111,7 +111,8 @@ def image_filter(
 ) -> ImageFilter:
     return resolve_filter(project, class_=class_, split=split, version=version, annotated=annotated, review=review,
                           annotator=annotator, q=q, box_min=box_min, box_max=box_max, aspect_min=aspect_min,
-                          aspect_max=aspect_max, folder=folder)
+                          aspect_max=aspect_max, folder=folder,
+                          seen_unannotated=gold_image_ids(project) if user.role is Role.ANNOTATOR else ())
 
 
 ImageFilterDep = Annotated[ImageFilter, Depends(image_filter)]
