@@ -7,14 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import insert, inspect
+from sqlalchemy import inspect
 
+from tests.storage.old_projects import database, migrating, old_project
 from visionloop.core.annotations import Boxes, Label
 from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError, StaleRevisionError
 from visionloop.storage import NewImage, Project
-from visionloop.storage.db import MIGRATIONS, make_engine
 from visionloop.storage.dismissals import dismiss, dismissed_keys, finding_key, list_dismissals, undo_dismissal
 from visionloop.storage.label_issues import (
     IssueState,
@@ -26,7 +24,6 @@ from visionloop.storage.label_issues import (
     list_label_issues,
     save_label_issue_run,
 )
-from visionloop.storage.models import ProjectRow
 
 
 def add(project: Project, n: int, size: int = 64) -> list[int]:
@@ -118,23 +115,12 @@ def test_dismissals_of_duplicate_groups_and_outliers(tmp_path: Path) -> None:
 
 def test_migration_0008_upgrades_a_0007_project_and_back(tmp_path: Path) -> None:
     root = tmp_path / "old"
-    root.mkdir()
-    (root / "visionloop.toml").write_text('name = "old"\ntask = "detection"\n', encoding="utf-8")
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
-        conn.execute(insert(ProjectRow).values(id=1, name="old", task="detection"))
-    assert not inspect(engine).has_table("dismissals")
-    engine.dispose()
+    with old_project(root, "0007"):
+        pass
+    with database(root) as engine:
+        assert not inspect(engine).has_table("dismissals")
     with Project.open(root) as project:
         ids = add(project, 1)
         assert dismiss(project, "outlier", ids, author="a").image_ids == ids
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0007")
-    assert not inspect(engine).has_table("dismissals")
-    engine.dispose()
+    with migrating(root, "0007", down=True) as conn:
+        assert not inspect(conn).has_table("dismissals")

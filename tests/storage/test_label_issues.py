@@ -7,14 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import inspect, select
 
 from tests.conftest import fresh_postgres_database
+from tests.storage.old_projects import database, migrating, old_project
 from visionloop.core.errors import AnnotationValidationError, NotFoundError
 from visionloop.storage import NewImage, Project
-from visionloop.storage.db import MIGRATIONS, make_engine
 from visionloop.storage.image_admin import delete_images
 from visionloop.storage.label_issues import (
     IssueKind,
@@ -28,7 +26,6 @@ from visionloop.storage.label_issues import (
     save_label_issue_run,
     set_label_issue_state,
 )
-from visionloop.storage.models import ProjectRow
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -147,17 +144,10 @@ def test_bad_input_writes_nothing(project_factory) -> None:
 
 def test_migration_0007_upgrades_a_0006_project_and_back(tmp_path: Path) -> None:
     root = tmp_path / "old"
-    root.mkdir()
-    (root / "visionloop.toml").write_text('name = "old"\ntask = "detection"\n', encoding="utf-8")
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0006")
-        conn.execute(insert(ProjectRow).values(id=1, name="old", task="detection"))
-    assert not inspect(engine).has_table("label_issues")
-    engine.dispose()
+    with old_project(root, "0006"):
+        pass
+    with database(root) as engine:
+        assert not inspect(engine).has_table("label_issues")
     with Project.open(root) as project:
         assert {"label_issue_runs", "label_issues", "label_issue_events"} <= set(
             inspect(project.engine).get_table_names())
@@ -165,9 +155,5 @@ def test_migration_0007_upgrades_a_0006_project_and_back(tmp_path: Path) -> None
         save_label_issue_run(project, [NewLabelIssue(image_id=ids[0], kind="wrong_tag", score=0.2)],
                              created_by="a", method="both")
         assert list_label_issues(project).total == 1
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0006")
-    assert not inspect(engine).has_table("label_issues") and not inspect(engine).has_table("label_issue_runs")
-    engine.dispose()
+    with migrating(root, "0006", down=True) as conn:
+        assert not inspect(conn).has_table("label_issues") and not inspect(conn).has_table("label_issue_runs")

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import inspect, select, text
 
+from tests.storage.old_projects import database, migrating, old_project
 from visionloop.core.errors import AnnotationValidationError, NotFoundError
 from visionloop.storage import NewImage, Project
-from visionloop.storage.db import MIGRATIONS, make_engine
 from visionloop.storage.image_admin import delete_images
-from visionloop.storage.models import ImageRow, ProjectRow, ReviewEventRow, utcnow
+from visionloop.storage.models import ImageRow, ReviewEventRow, utcnow
 from visionloop.storage.review import ReviewState, current_reviews, review_history, set_review_state, state_filter
 
 
@@ -67,20 +65,12 @@ def test_bad_input_writes_nothing(project_factory) -> None:
 
 def test_migration_0003_upgrades_a_0002_project_with_images(tmp_path: Path) -> None:
     root = tmp_path / "old"
-    root.mkdir()
-    (root / "visionloop.toml").write_text('name = "old"\ntask = "detection"\n', encoding="utf-8")
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
-        conn.execute(insert(ProjectRow).values(id=1, name="old", task="detection"))
+    with old_project(root, "0002") as conn:
         conn.execute(text("INSERT INTO images (id, key, sha256, width, height, format, name, source_uri, ingested_at, "
                           "meta) VALUES (1, :s, :s, 8, 8, 'jpeg', 'a.jpg', '', :t, '{}')"),
                      {"s": "a" * 64, "t": utcnow()})
-    assert "deleted_at" not in {c["name"] for c in inspect(engine).get_columns("images")}
-    engine.dispose()
+    with database(root) as engine:
+        assert "deleted_at" not in {c["name"] for c in inspect(engine).get_columns("images")}
     with Project.open(root) as project:
         names = {c["name"] for c in inspect(project.engine).get_columns("images")}
         assert "deleted_at" in names and inspect(project.engine).has_table("review_events")
@@ -91,9 +81,5 @@ def test_migration_0003_upgrades_a_0002_project_with_images(tmp_path: Path) -> N
         assert [im.name for im in project.images()] == ["a.jpg"]
         set_review_state(project, [1], "submitted", author="ann")
         assert in_state(project, "submitted") == [1]
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    with engine.begin() as conn:  # and back down
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002")
-    assert not inspect(engine).has_table("review_events")
-    engine.dispose()
+    with migrating(root, "0002", down=True) as conn:  # and back down
+        assert not inspect(conn).has_table("review_events")

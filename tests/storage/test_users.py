@@ -10,16 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from argon2 import PasswordHasher
-from sqlalchemy import insert, inspect, select, text
+from sqlalchemy import inspect, select, text
 
+from tests.storage.old_projects import database, old_project
 from visionloop.core.errors import ConflictError, NotFoundError
 from visionloop.storage import Project
 from visionloop.storage import users as U
-from visionloop.storage.db import MIGRATIONS, make_engine
-from visionloop.storage.models import ApiTokenRow, ProjectRow, UserRow, utcnow
+from visionloop.storage.models import ApiTokenRow, UserRow, utcnow
 
 
 def test_roles_are_ordered() -> None:
@@ -165,17 +163,10 @@ def test_ensure_admin_creates_once(project_factory) -> None:
 def test_migration_upgrades_a_0001_database(tmp_path: Path) -> None:
     """A project made before users existed opens (upgrading to head) and keeps its data."""
     root = tmp_path / "old"
-    root.mkdir()
-    (root / "visionloop.toml").write_text('name = "old"\ntask = "detection"\n', encoding="utf-8")
-    engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.execute(insert(ProjectRow).values(id=1, name="old", task="detection"))
-    assert not inspect(engine).has_table("users")
-    engine.dispose()
+    with old_project(root, "0001"):
+        pass
+    with database(root) as engine:
+        assert not inspect(engine).has_table("users")
 
     with Project.open(root) as project:
         names = inspect(project.engine).get_table_names()
@@ -217,17 +208,12 @@ def test_users_and_tokens_on_postgres(tmp_path: Path) -> None:
     url = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db")
-    engine = make_engine(url)
-    with engine.begin() as conn:
+    with database(url) as engine, engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.execute(insert(ProjectRow).values(id=1, name="pg", task="detection"))
-    assert not inspect(engine).has_table("users")
-    engine.dispose()
+    with old_project(url, "0001", name="pg"):
+        pass
+    with database(url) as engine:
+        assert not inspect(engine).has_table("users")
     root = tmp_path / "pg"
     root.mkdir()
     (root / "visionloop.toml").write_text(f'name = "pg"\ntask = "detection"\ndb_url = "{url}"\n', encoding="utf-8")
