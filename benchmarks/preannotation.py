@@ -10,7 +10,7 @@ baseline's (without), their ratio, and the kinds of actions; ``best`` is the thr
 
 Writes ``benchmarks/results/preannotation.json`` (``--smoke``: ``preannotation.smoke.json``, a few images).
 
-    python benchmarks/preannotation.py --epochs 4     # about half an hour on 2 idle CPU cores
+    python benchmarks/preannotation.py --epochs 6     # the defaults for BCCD: about 12 min on 2 idle CPU cores
     python benchmarks/preannotation.py --train-images 96 --val-images 24 --epochs 3 --eval-size 288  # shorter
     python benchmarks/preannotation.py --smoke
 """
