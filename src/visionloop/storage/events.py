@@ -13,12 +13,25 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from visionloop.storage.models import Base, utcnow
 
-__all__ = ["DeliveryRow", "DeliveryState", "EventKind", "EventRow", "WebhookRow"]
+__all__ = ["DeliveryRow", "DeliveryState", "EventKind", "EventRow", "WebhookRow", "emit_event"]
 
 
 class EventKind(StrEnum):
@@ -77,3 +90,15 @@ class DeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (UniqueConstraint("event_id", "webhook_id", name="uq_deliveries_event_webhook"),
                       Index("ix_deliveries_due", "state", "next_attempt_at"))
+
+
+def emit_event(conn: Connection, kind: EventKind | str, payload: dict[str, Any]) -> int:
+    """Record an event in the caller's transaction and queue a pending delivery for every active webhook that wants
+    its kind; returns the event's id. The platform server's delivery worker sends them."""
+    kind = EventKind(kind)
+    event_id = conn.execute(insert(EventRow).values(kind=kind.value, payload=payload)).inserted_primary_key[0]
+    hooks = conn.execute(select(WebhookRow.id, WebhookRow.kinds).where(WebhookRow.active.is_(True))).all()
+    wanted = [h.id for h in hooks if not h.kinds or kind.value in h.kinds]
+    if wanted:
+        conn.execute(insert(DeliveryRow), [{"event_id": event_id, "webhook_id": w} for w in wanted])
+    return int(event_id)
