@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, insert, select, update
 
 from visionloop.core.annotations import Annotation, annotation_from_payload
@@ -31,7 +32,9 @@ from visionloop.core.errors import AnnotationValidationError, ConflictError, Ima
 from visionloop.core.ontology import Ontology
 from visionloop.core.records import ImageRecord
 from visionloop.core.task import Task
+from visionloop.storage.events import EventKind, emit_event, version_created_payload
 from visionloop.storage.models import AnnotationRow, HeadCountRow, ImageRow, RevisionRow, VersionItemRow, VersionRow
+from visionloop.storage.production import ProductionSampleRow
 from visionloop.storage.project import Project, _image_record, subsets_of
 from visionloop.storage.review import ReviewState, state_filter
 from visionloop.storage.splits import (
@@ -301,6 +304,75 @@ def _source_splits(items: list[_Item]) -> tuple[dict[int, str], dict[int, list[s
     return split_of, several
 
 
+def _base_splits(conn: Connection, base: str) -> dict[int, str]:
+    """Split per image id of version ``base``."""
+    vid = _version_row(conn, base).id
+    return {r.image_id: r.split for r in conn.execute(
+        select(VersionItemRow.image_id, VersionItemRow.split).where(VersionItemRow.version_id == vid))}
+
+
+def _frozen_test_splits(
+    items: list[_Item], members: list[list[int]], base_split: dict[int, str], randoms: set[int],
+    fractions: tuple[float, float, float], seed: int,
+) -> tuple[dict[int, str], dict[str, int]]:
+    """Split per item index when a base version's test set stays frozen (see ``create_version(base=...)``); items
+    left without a split are held out. Also the counts of what happened (``kept``, ``held_out``, ``new``,
+    ``new_test``: new random-slice images put in test)."""
+    split_of: dict[int, str] = {}
+    held_out = 0
+    free_random: list[list[int]] = []
+    free_other: list[list[int]] = []
+    for g in members:
+        old = [i for i in g if items[i].image_id in base_split]
+        for i in old:
+            split_of[i] = base_split[items[i].image_id]
+        new = [i for i in g if items[i].image_id not in base_split]
+        if not new:
+            continue
+        if old:
+            joined = group_hint(split_of[i] for i in old) or split_of[old[0]]
+            for i in new:
+                if joined != "test" or items[i].image_id in randoms:
+                    split_of[i] = joined
+                else:
+                    held_out += 1
+        elif all(items[i].image_id in randoms for i in new):
+            free_random.append(new)
+        else:
+            free_other.append(new)
+    train_val = (fractions[0], fractions[1], 0.0)
+    if sum(train_val) <= 0:
+        train_val = (1.0, 0.0, 0.0)
+    for groups, fr in ((free_random, fractions), (free_other, train_val)):
+        if groups:
+            sub = _Sub(items, groups)
+            placed, _ = _random_splits(sub.items, sub.members, fr, seed)
+            split_of.update({sub.index[k]: s for k, s in placed.items()})
+    new_items = [i for i in split_of if items[i].image_id not in base_split]
+    return split_of, {"kept": len(split_of) - len(new_items), "new": len(new_items), "held_out": held_out,
+                      "new_test": sum(1 for i in new_items if split_of[i] == "test")}
+
+
+class _Sub:
+    """Some groups of items renumbered from 0 (``index``: new item index -> original index)."""
+
+    def __init__(self, items: list[_Item], groups: list[list[int]]) -> None:
+        self.index = [i for g in groups for i in g]
+        self.items = [items[i] for i in self.index]
+        starts = np.cumsum([0] + [len(g) for g in groups])
+        self.members = [list(range(a, b)) for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)]
+
+
+def _keep_placed(
+    items: list[_Item], members: list[list[int]], split_of: dict[int, str],
+) -> tuple[list[_Item], list[list[int]], dict[int, str]]:
+    """Items, groups and splits without the items that have no split, renumbered."""
+    kept = [i for i in range(len(items)) if i in split_of]
+    new_index = {old: k for k, old in enumerate(kept)}
+    groups = [[new_index[i] for i in g if i in new_index] for g in members]
+    return [items[i] for i in kept], [g for g in groups if g], {new_index[i]: s for i, s in split_of.items()}
+
+
 def _leaks(
     items: list[_Item], members: list[list[int]], split_of: dict[int, str], several: dict[int, list[str]] | None = None,
 ) -> dict[str, Any]:
@@ -339,6 +411,7 @@ def create_version(
     splits: SplitMode | str = SplitMode.RANDOM,
     progress: ProgressFn | None = None,
     approved_only: bool = False,
+    base: str | None = None,
 ) -> VersionInfo:
     """Freeze the project's current annotations into a new, immutable version with a train/val/test split.
 
@@ -369,14 +442,26 @@ def create_version(
 
     ``approved_only`` keeps only images whose review state is ``approved`` (see :mod:`visionloop.storage.review`).
 
+    ``base``: a version whose test set stays frozen (the retrain-and-compare loop). Every image of ``base`` that is
+    still annotated keeps its split (with its current annotation; ``approved_only`` then applies to the other images
+    only). A new image joins the split of a ``base`` image it is grouped with (near-duplicate, video, meta group),
+    except that a new image grouped with a ``base`` test image is left out of the version (``summary["held_out"]``)
+    unless it is in the production random slice. Other new images go to train and val only, in the proportions of
+    ``fractions``, except groups of production random-slice images (``production_samples.random_slice``), which are
+    split in the usual proportions: so the test set grows only by the unbiased random slice, never by actively chosen
+    images. ``splits`` must be ``random``.
+
     Missing perceptual hashes are computed first (and stored, so the next version is fast). The version is written
-    in one transaction. ``progress(stage, done, total)`` is called during long stages.
+    in one transaction, with its ``version.created`` event (webhooks). ``progress(stage, done, total)`` is called during long stages.
     """
     fr = _check_fractions(fractions)
     try:
         mode = SplitMode(splits)
     except ValueError:
         raise NotFoundError("split mode", splits, choices=[m.value for m in SplitMode]) from None
+    if base is not None and mode is not SplitMode.RANDOM:
+        raise ConflictError("a version based on another keeps that version's splits and splits the new images at "
+                            "random: drop splits=source (--splits source) or base")
     if name is not None and (not name or name != name.strip() or len(name) > 128):
         raise AnnotationValidationError("version name", expected="1-128 characters without surrounding spaces",
                                         actual=repr(name))
@@ -393,10 +478,17 @@ def create_version(
                   "phash_distance": phash_distance, "author": author}
         if approved_only:
             params["approved_only"] = True
+        base_split = _base_splits(conn, base) if base is not None else None
+        if base is not None:
+            params["base"] = base
         version_id = conn.execute(insert(VersionRow).values(
             name=name, task=project.task.value, hash="", ontology=ontology.to_json(), params=params, summary={},
         )).inserted_primary_key[0]
-        items = _read_items(conn, include_unannotated=include_unannotated, approved_only=approved_only)
+        items = _read_items(conn, include_unannotated=include_unannotated,
+                            approved_only=approved_only and base_split is None)
+        if base_split is not None and approved_only:
+            approved = set(conn.execute(select(ImageRow.id).where(state_filter(ReviewState.APPROVED))).scalars())
+            items = [it for it in items if it.image_id in base_split or it.image_id in approved]
         if not items:
             raise ConflictError(
                 "nothing to put in a version: no approved annotated images; approve some in review first"
@@ -412,7 +504,14 @@ def create_version(
         members, n_pairs = _groups(items, phash_distance)
         if progress:
             progress("split", 0, len(members))
-        if mode is SplitMode.SOURCE:
+        frozen: dict[str, int] = {}
+        if base_split is not None:
+            randoms = set(conn.execute(select(ProductionSampleRow.image_id)
+                                       .where(ProductionSampleRow.random_slice.is_(True))).scalars())
+            split_of, frozen = _frozen_test_splits(items, members, base_split, randoms, fr, seed)
+            items, members, split_of = _keep_placed(items, members, split_of)
+            several, hinted = {}, 0
+        elif mode is SplitMode.SOURCE:
             (split_of, several), hinted = _source_splits(items), 0
         else:
             split_of, hinted = _random_splits(items, members, fr, seed)
@@ -448,12 +547,17 @@ def create_version(
             "unannotated": sum(1 for it in items if it.revision_id is None),
             "phash_failed": sum(1 for it in items if it.phash is None) if phash_distance >= 0 else 0,
         }
+        if base_split is not None:
+            summary["base"] = {"version": base, **frozen}
         conn.execute(insert(VersionItemRow), [
             {"version_id": version_id, "image_id": it.image_id, "revision_id": it.revision_id, "split": split_of[i]}
             for i, it in enumerate(items)
         ])
         conn.execute(update(VersionRow).where(VersionRow.id == version_id).values(hash=digest, summary=summary))
         row = conn.execute(select(VersionRow).where(VersionRow.id == version_id)).one()
+        emit_event(conn, EventKind.VERSION_CREATED, version_created_payload(
+            project.name, name=name, content_hash=digest, author=author, splits=summary["splits"],
+            images=summary["images"], params=params))
         return _info(row)
 
 
