@@ -4,17 +4,13 @@ a project made before it, and gone with the migration's downgrade."""
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, select
 
-from tests.conftest import fresh_postgres_database
 from visionloop.core.annotations import Boxes, Label, Tags
 from visionloop.storage import NewImage, Project
 from visionloop.storage.head_boxes import HeadBoxRow, box_measures
@@ -66,19 +62,6 @@ def test_labels_and_tags_have_no_boxes(tmp_path: Path) -> None:
         [i] = _images(p, 1)
         p.save_annotation(i, Tags([cid]), author="ann", base_revision=None)
         assert _rows(p) == {}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request) -> Iterator[str | None]:
-    """None (a SQLite file), and a fresh PostgreSQL database on ``VISIONLOOP_TEST_POSTGRES_URL``'s server."""
-    if request.param == "sqlite":
-        yield None
-        return
-    base = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db")
-    with fresh_postgres_database(base, prefix="vl_boxes") as url:
-        yield url
 
 
 def test_migration_0009_fills_the_rows_of_an_older_project_and_goes_back(tmp_path: Path, db_url: str | None) -> None:

@@ -3,13 +3,11 @@ and migration 0007 on a project made at 0006."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select
 
-from tests.conftest import fresh_postgres_database
 from tests.storage.old_projects import database, migrating, old_project
 from visionloop.core.errors import AnnotationValidationError, NotFoundError
 from visionloop.storage import NewImage, Project
@@ -26,19 +24,6 @@ from visionloop.storage.label_issues import (
     save_label_issue_run,
     set_label_issue_state,
 )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path):
-    """A SQLite file, and a fresh PostgreSQL database on ``VISIONLOOP_TEST_POSTGRES_URL``'s server when it is set."""
-    if request.param == "sqlite":
-        yield None
-        return
-    base = os.environ.get("VISIONLOOP_TEST_POSTGRES_URL")
-    if not base:
-        pytest.skip("no PostgreSQL server: set VISIONLOOP_TEST_POSTGRES_URL=postgresql+psycopg://user:pw@127.0.0.1/db")
-    with fresh_postgres_database(base, prefix="vl_issues") as url:
-        yield url
 
 
 def add(project: Project, n: int) -> list[int]:

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Connection, func, insert, not_, or_, selec
 from sqlalchemy.orm import aliased
 
 from visionloop.core.errors import AnnotationValidationError, NotFoundError
+from visionloop.storage.events import EventKind, emit_event, review_done_payload
 from visionloop.storage.models import ImageRow, ReviewEventRow, utcnow
 from visionloop.storage.project import Project
 
@@ -122,7 +123,8 @@ def set_review_state(
     ``rejected`` needs a ``reason`` (what to fix), and may carry ``tags`` (from :data:`REJECT_TAGS`) and a
     ``comment`` geometry (see :func:`check_comment`; checked against each image). Returns how many images changed
     state. NotFoundError names the first id that is not an image of the project. With ``conn``, it is written in
-    the caller's transaction.
+    the caller's transaction. An approval or rejection that changes something records one ``review.done`` event
+    (:mod:`visionloop.storage.events`) in the same transaction.
     """
     state = ReviewState.parse(state)
     tag_list = _tags(tags)
@@ -154,6 +156,9 @@ def set_review_state(
             conn.execute(insert(ReviewEventRow), [
                 {"image_id": i, "state": state.value, "reason": reason, "author": author, "created_at": now,
                  "tags": tag_list, "comment": comment} for i in changing])
+            if state in (ReviewState.APPROVED, ReviewState.REJECTED):  # a reviewer decided: one event, same transaction
+                emit_event(conn, EventKind.REVIEW_DONE, review_done_payload(
+                    project.name, changing, decision=state.value, reviewer=author, reason=reason, tags=tag_list))
         return len(changing)
 
 
