@@ -31,6 +31,9 @@ from visionloop.storage.events import (
     update_webhook,
 )
 from visionloop.storage.review import set_review_state
+from visionloop.storage.versions import get_version
+from visionloop.storage.work import approve_images
+from visionloop.training import train
 
 
 @pytest.fixture
@@ -198,3 +201,34 @@ def test_a_review_decision_is_one_event_in_its_transaction(project_factory) -> N
     assert len(events(p, EventKind.REVIEW_DONE)) == 2
     with p.engine.connect() as conn:
         assert len(conn.execute(select(DeliveryRow.id)).all()) == 2
+
+
+def test_approving_through_the_review_queue_is_one_event(project_factory) -> None:
+    p: Project = project_factory("detection")
+    ids = add(p, 2)
+    set_review_state(p, ids, "submitted", author="ann")
+    assert approve_images(p, ids, author="rita") == 2
+    assert [(e["decision"], e["image_ids"], e["reviewer"]) for e in events(p, EventKind.REVIEW_DONE)] == [
+        ("approved", ids, "rita")]
+
+
+def test_a_version_and_a_training_run_are_announced_once(synthetic_project) -> None:
+    p: Project = synthetic_project("classification")  # made with version v1
+    (v1,) = events(p, EventKind.VERSION_CREATED)
+    info = get_version(p, "v1")
+    assert v1 == {"version": "v1", "hash": info.hash, "author": "cli", "images": 36, "splits": info.splits,
+                  "split_mode": "random", "approved_only": False, "base": None,
+                  "links": {"version": f"/api/v1/projects/{p.name}/versions/v1"}}
+    hook = create_webhook(p, "https://a.example/", author="ada", kinds=["model.trained"])
+    with pytest.raises(NotFoundError):
+        train(p, version="nope", progress=False, model="test_resnet", pretrained=False, image_size=32)
+    assert events(p, EventKind.MODEL_TRAINED) == []  # a run that never finished is not announced
+    res = train(p, version="v1", strategy="linear", progress=False, model="test_resnet", pretrained=False,
+                image_size=32)
+    (trained,) = events(p, EventKind.MODEL_TRAINED)
+    assert trained["run"] == res.run_id and trained["task"] == "classification" and trained["version"] == "v1"
+    assert trained["model"] == "test_resnet" and trained["metrics"] == res.metrics["val"]
+    assert trained["links"] == {"run": f"/api/v1/projects/{p.name}/runs/{res.run_id}",
+                                "report": f"/api/v1/projects/{p.name}/runs/{res.run_id}/report"}
+    assert [d.kind for d in list_deliveries(p, hook.webhook.id)[1]] == ["model.trained"]
+    assert "/" + str(p.root).strip("/") not in str(trained)  # no disk path leaves the server

@@ -6,10 +6,12 @@ Classification and tagging are trained here (:mod:`visionloop.training.classify`
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from visionloop.core.errors import ConflictError
-from visionloop.storage.runs import RunResult
+from visionloop.core.errors import ConflictError, NotFoundError
+from visionloop.storage.events import EventKind, emit_event, model_trained_payload
+from visionloop.storage.runs import RunResult, load_config, run_dir
 from visionloop.training.classify import ClassifyParams, train_classifier
 from visionloop.training.detection import DetectionHParams, train_detection
 
@@ -35,7 +37,37 @@ def train(
     (classification/tagging). ``resume``: continue an interrupted run (its config wins over the other arguments).
     ``weights``: a local checkpoint file to start from instead of the downloaded/offline pretrained weights.
     ``options``: further :class:`visionloop.training.classify.ClassifyParams` fields (``image_size``, ``lr``, ...).
+
+    A run that finishes records one ``model.trained`` event (webhooks; a resumed run that had finished already, none).
     """
+    done_before = resume is not None and _finished(project, resume)
+    result = _train(project, version=version, model=model, strategy=strategy, epochs=epochs, resume=resume,
+                    weights=weights, seed=seed, progress=progress, **options)
+    if not done_before:
+        _announce(project, result)
+    return result
+
+
+def _finished(project: Any, run_id: str) -> bool:
+    try:
+        path = run_dir(project, run_id) / "result.json"
+    except NotFoundError:
+        return False
+    return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("status") == "done"
+
+
+def _announce(project: Any, result: RunResult) -> None:
+    """The ``model.trained`` event of a finished run: its model, version and validation numbers."""
+    cfg = load_config(project, result.run_id)
+    metrics = result.metrics.get("val") if isinstance(result.metrics.get("val"), dict) else result.metrics
+    payload = model_trained_payload(project.name, run=result.run_id, task=cfg.task, model=str(cfg.model.get("name")),
+                                    version=cfg.version.get("name"), metrics=metrics)
+    with project.transaction() as conn:
+        emit_event(conn, EventKind.MODEL_TRAINED, payload)
+
+
+def _train(project: Any, *, version: str | None, model: str | None, strategy: str, epochs: int | None,
+           resume: str | None, weights: str | None, seed: int, progress: bool, **options: Any) -> RunResult:
     task = project.task.value
     if task in ("detection", "segmentation"):
         if strategy != "auto":
