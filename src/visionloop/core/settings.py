@@ -70,3 +70,15 @@ class Settings(BaseSettings):
     """Decoded images kept per server for assisted segmentation (a person clicks on one image several times)."""
     assist_max_clicks: int = 64
     """Clicks one assisted-segmentation request may hold; more are refused with 400."""
+    webhook_concurrency: int = 4
+    """Deliveries the platform server's webhook worker sends at once (all projects together)."""
+    webhook_timeout_s: float = 10.0
+    """Seconds a receiver has to answer a delivery; no answer in time counts as a failed attempt."""
+    webhook_max_attempts: int = 12
+    """Attempts of a delivery before it is given up (``failed``; an admin can retry it)."""
+    webhook_backoff_s: float = 30.0
+    """Wait after a delivery's first failed attempt; it doubles with each failure (times a random 0.5-1)."""
+    webhook_backoff_max_s: float = 6 * 3600.0
+    """Longest wait between two attempts of a delivery."""
+    webhook_poll_s: float = 2.0
+    """How often the webhook worker looks for deliveries that are due when it has nothing to send."""
