@@ -18,12 +18,18 @@ from visionloop.serving.body_limit import install_body_limit
 from visionloop.serving.docs import docs_app_options, install_offline_docs, offline_assets_dir
 from visionloop.serving.error_handlers import install_error_handlers
 from visionloop.serving.jobs import JobQueue
-from visionloop.serving.jobs.kinds import embed_after_import, evaluate_after_training, package_after_evaluation
+from visionloop.serving.jobs.kinds import (
+    embed_after_import,
+    evaluate_after_training,
+    loop_after_drift,
+    package_after_evaluation,
+)
 from visionloop.serving.projects_api.deployments import Deployments, deploy_after_packaging
 from visionloop.serving.projects_api.project_registry import ProjectRegistry, find_project_dirs
 from visionloop.serving.projects_api.routes import API_PREFIX, api_router, health
 from visionloop.serving.projects_api.routes.imports import IMPORTS_PATH
 from visionloop.serving.projects_api.thumbnails import ThumbnailCache, snap_size
+from visionloop.serving.webhooks import WebhookWorker
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -46,14 +52,17 @@ def create_app(projects_root: Path | str | Sequence[Path | str], *, settings: Se
         app.state.deployments = Deployments(settings)
         app.state.jobs = JobQueue(registry, settings, follow_ups={
             "train": evaluate_after_training, "evaluate": package_after_evaluation, "import": embed_after_import,
-            "package": deploy_after_packaging(app.state.deployments)})
+            "package": deploy_after_packaging(app.state.deployments), "drift": loop_after_drift})
         app.state.jobs.start()
+        app.state.webhooks = WebhookWorker(registry.all, settings=settings)  # sends events' webhook deliveries
+        app.state.webhooks.start()
         try:
             yield
         finally:
+            app.state.webhooks.stop()
             app.state.jobs.stop()
             app.state.deployments.close()
-            app.state.jobs = app.state.deployments = None
+            app.state.jobs = app.state.deployments = app.state.webhooks = None
             app.state.projects = None
             app.state.thumbnails = {}
             registry.close()
