@@ -6,6 +6,7 @@ import typer
 
 from visionloop.cli import (
     deploy_cmds,
+    drift_cmds,
     preannotate_cmds,
     project_cmds,
     quality_cmds,
@@ -29,6 +30,7 @@ preannotate_cmds.register(app)
 review_cmds.register(app)
 similar_cmds.register(app)
 quality_cmds.register(app)
+drift_cmds.register(app)
 
 
 def main() -> None:

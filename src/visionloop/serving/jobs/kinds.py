@@ -21,7 +21,7 @@ from visionloop.storage.project import Project
 from visionloop.storage.versions import get_version
 
 __all__ = ["CLI_MODULE", "EXPORT_ZIP", "JOBS_DIR", "KINDS", "PACKAGES_DIR", "STAGING_PREFIX", "JobKind", "Step",
-           "embed_after_import", "evaluate_after_training", "get_kind", "package_after_evaluation", "job_dir", "package_dir", "public_guard"]
+           "embed_after_import", "evaluate_after_training", "loop_after_drift", "get_kind", "package_after_evaluation", "job_dir", "package_dir", "public_guard"]
 
 CLI_MODULE = "visionloop.cli.main"
 JOBS_DIR = "jobs"
@@ -113,6 +113,12 @@ def _label_errors_steps(p: Project, job: Job) -> list[Step]:
                             method="--method"))]
 
 
+def _drift_steps(p: Project, job: Job) -> list[Step]:
+    flags = ["--all-samples"] if job.params.get("all_samples") else []
+    return [_cli("drift", _root(p), *_optional(job.params, window="--window", package="--package",
+                                               reference="--reference"), *flags)]
+
+
 def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
     """The int8 guard's verdict (the run's ``int8-guard.json``), written whether the int8 model was kept or refused."""
     if not job.params.get("int8"):
@@ -166,6 +172,14 @@ def embed_after_import(p: Project, job: Job, result: dict[str, Any]) -> tuple[st
     return "embed", {"backbone": f"run:{key[4:]}" if key.startswith("run-") else key}
 
 
+def loop_after_drift(p: Project, job: Job, result: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The loop job that follows a drift check that alerted and asked for the loop (the project's ``[loop]
+    on_drift`` setting): queued only where the ``loop`` job kind exists."""
+    if not result.get("loop_requested") or "loop" not in KINDS:
+        return None
+    return "loop", {"trigger": "drift", "drift_report": result.get("id")}
+
+
 def _nothing(p: Project, job: Job) -> dict[str, Any]:
     return {}
 
@@ -190,6 +204,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("preannotate", _preannotate_steps),
     JobKind("embed", _embed_steps),
     JobKind("label_errors", _label_errors_steps),
+    JobKind("drift", _drift_steps),
 )}
 
 
