@@ -7,15 +7,19 @@ nothing in globals.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Path, Request, status
 
 from visionloop.core.errors import NotFoundError
+from visionloop.serving.model_server.feedback import FeedbackSender
 from visionloop.serving.model_server.limits import ByteBudget, ServerLimits
 from visionloop.serving.model_server.metrics import InferenceMetrics
 from visionloop.serving.model_server.prediction_log import PredictionLogger
 from visionloop.serving.model_server.served import ServedModel
+
+if TYPE_CHECKING:
+    from visionloop.serving.model_server.reload import ModelControl
 
 __all__ = [
     "ModelDep", "ModelName", "ModelServerState", "ModelsDep", "StateDep", "get_model", "get_models", "get_state",
@@ -28,13 +32,17 @@ ModelName = Annotated[str, Path(description="Model name, as GET /v1/models lists
 @dataclass(frozen=True, kw_only=True)
 class ModelServerState:
     """What the routes share: the served models by name, the metrics, the limits, the in-flight byte budget
-    (``limits.max_inflight_bytes``) and the prediction logger."""
+    (``limits.max_inflight_bytes``), the prediction logger and the control of the models (reload, rollback,
+    canary)."""
 
     models: dict[str, ServedModel]
     metrics: InferenceMetrics
     limits: ServerLimits
     inflight: ByteBudget
     prediction_logger: PredictionLogger | None
+    feedback: FeedbackSender | None = None
+    """Sends the predictions its samplers choose back to a project (``--feedback``)."""
+    control: ModelControl | None = None
 
 
 def get_state(request: Request) -> ModelServerState:

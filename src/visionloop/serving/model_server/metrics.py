@@ -37,6 +37,8 @@ class InferenceMetrics:
                                        buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge("visionloop_inference_queue_depth", "Requests waiting for a batch worker.",
                                  ["model"], registry=self.registry)
+        self.reloads = Counter("visionloop_inference_reloads", "Changes of a served model (reload, rollback, canary) "
+                               "by outcome (ok, refused).", ["model", "action", "outcome"], registry=self.registry)
 
     def watch(self, *, inflight: ByteBudget, prediction_logger: PredictionLogger | None) -> None:
         """Expose the in-flight request bytes and, when logging, the prediction log's counters at each scrape."""

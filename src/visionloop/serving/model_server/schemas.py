@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AUTH_RESPONSES", "ERROR_RESPONSES", "BatchItemOut", "BatchOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut",
-           "ModelSummaryOut", "PredictionOut", "ReadyOut"]
+__all__ = ["AUTH_RESPONSES", "CONTROL_RESPONSES", "ERROR_RESPONSES", "BatchItemOut", "BatchOut", "CanaryOut",
+           "ChangeOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut", "ModelSummaryOut", "PredictionOut",
+           "ReadyOut", "VersionOut"]
 
 
 class ErrorOut(BaseModel):
@@ -29,6 +30,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """Every client mistake the model server answers, for the OpenAPI document."""
 AUTH_RESPONSES = {k: v for k, v in ERROR_RESPONSES.items() if k in (401, 403)}
+CONTROL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Not a package, a path outside --packages-dir, or a malformed body."},
+    401: {"model": ErrorOut, "description": "Missing admin token."},
+    403: {"model": ErrorOut, "description": "Not an admin token (a prediction token never is), or control is off "
+                                            "(no --admin-token)."},
+    404: {"model": ErrorOut, "description": "Unknown model or package path."},
+    409: {"model": ErrorOut, "description": "Refused: the package does not load, fails its check prediction or has "
+                                            "another task (the served model stays); nothing to roll back to; another "
+                                            "upload in progress."},
+    413: {"model": ErrorOut, "description": "Package archive over --max-package-mb."},
+}
+"""What the control routes (reload, rollback, canary) answer besides 200."""
 
 
 class ClassScoreOut(BaseModel):
@@ -76,6 +89,11 @@ class PredictionOut(BaseModel):
     tags: list[ClassScoreOut] | None = None
     detections: list[DetectionOut] | None = None
     segments: list[SegmentOut] | None = None
+    model: str | None = Field(None, description="The served model's name (model server answers).")
+    package_version: str | None = Field(
+        None, description="The package that made the prediction: the first 12 hex digits of its model's sha256 "
+                          "(model server answers).")
+    run_id: str | None = Field(None, description="The training run of that package (model server answers).")
 
 
 class BatchItemOut(BaseModel):
@@ -96,6 +114,35 @@ class ModelSummaryOut(BaseModel):
     task: str
     classes: int
     int8: bool
+    package_version: str = Field(description="First 12 hex digits of the served package's model sha256.")
+    run_id: str | None
+    previous_version: str | None = Field(description="The package it replaced (rollback target), if any.")
+
+
+class VersionOut(BaseModel):
+    package_version: str
+    run_id: str | None
+    created_at: str
+    model_sha256: str | None
+
+
+class CanaryOut(BaseModel):
+    package_version: str = Field(description="The challenger's package version.")
+    run_id: str | None
+    share: float = Field(description="Share of the model's requests the challenger answers.")
+    compared: int = Field(description="Requests both answered.")
+    failed: int = Field(description="Requests the challenger failed (the model answered them).")
+    agreement: float | None = Field(description="Mean agreement of the two on compared requests, 0..1.")
+
+
+class ChangeOut(BaseModel):
+    model: str
+    action: str = Field(description="reload, rollback, canary, canary_end (or refused, in the model's history).")
+    from_version: str | None
+    to_version: str | None
+    ok: bool
+    detail: Any = Field(description="Notes: 'already serving it', a drain timeout, a canary's final counts.")
+    at: float = Field(description="Unix time, seconds.")
 
 
 class ModelListOut(BaseModel):
@@ -120,6 +167,10 @@ class ModelInfoOut(BaseModel):
     created_at: str
     batching: dict[str, Any]
     sessions: int
+    package_version: str = Field(description="First 12 hex digits of the package's model sha256.")
+    loaded_at: float = Field(description="When this package started serving, Unix time.")
+    previous: VersionOut | None = Field(description="The package it replaced (rollback target), if any.")
+    canary: CanaryOut | None
 
 
 class HealthOut(BaseModel):

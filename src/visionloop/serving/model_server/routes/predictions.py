@@ -64,8 +64,8 @@ def _served(state: ModelServerState, name: str, endpoint: str) -> Iterator[tuple
     the block ends normally, the HTTPException's status, else 500."""
     t0, code = time.perf_counter(), 500
     try:
-        with state.inflight.hold() as held:
-            yield require_model(state.models, name), held
+        with state.inflight.hold() as held, require_model(state.models, name).in_use() as m:
+            yield m, held
         code = 200
     except OverloadedError as e:
         code = status.HTTP_503_SERVICE_UNAVAILABLE
@@ -85,16 +85,18 @@ ScoreThreshold = Annotated[float | None, Query(
 
 async def _predict(state: ModelServerState, m: ServedModel, data: bytes, what: str, *,
                    score_threshold: float | None) -> dict[str, Any]:
-    """The prediction's JSON (sampled into the prediction log); a client's bad image is an HTTPException, a full
-    queue an OverloadedError."""
+    """The prediction's JSON, naming the package that made it (sampled into the prediction log); a client's bad
+    image is an HTTPException, a full queue an OverloadedError."""
     check_image(data, what, max_pixels=state.limits.max_pixels)
-    res = await m.batcher.submit(data, score_threshold=score_threshold)
+    by, res = await m.predict(data, score_threshold=score_threshold)
     if isinstance(res, ImageError):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(res))
-    out = res.to_json()
+    out = by.stamp(res.to_json())
     if state.prediction_logger is not None:
-        state.prediction_logger.maybe_log(model=m.name, model_sha256=m.package.manifest.model_sha256, data=data,
+        state.prediction_logger.maybe_log(model=m.name, model_sha256=by.package.manifest.model_sha256, data=data,
                                           prediction=out)
+    if state.feedback is not None:
+        state.feedback.offer(m.name, data=data, prediction=out)
     return out
 
 
