@@ -116,7 +116,7 @@ def _label_errors_steps(p: Project, job: Job) -> list[Step]:
 def _drift_steps(p: Project, job: Job) -> list[Step]:
     flags = ["--all-samples"] if job.params.get("all_samples") else []
     return [_cli("drift", _root(p), *_optional(job.params, window="--window", package="--package",
-                                               reference="--reference"), *flags)]
+                                               reference="--reference", backbone="--backbone"), *flags)]
 
 
 def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from visionloop.serving.projects_api.routes import (
     classes,
     deployment,
     dismissals,
+    drift,
     exports,
     formats,
     health_stats,
@@ -64,4 +65,5 @@ api_router.include_router(similar.router, dependencies=[VIEWER])  # more like th
 api_router.include_router(health_stats.router, dependencies=[VIEWER])  # dataset health figures
 for _module in (label_errors, outliers, dismissals):  # what is wrong in the data: fix or set aside
     api_router.include_router(_module.router, dependencies=[VIEWER])
+api_router.include_router(drift.router, dependencies=[VIEWER])  # drift reports, checks, metrics
 api_router.include_router(production.router, dependencies=[VIEWER])  # images sent back by model servers
