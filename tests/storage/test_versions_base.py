@@ -111,3 +111,17 @@ def test_base_errors_say_what_to_do(tmp_path):
         create_version(p, name="v2", base="nope")
     with pytest.raises(ConflictError, match="drop splits=source"):
         create_version(p, name="v2", base="v1", splits="source")
+
+
+def test_a_split_hint_of_test_does_not_bring_a_new_image_into_test(tmp_path):
+    p = make_project(tmp_path / "p", task="classification", n_per_class=6)
+    cid = p.class_ids(["c1"])["c1"]
+    ids = []
+    for j in range(6):
+        image_id = _add(p, _png(np.full((40, 40, 3), 30 * j, np.uint8)), f"hinted-{j}.png", meta={"split_hint": "test"})
+        p.save_annotation(image_id, Label(cid), base_revision=None, author="a")
+        ids.append(image_id)
+    got = _splits(p, create_version(p, name="v2", base="v1", phash_distance=-1).name)
+    assert all(got[i] != "test" for i in ids)
+    plain = _splits(p, create_version(p, name="v3", phash_distance=-1).name)
+    assert all(plain[i] == "test" for i in ids)

@@ -267,15 +267,17 @@ def _groups(items: list[_Item], phash_distance: int) -> tuple[list[list[int]], i
 
 
 def _random_splits(
-    items: list[_Item], members: list[list[int]], fractions: tuple[float, float, float], seed: int,
+    items: list[_Item], members: list[list[int]], fractions: tuple[float, float, float], seed: int, *,
+    hints: bool = True,
 ) -> tuple[dict[int, str], int]:
-    """Split per item index from the greedy stratified assignment of whole groups, and the hinted group count."""
+    """Split per item index from the greedy stratified assignment of whole groups, and the hinted group count
+    (``hints=False`` ignores the images' ``split_hint``)."""
     groups: list[GroupItem] = []
     for g_members in members:
         classes: Counter[int] = Counter()
         for i in g_members:
             classes.update(class_presence(items[i].counts))
-        hint = group_hint(items[i].meta.get("split_hint") for i in g_members)
+        hint = group_hint(items[i].meta.get("split_hint") for i in g_members) if hints else None
         groups.append(GroupItem(key=g_members[0], size=len(g_members), classes=dict(classes), hint=hint))
     placed = assign_groups(groups, fractions, seed=seed)
     split_of = {i: placed[g.key] for g, g_members in zip(groups, members, strict=True) for i in g_members}
@@ -346,7 +348,7 @@ def _frozen_test_splits(
     for groups, fr in ((free_random, fractions), (free_other, train_val)):
         if groups:
             sub = _Sub(items, groups)
-            placed, _ = _random_splits(sub.items, sub.members, fr, seed)
+            placed, _ = _random_splits(sub.items, sub.members, fr, seed, hints=False)
             split_of.update({sub.index[k]: s for k, s in placed.items()})
     new_items = [i for i in split_of if items[i].image_id not in base_split]
     return split_of, {"kept": len(split_of) - len(new_items), "new": len(new_items), "held_out": held_out,
@@ -449,7 +451,7 @@ def create_version(
     unless it is in the production random slice. Other new images go to train and val only, in the proportions of
     ``fractions``, except groups of production random-slice images (``production_samples.random_slice``), which are
     split in the usual proportions: so the test set grows only by the unbiased random slice, never by actively chosen
-    images. ``splits`` must be ``random``.
+    images. ``split_hint`` is not followed for new images (it could name test). ``splits`` must be ``random``.
 
     Missing perceptual hashes are computed first (and stored, so the next version is fast). The version is written
     in one transaction, with its ``version.created`` event (webhooks). ``progress(stage, done, total)`` is called during long stages.
