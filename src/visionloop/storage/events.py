@@ -51,7 +51,9 @@ from visionloop.storage.project import Project
 
 __all__ = [
     "API_PREFIX",
+    "MAX_SECRET",
     "MAX_URL",
+    "MIN_SECRET",
     "Delivery",
     "DeliveryRow",
     "DeliveryState",

@@ -22,6 +22,7 @@ from visionloop.serving.projects_api.routes import (
     deployment,
     dismissals,
     drift,
+    events,
     exports,
     formats,
     health_stats,
@@ -43,6 +44,7 @@ from visionloop.serving.projects_api.routes import (
     train,
     users,
     versions,
+    webhooks,
     work,
 )
 
@@ -67,3 +69,5 @@ for _module in (label_errors, outliers, dismissals):  # what is wrong in the dat
     api_router.include_router(_module.router, dependencies=[VIEWER])
 api_router.include_router(drift.router, dependencies=[VIEWER])  # drift reports, checks, metrics
 api_router.include_router(production.router, dependencies=[VIEWER])  # images sent back by model servers
+for _module in (events, webhooks):  # events for other systems, and the webhooks (admins) that deliver them
+    api_router.include_router(_module.router, dependencies=[VIEWER])
