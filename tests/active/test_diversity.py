@@ -18,10 +18,11 @@ def test_kcenter_picks_a_batch_of_near_copies_once() -> None:
     copies = _near_copies(rng, 20, np.zeros(8))
     others = rng.normal(size=(5, 8)) * 5
     x = np.concatenate([copies, others])
-    picks = kcenter_greedy(x, 6)
+    picks = kcenter_greedy(x, 6, first=0)
     idx = [p.index for p in picks]
     assert sum(i < 20 for i in idx) == 1 and set(idx[1:]) == set(range(20, 25))
     assert picks[0].index == 0 and picks[0].distance == np.inf
+    assert sum(p.index < 20 for p in kcenter_greedy(x, 6)) == 1  # started far from the mean: the same cover
     assert all(a.distance >= b.distance for a, b in zip(picks[1:], picks[2:], strict=False))  # farthest first
 
 
@@ -29,6 +30,8 @@ def test_kcenter_keeps_away_from_labelled_points() -> None:
     x = np.array([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0]])
     picks = kcenter_greedy(x, 2, labelled=np.array([[0.0, 0.05]]))
     assert {p.index for p in picks} == {2, 3}
+    started = kcenter_greedy(x, 2, labelled=np.array([[0.0, 0.05]]), first=1)  # the most uncertain comes first
+    assert [p.index for p in started][0] == 1 and started[0].distance == pytest.approx(np.hypot(0.1, 0.05))
     assert len(kcenter_greedy(x, 10)) == 4 and kcenter_greedy(x, 0) == []
     with pytest.raises(AnnotationValidationError, match="dimensions"):
         kcenter_greedy(x, 2, labelled=np.zeros((1, 3)))

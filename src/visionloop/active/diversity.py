@@ -62,11 +62,11 @@ class KCenterPick:
     distance: float
 
 
-def kcenter_greedy(x: np.ndarray, n: int, *, labelled: np.ndarray | None = None, first: int | None = 0,
+def kcenter_greedy(x: np.ndarray, n: int, *, labelled: np.ndarray | None = None, first: int | None = None,
                    ) -> list[KCenterPick]:
     """Choose ``n`` rows of ``x`` (N, D), each the farthest from the rows chosen before and from ``labelled``
-    (M, D). ``first``: the row to start with when nothing is labelled (None: the farthest from the mean). At most N
-    picks; in pick order."""
+    (M, D). ``first``: the row to start with (None: the farthest from ``labelled``, or from the mean when nothing
+    is labelled). At most N picks; in pick order."""
     pts = _matrix(x)
     n = min(int(n), len(pts))
     if n <= 0:
@@ -79,8 +79,10 @@ def kcenter_greedy(x: np.ndarray, n: int, *, labelled: np.ndarray | None = None,
     picks: list[KCenterPick] = []
     chosen = np.zeros(len(pts), bool)
     for step in range(n):
-        if step == 0 and lab is None:
-            i = int(first) if first is not None else int(np.argmax(((pts - pts.mean(0)) ** 2).sum(1)))
+        if step == 0 and first is not None:
+            i = int(first)
+        elif step == 0 and lab is None:
+            i = int(np.argmax(((pts - pts.mean(0)) ** 2).sum(1)))
         else:
             i = int(np.argmax(np.where(chosen, -1.0, dist)))
         picks.append(KCenterPick(index=i, distance=float(np.sqrt(dist[i]))))

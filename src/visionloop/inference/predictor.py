@@ -275,11 +275,13 @@ class Predictor:
         pred = Prediction(task=self.task, width=p.width, height=p.height)
         if kind == "class_probs":
             probs = np.asarray(outs[0], dtype=np.float64).reshape(-1)
+            pred.probs = probs
             order = np.argsort(-probs, kind="stable")[: max(1, min(self.top_k, len(probs)))]
             pred.scores = [self._cls(int(i), probs[i]) for i in order]
             pred.label = pred.scores[0]
         elif kind == "tag_probs":
             probs = np.asarray(outs[0], dtype=np.float64).reshape(-1)
+            pred.probs = probs
             pred.scores = [self._cls(i, s) for i, s in enumerate(probs)]
             pred.tags = sorted((s for s, t in zip(pred.scores, thresholds, strict=True) if s.score >= t),
                                key=lambda s: -s.score)

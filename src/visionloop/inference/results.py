@@ -82,7 +82,9 @@ class Detection:
 @dataclass
 class Prediction:
     """The model's answer for one image of ``width`` x ``height`` pixels (after EXIF orientation); see the module
-    docstring for what each task fills. ``class_map`` (H, W) holds class ids for semantic segmentation."""
+    docstring for what each task fills. ``class_map`` (H, W) holds class ids for semantic segmentation. ``probs``
+    (C,) holds every class's probability in the package's class order for classification and tagging (``scores``
+    keeps the top-k of classification); it is not part of the JSON form."""
 
     task: Task
     width: int
@@ -92,6 +94,7 @@ class Prediction:
     tags: list[ClassScore] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
     class_map: np.ndarray | None = field(default=None, repr=False)
+    probs: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def semantic(self) -> bool:

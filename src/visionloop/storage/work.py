@@ -66,6 +66,7 @@ __all__ = [
     "item_events",
     "list_batches",
     "next_item",
+    "open_or_gold_image_ids",
     "record_answer",
     "reject_image",
     "review_queue",
@@ -210,6 +211,12 @@ def _open_or_gold(conn: Connection, project: Project) -> set[int]:
     busy = set(conn.execute(select(AssignmentRow.image_id).where(
         AssignmentRow.kind != ItemKind.GOLD.value, AssignmentRow.state != ItemState.APPROVED.value)).scalars())
     return busy | set(gold_image_ids(project))
+
+
+def open_or_gold_image_ids(project: Project) -> set[int]:
+    """Images a new batch leaves out: gold images and images in open work (assigned and not approved)."""
+    with project.engine.connect() as conn:
+        return _open_or_gold(conn, project)
 
 
 def _pick_images(conn: Connection, project: Project, image_ids: Sequence[int] | None,
