@@ -15,6 +15,7 @@ from visionloop.cli import (
     tiles_cmds,
     train_cmds,
     user_cmds,
+    webhook_cmds,
 )
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ review_cmds.register(app)
 similar_cmds.register(app)
 quality_cmds.register(app)
 drift_cmds.register(app)
+webhook_cmds.register(app)
 
 
 def main() -> None:

@@ -156,9 +156,9 @@ class WebhookWorker:
                 self._wake.wait(self._poll_s)
                 self._wake.clear()
 
-    def run_once(self) -> int:
-        """One round over every project: claim up to ``webhook_concurrency`` due deliveries in all, send them at
-        once, record each outcome. Returns how many were attempted."""
+    def run_once(self, *, ids: Sequence[int] | None = None) -> int:
+        """One round over every project: claim up to ``webhook_concurrency`` due deliveries in all (only those of
+        ``ids`` when given), send them at once, record each outcome. Returns how many were attempted."""
         now = self._clock()
         claimed: list[tuple[Project, DueDelivery]] = []
         for project in self._projects():
@@ -166,7 +166,8 @@ class WebhookWorker:
             if free <= 0 or self._stop.is_set():
                 break
             try:
-                due = claim_deliveries(project, limit=free, lease_s=self._timeout_s + LEASE_MARGIN_S, now=now)
+                due = claim_deliveries(project, limit=free, lease_s=self._timeout_s + LEASE_MARGIN_S, now=now,
+                                       ids=ids)
             except Exception:
                 log.exception("claiming the webhook deliveries of project %s failed", project.name)
                 continue

@@ -494,8 +494,10 @@ class DueDelivery:
                           sort_keys=True).encode()
 
 
-def claim_deliveries(project: Project, *, limit: int, lease_s: float, now: datetime | None = None) -> list[DueDelivery]:
-    """Take up to ``limit`` pending deliveries that are due (oldest due first, active webhooks only).
+def claim_deliveries(project: Project, *, limit: int, lease_s: float, now: datetime | None = None,
+                     ids: Sequence[int] | None = None) -> list[DueDelivery]:
+    """Take up to ``limit`` pending deliveries that are due (oldest due first, active webhooks only; only those of
+    ``ids`` when given).
 
     Each is claimed by moving its ``next_attempt_at`` ``lease_s`` seconds ahead only if nobody moved it since it was
     read (a compare-and-set, atomic on SQLite and PostgreSQL), so two workers never take the same attempt; a worker
@@ -506,7 +508,7 @@ def claim_deliveries(project: Project, *, limit: int, lease_s: float, now: datet
         due = conn.execute(
             select(DeliveryRow.id, DeliveryRow.next_attempt_at).join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
             .where(DeliveryRow.state == DeliveryState.PENDING.value, DeliveryRow.next_attempt_at <= now,
-                   WebhookRow.active.is_(True))
+                   WebhookRow.active.is_(True), *([DeliveryRow.id.in_(list(ids))] if ids is not None else []))
             .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id).limit(limit)).all()
         claimed = [d.id for d in due if conn.execute(
             update(DeliveryRow).where(DeliveryRow.id == d.id, DeliveryRow.state == DeliveryState.PENDING.value,
