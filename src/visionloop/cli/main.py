@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from visionloop.cli import (
+    active_cmds,
     deploy_cmds,
     drift_cmds,
     preannotate_cmds,
@@ -31,6 +32,7 @@ preannotate_cmds.register(app)
 review_cmds.register(app)
 similar_cmds.register(app)
 quality_cmds.register(app)
+active_cmds.register(app)
 drift_cmds.register(app)
 webhook_cmds.register(app)
 
