@@ -62,15 +62,15 @@ def thumb_vector(data: bytes) -> np.ndarray:
     return np.asarray(im, np.float32).ravel() / 255.0
 
 
-def store_thumbs(project: Project, ids: Sequence[int]) -> None:
-    """Store the thumbnail embedding of each image of ``ids``."""
-    store = EmbeddingSet(project.root, THUMBS, "images")
+def store_thumbs(project: Project, ids: Sequence[int], *, key: str = THUMBS) -> None:
+    """Store the thumbnail embedding of each image of ``ids`` under the backbone key ``key``."""
+    store = EmbeddingSet(project.root, key, "images")
     store.start(backbone={"name": THUMBS}, preprocess={"size": [8, 8]}, dim=64)
     vectors = np.stack([thumb_vector(project.image_bytes(i)) for i in ids])
     store.append(vectors, EmbeddingRows.images(list(ids)))
 
 
-def reference_project(project_factory: Callable[..., Project], *, n: int = 60) -> Project:
+def reference_project(project_factory: Callable[..., Project], *, n: int = 60, key: str = THUMBS) -> Project:
     """A classification project of ``n`` noise images, alternately labelled, frozen as version v1 (70/30/0)."""
     from visionloop.storage.versions import create_version
 
@@ -82,12 +82,12 @@ def reference_project(project_factory: Callable[..., Project], *, n: int = 60) -
         p.save_annotation(iid, Label(ids["bright" if i % 2 else "dark"]), base_revision=None, author="t")
         image_ids.append(iid)
     create_version(p, name="v1", fractions=(0.7, 0.3, 0.0), phash_distance=0)
-    store_thumbs(p, image_ids)
+    store_thumbs(p, image_ids, key=key)
     return p
 
 
 def add_samples(project: Project, package: Path, images: Sequence[bytes], *, at: datetime | None = None,
-                random_slice: bool = True, prefix: str = "prod", embed: bool = True) -> list[int]:
+                random_slice: bool = True, prefix: str = "prod", embed: bool = True, key: str = THUMBS) -> list[int]:
     """Add ``images`` as production samples received ``at`` (default now), with the package's predictions."""
     from visionloop.inference import Predictor
 
@@ -103,5 +103,5 @@ def add_samples(project: Project, package: Path, images: Sequence[bytes], *, at:
                     random_slice=random_slice, prediction=predictor.predict(data).to_json(), predicted_at=at,
                     received_at=at))
     if embed:
-        store_thumbs(project, ids)
+        store_thumbs(project, ids, key=key)
     return ids

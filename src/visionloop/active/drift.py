@@ -329,10 +329,12 @@ def _quantile_edges(reference: np.ndarray, bins: int) -> np.ndarray:
 
 def compare_values(reference: Sequence[float] | np.ndarray, production: Sequence[float] | np.ndarray, *,
                    bins: int = 10, display_bins: int = 20) -> ValuesComparison:
-    """Compare two samples of one scalar statistic (see :class:`ValuesComparison`); each needs 2 values or more."""
+    """Compare two samples of one scalar statistic (see :class:`ValuesComparison`); each needs 2 values or more.
+    The PSI uses at most ``bins`` quantile bins of the reference, fewer for small samples (about 5 values of the
+    smaller sample per bin), so that empty bins of a small window do not inflate it."""
     a, b = np.asarray(reference, np.float64).ravel(), np.asarray(production, np.float64).ravel()
     test = two_sample_test(a, b)
-    q_edges = _quantile_edges(a, bins)
+    q_edges = _quantile_edges(a, max(2, min(bins, min(len(a), len(b)) // 5)))
     value = psi(histogram(a, q_edges), histogram(b, q_edges))
     lo, hi = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
     if hi <= lo:

@@ -29,6 +29,7 @@ const ROUTES = [
   ['p/:project/health/label-errors', 'pages/label_errors.js'],
   ['p/:project/health/duplicates', 'pages/duplicates.js'],
   ['p/:project/health/outliers', 'pages/outliers.js'],
+  ['p/:project/drift', 'pages/drift.js'],
 ];
 
 // The project pages in the top bar, with the role each needs to be shown.
@@ -43,6 +44,7 @@ const NAV = [
   ['import', 'Import', 'admin'],
   ['train', 'Train', 'admin'],
   ['models', 'Models', 'viewer'],
+  ['drift', 'Drift', 'viewer'],
   ['jobs', 'Jobs', 'viewer'],
 ];
 
