@@ -24,6 +24,7 @@ const ROUTES = [
   ['p/:project/queue', 'pages/queue.js'],
   ['p/:project/review', 'pages/review.js'],
   ['p/:project/work', 'pages/work.js'],
+  ['p/:project/webhooks', 'pages/webhooks.js'],
   ['p/:project/annotators', 'pages/annotators.js'],
   ['p/:project/health', 'pages/health.js'],
   ['p/:project/health/label-errors', 'pages/label_errors.js'],
@@ -46,6 +47,7 @@ const NAV = [
   ['models', 'Models', 'viewer'],
   ['drift', 'Drift', 'viewer'],
   ['jobs', 'Jobs', 'viewer'],
+  ['webhooks', 'Webhooks', 'admin'],
 ];
 
 /** The route of a hash: {module, params, options} or null. '#/p/x/images?split=train' -> browse with query. */
