@@ -297,7 +297,8 @@ def _labelled_vectors(project: Project, backbone: str, rng: np.random.Generator)
 def rank_unlabelled(
     project: Project, *, n: int, strategy: Strategy | str = Strategy.AUTO,
     diversity: Diversity | str = Diversity.KCENTER, package: str | Path | None = None, run: str | None = None,
-    predictor: Predictor | None = None, model_name: str | None = None, backbone: str = DEFAULT_BACKBONE,
+    predictor: Predictor | None = None, model_name: str | None = None, find_model: bool = True,
+    backbone: str = DEFAULT_BACKBONE,
     max_pool: int | None = None, seed: int = 0, factor: int = DEFAULT_CANDIDATE_FACTOR,
     progress: Progress | None = None,
 ) -> NextResult:
@@ -305,7 +306,7 @@ def rank_unlabelled(
 
     The model: ``predictor`` (an open one, e.g. the platform's deployed model; ``model_name`` says which), else
     ``package`` (a folder, or a name under ``PROJECT/packages``), else ``run`` (a training run id), else the
-    project's deployed package. ``max_pool`` scores a seeded sample of that many pool images (all when None).
+    project's deployed package (``find_model=False``: only ``predictor``). ``max_pool`` scores a seeded sample of that many pool images (all when None).
     ``diversity`` applies to the uncertainty strategies. ``progress(done, total)`` counts predicted images.
     """
     if not 1 <= int(n) <= MAX_N:
@@ -319,7 +320,7 @@ def rank_unlabelled(
     if strategy in (Strategy.AUTO, *UNCERTAINTY):
         if predictor is not None:
             model = {"source": "deployed", "name": model_name or predictor.package.name}
-        else:
+        elif find_model:
             predictor, model = _open_model(project, package=package, run=run)
             own = predictor is not None
         if predictor is None:
@@ -370,6 +371,7 @@ def rank_unlabelled(
                     "chosen or labelled" if np.isfinite(p.distance) else
                     f"; k-center among the {len(cand)} most uncertain: the most uncertain")) for p in picks]
             else:
+                result.diversity = Diversity.NONE.value  # asked for none, or every image is taken anyway
                 chosen = [(ids[j], float(s[j]), scored[ids[j]][1]) for j in np.argsort(-s, kind="stable")[:n]]
         else:  # pragma: no cover - an uncertainty strategy always has a predictor here
             raise ConflictError(f"strategy {strategy.value} needs a model")

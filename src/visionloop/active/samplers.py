@@ -377,17 +377,24 @@ class FeedbackSampler:
         return any(s.kind == "disagreement" for s in self.config.samplers)
 
     def choose(self, prediction: Mapping[str, Any], *, other: Mapping[str, Any] | None = None,
-               other_model: str | None = None, thresholds: Thresholds | None = None) -> Selection | None:
+               other_model: str | None = None, thresholds: Thresholds | None = None,
+               compare: bool | None = None) -> Selection | None:
         """The samplers that choose this prediction (``other``: another model's prediction of the same image), or
         None. A sampler at its rate cap does not choose; the random draw is made for every prediction, so the
-        random slice stays independent of what the model predicted."""
+        random slice stays independent of what the model predicted.
+
+        In two passes (a server compares two models after answering): ``compare=False`` runs every sampler but
+        ``disagreement`` (and counts the prediction as seen), ``compare=True`` only ``disagreement``."""
         th = thresholds or self.thresholds
         with self._lock:
-            self.seen += 1
+            if compare is not True:
+                self.seen += 1
             now = self.clock()
             hits: list[Hit] = []
             random_slice = False
             for s in self.config.samplers:
+                if compare is not None and (s.kind == "disagreement") != compare:
+                    continue
                 if isinstance(s, RandomSampler):
                     hit = (Hit(s.label, 0.0, f"random slice ({_fmt(s.rate * 100)}% of predictions)")
                            if self._rng.random() < s.rate else None)

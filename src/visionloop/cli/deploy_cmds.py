@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -83,6 +83,17 @@ def serve(
     max_pixels: Annotated[int, typer.Option(help="largest image, pixels")] = 40_000_000,
     log_predictions: Annotated[float, typer.Option(help="fraction of predictions to log (0..1)")] = 0.0,
     log_dir: Annotated[Path | None, typer.Option(help="folder for logged images and predictions.jsonl")] = None,
+    feedback: Annotated[str | None, typer.Option(
+        help="send the predictions the samplers choose to a project: its API base, "
+             "http://HOST:PORT/api/v1/projects/NAME")] = None,
+    feedback_token: Annotated[str | None, typer.Option(
+        help="token of an annotator-level project user for --feedback (or VISIONLOOP_FEEDBACK_TOKEN)")] = None,
+    feedback_config: Annotated[Path | None, typer.Option(
+        help="samplers, a JSON or TOML file (default: a 1% random slice and predictions under 0.5, each at most "
+             "60 an hour)")] = None,
+    feedback_spool: Annotated[Path, typer.Option(help="folder for samples waiting to be sent")] = Path(
+        "feedback-spool"),
+    feedback_spool_mb: Annotated[float, typer.Option(help="largest feedback spool, MiB (the oldest go first)")] = 512.0,
 ) -> None:
     """Serve model packages over HTTP: POST /v1/models/NAME/predict, /v1/models, /health, /ready, /metrics."""
     from visionloop.serving.model_server.app import create_inference_app
@@ -103,18 +114,42 @@ def serve(
 
         for p in plain:
             named[load_package(p).name] = p
+    feedback_settings = _feedback_settings(feedback, token=feedback_token, config=feedback_config,
+                                           spool=feedback_spool, spool_mb=feedback_spool_mb)
     tokens = parse_tokens(token)
     app = create_inference_app(
         named or plain, tokens=tokens, sessions=sessions,
         batching=BatchConfig(enabled=batch, max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue),
         max_request_bytes=int(max_request_mb * 1024 * 1024), max_pixels=max_pixels,
         max_batch_bytes=int(max_batch_mb * 1024 * 1024), max_inflight_bytes=int(max_inflight_mb * 1024 * 1024),
-        log_predictions=log_predictions, log_dir=log_dir,
+        log_predictions=log_predictions, log_dir=log_dir, feedback=feedback_settings,
     )
     models = ", ".join(app.state.model_server.models)
     err_console.print(f"serving {models} on http://{host}:{port} (tokens: {'on' if tokens else 'off'}, "
                       f"batching: {'on' if batch else 'off'})")
     serve_inference(app, host=host, port=port)
+
+
+def _feedback_settings(url: str | None, *, token: str | None, config: Path | None, spool: Path,
+                       spool_mb: float) -> Any:
+    """The feedback sender's settings of ``serve`` (None without --feedback)."""
+    import os
+
+    from visionloop.active.samplers import load_sampling_config
+    from visionloop.core.errors import VisionloopError
+    from visionloop.serving.model_server.feedback import DEFAULT_SAMPLING, TOKEN_ENV, FeedbackSettings
+
+    if url is None:
+        if token or config:
+            raise VisionloopError("--feedback-token and --feedback-config need --feedback URL, the project to send to")
+        return None
+    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise VisionloopError(f"--feedback needs --feedback-token (or {TOKEN_ENV}): a token of an annotator-level "
+                              "project user, made with `visionloop user add NAME --role annotator` and its token")
+    sampling = load_sampling_config(config) if config is not None else DEFAULT_SAMPLING
+    return FeedbackSettings(url=url, token=token, sampling=sampling, spool_dir=spool,
+                            spool_max_bytes=int(spool_mb * 1024 * 1024))
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     """Largest upload to ``POST .../imports`` (all files together, or the one archive); larger ones get 413."""
     prediction_cache_entries: int = 2048
     """Predictions of the deployed model on project images kept per server (least recently used go first)."""
+    active_max_pool: int = 1000
+    """Unlabelled images one ``GET .../next`` request scores with the deployed model (a seeded sample of a larger
+    pool); ``visionloop next`` on the server ranks them all."""
     progress_file: str | None = None
     """Set by the platform server for the commands its jobs run: JSON lines of progress (see ``core.progress``)."""
     projects_dir: str | None = None

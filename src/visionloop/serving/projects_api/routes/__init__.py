@@ -14,6 +14,7 @@ from fastapi import APIRouter
 
 from visionloop.serving.projects_api.auth import AUTH_RESPONSES, VIEWER
 from visionloop.serving.projects_api.routes import (
+    active,
     annotations,
     annotators,
     assist,
@@ -67,6 +68,7 @@ api_router.include_router(similar.router, dependencies=[VIEWER])  # more like th
 api_router.include_router(health_stats.router, dependencies=[VIEWER])  # dataset health figures
 for _module in (label_errors, outliers, dismissals):  # what is wrong in the data: fix or set aside
     api_router.include_router(_module.router, dependencies=[VIEWER])
+api_router.include_router(active.router, dependencies=[VIEWER])  # active learning: what to label next
 api_router.include_router(drift.router, dependencies=[VIEWER])  # drift reports, checks, metrics
 api_router.include_router(production.router, dependencies=[VIEWER])  # images sent back by model servers
 for _module in (events, webhooks):  # events for other systems, and the webhooks (admins) that deliver them
