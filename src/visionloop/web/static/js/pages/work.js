@@ -1,6 +1,7 @@
 // #/p/:project/work — Work (admins): assign images to annotators as batches (by the image list's filters, at most
-// N per annotator, one annotator per image or k for a consensus), set the share of honeypots, follow each batch's
-// progress per state and per annotator, and keep the gold images honeypots are scored against.
+// N per annotator, one annotator per image or k for a consensus; or the next N unlabelled images in active-learning
+// order, which the annotators' queues then follow), set the share of honeypots, follow each batch's progress per
+// state and per annotator, and keep the gold images honeypots are scored against.
 import { api, projectPath } from '../api.js';
 import {
   confirmDialog, emptyState, fmtDate, fmtNumber, h, keymap, pageHeader, plural, projectHref, replaceChildren,
@@ -17,6 +18,10 @@ export function dispose() {
 
 const SPLITS = [['', 'Any split'], ['train', 'Train'], ['val', 'Validation'], ['test', 'Test'], ['none', 'In no split']];
 const ANNOTATED = [['', 'Annotated or not'], ['false', 'Not annotated'], ['true', 'Annotated']];
+const SOURCES = [['filter', 'Images the filters select'], ['next', 'The next N to label (active learning)']];
+const STRATEGIES = [['auto', 'Auto: uncertainty with the deployed model, typical images without one'],
+  ['entropy', 'Entropy'], ['margin', 'Margin'], ['least_confidence', 'Least confidence'],
+  ['typiclust', 'Typical images (cold start)'], ['random', 'Random']];
 
 function field(label, control, hint) {
   return h('div', { class: 'field' }, h('label', {}, label, control), hint ? h('span', { class: 'hint' }, hint) : null);
@@ -50,6 +55,9 @@ function batchForm(project, { classes, users, onCreated }) {
       ['consensus', 'Consensus: k annotators per image']])),
     k: h('input', { type: 'number', id: 'batch-k', min: 2, value: 2, step: 1 }),
     honeypot: h('input', { type: 'number', id: 'batch-honeypot', min: 0, max: 1, step: 0.05, value: 0 }),
+    source: h('select', { id: 'batch-source' }, options(SOURCES)),
+    nextN: h('input', { type: 'number', id: 'batch-next-n', min: 1, max: 1000, step: 1, value: 50 }),
+    strategy: h('select', { id: 'batch-strategy' }, options(STRATEGIES)),
   };
   const people = h('div', { class: 'chips work-people', id: 'batch-annotators' }, annotators.length
     ? annotators.map((u) => h('label', { class: 'check chip' }, h('input', { type: 'checkbox', value: u.name,
@@ -72,6 +80,33 @@ function batchForm(project, { classes, users, onCreated }) {
   };
   for (const el of [form.cls, form.split, form.annotated]) el.addEventListener('change', count);
   form.q.addEventListener('input', count);
+  const filters = h('div', { class: 'span2 work-filters' },
+    field('Class ', form.cls), field('Split ', form.split), field('Annotated ', form.annotated),
+    field('File name ', form.q));
+  const matches = h('p', { class: 'span2 work-matches' }, matched, browse);
+  const perField = field('Images per annotator ', form.perAnnotator, 'At most N each (the first by id); empty: every '
+    + 'match.');
+  const nextInfo = h('p', { class: 'span2 muted', id: 'batch-next-info', 'aria-live': 'polite' }, '');
+  const nextFields = h('div', { class: 'span2 work-filters' },
+    field('How many ', form.nextN, 'Unlabelled, outside gold and open work; the queue follows this order.'),
+    field('Strategy ', form.strategy, 'Diversity (k-center on embeddings) keeps near-copies out of one batch.'));
+  const syncSource = () => {
+    const next = form.source.value === 'next';
+    for (const el of [filters, matches, perField]) el.hidden = next;
+    nextFields.hidden = !next;
+    nextInfo.hidden = !next;
+  };
+  form.source.addEventListener('change', syncSource);
+  /** The batch body's images: the ranked ids of GET .../next (best first), said in nextInfo. */
+  const nextIds = async () => {
+    const out = await api.get(projectPath(project, 'next'), { params: { n: Number(form.nextN.value || 50),
+      strategy: form.strategy.value } });
+    const model = out.model ? `model ${out.model.name}` : 'no model';
+    nextInfo.textContent = `Ranked by ${out.strategy}${out.diversity === 'none' ? '' : ` + ${out.diversity}`} (${model}`
+      + `): ${plural(out.results.length, 'image')} of ${fmtNumber(out.pool)} unlabelled.`
+      + (out.notes.length ? ` ${out.notes.join(' ')}` : '');
+    return out.results.map((r) => r.id);
+  };
   const kField = field('Annotators per image (k) ', form.k);
   const syncMode = () => { kField.hidden = form.mode.value !== 'consensus'; };
   form.mode.addEventListener('change', syncMode);
@@ -88,6 +123,12 @@ function batchForm(project, { classes, users, onCreated }) {
     if (!chosen.length) return toast('Choose at least one annotator.', 'error');
     create.disabled = true;
     try {
+      if (form.source.value === 'next') {
+        delete body.filter;
+        delete body.per_annotator;
+        body.image_ids = await nextIds();
+        if (!body.image_ids.length) return toast('No unlabelled image is left outside gold and open work.', 'error');
+      }
       const batch = await api.post(projectPath(project, 'work/batches'), body);
       toast(`Batch ${batch.name}: ${plural(batch.params.images, 'image')} assigned to `
         + `${plural(batch.params.annotators.length, 'annotator')}.`, 'success');
@@ -107,13 +148,10 @@ function batchForm(project, { classes, users, onCreated }) {
     field('Honeypot rate ', form.honeypot, 'Share of each queue that gold images take (0 to 1); annotators are not '
       + 'told which.'),
     h('div', { class: 'field span2' }, h('label', {}, 'Annotators'), people),
-    h('div', { class: 'span2 work-filters' },
-      field('Class ', form.cls), field('Split ', form.split), field('Annotated ', form.annotated),
-      field('File name ', form.q)),
-    h('p', { class: 'span2 work-matches' }, matched, browse),
-    field('Images per annotator ', form.perAnnotator, 'At most N each (the first by id); empty: every match.'),
+    field('Images ', form.source), nextFields, nextInfo, filters, matches, perField,
     field('Mode ', form.mode), kField,
     h('div', { class: 'span2 actions' }, create)));
+  syncSource();
   count();
   return el;
 }
