@@ -8,6 +8,7 @@ from visionloop.cli import (
     active_cmds,
     deploy_cmds,
     drift_cmds,
+    loop_cmds,
     preannotate_cmds,
     project_cmds,
     quality_cmds,
@@ -35,6 +36,7 @@ quality_cmds.register(app)
 active_cmds.register(app)
 drift_cmds.register(app)
 webhook_cmds.register(app)
+loop_cmds.register(app)
 
 
 def main() -> None:
