@@ -12,6 +12,7 @@ from sqlalchemy import select
 from visionloop.core.errors import AnnotationValidationError, ConflictError, NotFoundError
 from visionloop.storage import NewImage, Project
 from visionloop.storage.events import (
+    MAX_WEBHOOKS,
     DeliveryRow,
     DeliveryState,
     EventKind,
@@ -79,6 +80,10 @@ def test_webhooks_are_validated_and_the_secret_is_shown_once(project_factory) ->
         update_webhook(p, 99, active=True)
     delete_webhook(p, made.webhook.id)
     assert [w.id for w in list_webhooks(p)] == [given.webhook.id]
+    for i in range(MAX_WEBHOOKS - 1):
+        create_webhook(p, f"https://h/{i}", author="ada")
+    with pytest.raises(ConflictError, match="50 webhooks, the most"):
+        create_webhook(p, "https://h/one-more", author="ada")
 
 
 def test_an_event_is_queued_for_each_active_webhook_that_wants_its_kind(store: Project) -> None:

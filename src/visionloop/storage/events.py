@@ -53,6 +53,7 @@ __all__ = [
     "API_PREFIX",
     "MAX_SECRET",
     "MAX_URL",
+    "MAX_WEBHOOKS",
     "MIN_SECRET",
     "Delivery",
     "DeliveryRow",
@@ -89,6 +90,8 @@ MAX_URL = 2048
 MAX_ERROR = 500
 """Characters of a failed attempt's error (or answer) that a delivery keeps."""
 MIN_SECRET, MAX_SECRET = 16, 128
+MAX_WEBHOOKS = 50
+"""Webhooks a project may have: every event is queued for each of them."""
 
 
 class EventKind(StrEnum):
@@ -265,9 +268,12 @@ def _webhook(row: Any) -> Webhook:
 def create_webhook(project: Project, url: str, *, author: str, kinds: Sequence[str] | None = None,
                    secret: str | None = None, active: bool = True) -> NewWebhook:
     """A new webhook receiving ``kinds`` (none: every kind); ``secret`` (16-128 characters) is made when not given.
-    The secret is in the answer only: list and get leave it out."""
+    The secret is in the answer only: list and get leave it out. At most :data:`MAX_WEBHOOKS` per project."""
     url, chosen, key = check_url(url), _kinds(kinds), _secret(secret)
     with project.transaction() as conn:
+        if conn.execute(select(func.count()).select_from(WebhookRow)).scalar_one() >= MAX_WEBHOOKS:
+            raise ConflictError(f"the project has {MAX_WEBHOOKS} webhooks, the most it may have; remove one it no "
+                                "longer needs (or send several kinds to one receiver)")
         wid = conn.execute(insert(WebhookRow).values(url=url, secret=key, kinds=chosen, active=active,
                                                      created_by=author, created_at=utcnow())).inserted_primary_key[0]
         row = conn.execute(select(WebhookRow).where(WebhookRow.id == wid)).one()
