@@ -139,6 +139,19 @@ def test_filters_order_and_accept(served: Served) -> None:
         {"name": "random", "score": None, "why": ""}, {"name": "classes", "score": None, "why": ""}]
     assert c.get(f"{API}/production/999", headers=served.viewer).status_code == 404
 
+    # the second is corrected (here through the API, as the editor saves) and approved as it is now
+    not_yet = c.post(f"{API}/production/{ids[1]}/approve", headers=served.reviewer)
+    assert not_yet.status_code == 409 and "correct it in the editor" in not_yet.json()["detail"]
+    second = p.image(c.get(f"{API}/production/{ids[1]}", headers=served.viewer).json()["image_id"])
+    fixed = {"type": "boxes", "xyxy": [[1, 1, 9, 9]], "class_id": [p.ontology().by_name("RBC").id]}
+    c.put(f"{API}/images/{second.id}/annotation", json={"base_revision": None, "payload": fixed},
+          headers=served.annotator).raise_for_status()
+    assert c.post(f"{API}/production/{ids[1]}/approve", headers=served.annotator).status_code == 403
+    done = c.post(f"{API}/production/{ids[1]}/approve", headers=served.reviewer)
+    assert done.status_code == 200 and done.json() == {"image_id": second.id, "revision": 1,
+                                                       "review_state": "approved"}
+    assert query(reviewed=False) == ids[2:]
+
 
 def test_bad_samples_are_clear_4xx_and_store_nothing(served: Served) -> None:
     c, p = served.client, served.project
@@ -170,6 +183,8 @@ def test_who_may_send_and_read(served: Served) -> None:
     assert send(c, data, body, served.viewer).status_code == 403
     assert c.get(f"{API}/production").status_code == 401
     assert c.post(f"{API}/production/1/accept", json={}).status_code == 401
+    assert c.post(f"{API}/production/1/approve").status_code == 401
+    assert c.get(f"{API}/production/1").status_code == 401
     assert c.get(f"{API}/production", headers=served.viewer).status_code == 200
 
 

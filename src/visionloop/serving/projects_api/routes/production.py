@@ -8,7 +8,8 @@ came from; a ``prediction.flagged`` event is written in the same transaction. A 
 ``request_id``) answers 200 with what was stored; a new one 201. The body is capped by ``api_max_body_bytes``.
 
 ``GET .../production`` lists samples oldest first (viewer), ``POST .../production/{id}/accept`` (reviewer) makes the
-prediction the image's annotation and approves it.
+prediction the image's annotation and approves it, ``POST .../production/{id}/approve`` (reviewer) approves the
+annotation a reviewer corrected in the editor.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from visionloop.core.annotations import Annotation, Boxes, Instances
-from visionloop.core.errors import AnnotationValidationError, ImageError, NotFoundError
+from visionloop.core.errors import AnnotationValidationError, ConflictError, ImageError, NotFoundError
 from visionloop.core.imageio import probe
 from visionloop.core.ontology import remap_annotation
 from visionloop.inference.preannotate import at_package_thresholds
@@ -215,3 +216,15 @@ def accept_sample(project: ProjectDep, user: ReviewerDep, sample_id: SampleId,
         set_review_state(project, [sample.image_id], ReviewState.APPROVED, author=user.name, conn=conn)
     return ProductionAcceptPublic(image_id=sample.image_id, revision=revision,
                                   review_state=ReviewState.APPROVED.value)
+
+
+@router.post("/{sample_id}/approve", response_model=ProductionAcceptPublic,
+             summary="Approve the image's annotation as it is now (corrected in the editor)")
+def approve_sample(project: ProjectDep, user: ReviewerDep, sample_id: SampleId) -> ProductionAcceptPublic:
+    sample = get_production_sample(project, sample_id)
+    revision, _ = project.head(sample.image_id)
+    if revision is None:
+        raise ConflictError(f"image {sample.image_id} has no annotation yet: correct it in the editor, or accept the "
+                            "model's prediction as it is (POST .../accept)")
+    set_review_state(project, [sample.image_id], ReviewState.APPROVED, author=user.name)
+    return ProductionAcceptPublic(image_id=sample.image_id, revision=revision, review_state=ReviewState.APPROVED.value)

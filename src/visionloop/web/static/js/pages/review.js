@@ -7,10 +7,13 @@
 // merge the server made (weighted box fusion, majority vote, mask vote), which is already the image's annotation:
 // A accepts it (POST .../accept-merge), or the reviewer edits it in the editor (E) and approves the result here; an
 // annotation edited after the merge shows beside it, and M restores the merge and approves it.
+//
+// The "From production" tab (?view=production, review_production.js) lists the images model servers sent back.
 import {api, apiUrl, projectPath, roleAllows, session} from '../api.js';
 import {emptyState, errorState, fmtDate, fmtMetric, h, keymap, modal, pageHeader, plural, projectHref, spinner,
   toast, toastError} from '../ui.js';
 import {annotationCanvas, annotationSummary, loadImage} from '../review_canvas.js';
+import {disposeProduction, renderProduction, reviewTabs} from './review_production.js';
 
 /** storage.review.REJECT_TAGS with their words for people (a test keeps them in step). */
 export const REJECT_TAGS = [['missing_object', 'missing object'], ['wrong_class', 'wrong class'],
@@ -23,6 +26,7 @@ const CLICK_PX = 4; // a drag shorter than this (screen pixels) is a point
 let st = null;
 
 export function dispose() {
+  disposeProduction();
   if (!st) return;
   st.unbind?.();
   st.help?.close();
@@ -30,12 +34,17 @@ export function dispose() {
   st = null;
 }
 
-export async function render(root, {project}) {
+export async function render(root, params) {
+  const {project} = params;
   dispose();
   const role = await session.role(project);
   if (!roleAllows(role, 'reviewer')) {
     root.replaceChildren(pageHeader('Review'), emptyState('Reviewers only',
       'Reviewing needs the reviewer role in this project; an admin can give it to you.'));
+    return;
+  }
+  if (params.query?.view === 'production') {
+    await renderProduction(root, params);
     return;
   }
   const [queue, classes] = await Promise.all([
@@ -104,7 +113,7 @@ function layout() {
   st.answers = h('section', {class: 'review-answers', id: 'review-answers'});
   st.grid = h('div', {class: 'review-grid', id: 'review-grid', role: 'list'});
   st.selectionBar = h('div', {class: 'selection-bar idle', id: 'review-selection'});
-  const header = pageHeader('Review', '', helpButton);
+  const header = pageHeader('Review', '', reviewTabs(st.project, 'submitted'), helpButton);
   header.querySelector('div').append(st.count);
   st.root.replaceChildren(h('div', {class: 'review-page', 'data-testid': 'review-page'}, header,
     h('div', {class: 'review-layout'}, h('div', {class: 'review-main'}, st.stage, st.answers), st.side),
