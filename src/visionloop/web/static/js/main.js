@@ -134,6 +134,9 @@ function renderTopbar(params, s, route) {
       h('a', { id: 'job-indicator', class: 'job-indicator', hidden: true, href: project ? projectHref(project, 'jobs') : '#/' }),
       h('span', { id: 'pending-edits', class: 'pending-edits', hidden: true, title: 'Edits saved in this browser, waiting for the server' }),
       userMenu(s, params.role)));
+  // on a narrow screen the links scroll sideways: keep the current page's in sight
+  const activeLink = shell.topbar.querySelector('.nav-link.active');
+  if (activeLink) activeLink.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   watchJobs(project);
   refreshPending();
 }
