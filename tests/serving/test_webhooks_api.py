@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.serving.conftest import bearer_headers
-from tests.serving.webhook_receiver import Receiver
+from tests.serving.webhook_receiver import Receiver, receiving
 from visionloop.core.settings import Settings
 from visionloop.ingest import import_source
 from visionloop.serving.projects_api.server import ServerThread
@@ -23,6 +23,7 @@ from visionloop.storage import Project
 from visionloop.storage.users import Role
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "bccd-sample" / "BCCD"
+API = "/api/v1/projects/cells"
 SETTINGS = Settings(job_threads=1, webhook_poll_s=0.05, webhook_max_attempts=1, webhook_timeout_s=5)
 
 
@@ -172,3 +173,34 @@ def test_who_may_call_the_webhook_and_event_routes(served: Served) -> None:
     assert s.http.get(s.url("/events")).status_code == 401
     assert s.http.get(s.url("/events"), headers={"Authorization": "Bearer vl_unknown"}).status_code == 401
     assert s.http.get(s.url("/events"), headers=bearer_headers(s.project, Role.VIEWER)).status_code == 200
+
+
+@pytest.mark.slow
+def test_a_detector_trained_in_a_job_is_announced_once(tmp_path: Path) -> None:
+    """The path a person takes: a training job of the platform (its own `visionloop train` process) on real BCCD
+    images; the worker of the server delivers one model.trained with the run's validation numbers."""
+    src = tmp_path / "src" / "BCCD"
+    for xml in sorted((SAMPLE / "Annotations").glob("*.xml"))[:8]:
+        for sub, name in (("Annotations", xml.name), ("JPEGImages", f"{xml.stem}.jpg")):
+            (src / sub).mkdir(parents=True, exist_ok=True)
+            (src / sub / name).write_bytes((SAMPLE / sub / name).read_bytes())
+    with Project.create(tmp_path / "projects" / "cells", task="detection") as p:
+        import_source(p, src.parent)
+        admin = bearer_headers(p, Role.ADMIN)
+    with receiving([204]) as rx, ServerThread(tmp_path / "projects", settings=SETTINGS) as server, \
+            httpx.Client(base_url=server.url, timeout=60) as http:
+        project = server.app.state.projects.get("cells")
+        hook = http.post(f"{API}/webhooks", json={"url": rx.url, "kinds": ["model.trained"]}, headers=admin).json()
+        assert http.post(f"{API}/versions", json={"name": "v1"}, headers=admin).status_code == 201
+        job = http.post(f"{API}/runs", json={"version": "v1", "epochs": 1, "image_size": 160}, headers=admin).json()
+        (got,) = rx.wait_for(1, timeout_s=900)
+        done = http.get(f"{API}/jobs/{job['id']}", headers=admin).json()
+        assert got.json["kind"] == "model.trained" and verify_signature(
+            hook["secret"], got.body, timestamp=got.headers["X-Visionloop-Timestamp"],
+            signature=got.headers["X-Visionloop-Signature"])
+        payload = got.json["payload"]
+        assert payload["run"] == done["progress"]["run"] and payload["version"] == "v1"
+        assert payload["model"] == "fasterrcnn_mobilenet_v2_fpn" and payload["task"] == "detection"
+        assert 0 <= payload["metrics"]["val_map50"] <= 1 and payload["metrics"]["epochs"] == 1
+        events = http.get(f"{API}/events", params={"kind": "model.trained"}, headers=admin).json()
+        assert events["total"] == 1 and str(project.root) not in got.body.decode()
