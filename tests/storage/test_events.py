@@ -17,6 +17,7 @@ from visionloop.storage.events import (
     DeliveryState,
     EventKind,
     RetryPolicy,
+    check_url,
     claim_deliveries,
     create_webhook,
     delete_webhook,
@@ -62,8 +63,11 @@ def test_webhooks_are_validated_and_the_secret_is_shown_once(project_factory) ->
     assert all("secret" not in w.to_json() for w in list_webhooks(p))
     given = create_webhook(p, "http://127.0.0.1:9/x", author="ada", secret="s" * 16)
     assert given.secret == "s" * 16 and given.webhook.kinds == []  # no kinds: every kind
+    assert [check_url(u) for u in ("http://[::1]:8080/in", "https://bücher.example/a?b=%20")] == [
+        "http://[::1]:8080/in", "https://bücher.example/a?b=%20"]
     for url in ("ftp://example.com/x", "example.com/x", "https://", "file:///etc/passwd", "http://a:b@host/x",
-                "http://host:port/x", "https://h/" + "x" * 3000):
+                "http://host:port/x", "https://h/" + "x" * 3000, "http://exa mple.com/", "http://a..b/",
+                "http://ex\x00ample.com/", "http://" + "a" * 70 + ".com/"):
         with pytest.raises(AnnotationValidationError, match="webhook URL"):
             create_webhook(p, url, author="ada")
     with pytest.raises(NotFoundError, match="event kind 'review.finished'.*review.done"):

@@ -202,5 +202,5 @@ class WebhookWorker:
                 return answer.status_code, f"HTTP {answer.status_code}" + (f": {text}" if text else "")
         except httpx.TimeoutException:
             return None, f"no answer within {self._timeout_s:g} s"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 (any failure is a failed attempt, never a delivery stuck claimed)
             return None, f"{type(exc).__name__}: {exc}"[:ANSWER_BYTES]

@@ -227,10 +227,14 @@ def check_url(url: str) -> str:
     """``url`` stripped, when it is an absolute http or https URL with a host and no user name or password in it."""
     url = (url or "").strip()
     try:
+        if any(ch.isspace() or not ch.isprintable() for ch in url):
+            raise ValueError("a space or control character")
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 (a port that is not a number raises here)
-    except ValueError:
+        if host and not host.startswith("["):
+            host.encode("idna")  # empty or overlong labels raise here
+    except ValueError:  # UnicodeError too
         parts, host = None, None
     if parts is None or parts.scheme not in ("http", "https") or not host or len(url) > MAX_URL:
         raise AnnotationValidationError("webhook URL", expected=f"an http:// or https:// URL with a host (at most "
