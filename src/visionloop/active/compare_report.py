@@ -11,11 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from visionloop.active.loop_state import LOOP_DIR
 from visionloop.evaluation import html as h
 
-__all__ = ["LOOP_DIR", "REPORT_FILE", "cycle_dir", "write_compare_report"]
+__all__ = ["REPORT_FILE", "cycle_dir", "cycle_report_path", "write_compare_report"]
 
-LOOP_DIR = "loop"
 REPORT_FILE = "report.html"
 
 
@@ -25,6 +25,12 @@ def cycle_dir(project: Any, cycle_id: int, *, create: bool = False) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cycle_report_path(project: Any, cycle: dict[str, Any]) -> Path | None:
+    """The report of a cycle (a row's JSON), or None when it has none (running, failed before deciding)."""
+    path = cycle_dir(project, int(cycle["id"])) / REPORT_FILE
+    return path if path.is_file() else None
 
 
 def _thumb(project: Any, sha256: str) -> str:

@@ -24,96 +24,32 @@ so the next run starts cleanly; what the killed cycle left (a version, a partial
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from visionloop.active.compare_report import LOOP_DIR, REPORT_FILE, write_compare_report
+from visionloop.active.compare_report import REPORT_FILE, write_compare_report
 from visionloop.active.loop_eval import compare_runs, default_metric, predict_split
 from visionloop.active.loop_promote import package_and_deploy
+from visionloop.active.loop_state import LOCK_WAIT_S, LOOP_DIR, LoopOptions, loop_history, loop_lock, loop_options
 from visionloop.active.loop_train import recipe, train_challenger
 from visionloop.active.loop_trigger import TriggerCheck, check_trigger, find_champion
-from visionloop.core.errors import AnnotationValidationError, ConflictError
 from visionloop.core.progress import progress_file
-from visionloop.storage.deployment import read_deployment
 from visionloop.storage.events import EventKind, api_path, emit_event
 from visionloop.storage.loop_cycles import (
     LoopCycle,
     interrupt_running,
-    last_cycle,
     list_cycles,
     start_cycle,
     update_cycle,
 )
 from visionloop.storage.versions import create_version
 
-__all__ = ["CONFIG_TABLE", "CycleOutcome", "LoopOptions", "loop_history", "loop_options", "run_cycle",
-           "schedule_due"]
+__all__ = ["CycleOutcome", "LoopOptions", "loop_history", "loop_options", "run_cycle", "schedule_due"]
 
-CONFIG_TABLE = "loop"
-"""The ``[loop]`` table of ``visionloop.toml`` holds a project's defaults (``min_new``, ``margin``, ``metric``,
-``confidence``, ``resamples``, ``approved_only``, ``every_hours``)."""
-_LOCK = ".lock"
 ProgressFn = Callable[[str, float], None]
 """``progress(message, fraction)`` of a cycle's stages."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class LoopOptions:
-    """How a cycle runs; the defaults can be set per project in ``visionloop.toml``'s ``[loop]`` table."""
-
-    min_new: int = 50
-    """New approved annotations since the champion's version that start a cycle."""
-    margin: float = 0.0
-    """Promote only when the lower bound of the CI of challenger minus champion is above this."""
-    force: bool = False
-    trigger: str | None = None
-    """What started a forced cycle: ``manual`` (default), ``drift`` or ``schedule``."""
-    metric: str | None = None
-    """Default per kind of run (:data:`visionloop.active.loop_eval.DEFAULT_METRICS`)."""
-    confidence: float = 0.95
-    resamples: int = 1000
-    seed: int = 0
-    champion: str | None = None
-    """The champion run when nothing is deployed (else the deployed package's run is the champion)."""
-    approved_only: bool = True
-    """Count and add only approved annotations (the champion's version's images stay in any case)."""
-    epochs: int | None = None
-    """Override the recipe's epochs (short tests)."""
-    every_hours: float | None = None
-    """A schedule: a cycle is forced when the last one started longer ago than this."""
-    author: str = "loop"
-    deploy: bool = True
-    """False: decide and report, but deploy nothing (a dry run)."""
-
-
-def loop_options(project: Any, **overrides: Any) -> LoopOptions:
-    """The project's ``[loop]`` defaults, then ``overrides`` (None values are ignored)."""
-    known = {f.name for f in fields(LoopOptions)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise AnnotationValidationError("loop option", expected=", ".join(sorted(known)), actual=unknown[0])
-    values: dict[str, Any] = {}
-    try:
-        cfg = tomllib.loads((Path(project.root) / "visionloop.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        cfg = {}
-    table = cfg.get(CONFIG_TABLE)
-    if isinstance(table, dict):
-        values.update({k: v for k, v in table.items() if k in known and k not in ("force", "champion", "author")})
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    options = LoopOptions(**values)
-    if options.min_new < 0 or options.resamples < 1 or not 0 < options.confidence < 1:
-        raise AnnotationValidationError("loop options", expected="min_new >= 0, resamples >= 1, 0 < confidence < 1",
-                                        actual=f"min_new {options.min_new}, resamples {options.resamples}, "
-                                               f"confidence {options.confidence}")
-    return options
 
 
 @dataclass
@@ -133,22 +69,6 @@ class CycleOutcome:
                 "new_annotations": self.check.new_annotations if self.check else None,
                 "interrupted": self.interrupted, "cycle": c.to_json() if c is not None else None,
                 "state": c.state if c is not None else None}
-
-
-@contextlib.contextmanager
-def _lock(project: Any) -> Iterator[None]:
-    folder = Path(project.root) / LOOP_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConflictError("a loop cycle is already running in this project; wait for it to finish or cancel "
-                                "its job (Jobs page)") from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def schedule_due(project: Any, every_hours: float, *, now: datetime | None = None) -> bool:
@@ -172,7 +92,7 @@ def run_cycle(project: Any, options: LoopOptions | None = None, *, progress: Pro
     ``failed`` with the error as its reason, and is raised."""
     options = options or loop_options(project)
     stream = progress_file(project.settings.progress_file)
-    with _lock(project):
+    with loop_lock(project, wait_s=LOCK_WAIT_S):
         interrupted = interrupt_running(project)
         champion = find_champion(project, run=options.champion)
         if not options.force and options.every_hours and schedule_due(project, options.every_hours):
@@ -263,11 +183,3 @@ def _cycle(project: Any, cycle: LoopCycle, champion: Any, options: LoopOptions, 
     return done
 
 
-def loop_history(project: Any, *, limit: int = 100) -> dict[str, Any]:
-    """The loop's history for people and pages: cycles newest first, the current deployment, the last promotion."""
-    promoted = last_cycle(project)
-    deployment = read_deployment(project.root)
-    return {"cycles": [c.to_json() for c in list_cycles(project, limit=limit)],
-            "deployment": {k: deployment.get(k) for k in ("package", "package_version", "deployed_at",
-                                                          "deployed_by", "action")} if deployment else None,
-            "last_promotion": promoted.to_json() if promoted else None}

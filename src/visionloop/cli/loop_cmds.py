@@ -23,7 +23,7 @@ def _open(path: Path):  # noqa: ANN202
 
 
 def _history(project: Path, *, limit: int, as_json: bool) -> None:
-    from visionloop.active.loop import loop_history
+    from visionloop.active.loop_state import loop_history
 
     with _open(project) as p:
         data = loop_history(p, limit=limit)

@@ -119,6 +119,13 @@ def _drift_steps(p: Project, job: Job) -> list[Step]:
                                                reference="--reference", backbone="--backbone"), *flags)]
 
 
+def _loop_steps(p: Project, job: Job) -> list[Step]:
+    """One check of the retrain-and-compare loop (a cycle when due); a person's or a drift alert's cycle is forced."""
+    force = job.params.get("force", job.params.get("trigger") in ("manual", "drift"))
+    return [_cli("loop", _root(p), "--once", "--as", job.created_by, *(["--force"] if force else []),
+                 *_optional(job.params, trigger="--trigger", min_new="--min-new", margin="--margin"))]
+
+
 def _guard_verdict(p: Project, job: Job) -> dict[str, Any]:
     """The int8 guard's verdict (the run's ``int8-guard.json``), written whether the int8 model was kept or refused."""
     if not job.params.get("int8"):
@@ -205,6 +212,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
     JobKind("embed", _embed_steps),
     JobKind("label_errors", _label_errors_steps),
     JobKind("drift", _drift_steps),
+    JobKind("loop", _loop_steps),
 )}
 
 

@@ -32,6 +32,7 @@ from visionloop.serving.projects_api.routes import (
     imports,
     jobs,
     label_errors,
+    loop,
     outliers,
     packages,
     production,
@@ -70,6 +71,7 @@ for _module in (label_errors, outliers, dismissals):  # what is wrong in the dat
     api_router.include_router(_module.router, dependencies=[VIEWER])
 api_router.include_router(active.router, dependencies=[VIEWER])  # active learning: what to label next
 api_router.include_router(drift.router, dependencies=[VIEWER])  # drift reports, checks, metrics
+api_router.include_router(loop.router, dependencies=[VIEWER])  # retrain and compare: cycles, reports
 api_router.include_router(production.router, dependencies=[VIEWER])  # images sent back by model servers
 for _module in (events, webhooks):  # events for other systems, and the webhooks (admins) that deliver them
     api_router.include_router(_module.router, dependencies=[VIEWER])
