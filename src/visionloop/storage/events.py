@@ -181,11 +181,13 @@ def api_path(project: str, *parts: object) -> str:
     return "/".join([API_PREFIX, "projects", quote(project, safe=""), *(quote(str(p), safe="") for p in parts)])
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _at(value: datetime) -> datetime:
     """Datetimes read from SQLite come back naive; every stored time is UTC."""
-    if value is None:
-        return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else _at(value)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -232,7 +234,7 @@ def check_url(url: str) -> str:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 (a port that is not a number raises here)
-        if host and not host.startswith("["):
+        if host:
             host.encode("idna")  # empty or overlong labels raise here
     except ValueError:  # UnicodeError too
         parts, host = None, None
@@ -266,7 +268,7 @@ def _secret(secret: str | None) -> str:
 
 def _webhook(row: Any) -> Webhook:
     return Webhook(id=row.id, url=row.url, kinds=list(row.kinds or []), active=bool(row.active),
-                   created_by=row.created_by, created_at=_utc(row.created_at))  # type: ignore[arg-type]
+                   created_by=row.created_by, created_at=_at(row.created_at))
 
 
 def create_webhook(project: Project, url: str, *, author: str, kinds: Sequence[str] | None = None,
@@ -351,8 +353,7 @@ def list_events(project: Project, *, kind: EventKind | str | None = None, offset
         total = conn.execute(select(func.count()).select_from(EventRow).where(*where)).scalar_one()
         rows = conn.execute(select(EventRow).where(*where).order_by(EventRow.id.desc())
                             .offset(offset).limit(limit)).all()
-    return int(total), [Event(id=r.id, kind=r.kind, payload=r.payload, created_at=_utc(r.created_at))  # type: ignore[arg-type]
-                        for r in rows]
+    return int(total), [Event(id=r.id, kind=r.kind, payload=r.payload, created_at=_at(r.created_at)) for r in rows]
 
 
 # ---- deliveries --------------------------------------------------------------------------------------------------
@@ -389,7 +390,7 @@ def _delivery(r: Any) -> Delivery:
     return Delivery(id=r.id, webhook_id=r.webhook_id, event_id=r.event_id, kind=r.kind, state=DeliveryState(r.state),
                     attempts=r.attempts, next_attempt_at=_utc(r.next_attempt_at), last_status=r.last_status,
                     last_error=r.last_error, delivered_at=_utc(r.delivered_at),
-                    event_created_at=_utc(r.event_created_at))  # type: ignore[arg-type]
+                    event_created_at=_at(r.event_created_at))
 
 
 def _delivery_query() -> Any:
@@ -532,7 +533,7 @@ def claim_deliveries(project: Project, *, limit: int, lease_s: float, now: datet
             .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id).join(EventRow, EventRow.id == DeliveryRow.event_id)
             .where(DeliveryRow.id.in_(claimed)).order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)).all()
     return [DueDelivery(id=r.id, webhook_id=r.webhook_id, url=r.url, secret=r.secret, attempts=r.attempts,
-                        event_id=r.event_id, kind=r.kind, created_at=_utc(r.created_at),  # type: ignore[arg-type]
+                        event_id=r.event_id, kind=r.kind, created_at=_at(r.created_at),
                         payload=r.payload) for r in rows]
 
 
