@@ -86,6 +86,9 @@ def test_psi_known_values() -> None:
     expected = (0.5 - 1e-4) * math.log(0.5 / 1e-4) + (0.5 - 1.0) * math.log(0.5 / 1.0)
     assert psi([10, 0], [5, 5]) == pytest.approx(expected)
     assert psi([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0)  # proportions, not counts
+    # floor=None: an empty bin counts as half of one count of its own histogram (here 0.5 / 10)
+    expected = (0.5 - 0.05) * math.log(0.5 / 0.05) + (0.5 - 1.0) * math.log(0.5 / 1.0)
+    assert psi([10, 0], [5, 5], floor=None) == pytest.approx(expected)
     with pytest.raises(ValueError, match="same bins"):
         psi([1, 2], [1, 2, 3])
     with pytest.raises(ValueError, match="empty"):
@@ -123,6 +126,13 @@ def test_compare_values_same_and_shifted() -> None:
     assert same.p > 0.05 and same.psi < 0.2
     assert dark.p < 1e-6 and dark.psi > 1.0 and dark.production_mean < dark.reference_mean
     assert len(dark.edges) == 21 and sum(dark.reference) == pytest.approx(1.0) and sum(dark.production) == pytest.approx(1.0)
+
+
+def test_compare_values_with_a_constant_reference() -> None:
+    same = compare_values(np.full(60, 554.3), np.full(30, 554.3))
+    smaller = compare_values(np.full(60, 554.3), np.random.default_rng(2).normal(377, 40, 30))
+    assert same.psi == 0.0 and same.p == 1.0
+    assert smaller.psi > 5 and smaller.p < 1e-6
 
 
 def test_default_thresholds() -> None:

@@ -372,7 +372,7 @@ def check_drift(project: Project, package: str | Path, *, options: DriftOptions 
                               "production": prod_hist.tolist()}
         if ref_hist.sum() > 0 and prod_hist.sum() > 0:
             chi2 = class_counts_test(ref_hist, prod_hist)
-            values["psi"] = psi(ref_hist, prod_hist)
+            values["psi"] = psi(ref_hist, prod_hist, floor=None)
             details["classes"]["p"] = chi2.p
 
         say(0.7, "image statistics")
