@@ -90,3 +90,29 @@ def colour_project(root: Path, looks: list[str], *, labelled: dict[int, str] | N
         (Path(p.root) / "deployment.json").write_text(json.dumps({"package": "colour", "deployed_at":
                                                                   "2026-01-01T00:00:00+00:00", "deployed_by": "x"}))
     return p
+
+
+def brightness_detector(out: Path) -> Path:
+    """A detection package (hand-built ONNX) that finds one box whose score is the image's mean brightness in 0..1:
+    a mid-grey image gets a box at 0.5 (the most doubtful), a white one a sure box, a black one no box at all."""
+    nodes = [
+        helper.make_node("ReduceMean", ["image"], ["m"], axes=[0, 1, 2], keepdims=0),
+        helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("shape_v", TensorProto.INT64, [1], [1])),
+        helper.make_node("Reshape", ["m", "shape"], ["scores"]),
+        helper.make_node("Constant", [], ["boxes"], value=helper.make_tensor(
+            "boxes_v", TensorProto.FLOAT, [1, 4], [2.0, 2.0, 12.0, 12.0])),
+        helper.make_node("Constant", [], ["labels"], value=helper.make_tensor("labels_v", TensorProto.INT64, [1], [1])),
+    ]
+    graph = helper.make_graph(
+        nodes, "brightness", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [3, "h", "w"])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("labels", TensorProto.INT64, [1]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    pp = Preprocess(size=(32, 32), resize="stretch", mean=(0, 0, 0), std=(1, 1, 1))
+    m = Manifest(name="brightness", task="detection", classes=[ClassEntry(1, "thing")], preprocess=pp.to_json(),
+                 output_kind="torchvision_detection", inputs=[TensorSpec("image", [3, "h", "w"], "float32")],
+                 outputs=[TensorSpec(n, ["n"], "float32") for n in ("boxes", "labels", "scores")], opset=13,
+                 batchable=False, label_offset=1, thresholds={"score": 0.5})
+    return write_package(out, manifest=m, model_bytes=model.SerializeToString())

@@ -170,3 +170,36 @@ def test_real_bccd_crops_uncertain_first_and_diverse(cell_package: Path, cell_da
     top12 = sorted(ent.values(), reverse=True)[:12]
     assert all(ent[i] >= top12[-1] for i in chosen)  # all from the 3 x 4 most uncertain
     assert out.results[0].score == pytest.approx(max(ent.values()), abs=1e-4)
+
+
+def test_a_detector_ranks_images_by_box_uncertainty(tmp_path: Path) -> None:
+    """One box per image scored by brightness: grey 0.5 (most doubtful), dark 0.2, black none (an empty image
+    scores 0.5), white 1.0 (sure); found down to the 0.05 floor though the package's threshold is 0.5."""
+    from tests.active.colour_project import brightness_detector
+    from visionloop.core.imageio import probe
+    from visionloop.storage import NewImage, Project
+
+    levels = {"white": 255, "grey": 128, "black": 0, "dark": 51}
+    with Project.create(tmp_path / "det", task="detection") as p:
+        for name, v in levels.items():
+            data = _png_of(v)
+            info = probe(data)
+            p.add_images([NewImage(sha256=p.blobs.put(data), width=info.width, height=info.height,
+                                   format=info.format, name=f"{name}.png", meta={})])
+        pkg = brightness_detector(tmp_path / "pkg")
+        ent = rank_unlabelled(p, n=4, strategy="entropy", diversity="none", package=pkg)
+        assert [r.name for r in ent.results] == ["grey.png", "dark.png", "black.png", "white.png"]
+        assert [r.score for r in ent.results] == pytest.approx([1.0, 0.722, 0.5, 0.0], abs=0.01)
+        assert "no box at all" in ent.results[2].reason and "1 boxes" in ent.results[0].reason
+        margin = rank_unlabelled(p, n=4, strategy="margin", diversity="none", package=pkg)
+        assert [r.score for r in margin.results] == pytest.approx([1.0, 0.5, 0.4, 0.0], abs=0.01)  # 1 - |2s - 1|
+
+
+def _png_of(value: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (value, value, value)).save(buf, format="PNG")
+    return buf.getvalue()
