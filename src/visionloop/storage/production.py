@@ -6,6 +6,10 @@ and one row here saying where it came from: the model and package version that p
 it and their score, and whether it belongs to the *random slice*, the unbiased sample that alone may enter a frozen
 test set. ``request_id`` is the sender's key for the sample: a sample sent twice (a retry after a lost answer) is
 stored once.
+
+:func:`add_production_sample` stores a sample (image, row, suggestion and ``prediction.flagged`` event in one
+transaction); :func:`list_production_samples` and :func:`count_production_samples` filter by sampler, model, review
+and random slice; :func:`get_production_sample` reads one.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ A sampled request writes its image once under ``DIR/images/<sha256>.<ext>`` and 
 writes; requests only hand it their bytes through a queue bounded in entries (``max_pending``) and in bytes
 (``max_pending_bytes``). When the disk cannot keep up, a sample that does not fit is dropped and counted
 (``dropped``, exposed in the server's metrics): a prediction never waits for the log.
+
+The hand-off itself, :class:`BoundedHandoff` (a queue bounded in entries and bytes, one worker thread), also carries
+the feedback sender's samples (``model_server.feedback``).
 """
 
 from __future__ import annotations
