@@ -136,6 +136,19 @@ def test_claims_are_exclusive_until_the_lease_ends(store: Project) -> None:
         list_deliveries(p, hook.webhook.id, state="lost")
 
 
+def test_a_backlog_of_one_webhook_does_not_hold_up_the_others(project_factory) -> None:
+    p: Project = project_factory("detection")
+    busy = create_webhook(p, "https://busy.example/", author="ada", kinds=["prediction.flagged"]).webhook.id
+    quiet = create_webhook(p, "https://quiet.example/", author="ada", kinds=["drift.alert"]).webhook.id
+    with p.transaction() as conn:
+        for i in range(30):
+            emit_event(conn, EventKind.PREDICTION_FLAGGED, {"n": i})
+        emit_event(conn, EventKind.DRIFT_ALERT, {"n": 30})
+    taken = claim_deliveries(p, limit=4, lease_s=60, now=datetime.now(UTC) + timedelta(seconds=1))
+    assert [d.webhook_id for d in taken] == [busy, busy, busy, quiet]  # oldest first, the quiet one in its turn
+    assert [d.payload["n"] for d in taken] == [0, 1, 2, 30]
+
+
 def test_backoff_grows_is_capped_and_gives_up_then_a_person_retries(store: Project) -> None:
     p = store
     wid = create_webhook(p, "https://a.example/", author="ada").webhook.id

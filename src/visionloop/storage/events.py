@@ -505,10 +505,28 @@ class DueDelivery:
                           sort_keys=True).encode()
 
 
+FAIR_WINDOW = 10
+"""A claim looks at this many times ``limit`` due deliveries and takes them one webhook at a time, so a receiver with
+a long backlog (slow, or just back) does not hold up the others."""
+
+
+def _take_in_turn(rows: Sequence[Any], limit: int) -> list[Any]:
+    """Up to ``limit`` of ``rows`` (oldest due first), taking each webhook's oldest in turn."""
+    queues: dict[int, list[Any]] = {}
+    for r in rows:
+        queues.setdefault(r.webhook_id, []).append(r)
+    taken: list[Any] = []
+    while len(taken) < limit and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(taken) < limit:
+                taken.append(queue.pop(0))
+    return sorted(taken, key=lambda r: (_at(r.next_attempt_at), r.id))
+
+
 def claim_deliveries(project: Project, *, limit: int, lease_s: float, now: datetime | None = None,
                      ids: Sequence[int] | None = None) -> list[DueDelivery]:
-    """Take up to ``limit`` pending deliveries that are due (oldest due first, active webhooks only; only those of
-    ``ids`` when given).
+    """Take up to ``limit`` pending deliveries that are due (active webhooks only; only those of ``ids`` when given):
+    the oldest due first, one webhook at a time (see :data:`FAIR_WINDOW`).
 
     Each is claimed by moving its ``next_attempt_at`` ``lease_s`` seconds ahead only if nobody moved it since it was
     read (a compare-and-set, atomic on SQLite and PostgreSQL), so two workers never take the same attempt; a worker
@@ -516,11 +534,13 @@ def claim_deliveries(project: Project, *, limit: int, lease_s: float, now: datet
     """
     now = now or utcnow()
     with project.transaction() as conn:
-        due = conn.execute(
-            select(DeliveryRow.id, DeliveryRow.next_attempt_at).join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
+        candidates = conn.execute(
+            select(DeliveryRow.id, DeliveryRow.webhook_id, DeliveryRow.next_attempt_at)
+            .join(WebhookRow, WebhookRow.id == DeliveryRow.webhook_id)
             .where(DeliveryRow.state == DeliveryState.PENDING.value, DeliveryRow.next_attempt_at <= now,
                    WebhookRow.active.is_(True), *([DeliveryRow.id.in_(list(ids))] if ids is not None else []))
-            .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id).limit(limit)).all()
+            .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id).limit(limit * FAIR_WINDOW)).all()
+        due = _take_in_turn(candidates, limit)
         claimed = [d.id for d in due if conn.execute(
             update(DeliveryRow).where(DeliveryRow.id == d.id, DeliveryRow.state == DeliveryState.PENDING.value,
                                       DeliveryRow.next_attempt_at == d.next_attempt_at)
