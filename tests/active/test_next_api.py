@@ -89,7 +89,9 @@ def test_missing_embeddings_name_the_embed_job(tmp_path: Path) -> None:
     colour_project(tmp_path / "colours", LOOKS, embed=False).close()
     for s in _serve(tmp_path / "colours", Settings()):
         r = s.http.get(f"{API}/next", params={"n": 2}, headers=s.headers[Role.REVIEWER])
-        assert r.status_code == 409 and "embed job" in r.json()["detail"], r.text
+        detail = r.json()["detail"]
+        assert r.status_code == 409 and "POST /api/v1/projects/colours/embeddings" in detail, r.text
+        assert str(tmp_path) not in detail and "visionloop embed" not in detail  # no server path, no shell advice
         plain = s.http.get(f"{API}/next", params={"diversity": "none", "n": 2}, headers=s.headers[Role.REVIEWER])
         assert plain.status_code == 200 and len(plain.json()["results"]) == 2
 

@@ -265,8 +265,8 @@ def _vectors(project: Project, backbone: str, ids: Sequence[int], *, why: str) -
     """The stored whole-image vectors of ``ids`` (in order); raises EmbeddingsMissingError naming the fix."""
     key = backbone_key(backbone)
     store = EmbeddingSet(project.root, key, "images")
-    hint = (f"{why} needs the images' embeddings: run `visionloop embed {project.root} --backbone {backbone}` "
-            "(or queue the platform's embed job), or use --diversity none / --strategy random")
+    hint = (f"{why} needs the images' embeddings: run `visionloop embed` on the project (--backbone {backbone}) "
+            "or queue the platform's embed job; or use --diversity none / --strategy random")
     if not store.exists():
         raise EmbeddingsMissingError(project.name, key, hint=hint)
     pos = store.positions(ids)
@@ -306,8 +306,9 @@ def rank_unlabelled(
 
     The model: ``predictor`` (an open one, e.g. the platform's deployed model; ``model_name`` says which), else
     ``package`` (a folder, or a name under ``PROJECT/packages``), else ``run`` (a training run id), else the
-    project's deployed package (``find_model=False``: only ``predictor``). ``max_pool`` scores a seeded sample of that many pool images (all when None).
-    ``diversity`` applies to the uncertainty strategies. ``progress(done, total)`` counts predicted images.
+    project's deployed package (``find_model=False``: only ``predictor``). ``max_pool`` scores a seeded sample of
+    that many pool images (all when None). ``diversity`` applies to the uncertainty strategies. ``factor``: k-center
+    chooses among ``factor`` x n of the most uncertain. ``progress(done, total)`` counts predicted images.
     """
     if not 1 <= int(n) <= MAX_N:
         raise AnnotationValidationError("n", expected=f"1..{MAX_N} images", actual=n)

@@ -18,7 +18,7 @@ from visionloop.serving.projects_api.active_schemas import NextPublic
 from visionloop.serving.projects_api.auth import ReviewerDep
 from visionloop.serving.projects_api.deps import ProjectDep, SettingsDep
 from visionloop.serving.projects_api.routes.deployment import DeploymentsDep
-from visionloop.serving.projects_api.routes.similar import DEFAULT_BACKBONE, Backbone, with_job_hint
+from visionloop.serving.projects_api.routes.similar import DEFAULT_BACKBONE, Backbone
 from visionloop.storage.embeddings import EmbeddingsMissingError
 
 __all__ = ["MAX_NEXT", "router"]
@@ -46,5 +46,7 @@ def get_next(
             predictor=deployed.predictor if deployed else None, model_name=deployed.package if deployed else None,
             find_model=False, max_pool=settings.active_max_pool)
     except EmbeddingsMissingError as e:
-        raise with_job_hint(e, project.name) from None
+        raise EmbeddingsMissingError(e.project, e.key, e.kind, hint=(
+            f"queue the embed job first (POST /api/v1/projects/{project.name}/embeddings); it embeds only what is "
+            "missing. Or ask with diversity=none or strategy=random, which need none")) from None
     return out.to_json()
