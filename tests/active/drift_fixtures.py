@@ -99,7 +99,8 @@ def add_samples(project: Project, package: Path, images: Sequence[bytes], *, at:
             for iid, data in zip(ids, images, strict=True):
                 conn.execute(ProductionSampleRow.__table__.insert().values(
                     request_id=uuid.uuid4().hex, image_id=iid, server="test", model="tiny", package_version="1",
-                    model_sha256=sha, samplers=["random"] if random_slice else ["low_confidence"], score=0.5,
+                    model_sha256=sha, score=0.5,
+                    samplers=[{"name": "random" if random_slice else "low_confidence", "score": 0.5, "why": "test"}],
                     random_slice=random_slice, prediction=predictor.predict(data).to_json(), predicted_at=at,
                     received_at=at))
     if embed:

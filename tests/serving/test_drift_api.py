@@ -16,7 +16,7 @@ from tests.active.drift_fixtures import THUMBS, add_samples, darken_and_blur, re
 from tests.conftest import make_image_bytes
 from tests.serving.conftest import bearer_headers
 from visionloop.core.settings import Settings
-from visionloop.serving.jobs.kinds import KINDS, JobKind, loop_after_drift
+from visionloop.serving.jobs.kinds import KINDS, loop_after_drift
 from visionloop.serving.projects_api.app import create_app
 from visionloop.serving.projects_api.routes.drift import drift_metrics
 from visionloop.storage.jobs import create_job
@@ -78,7 +78,8 @@ def test_a_drift_job_stores_a_report_shown_as_metrics(served) -> None:  # noqa: 
     job = _wait(c, f"{base}/jobs/{r.json()['id']}", admin)
     assert job["state"] == "done", job
     assert job["result"]["alert"] is True and job["result"]["loop_requested"] is True
-    assert ("follow_up_job" in job["result"]) == ("loop" in KINDS)
+    loop = c.get(f"{base}/jobs/{job['result']['follow_up_job']}", headers=admin).json()  # the alert asked for it
+    assert loop["kind"] == "loop" and loop["params"] == {"trigger": "drift", "drift_report": job["result"]["id"]}
 
     listed = c.get(f"{base}/drift", params={"limit": 5}, headers=viewer).json()["reports"]
     assert [x["id"] for x in listed] == [job["result"]["id"]]
@@ -99,14 +100,13 @@ def test_metrics_text_without_a_report() -> None:
     assert drift_metrics("cells", None) == b""
 
 
-def test_a_drift_alert_queues_the_loop_only_when_asked(project_factory,  # noqa: ANN001
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_drift_alert_queues_the_loop_only_when_asked(project_factory) -> None:  # noqa: ANN001
     p = project_factory("classification")
     job = create_job(p, kind="drift", params={}, created_by="admin")
     asked = {"id": 7, "alert": True, "loop_requested": True}
-    if "loop" not in KINDS:  # until the loop job kind is registered, the hook queues nothing
-        assert loop_after_drift(p, job, asked) is None
-        monkeypatch.setitem(KINDS, "loop", JobKind("loop", lambda project, j: []))
     assert loop_after_drift(p, job, asked) == ("loop", {"trigger": "drift", "drift_report": 7})
+    steps = KINDS["loop"].steps(p, create_job(p, kind="loop", params={"trigger": "drift", "drift_report": 7},
+                                              created_by="admin"))
+    assert "--force" in steps[0].args and steps[0].args[steps[0].args.index("--trigger") + 1] == "drift"
     assert loop_after_drift(p, job, {**asked, "loop_requested": False}) is None
     assert loop_after_drift(p, job, {"id": 8, "alert": False}) is None

@@ -132,12 +132,13 @@ class ProductionSample:
 
 def production_samples(project: Project, *, start: datetime, end: datetime,
                        random_only: bool = True) -> list[ProductionSample]:
-    """Production samples received in [start, end] (the random slice only by default), oldest first; an image sent
-    twice counts once (its first sample)."""
+    """Production samples received in [start, end] (the random slice only by default) whose image is still in the
+    project, oldest first; an image sent twice counts once (its first sample)."""
     q = (select(ProductionSampleRow.image_id, ImageRow.sha256, ProductionSampleRow.model_sha256,
                 ProductionSampleRow.prediction)
          .join(ImageRow, ImageRow.id == ProductionSampleRow.image_id)
-         .where(ProductionSampleRow.received_at >= start, ProductionSampleRow.received_at <= end)
+         .where(ProductionSampleRow.received_at >= start, ProductionSampleRow.received_at <= end,
+                ImageRow.deleted_at.is_(None))
          .order_by(ProductionSampleRow.id))
     if random_only:
         q = q.where(ProductionSampleRow.random_slice.is_(True))
