@@ -465,7 +465,7 @@ def queue_ping(project: Project, webhook_id: int, *, author: str) -> Delivery:
 class RetryPolicy:
     """When a failed attempt is tried again: after ``base_s * 2**(attempts - 1)`` seconds, capped at ``cap_s``, times
     a random factor in [1 - jitter, 1] (so receivers that came back are not hit by every sender at once); after
-    ``max_attempts`` attempts the delivery is given up (``failed``). The defaults retry for about a day."""
+    ``max_attempts`` attempts the delivery is given up (``failed``). The defaults keep trying for 7 to 15 hours."""
 
     max_attempts: int = 12
     base_s: float = 30.0
