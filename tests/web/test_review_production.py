@@ -60,9 +60,14 @@ def test_production_images_reviewed_as_is_and_corrected(new_page, browser, bccd_
             model = page.locator("#production-model").inner_text()
             assert model == f"detector · version {samples[0]['package_version']}"
             assert page.locator("[data-tab=production]").get_attribute("aria-selected") == "true"
+            page.locator("#production-waiting").get_by_text("2").wait_for()
             shot(page, "review-production")
             page.click("#production-approve")  # accept the first prediction as it is
             page.locator("#production-count").get_by_text("1 image from production").wait_for()
+            page.locator("#production-waiting").get_by_text("1").wait_for()
+            page.click("[data-tab=submitted]")  # the annotators' submissions: none, with the same tabs
+            page.locator("#review-count").get_by_text("Nothing is waiting for review").wait_for()
+            page.locator("#production-waiting").get_by_text("1").wait_for()
 
         page = new_page()
         sign_in(page, platform.url, "rita", USER_PASSWORD)

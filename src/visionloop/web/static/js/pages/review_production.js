@@ -4,7 +4,7 @@
 // Accept as is (A: the prediction becomes the image's annotation, approved, by the reviewer), or correct it in the
 // editor (E: it offers the prediction as suggestions) and approve the corrected annotation here (A again).
 import {api, apiUrl, projectPath} from '../api.js';
-import {emptyState, errorState, fmtDate, fmtMetric, h, keymap, pageHeader, plural, projectHref, spinner, toast,
+import {emptyState, errorState, fmtDate, fmtMetric, fmtNumber, h, keymap, pageHeader, plural, projectHref, spinner, toast,
   toastError} from '../ui.js';
 import {annotationCanvas, annotationSummary, loadImage} from '../review_canvas.js';
 
@@ -18,13 +18,16 @@ export function disposeProduction() {
   st = null;
 }
 
-/** The tabs of the review page: the annotators' submissions and the images from production. */
+/** The tabs of the review page: the annotators' submissions and the images from production (with how many wait). */
 export function reviewTabs(project, view) {
-  const tab = (key, label, href) => h('a', {class: `button small${view === key ? ' active' : ''}`, role: 'tab',
-    'aria-selected': String(view === key), 'data-tab': key, href}, label);
+  const tab = (key, label, href, ...more) => h('a', {class: `button small${view === key ? ' active' : ''}`,
+    role: 'tab', 'aria-selected': String(view === key), 'data-tab': key, href}, label, ...more);
+  const waiting = h('span', {class: 'di-count', id: 'production-waiting'});
+  api.get(projectPath(project, 'production'), {params: {reviewed: false, limit: 1}})
+    .then((answer) => { waiting.textContent = fmtNumber(answer.total); }).catch(() => {});
   return h('div', {class: 'di-tabs review-tabs', role: 'tablist'},
     tab('submitted', 'Submitted', projectHref(project, 'review')),
-    tab('production', 'From production', projectHref(project, 'review?view=production')));
+    tab('production', 'From production', projectHref(project, 'review?view=production'), waiting));
 }
 
 /** The prediction (Prediction.to_json, project classes by name, else id) as an annotation payload to draw. */
@@ -68,6 +71,8 @@ async function reload(index) {
   if (!st) return;
   st.items = answer.items;
   st.total = answer.total;
+  const waiting = st.root.querySelector('#production-waiting');
+  if (waiting) waiting.textContent = fmtNumber(answer.total);
   await show(index);
 }
 
@@ -125,7 +130,8 @@ function renderSide(item, detail, predicted, corrected) {
   st.side.replaceChildren(
     h('dl', {class: 'review-facts'},
       h('dt', {}, 'Chosen by'), h('dd', {}, why),
-      h('dt', {}, 'Score'), h('dd', {}, item.score === null ? '–' : fmtMetric(item.score, 2),
+      h('dt', {}, 'Score'), h('dd', {}, item.score === null || item.samplers.every((x) => x.name === 'random')
+        ? '–' : fmtMetric(item.score, 2),
         item.random_slice ? h('span', {class: 'badge', title: 'an unbiased sample: it may enter the test set'},
           ' random slice') : null),
       h('dt', {}, 'Model'), h('dd', {id: 'production-model'}, item.model,
