@@ -31,6 +31,7 @@ const ROUTES = [
   ['p/:project/health/duplicates', 'pages/duplicates.js'],
   ['p/:project/health/outliers', 'pages/outliers.js'],
   ['p/:project/drift', 'pages/drift.js'],
+  ['p/:project/loop', 'pages/loop.js'],
 ];
 
 // The project pages in the top bar, with the role each needs to be shown.
@@ -46,6 +47,7 @@ const NAV = [
   ['train', 'Train', 'admin'],
   ['models', 'Models', 'viewer'],
   ['drift', 'Drift', 'viewer'],
+  ['loop', 'Loop', 'viewer'],
   ['jobs', 'Jobs', 'viewer'],
   ['webhooks', 'Webhooks', 'admin'],
 ];
