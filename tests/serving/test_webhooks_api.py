@@ -201,6 +201,7 @@ def test_a_detector_trained_in_a_job_is_announced_once(tmp_path: Path) -> None:
         payload = got.json["payload"]
         assert payload["run"] == done["progress"]["run"] and payload["version"] == "v1"
         assert payload["model"] == "fasterrcnn_mobilenet_v2_fpn" and payload["task"] == "detection"
+        assert payload["by"] == "admin-user"  # who started the job
         assert 0 <= payload["metrics"]["val_map50"] <= 1 and payload["metrics"]["epochs"] == 1
         events = http.get(f"{API}/events", params={"kind": "model.trained"}, headers=admin).json()
         assert events["total"] == 1 and str(project.root) not in got.body.decode()

@@ -246,10 +246,10 @@ def test_a_version_and_a_training_run_are_announced_once(synthetic_project) -> N
         train(p, version="nope", progress=False, model="test_resnet", pretrained=False, image_size=32)
     assert events(p, EventKind.MODEL_TRAINED) == []  # a run that never finished is not announced
     res = train(p, version="v1", strategy="linear", progress=False, model="test_resnet", pretrained=False,
-                image_size=32)
+                image_size=32, author="tess")
     (trained,) = events(p, EventKind.MODEL_TRAINED)
     assert trained["run"] == res.run_id and trained["task"] == "classification" and trained["version"] == "v1"
-    assert trained["model"] == "test_resnet" and trained["metrics"] == res.metrics["val"]
+    assert trained["model"] == "test_resnet" and trained["metrics"] == res.metrics["val"] and trained["by"] == "tess"
     assert trained["links"] == {"run": f"/api/v1/projects/{p.name}/runs/{res.run_id}",
                                 "report": f"/api/v1/projects/{p.name}/runs/{res.run_id}/report"}
     assert [d.kind for d in list_deliveries(p, hook.webhook.id)[1]] == ["model.trained"]

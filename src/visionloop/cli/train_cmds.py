@@ -38,6 +38,7 @@ def train(
     threshold_mode: Annotated[str | None, typer.Option(help="tagging thresholds: f1 | precision | recall")] = None,
     threshold_target: Annotated[float | None, typer.Option(help="target precision/recall for the thresholds")] = None,
     no_pretrained: Annotated[bool, typer.Option("--no-pretrained", help="random initialisation")] = False,
+    author: Annotated[str | None, typer.Option(help="who trains (named in the model.trained event)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model on a dataset version; prints the run id (use it with evaluate, predict, export)."""
@@ -56,7 +57,7 @@ def train(
         # progress goes to stderr: shown with --json too when a person watches the terminal
         result = train_fn(p, version=version, model=model, strategy=strategy, epochs=epochs, resume=resume,
                           weights=str(weights) if weights else None, seed=seed,
-                          progress=not as_json or sys.stderr.isatty(), **options)
+                          progress=not as_json or sys.stderr.isatty(), author=author, **options)
     emit({"run": result.run_id, "run_dir": str(result.run_dir), **result.metrics}, as_json=as_json, title="trained")
 
 

@@ -29,6 +29,7 @@ def train(
     weights: str | None = None,
     seed: int = 0,
     progress: bool = True,
+    author: str | None = None,
     **options: Any,
 ) -> RunResult:
     """Train a model on dataset version ``version`` of ``project``; returns the run id, directory and metrics.
@@ -38,13 +39,14 @@ def train(
     ``weights``: a local checkpoint file to start from instead of the downloaded/offline pretrained weights.
     ``options``: further :class:`visionloop.training.classify.ClassifyParams` fields (``image_size``, ``lr``, ...).
 
-    A run that finishes records one ``model.trained`` event (webhooks; a resumed run that had finished already, none).
+    A run that finishes records one ``model.trained`` event naming ``author`` (who trains; webhooks), none for a
+    resumed run that had finished already.
     """
     done_before = resume is not None and _finished(project, resume)
     result = _train(project, version=version, model=model, strategy=strategy, epochs=epochs, resume=resume,
                     weights=weights, seed=seed, progress=progress, **options)
     if not done_before:
-        _announce(project, result)
+        _announce(project, result, author)
     return result
 
 
@@ -56,12 +58,12 @@ def _finished(project: Any, run_id: str) -> bool:
     return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("status") == "done"
 
 
-def _announce(project: Any, result: RunResult) -> None:
+def _announce(project: Any, result: RunResult, author: str | None) -> None:
     """The ``model.trained`` event of a finished run: its model, version and validation numbers."""
     cfg = load_config(project, result.run_id)
     metrics = result.metrics.get("val") if isinstance(result.metrics.get("val"), dict) else result.metrics
     payload = model_trained_payload(project.name, run=result.run_id, task=cfg.task, model=str(cfg.model.get("name")),
-                                    version=cfg.version.get("name"), metrics=metrics)
+                                    version=cfg.version.get("name"), metrics=metrics, by=author)
     with project.transaction() as conn:
         emit_event(conn, EventKind.MODEL_TRAINED, payload)
 

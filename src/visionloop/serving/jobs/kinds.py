@@ -81,8 +81,8 @@ def _export_steps(p: Project, job: Job) -> list[Step]:
 
 def _train_steps(p: Project, job: Job) -> list[Step]:
     if job.params.get("resume"):
-        return [_cli("train", _root(p), "--resume", job.params["resume"])]
-    return [_cli("train", _root(p), "--version", job.params["version"],
+        return [_cli("train", _root(p), "--resume", job.params["resume"], "--author", job.created_by)]
+    return [_cli("train", _root(p), "--version", job.params["version"], "--author", job.created_by,
                  *_optional(job.params, model="--model", strategy="--strategy", epochs="--epochs",
                             image_size="--image-size", batch_size="--batch-size"))]
 
