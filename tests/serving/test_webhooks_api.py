@@ -5,6 +5,7 @@ receiver signed, a test ping, a delivery given up and retried, who may call what
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +141,27 @@ def test_a_delivery_given_up_is_retried_by_hand(served: Served) -> None:
     assert s.http.delete(s.url(f"/webhooks/{hook['id']}"), headers=s.admin).status_code == 204
     r = s.http.get(s.url(f"/webhooks/{hook['id']}"), headers=s.admin)
     assert r.status_code == 404
+
+
+def test_requests_do_not_wait_for_a_receiver(served: Served) -> None:
+    s = served
+    gate = threading.Event()
+    with receiving([204], gate=gate) as slow:
+        hook = s.http.post(s.url("/webhooks"), json={"url": slow.url, "kinds": ["version.created"]},
+                           headers=s.admin).json()
+        try:
+            assert s.http.post(s.url(f"/webhooks/{hook['id']}/test"), headers=s.admin).status_code == 202
+            slow.wait_for(1)  # the worker is sending, and the receiver holds the answer back
+            made = s.http.post(s.url("/versions"), json={"name": "while-sending"}, headers=s.admin)
+            assert made.status_code == 201, made.text  # written, its event queued, while a delivery is in flight
+            pending = s.http.get(s.url(f"/webhooks/{hook['id']}/deliveries"), headers=s.admin).json()["items"]
+            assert [(d["kind"], d["state"], d["attempts"]) for d in pending] == [
+                ("version.created", "pending", 0), ("webhook.ping", "pending", 0)]
+        finally:
+            gate.set()
+        kinds = [r.json["kind"] for r in slow.wait_for(2)]
+    assert kinds == ["webhook.ping", "version.created"]
+    assert s.http.delete(s.url(f"/webhooks/{hook['id']}"), headers=s.admin).status_code == 204
 
 
 def test_bad_input_is_refused_with_how_to_fix_it(served: Served) -> None:

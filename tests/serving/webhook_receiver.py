@@ -25,11 +25,14 @@ class Received:
 
 
 class Receiver:
-    """``url`` to give a webhook; ``received`` what came; ``statuses`` what to answer (``delay_s``: wait first)."""
+    """``url`` to give a webhook; ``received`` what came; ``statuses`` what to answer (``delay_s``: wait first;
+    ``gate``: answer only once it is set)."""
 
-    def __init__(self, statuses: Sequence[int] = (204,), *, port: int = 0, delay_s: float = 0.0) -> None:
+    def __init__(self, statuses: Sequence[int] = (204,), *, port: int = 0, delay_s: float = 0.0,
+                 gate: threading.Event | None = None) -> None:
         self.statuses = list(statuses)
         self.delay_s = delay_s
+        self.gate = gate
         self.received: list[Received] = []
         self.lock = threading.Lock()
         receiver = self
@@ -41,6 +44,8 @@ class Receiver:
                     receiver.received.append(Received(self.path, dict(self.headers.items()), body))
                     status = receiver.statuses[min(len(receiver.received), len(receiver.statuses)) - 1]
                 time.sleep(receiver.delay_s)
+                if receiver.gate is not None:
+                    receiver.gate.wait(60)
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "2")
