@@ -125,6 +125,25 @@ def cell_package(cell_classifier, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="session")
+def cell_package_v2(cell_classifier, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
+    """The cell classifier with its head's bias shifted toward WBC: another model, another package version (hot
+    reload, rollback, canary)."""
+    import copy
+
+    import torch
+
+    from visionloop.export.onnx_export import export_model
+
+    model, pp = cell_classifier
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model[1].bias += torch.tensor([0.0, 1.5, 0.0])
+    return export_model(model, task="classification", classes=CELL_CLASSES, preprocess=pp, name="cells",
+                        out=tmp_path_factory.mktemp("pkg") / "cells-v2.vlpkg", run_id="run-2",
+                        architecture="mobilenet_v2+logreg")
+
+
+@pytest.fixture(scope="session")
 def detector_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Faster R-CNN MobileNetV3-Large 320 FPN with random (seeded) weights, exported: fast, for server tests."""
     import torch

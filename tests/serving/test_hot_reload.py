@@ -4,7 +4,6 @@ packages are refused while the old one serves; control needs an admin token."""
 
 from __future__ import annotations
 
-import copy
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.deploy_fixtures import CELL_CLASSES, CELL_SIZE, bccd_jpegs, jpeg_bytes
+from tests.deploy_fixtures import CELL_SIZE, bccd_jpegs, jpeg_bytes
 from visionloop.core.package import Manifest, load_package, write_package
 from visionloop.serving.model_server.app import create_inference_app
 from visionloop.serving.model_server.reload import ReloadSettings
@@ -27,22 +26,6 @@ from visionloop.serving.model_server.server import InferenceServerThread
 TOKEN, ADMIN = "predict-token", "admin-token"
 M = "/v1/models/cells"
 AUTH, ADMIN_AUTH = {"Authorization": f"Bearer {TOKEN}"}, {"Authorization": f"Bearer {ADMIN}"}
-
-
-@pytest.fixture(scope="module")
-def cell_package_v2(cell_classifier, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: ANN001
-    """The cell classifier with its head's bias shifted toward WBC: another model, another package version."""
-    import torch
-
-    from visionloop.export.onnx_export import export_model
-
-    model, pp = cell_classifier
-    model = copy.deepcopy(model)
-    with torch.no_grad():
-        model[1].bias += torch.tensor([0.0, 1.5, 0.0])
-    return export_model(model, task="classification", classes=CELL_CLASSES, preprocess=pp, name="cells",
-                        out=tmp_path_factory.mktemp("pkg2") / "cells-v2.vlpkg", run_id="run-2",
-                        architecture="mobilenet_v2+logreg")
 
 
 @pytest.fixture(scope="module")

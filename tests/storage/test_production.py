@@ -73,3 +73,21 @@ def test_samples_stored_once_and_listed_with_filters(tmp_path: Path, db_url: str
         assert flagged == 3
         with pytest.raises(NotFoundError, match="production sample"):
             get_production_sample(p, 999)
+
+
+def test_concurrent_sends_of_one_image_store_each_request_once(tmp_path: Path, db_url: str | None) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Project.create(tmp_path / "p", task="detection", db_url=db_url) as p:
+        ref = ModelRef(ModelSource.PACKAGE, "m", "ab" * 32)
+        image = image_of(p, 7)
+
+        def send(i: int) -> tuple[str, bool]:
+            stored, created = add_production_sample(p, sample(f"r{i % 3}", "random"), image=image, suggestion=ref)
+            return stored.request_id, created
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(send, range(24)))
+        assert sorted(r for r, created in results if created) == ["r0", "r1", "r2"]
+        assert count_production_samples(p) == 3 and p.count_images() == 1
+        assert len(list_suggestions(p, ref)) == 1

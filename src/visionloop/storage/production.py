@@ -35,6 +35,7 @@ from sqlalchemy import (
     insert,
     not_,
     select,
+    update,
 )
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +58,9 @@ __all__ = [
     "get_production_sample",
     "list_production_samples",
 ]
+
+_ATTEMPTS = 5
+"""Tries of a sample's transaction that lost a race (a concurrent sample of the same new image or request)."""
 
 
 class ProductionSampleRow(Base):
@@ -154,37 +158,52 @@ def add_production_sample(
     the row, the prediction as the suggestion of model ``suggestion`` (replacing that model's earlier one for the
     image; ``thresholds`` as in :mod:`visionloop.storage.suggestions`) and a ``prediction.flagged`` event, in one
     transaction. Idempotent on ``request_id``: a sample sent again answers the stored one. Returns (sample, created).
+    A transaction that lost a race with a concurrent one (the same request, image or suggestion) is tried again.
     """
-    with project.engine.connect() as conn:
-        found = _by_request(conn, sample.request_id)
-    if found is not None:
-        return found, False
-    try:
-        with project.transaction() as conn:
-            [(image_id, _)] = project.add_images([image], conn=conn)
-            if suggestion is not None:
-                conn.execute(delete(SuggestionRow).where(
-                    SuggestionRow.source == suggestion.source.value, SuggestionRow.model == suggestion.model,
-                    SuggestionRow.image_id == image_id))
-                conn.execute(insert(SuggestionRow).values(
-                    image_id=image_id, source=suggestion.source.value, model=suggestion.model,
-                    version=suggestion.version, thresholds=thresholds or {}, payload=sample.prediction,
-                    created_at=utcnow()))
-            sample_id = conn.execute(insert(ProductionSampleRow).values(
-                request_id=sample.request_id, image_id=image_id, server=sample.server, model=sample.model,
-                package_version=sample.package_version, model_sha256=sample.model_sha256,
-                samplers=sample.samplers, score=sample.score, random_slice=sample.random_slice,
-                prediction=sample.prediction, predicted_at=sample.predicted_at, received_at=utcnow(),
-            )).inserted_primary_key[0]
-            stored = cast(ProductionSample, _by_id(conn, int(sample_id)))
-            emit_event(conn, EventKind.PREDICTION_FLAGGED, flagged_payload(project.name, stored))
-    except IntegrityError:  # the same request_id stored meanwhile by a concurrent retry
+    for attempt in range(_ATTEMPTS):
         with project.engine.connect() as conn:
             found = _by_request(conn, sample.request_id)
-        if found is None:
-            raise
-        return found, False
-    return stored, True
+        if found is not None:
+            return found, False
+        try:
+            return _insert(project, sample, image=image, suggestion=suggestion, thresholds=thresholds), True
+        except IntegrityError:  # a concurrent request stored this request_id, this image or its suggestion first
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _insert(project: Project, sample: NewProductionSample, *, image: NewImage, suggestion: ModelRef | None,
+            thresholds: dict[str, Any] | None) -> ProductionSample:
+    with project.transaction() as conn:
+        [(image_id, _)] = project.add_images([image], conn=conn)
+        sample_id = conn.execute(insert(ProductionSampleRow).values(  # first: a repeated request_id fails here
+            request_id=sample.request_id, image_id=image_id, server=sample.server, model=sample.model,
+            package_version=sample.package_version, model_sha256=sample.model_sha256,
+            samplers=sample.samplers, score=sample.score, random_slice=sample.random_slice,
+            prediction=sample.prediction, predicted_at=sample.predicted_at, received_at=utcnow(),
+        )).inserted_primary_key[0]
+        if suggestion is not None:
+            _replace_suggestion(conn, image_id, suggestion, sample.prediction, thresholds or {})
+        stored = cast(ProductionSample, _by_id(conn, int(sample_id)))
+        emit_event(conn, EventKind.PREDICTION_FLAGGED, flagged_payload(project.name, stored))
+    return stored
+
+
+def _replace_suggestion(conn: Connection, image_id: int, ref: ModelRef, payload: dict[str, Any],
+                        thresholds: dict[str, Any]) -> None:
+    """The image's suggestion of ``ref`` becomes ``payload`` (a row inserted meanwhile by a concurrent sample of
+    the same image is updated instead)."""
+    key = ((SuggestionRow.source == ref.source.value) & (SuggestionRow.model == ref.model)
+           & (SuggestionRow.image_id == image_id))
+    values = {"version": ref.version, "thresholds": thresholds, "payload": payload, "created_at": utcnow()}
+    try:
+        with conn.begin_nested():
+            conn.execute(delete(SuggestionRow).where(key))
+            conn.execute(insert(SuggestionRow).values(image_id=image_id, source=ref.source.value, model=ref.model,
+                                                      **values))
+    except IntegrityError:
+        conn.execute(update(SuggestionRow).where(key).values(**values))
 
 
 def _by_id(conn: Connection, sample_id: int) -> ProductionSample | None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from visionloop.serving.projects_api.schemas import UtcDatetime
 
 __all__ = [
+    "DeploymentEntryPublic",
     "DeploymentPublic",
     "DeployRequest",
     "ExportRequest",
@@ -138,10 +139,25 @@ class DeployRequest(BaseModel):
     package: str = Field(description="A package name from GET .../packages.")
 
 
+class DeploymentEntryPublic(BaseModel):
+    package: str | None
+    package_version: str | None = None
+    model_sha256: str | None = None
+    deployed_at: str | None = Field(None, description="ISO 8601, UTC.")
+    deployed_by: str | None = None
+    action: str | None = Field(None, description="deploy or rollback.")
+
+
 class DeploymentPublic(BaseModel):
     package: str | None
     task: str | None = None
     classes: list[str] = Field(default_factory=list)
     model_sha256: str | None = None
+    package_version: str | None = Field(None, description="First 12 hex digits of model_sha256: what model servers "
+                                                          "name in each prediction.")
+    run_id: str | None = None
     deployed_at: UtcDatetime | None = None
     deployed_by: str | None = None
+    previous: DeploymentEntryPublic | None = Field(None, description="The deployment a rollback deploys again.")
+    history: list[DeploymentEntryPublic] = Field(default_factory=list, description="Earlier deployments, newest "
+                                                                                   "first (bounded).")

@@ -1,5 +1,6 @@
-"""Routes of the model deployed in a project: deploy a package (hot swap), see which one, predict an uploaded image,
-and the prediction of a project image. Answers have the shape of the model server's (``Prediction.to_json``)."""
+"""Routes of the model deployed in a project: deploy a package (hot swap), see which one, roll back to the previous
+one, download it as one archive (model servers following the project), predict an uploaded image, and the prediction
+of a project image. Answers have the shape of the model server's (``Prediction.to_json``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 
 from visionloop.core.errors import ImageError
 from visionloop.inference.preannotate import at_package_thresholds, current_suggestion
@@ -43,6 +45,23 @@ def get_deployment(project: ProjectDep, deployments: DeploymentsDep) -> dict[str
              summary="Deploy a package: loaded and checked while the old one serves, then swapped in")
 def deploy(body: DeployRequest, project: ProjectDep, user: AdminDep, deployments: DeploymentsDep) -> dict[str, Any]:
     return deployments.deploy(project, body.package, by=user.name).to_json()
+
+
+@router.post("/deployment/rollback", response_model=DeploymentPublic,
+             summary="Deploy the previous package again (checked first; the current one becomes previous)")
+def rollback(project: ProjectDep, user: AdminDep, deployments: DeploymentsDep) -> dict[str, Any]:
+    return deployments.rollback(project, by=user.name).to_json()
+
+
+@router.get("/deployment/package", response_class=FileResponse,
+            summary="The deployed package as one .vlpkg archive (model servers that follow the project)",
+            responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "The archive; X-Package-Version names its version."}})
+def deployed_package(project: ProjectDep, deployments: DeploymentsDep) -> FileResponse:
+    deployed, path = deployments.archive(project)
+    return FileResponse(path, media_type="application/zip", filename=f"{deployed.package}.vlpkg",
+                        headers={"X-Package-Version": deployed.package_version or "",
+                                 "Cache-Control": "no-store"})
 
 
 @router.post("/predict", response_model=None, responses={200: {"model": PredictionOut}},
