@@ -300,3 +300,23 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/ready", timeout=5).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_a_canary_sample_names_the_challenger(cells_project, model_server, crops: list[bytes],  # noqa: ANN001
+                                              cell_package: Path, platelet_leaning_package: Path,
+                                              tmp_path: Path) -> None:
+    """With a canary answering every request, the samples carry the challenger's version and hash."""
+    from visionloop.core.package import load_package
+
+    root, headers = cells_project
+    with project_thread(root) as project:
+        app = create_inference_app({"cells": cell_package}, sessions=1, canaries={"cells": (platelet_leaning_package,
+                                                                                          1.0)},
+                                   feedback=settings(f"{project.url}/api/v1/projects/cells", headers,
+                                                     tmp_path / "spool"))
+        with InferenceServerThread(app) as server:
+            answers = predict_all(server, crops[:2])
+            app.state.model_server.feedback.flush()
+    challenger = load_package(platelet_leaning_package).manifest.model_sha256
+    assert {a["package_version"] for a in answers} == {challenger[:12]}
+    assert [(s.package_version, s.model_sha256) for s in stored(root)] == [(challenger[:12], challenger)] * 2

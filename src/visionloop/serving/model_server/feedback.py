@@ -160,6 +160,16 @@ class _Chosen:
     sample: dict[str, Any]
 
 
+def _maker(served: ServedModel, prediction: dict[str, Any]) -> Package:
+    """The package that made ``prediction``: the served one, or its canary's challenger when the prediction names the
+    challenger's version."""
+    canary = getattr(served, "canary", None)
+    version = prediction.get("package_version")
+    if canary is not None and version is not None and version == getattr(canary.challenger, "version", None):
+        return canary.challenger.package
+    return served.package
+
+
 class _SendError(Exception):
     def __init__(self, message: str, *, retry: bool) -> None:
         super().__init__(message)
@@ -205,7 +215,7 @@ class FeedbackSender:
         served = self.models.get(model)
         if served is None:
             return False
-        package = served.package
+        package = _maker(served, prediction)
         selection = self.sampler.choose(prediction, thresholds=self._thresholds_of(package), compare=False)
         other = self._other(model)
         if selection is None and other is None:
