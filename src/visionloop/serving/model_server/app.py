@@ -13,7 +13,8 @@ Routes (all but ``/health`` need ``Authorization: Bearer <token>`` when tokens a
   ``POST /v1/models/{name}/rollback``, ``POST``/``DELETE /v1/models/{name}/canary``
 
 Every prediction names the package that made it: ``model``, ``package_version`` (the first 12 hex digits of the
-model's sha256) and ``run_id``.
+model's sha256) and ``run_id``. With ``feedback``, the predictions its samplers choose go back to a project for review
+(see ``feedback``).
 
 Every client mistake is a 4xx with a JSON ``detail``: 400 not an image / empty / malformed upload, 401 missing token,
 403 wrong token, 404 unknown model, 413 body, batch or image too large; a busy server (a model's queue or the
