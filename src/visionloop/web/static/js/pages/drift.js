@@ -68,8 +68,8 @@ function overTime(box, { title, xs, series, threshold, thresholdLabel, alerts, a
     : { range: (u, min, max) => [0, Math.max(threshold * 1.5, (max ?? 0) * 1.1)] };
   return chart(box, {
     title, scales: { x: { time: true, range: timeRange }, y },
-    axes: [{}, log ? { label: 'p-value', filter: decades, values: (u, ticks) => ticks.map((t) => (t ? fmtP(t) : '')) }
-      : { label: 'PSI' }],
+    axes: [{}, log ? { label: 'p-value', size: 64, filter: decades, grid: { filter: decades }, ticks: { filter: decades },
+      values: (u, ticks) => ticks.map((t) => (t ? fmtP(t) : '')) } : { label: 'PSI' }],
     series: [{ label: 'time' }, ...lines, ...extra],
   }, [xs, ...series.map((s) => s.values), xs.map(() => threshold), alerts.map((a) => (a ? alertAt : null))]);
 }
