@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.serving.webhook_receiver import receiving
@@ -15,6 +16,8 @@ from visionloop.storage.events import list_webhooks
 from visionloop.storage.review import set_review_state
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # the page's one browser test: 25 s on a loaded 2-core machine (a delivery waits for the page's refresh)
 def test_webhooks_page_adds_tests_turns_off_and_removes(browser, served: Served, shot: Callable) -> None:  # noqa: ANN001
     project = served.server.app.state.projects.get(served.name)
     first = project.images(limit=1)[0].id
