@@ -87,14 +87,16 @@ def reference_project(project_factory: Callable[..., Project], *, n: int = 60, k
 
 
 def add_samples(project: Project, package: Path, images: Sequence[bytes], *, at: datetime | None = None,
-                random_slice: bool = True, prefix: str = "prod", embed: bool = True, key: str = THUMBS) -> list[int]:
-    """Add ``images`` as production samples received ``at`` (default now), with the package's predictions."""
+                random_slice: bool = True, prefix: str = "prod", embed: bool = True, key: str = THUMBS,
+                model_sha256: str | None = None) -> list[int]:
+    """Add ``images`` as production samples received ``at`` (default now), with the package's predictions (said to
+    come from the model ``model_sha256``, default the package's)."""
     from visionloop.inference import Predictor
 
     at = at or datetime.now(UTC)
     ids = [add_image(project, data, f"{prefix}-{k}.jpg") for k, data in enumerate(images)]
     with Predictor(package, sessions=1) as predictor:
-        sha = predictor.manifest.model_sha256
+        sha = model_sha256 or predictor.manifest.model_sha256
         with project.transaction() as conn:
             for iid, data in zip(ids, images, strict=True):
                 conn.execute(ProductionSampleRow.__table__.insert().values(

@@ -87,6 +87,18 @@ def test_window_and_random_slice_choose_the_samples(project_factory, package: Pa
     assert wider.n_production == 55 and wider.details["random_only"] is False and wider.alert
 
 
+def test_samples_of_another_model_are_left_out_of_confidences_and_classes(project_factory,  # noqa: ANN001
+                                                                         package: Path) -> None:
+    p = reference_project(project_factory)
+    add_samples(p, package, _fresh(25), at=NOW - timedelta(hours=1))
+    add_samples(p, package, _fresh(10, start=3000), at=NOW - timedelta(hours=1), prefix="other",
+                model_sha256="0" * 64)
+    report = check_drift(p, package, options=OPTIONS, now=NOW)
+    assert report.n_production == 35 and report.details["other_model_samples"] == 10
+    assert report.details["confidence"]["n_production"] == 25 and sum(report.details["classes"]["production"]) == 25
+    assert report.image_stats["brightness"]["n_production"] == 35 and report.details["mmd"]["n_y"] == 35
+
+
 def test_too_few_samples_are_reported_without_testing(project_factory, package: Path) -> None:  # noqa: ANN001
     p = reference_project(project_factory)
     add_samples(p, package, [darken_and_blur(b) for b in _fresh(5)], at=NOW - timedelta(hours=1))

@@ -297,6 +297,93 @@ def _alerts(report: dict[str, Any], t: DriftThresholds) -> list[str]:
     return out
 
 
+def _train_items(project: Project, package: Path, manifest: Manifest, options: DriftOptions) -> tuple[str, list[Any]]:
+    """The reference version's name and its train items."""
+    version = options.reference or manifest.dataset_version
+    if not version:
+        raise ConflictError(f"package {package.name} names no dataset version: give the version to compare with "
+                            "(--reference VERSION)")
+    try:
+        train = version_items(project, version, split="train")
+    except NotFoundError:
+        raise ConflictError(f"package {package.name} was trained on version {version!r}, which is not in project "
+                            f"{project.name}: give a version of this project to compare with (--reference VERSION)"
+                            ) from None
+    if not train:
+        raise ConflictError(f"version {version!r} has no train images to compare production with")
+    return version, train
+
+
+def _compare_embeddings(project: Project, reference: Sequence[Any], production: Sequence[ProductionSample],
+                        options: DriftOptions, values: dict[str, Any], details: dict[str, Any]) -> None:
+    ids = {it.image.id: it.image.sha256 for it in reference} | {s.image_id: s.sha256 for s in production}
+    vectors = _embeddings(project, ids, options)
+    x = np.stack([vectors[it.image.id] for it in reference if it.image.id in vectors])
+    y = np.stack([vectors[s.image_id] for s in production if s.image_id in vectors])
+    mmd = mmd_test(x, y, permutations=options.permutations, max_samples=options.max_samples, seed=options.seed)
+    values.update(mmd=mmd.mmd, mmd_p=mmd.p)
+    details["mmd"] = mmd.to_json()
+
+
+def _compare_predictions(project: Project, package: Path, manifest: Manifest, version: str,
+                         production: Sequence[ProductionSample], options: DriftOptions, values: dict[str, Any],
+                         details: dict[str, Any]) -> None:
+    """Confidences (two-sample test) and predicted classes (PSI, chi-square) of the model on the reference's
+    validation split vs what the server answered (samples of this model only)."""
+    ref_pred = _reference_predictions(project, package, manifest, version, options)
+    same_model = [s for s in production if s.model_sha256 in (None, manifest.model_sha256)]
+    details["other_model_samples"] = len(production) - len(same_model)
+    prod_conf: list[float] = []
+    prod_counts: dict[str, int] = {}
+    for s in same_model:
+        conf, classes = prediction_summary(s.prediction)
+        if conf is not None:
+            prod_conf.append(conf)
+        for c in classes:
+            prod_counts[str(c)] = prod_counts.get(str(c), 0) + 1
+    details["confidence_split"] = ref_pred["split"]
+    ref_conf = ref_pred["confidences"]
+    if len(ref_conf) >= 2 and len(prod_conf) >= 2:
+        test = two_sample_test(ref_conf, prod_conf, method=options.confidence_test)
+        values.update(confidence_stat=test.stat, confidence_p=test.p)
+        details["confidence"] = {**test.to_json(), "n_reference": len(ref_conf), "n_production": len(prod_conf),
+                                 "reference_mean": float(np.mean(ref_conf)), "production_mean": float(np.mean(prod_conf))}
+    class_ids = [c.id for c in manifest.classes]
+    ref_hist, prod_hist = _class_counts(ref_pred["classes"], class_ids), _class_counts(prod_counts, class_ids)
+    details["classes"] = {"names": manifest.class_names, "reference": ref_hist.tolist(),
+                          "production": prod_hist.tolist()}
+    if ref_hist.sum() > 0 and prod_hist.sum() > 0:
+        values["psi"] = psi(ref_hist, prod_hist, floor=None)
+        details["classes"]["p"] = class_counts_test(ref_hist, prod_hist).p
+
+
+def _compare_image_stats(project: Project, version: str, reference: Sequence[Any],
+                         production: Sequence[ProductionSample], options: DriftOptions, values: dict[str, Any],
+                         details: dict[str, Any]) -> None:
+    ref_stats = _cached(_cache_path(project, "image-stats", version, options.max_samples, options.seed),
+                        lambda: _stats_json(project, [it.image.sha256 for it in reference]))
+    prod_stats, failed = _stats_of(project, [s.sha256 for s in production])
+    details["unreadable_production_images"] = failed
+    ref_arr = np.asarray(ref_stats["values"], np.float64).reshape(-1, len(IMAGE_STATS))
+    if len(ref_arr) >= 2 and len(prod_stats) >= 2:
+        for j, name in enumerate(IMAGE_STATS):
+            values["image_stats"][name] = compare_values(ref_arr[:, j], prod_stats[:, j]).to_json()
+
+
+def _store(project: Project, report: DriftReport) -> int:
+    """Write the report, and its ``drift.alert`` event when it alerts, in one transaction; returns its id."""
+    with project.transaction() as conn:
+        report_id = add_drift_report(conn, report)
+        if report.alert:
+            emit_event(conn, EventKind.DRIFT_ALERT, {
+                "project": project.name, "report": report_id, "model": report.model, "reference": report.reference,
+                "alerts": report.details["alerts"], "mmd_p": report.mmd_p, "confidence_p": report.confidence_p,
+                "psi": report.psi, "n_production": report.n_production,
+                "window_start": report.window_start.isoformat(), "window_end": report.window_end.isoformat(),
+                "loop_requested": report.details["loop_requested"]})
+    return report_id
+
+
 def check_drift(project: Project, package: str | Path, *, options: DriftOptions | None = None,
                 now: datetime | None = None, package_name: str | None = None,
                 progress: Progress | None = None) -> DriftReport:
@@ -312,24 +399,12 @@ def check_drift(project: Project, package: str | Path, *, options: DriftOptions 
     start = end - options.window
     package = Path(package)
     manifest = load_package(package).manifest
-    version = options.reference or manifest.dataset_version
-    if not version:
-        raise ConflictError(f"package {package.name} names no dataset version: give the version to compare with "
-                            "(--reference VERSION)")
-    try:
-        train = version_items(project, version, split="train")
-    except NotFoundError:
-        raise ConflictError(f"package {package.name} was trained on version {version!r}, which is not in project "
-                            f"{project.name}: give a version of this project to compare with (--reference VERSION)"
-                            ) from None
-    if not train:
-        raise ConflictError(f"version {version!r} has no train images to compare production with")
+    version, train = _train_items(project, package, manifest, options)
     reference = _sample(train, options.max_samples, options.seed)
     samples = production_samples(project, start=start, end=end, random_only=options.random_only)
     production = _sample(samples, options.max_samples, options.seed + 1)
-    t = options.thresholds
     details: dict[str, Any] = {
-        "thresholds": t.to_json(), "random_only": options.random_only, "backbone": options.backbone,
+        "thresholds": options.thresholds.to_json(), "random_only": options.random_only, "backbone": options.backbone,
         "model_sha256": manifest.model_sha256, "samples_in_window": len(samples), "alerts": [],
         "max_samples": options.max_samples, "seed": options.seed}
     values: dict[str, Any] = {"image_stats": {}}
@@ -339,66 +414,16 @@ def check_drift(project: Project, package: str | Path, *, options: DriftOptions 
                            "are needed to test anything: widen the window or wait for more")
     else:
         say(0.05, "embeddings")
-        ids = {it.image.id: it.image.sha256 for it in reference} | {s.image_id: s.sha256 for s in production}
-        vectors = _embeddings(project, ids, options)
-        x = np.stack([vectors[it.image.id] for it in reference if it.image.id in vectors])
-        y = np.stack([vectors[s.image_id] for s in production if s.image_id in vectors])
-        mmd = mmd_test(x, y, permutations=options.permutations, max_samples=options.max_samples, seed=options.seed)
-        values.update(mmd=mmd.mmd, mmd_p=mmd.p)
-        details["mmd"] = mmd.to_json()
-
+        _compare_embeddings(project, reference, production, options, values, details)
         say(0.4, "reference predictions")
-        ref_pred = _reference_predictions(project, package, manifest, version, options)
-        same_model = [s for s in production if s.model_sha256 in (None, manifest.model_sha256)]
-        details["other_model_samples"] = len(production) - len(same_model)
-        prod_conf: list[float] = []
-        prod_counts: dict[str, int] = {}
-        for s in same_model:
-            conf, classes = prediction_summary(s.prediction)
-            if conf is not None:
-                prod_conf.append(conf)
-            for c in classes:
-                prod_counts[str(c)] = prod_counts.get(str(c), 0) + 1
-        details["confidence_split"] = ref_pred["split"]
-        if len(ref_pred["confidences"]) >= 2 and len(prod_conf) >= 2:
-            test = two_sample_test(ref_pred["confidences"], prod_conf, method=options.confidence_test)
-            values.update(confidence_stat=test.stat, confidence_p=test.p)
-            details["confidence"] = {**test.to_json(), "n_reference": len(ref_pred["confidences"]),
-                                     "n_production": len(prod_conf),
-                                     "reference_mean": float(np.mean(ref_pred["confidences"])),
-                                     "production_mean": float(np.mean(prod_conf))}
-        class_ids = [c.id for c in manifest.classes]
-        ref_hist, prod_hist = _class_counts(ref_pred["classes"], class_ids), _class_counts(prod_counts, class_ids)
-        details["classes"] = {"names": manifest.class_names, "reference": ref_hist.tolist(),
-                              "production": prod_hist.tolist()}
-        if ref_hist.sum() > 0 and prod_hist.sum() > 0:
-            chi2 = class_counts_test(ref_hist, prod_hist)
-            values["psi"] = psi(ref_hist, prod_hist, floor=None)
-            details["classes"]["p"] = chi2.p
-
+        _compare_predictions(project, package, manifest, version, production, options, values, details)
         say(0.7, "image statistics")
-        ref_stats = _cached(_cache_path(project, "image-stats", version, options.max_samples, options.seed),
-                            lambda: _stats_json(project, [it.image.sha256 for it in reference]))
-        prod_stats, failed = _stats_of(project, [s.sha256 for s in production])
-        details["unreadable_production_images"] = failed
-        ref_arr = np.asarray(ref_stats["values"], np.float64).reshape(-1, len(IMAGE_STATS))
-        if len(ref_arr) >= 2 and len(prod_stats) >= 2:
-            for j, name in enumerate(IMAGE_STATS):
-                values["image_stats"][name] = compare_values(ref_arr[:, j], prod_stats[:, j]).to_json()
-        details["alerts"] = _alerts({**values, "classes_p": details["classes"].get("p", 1.0)}, t)
+        _compare_image_stats(project, version, reference, production, options, values, details)
+        details["alerts"] = _alerts({**values, "classes_p": details["classes"].get("p", 1.0)}, options.thresholds)
     alert = bool(details["alerts"])
     details["loop_requested"] = alert and options.start_loop
-    report = DriftReport(
+    report_id = _store(project, DriftReport(
         model=package_name or package.name, reference=version, window_start=start, window_end=end,
-        n_production=len(production), n_reference=len(reference), alert=alert, details=details, **values)
-    with project.transaction() as conn:
-        report_id = add_drift_report(conn, report)
-        if alert:
-            emit_event(conn, EventKind.DRIFT_ALERT, {
-                "project": project.name, "report": report_id, "model": report.model, "reference": version,
-                "alerts": details["alerts"], "mmd_p": report.mmd_p, "confidence_p": report.confidence_p,
-                "psi": report.psi, "n_production": report.n_production,
-                "window_start": start.isoformat(), "window_end": end.isoformat(),
-                "loop_requested": details["loop_requested"]})
+        n_production=len(production), n_reference=len(reference), alert=alert, details=details, **values))
     say(1.0, "done")
     return get_drift_report(project, report_id)

@@ -107,3 +107,30 @@ export function historyCharts(container, {height = 220} = {}) {
     },
   };
 }
+
+/** The uPlot charts of one page, each following its box's width: `add(box, opts, data)` draws one (legend not live,
+ * `height` unless `opts` says otherwise) and returns it; `clear()` removes them all, `destroy()` also stops
+ * watching the boxes. */
+export function chartSet({ height = 240 } = {}) {
+  ensureCss();
+  const charts = [];
+  const observer = new ResizeObserver((entries) => {
+    for (const e of entries) if (e.target.chart) e.target.chart.setSize({ width: Math.max(280, e.target.clientWidth), height: e.target.chart.height });
+  });
+  return {
+    add(box, opts, data) {
+      const c = new uPlot({ width: Math.max(280, box.clientWidth || 520), height, legend: { live: false }, ...opts }, data, box);
+      charts.push(c);
+      box.chart = c;
+      observer.observe(box);
+      return c;
+    },
+    clear() { charts.splice(0).forEach((c) => c.destroy()); },
+    destroy() { this.clear(); observer.disconnect(); },
+  };
+}
+
+/** A time axis's range (seconds) that spans an hour either side of a single point. */
+export function timeRange(u, min, max) {
+  return min === max ? [min - 3600, max + 3600] : [min, max];
+}

@@ -5,7 +5,7 @@
 // histograms (reference vs production) and class histogram; admins run a check (the drift job) and follow it.
 import uPlot from '../../vendor/uplot/uPlot.esm.js';
 import { api, projectPath, roleAllows } from '../api.js';
-import { ensureCss } from '../charts.js';
+import { chartSet, timeRange } from '../charts.js';
 import { jobPanel } from '../data_issues.js';
 import {
   emptyState, errorState, fmtDate, fmtMetric, fmtNumber, h, pageHeader, plural, replaceChildren, spinner,
@@ -25,8 +25,7 @@ let state = null;
 
 export function dispose() {
   if (!state) return;
-  state.charts.forEach((c) => c.destroy());
-  state.observer.disconnect();
+  state.charts.destroy();
   state.stops.forEach((f) => f());
   state = null;
 }
@@ -34,24 +33,9 @@ export function dispose() {
 const seconds = (iso) => Date.parse(iso) / 1000;
 const fmtP = (p) => (p === null || p === undefined ? '–' : p < 0.001 ? p.toExponential(1) : p.toFixed(3));
 
-/** One chart in `box`, sized to it, destroyed with the page. */
-function chart(box, opts, data) {
-  ensureCss();
-  const c = new uPlot({ width: Math.max(280, box.clientWidth || 520), height: 240, legend: { live: false }, ...opts },
-    data, box);
-  state.charts.push(c);
-  state.observer.observe(box);
-  box.chart = c;
-  return c;
-}
-
 /** A log axis's ticks at powers of ten only (uPlot adds the ones between, a grid too dense to read). */
 function decades(u, splits) {
   return splits.map((s) => (Math.abs(Math.log10(s) - Math.round(Math.log10(s))) < 1e-9 ? s : null));
-}
-
-function timeRange(u, min, max) {
-  return min === max ? [min - 3600, max + 3600] : [min, max];
 }
 
 /** Lines of `series` [{key, label, values}] over the reports' times, a dashed threshold, and red points where a
@@ -66,7 +50,7 @@ function overTime(box, { title, xs, series, threshold, thresholdLabel, alerts, a
   ];
   const y = log ? { distr: 3, log: 10, range: (u, min) => [Math.min(min ?? 1, threshold / 10, 0.1), 1] }
     : { range: (u, min, max) => [0, Math.max(threshold * 1.5, (max ?? 0) * 1.1)] };
-  return chart(box, {
+  return state.charts.add(box, {
     title, scales: { x: { time: true, range: timeRange }, y },
     axes: [{}, log ? { label: 'p-value', size: 64, filter: decades, grid: { filter: decades }, ticks: { filter: decades },
       values: (u, ticks) => ticks.map((t) => (t ? fmtP(t) : '')) } : { label: 'PSI' }],
@@ -77,7 +61,7 @@ function overTime(box, { title, xs, series, threshold, thresholdLabel, alerts, a
 /** Reference vs production fractions per bin of one image statistic, as two filled step lines. */
 function histogramChart(box, name, label, unit, stat) {
   const close = (v) => [...v, v[v.length - 1]];
-  return chart(box, {
+  return state.charts.add(box, {
     title: `${label}: ${fmtMetric(stat.reference_mean, 1)} → ${fmtMetric(stat.production_mean, 1)} (PSI ${fmtMetric(stat.psi, 2)})`,
     scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(0.05, (max ?? 0) * 1.1)] } },
     axes: [{ label: unit }, { label: 'share of images' }],
@@ -141,9 +125,7 @@ function reportsTable(reports) {
 
 export async function render(root, { project, role }) {
   dispose();
-  state = { charts: [], stops: [], observer: new ResizeObserver((entries) => {
-    for (const e of entries) if (e.target.chart) e.target.chart.setSize({ width: Math.max(280, e.target.clientWidth), height: 240 });
-  }) };
+  state = { charts: chartSet(), stops: [] };
   const body = { window: '24h' };
   const select = h('select', { 'aria-label': 'Production window', 'data-testid': 'drift-window',
     onchange: () => { body.window = select.value; } },
@@ -167,8 +149,7 @@ export async function render(root, { project, role }) {
       replaceChildren(content, errorState(e, 'The drift reports'));
       return;
     }
-    state.charts.forEach((c) => c.destroy());
-    state.charts = [];
+    state.charts.clear();
     const { reports, thresholds } = found;
     if (!reports.length) {
       replaceChildren(content, emptyState('No drift check yet', roleAllows(role, 'admin')
