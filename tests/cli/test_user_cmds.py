@@ -24,13 +24,6 @@ def run(*args: str, ok: bool = True, stdin: str | None = None):
     return result
 
 
-@pytest.fixture
-def proj(tmp_path: Path) -> str:
-    path = tmp_path / "p"
-    Project.create(path, task="detection").close()
-    return str(path)
-
-
 def test_add_list_role_passwd_remove(proj: str) -> None:
     added = json.loads(run("user", "add", proj, "alice", "--role", "annotator", "--json").stdout)
     assert added["name"] == "alice" and added["role"] == "annotator" and added["has_password"] is True

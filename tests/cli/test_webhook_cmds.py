@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tests.serving.webhook_receiver import receiving
 from visionloop.cli.main import app
 from visionloop.serving.webhooks import verify_signature
-from visionloop.storage import Project
 
 runner = CliRunner()
 
@@ -22,13 +19,6 @@ def run(*args: str, code: int = 0, stdin: str | None = None):
     result = runner.invoke(app, list(args), input=stdin)
     assert result.exit_code == code, result.output
     return result
-
-
-@pytest.fixture
-def proj(tmp_path: Path) -> str:
-    path = tmp_path / "p"
-    Project.create(path, task="detection").close()
-    return str(path)
 
 
 def test_add_test_list_remove(proj: str) -> None:
