@@ -17,7 +17,7 @@ from tests.active.drift_fixtures import (
     tiny_classifier_package,
 )
 from tests.conftest import make_image_bytes
-from visionloop.active.drift_check import DriftOptions, check_drift, loop_on_drift, parse_window
+from visionloop.active.drift_check import DriftOptions, check_drift, loop_on_drift, parse_window, production_samples
 from visionloop.core.errors import AnnotationValidationError, ConflictError
 from visionloop.storage.drift import get_drift_report, latest_drift_report, list_drift_reports
 from visionloop.storage.embeddings import EmbeddingsMissingError
@@ -97,6 +97,22 @@ def test_samples_of_another_model_are_left_out_of_confidences_and_classes(projec
     assert report.n_production == 35 and report.details["other_model_samples"] == 10
     assert report.details["confidence"]["n_production"] == 25 and sum(report.details["classes"]["production"]) == 25
     assert report.image_stats["brightness"]["n_production"] == 35 and report.details["mmd"]["n_y"] == 35
+
+
+def test_production_samples_are_counted_once_per_image_and_subsampled(project_factory,  # noqa: ANN001
+                                                                       package: Path) -> None:
+    p = reference_project(project_factory, n=20)
+    images = _fresh(30)
+    first = add_samples(p, package, images, at=NOW - timedelta(hours=2), embed=False)
+    again = add_samples(p, package, images[:5], at=NOW - timedelta(hours=1), prefix="again", embed=False)
+    assert again == first[:5]  # the same images, sent twice
+    window = {"start": NOW - timedelta(hours=3), "end": NOW}
+    every, total = production_samples(p, **window)
+    assert total == 30 and [s.image_id for s in every] == first
+    some, total = production_samples(p, **window, max_samples=10, seed=1)
+    assert total == 30 and len(some) == 10 and some == production_samples(p, **window, max_samples=10, seed=1)[0]
+    assert production_samples(p, **window, random_only=True)[1] == 30
+    assert production_samples(p, start=NOW - timedelta(minutes=90), end=NOW)[1] == 5
 
 
 def test_too_few_samples_are_reported_without_testing(project_factory, package: Path) -> None:  # noqa: ANN001

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from visionloop.active.drift import (
     IMAGE_STATS,
@@ -130,26 +130,30 @@ class ProductionSample:
     prediction: dict[str, Any]
 
 
-def production_samples(project: Project, *, start: datetime, end: datetime,
-                       random_only: bool = True) -> list[ProductionSample]:
+def production_samples(project: Project, *, start: datetime, end: datetime, random_only: bool = True,
+                       max_samples: int | None = None, seed: int = 0) -> tuple[list[ProductionSample], int]:
     """Production samples received in [start, end] (the random slice only by default) whose image is still in the
-    project, oldest first; an image sent twice counts once (its first sample)."""
-    q = (select(ProductionSampleRow.image_id, ImageRow.sha256, ProductionSampleRow.model_sha256,
-                ProductionSampleRow.prediction)
-         .join(ImageRow, ImageRow.id == ProductionSampleRow.image_id)
-         .where(ProductionSampleRow.received_at >= start, ProductionSampleRow.received_at <= end,
-                ImageRow.deleted_at.is_(None))
-         .order_by(ProductionSampleRow.id))
+    project, an image sent twice counted once (its first sample): at most ``max_samples`` of them chosen at random
+    (``seed``), oldest first, and how many the window holds. Only the chosen ones' predictions are read, so a busy
+    window costs its ids, not its predictions."""
+    where = [ProductionSampleRow.received_at >= start, ProductionSampleRow.received_at <= end,
+             ImageRow.deleted_at.is_(None)]
     if random_only:
-        q = q.where(ProductionSampleRow.random_slice.is_(True))
-    seen: set[int] = set()
-    out: list[ProductionSample] = []
+        where.append(ProductionSampleRow.random_slice.is_(True))
+    first = (select(func.min(ProductionSampleRow.id).label("id"))
+             .join(ImageRow, ImageRow.id == ProductionSampleRow.image_id)
+             .where(*where).group_by(ProductionSampleRow.image_id))
     with project.engine.connect() as conn:
-        for r in conn.execute(q):
-            if r.image_id not in seen:
-                seen.add(r.image_id)
-                out.append(ProductionSample(r.image_id, r.sha256, r.model_sha256, r.prediction or {}))
-    return out
+        ids = sorted(conn.execute(first).scalars())
+        chosen = _sample(ids, max_samples, seed) if max_samples is not None else ids
+        out: list[ProductionSample] = []
+        for at in range(0, len(chosen), 500):
+            q = (select(ProductionSampleRow.image_id, ImageRow.sha256, ProductionSampleRow.model_sha256,
+                        ProductionSampleRow.prediction)
+                 .join(ImageRow, ImageRow.id == ProductionSampleRow.image_id)
+                 .where(ProductionSampleRow.id.in_(chosen[at:at + 500])).order_by(ProductionSampleRow.id))
+            out += [ProductionSample(r.image_id, r.sha256, r.model_sha256, r.prediction or {}) for r in conn.execute(q)]
+    return out, len(ids)
 
 
 # ---- the reference ------------------------------------------------------------------------------------------------
@@ -401,11 +405,11 @@ def check_drift(project: Project, package: str | Path, *, options: DriftOptions 
     manifest = load_package(package).manifest
     version, train = _train_items(project, package, manifest, options)
     reference = _sample(train, options.max_samples, options.seed)
-    samples = production_samples(project, start=start, end=end, random_only=options.random_only)
-    production = _sample(samples, options.max_samples, options.seed + 1)
+    production, in_window = production_samples(project, start=start, end=end, random_only=options.random_only,
+                                               max_samples=options.max_samples, seed=options.seed + 1)
     details: dict[str, Any] = {
         "thresholds": options.thresholds.to_json(), "random_only": options.random_only, "backbone": options.backbone,
-        "model_sha256": manifest.model_sha256, "samples_in_window": len(samples), "alerts": [],
+        "model_sha256": manifest.model_sha256, "samples_in_window": in_window, "alerts": [],
         "max_samples": options.max_samples, "seed": options.seed}
     values: dict[str, Any] = {"image_stats": {}}
     if len(production) < options.min_production:
