@@ -69,6 +69,7 @@ def test_darkened_and_blurred_production_alerts_and_emits_an_event(project_facto
     [event] = _events(p)
     assert event.payload["report"] == report.id and event.payload["project"] == p.name
     assert "brightness" in event.payload["alerts"] and event.payload["mmd_p"] == report.mmd_p
+    assert event.payload["links"]["reports"] == f"/api/v1/projects/{p.name}/drift"
     again = check_drift(p, package, options=DriftOptions(**{**OPTIONS.__dict__, "start_loop": True}), now=NOW)
     assert again.details["loop_requested"] is True and len(_events(p)) == 2
     assert [r.id for r in list_drift_reports(p)] == [again.id, report.id]

@@ -52,7 +52,7 @@ from visionloop.core.errors import AnnotationValidationError, ConflictError, Ima
 from visionloop.core.package import Manifest, load_package
 from visionloop.storage.drift import DriftReport, add_drift_report, get_drift_report
 from visionloop.storage.embeddings import EmbeddingRows, EmbeddingSet, EmbeddingsMissingError, backbone_key
-from visionloop.storage.events import EventKind, emit_event
+from visionloop.storage.events import EventKind, api_path, emit_event
 from visionloop.storage.models import ImageRow
 from visionloop.storage.production import ProductionSampleRow
 from visionloop.storage.project import CONFIG_FILE, Project
@@ -384,7 +384,8 @@ def _store(project: Project, report: DriftReport) -> int:
                 "alerts": report.details["alerts"], "mmd_p": report.mmd_p, "confidence_p": report.confidence_p,
                 "psi": report.psi, "n_production": report.n_production,
                 "window_start": report.window_start.isoformat(), "window_end": report.window_end.isoformat(),
-                "loop_requested": report.details["loop_requested"]})
+                "loop_requested": report.details["loop_requested"],
+                "links": {"reports": api_path(project.name, "drift"), "metrics": api_path(project.name, "metrics")}})
     return report_id
 
 
