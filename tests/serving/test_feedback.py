@@ -320,3 +320,24 @@ def test_a_canary_sample_names_the_challenger(cells_project, model_server, crops
     challenger = load_package(platelet_leaning_package).manifest.model_sha256
     assert {a["package_version"] for a in answers} == {challenger[:12]}
     assert [(s.package_version, s.model_sha256) for s in stored(root)] == [(challenger[:12], challenger)] * 2
+
+
+def test_a_long_spool_left_by_a_restart_is_sent_in_order(cells_project, tmp_path: Path) -> None:  # noqa: ANN001
+    """40 samples in the spool of a server that stopped: a new sender sends them all, oldest first, a few at a time
+    (between them it takes new samples)."""
+    from tests.conftest import make_image_bytes
+
+    root, headers = cells_project
+    spool = Spool(tmp_path / "spool", max_bytes=10**8, max_files=100)
+    label = {"class_id": 1, "name": "RBC", "score": 0.9}
+    for i in range(40):
+        spool.add({"request_id": f"old-{i:02d}", "model": "cells", "predicted_at": "2026-01-01T00:00:00+00:00",
+                   "samplers": [{"name": "random"}], "random_slice": True,
+                   "prediction": {"task": "classification", "width": 40, "height": 32, "label": label,
+                                  "scores": [label]}}, make_image_bytes(40, 32, seed=i))
+    with project_thread(root) as project:
+        sender = FeedbackSender(settings(f"{project.url}/api/v1/projects/cells", headers, tmp_path / "spool"))
+        wait_for("the spool sent", lambda: sender.counts()["sent"] == 40)
+        sender.close()
+    assert [s.request_id for s in stored(root)] == [f"old-{i:02d}" for i in range(40)]
+    assert sender.counts()["spool_files"] == 0 and not list((tmp_path / "spool").iterdir())

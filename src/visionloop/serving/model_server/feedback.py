@@ -62,6 +62,7 @@ DEFAULT_SAMPLING = load_sampling_config({"samplers": [
 """Without a sampling config: a 1% random slice and predictions whose least sure item scores under 0.5, each at most
 60 an hour."""
 _SUFFIX = ".sample"
+_SPOOL_BATCH = 16
 _log = logging.getLogger(__name__)
 
 
@@ -325,8 +326,12 @@ class FeedbackSender:
         self._delay = min(self._delay * 2, self.settings.retry_max_s)
 
     def _retry_spool(self) -> float | None:
-        """Send the spool oldest first when its retry is due; seconds until the next try (None: nothing waits)."""
-        while (path := self.spool.oldest()) is not None:
+        """Send the spool oldest first when its retry is due, at most ``_SPOOL_BATCH`` at a time (new samples and a
+        close are heard in between); seconds until the next try (None: nothing waits)."""
+        for _ in range(_SPOOL_BATCH):
+            path = self.spool.oldest()
+            if path is None:
+                break
             now = self.clock()
             if self._retry_at is not None and now < self._retry_at:
                 return self._retry_at - now
@@ -345,6 +350,8 @@ class FeedbackSender:
                 self._refused(sample, str(e))
             self.spool.remove(path)
             self._retry_at, self._delay, self.last_error = None, self.settings.retry_min_s, None
+        else:
+            return 0.0 if len(self.spool) else None
         self._retry_at = None
         return None
 
