@@ -141,6 +141,13 @@ def test_a_package_from_elsewhere_needs_a_reference(project_factory, tmp_path: P
     assert report.reference == "v1" and report.n_production == 0
 
 
+def test_options_are_checked() -> None:
+    with pytest.raises(AnnotationValidationError, match="min_production"):
+        DriftOptions(min_production=50, max_samples=30)
+    with pytest.raises(AnnotationValidationError, match="ks or ad"):
+        DriftOptions(confidence_test="t")
+
+
 def test_parse_window() -> None:
     assert parse_window("24h") == timedelta(hours=24)
     assert parse_window("30m") == timedelta(minutes=30)

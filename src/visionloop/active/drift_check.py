@@ -121,6 +121,15 @@ class DriftOptions:
     """Ask for a loop cycle when the check alerts (``details.loop_requested``)."""
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
 
+    def __post_init__(self) -> None:
+        if not 2 <= self.min_production <= self.max_samples:
+            raise AnnotationValidationError("drift sample sizes", expected="2 <= min_production <= max_samples",
+                                            actual=f"min_production {self.min_production}, max_samples "
+                                                   f"{self.max_samples}")
+        if self.confidence_test not in ("ks", "ad"):
+            raise AnnotationValidationError("drift confidence test", expected="ks or ad",
+                                            actual=repr(self.confidence_test))
+
 
 @dataclass(frozen=True)
 class ProductionSample:
