@@ -6,7 +6,8 @@ the unlabelled pool. Every strategy starts from the same few random labels (``--
 retrained and its test accuracy (and balanced accuracy) recorded, up to ``--budget`` labels. Strategies
 (``visionloop.active``): ``random``; ``entropy``, ``margin``, ``least_confidence`` (the top of the ranking);
 ``margin+kcenter`` (k-center greedy over the 5x batch most uncertain, away from the labelled points, as
-``visionloop next --diversity kcenter`` does); ``typiclust`` (the cold start, every round).
+``visionloop next --diversity kcenter`` does); ``typiclust`` (the cold start while fewer than ``TYPICLUST_UNTIL``
+labels exist, then margin+kcenter: the switch ``visionloop next`` makes once a model is deployed).
 
 Datasets (real):
 * ``bccd``: BCCD's cell boxes (Pascal VOC, WBC / RBC / Platelets) as crops, embedded with the offline ImageNet
@@ -46,6 +47,8 @@ from visionloop.active.diversity import diverse_top, typiclust  # noqa: E402
 
 STRATEGIES = ("random", "entropy", "margin", "least_confidence", "margin+kcenter", "typiclust")
 TARGET = 0.95
+TYPICLUST_UNTIL = 100
+"""Labels after which the ``typiclust`` strategy hands over to margin+kcenter (TypiClust is for the first labels)."""
 GOAL_RATIO = 0.40
 
 
@@ -70,7 +73,8 @@ def digits_data(limit: int | None) -> Data:
 
 
 def bccd_data(work: Path, images: int | None) -> Data:
-    """BCCD's boxes as embedded crops (the project's own ``embed`` of crops), labelled by their box class."""
+    """BCCD's boxes as embedded crops (the project's own ``embed`` of crops), labelled by their box class. A project
+    already in ``work`` (``--keep``) is reused: ``embed`` then finds nothing missing."""
     from label_errors import voc_subset
 
     from visionloop.ingest import import_source
@@ -79,9 +83,12 @@ def bccd_data(work: Path, images: int | None) -> Data:
     from visionloop.storage.embeddings import EmbeddingSet
 
     t = time.perf_counter()
-    n = voc_subset(SHARED / "datasets" / "bccd" / "BCCD", work / "voc", images)
-    with Project.create(work / "det", task="detection") as p:
-        import_source(p, work / "voc", format="voc")
+    reuse = (work / "det").is_dir()
+    n = len(list((work / "voc" / "Annotations").glob("*.xml"))) if reuse else \
+        voc_subset(SHARED / "datasets" / "bccd" / "BCCD", work / "voc", images)
+    with Project.open(work / "det") if reuse else Project.create(work / "det", task="detection") as p:
+        if not reuse:
+            import_source(p, work / "voc", format="voc")
         embedder = load_embedder("tf_efficientnet_lite0", project=p)
         report = embed_project(p, embedder, kind="crops", batch_size=64)
         store = EmbeddingSet(p.root, report.key, "crops")
@@ -150,6 +157,8 @@ def _kcenter(x: np.ndarray, xl: np.ndarray, p: np.ndarray, n: int, rng: np.rando
 
 
 def _typiclust(x: np.ndarray, xl: np.ndarray, p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    if len(xl) >= TYPICLUST_UNTIL:
+        return _kcenter(x, xl, p, n, rng)
     return np.asarray([k.index for k in typiclust(x, n, labelled=xl, seed=int(rng.integers(1 << 30)))])
 
 
@@ -332,15 +341,17 @@ def main() -> None:
     ap.add_argument("--datasets", default="digits,bccd")
     ap.add_argument("--detection", action="store_true", help="also the BCCD detection rounds (expensive)")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here instead of benchmarks/results")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the BCCD project (and its embeddings) in this "
+                    "folder and reuse it on the next run")
     args = ap.parse_args()
     seeds = 2 if args.smoke else args.seeds
     plan = {"digits": {"start": 10, "batch": 10, "budget": 60 if args.smoke else 500},
-            "bccd": {"start": 10, "batch": 10 if args.smoke else 20, "budget": 50 if args.smoke else 1000}}
+            "bccd": {"start": 10, "batch": 10 if args.smoke else 20, "budget": 50 if args.smoke else 600}}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vl-active-") as tmp:
         for name in args.datasets.split(","):
             data = digits_data(300 if args.smoke else None) if name == "digits" else \
-                bccd_data(Path(tmp) / name, 20 if args.smoke else None)
+                bccd_data(args.keep or Path(tmp) / name, 20 if args.smoke else None)
             results[name] = run_dataset(data, seeds=seeds, **plan[name])
             m = results[name]["metrics"]["accuracy"]
             print(f"{name}: full {m['full_data']:.4f}, labels to {TARGET:.0%}: {m['labels_to_target']}, ratio to "
