@@ -100,6 +100,7 @@ def test_bad_packages_are_refused_and_the_old_one_serves(server, images: list[by
             "not-a-package.vlpkg": (400, "neither a package"),
             "../v1.vlpkg": (400, "outside the server's --packages-dir"),
             "/etc/passwd": (400, "outside"),
+            "bad\u0000name": (400, "not a usable file name"),
             "missing.vlpkg": (404, "not found"),
         }
         for path, (code, detail) in cases.items():

@@ -199,9 +199,9 @@ def _deployed_package(settings: Any) -> Any:
     """The package deployed in the followed project, downloaded (a server started with --follow and no package)."""
     import tempfile
 
-    from visionloop.serving.model_server.follow import fetch_deployed_package, read_deployment
+    from visionloop.serving.model_server.follow import fetch_deployed_package, fetch_deployment
 
-    if not read_deployment(settings).get("package"):
+    if not fetch_deployment(settings).get("package"):
         from visionloop.core.errors import VisionloopError
 
         raise VisionloopError(f"nothing is deployed in {settings.project_url}; deploy a package there first or pass "

@@ -24,7 +24,7 @@ from visionloop.core.package import Package, PackageError, load_package
 from visionloop.serving.model_server.reload import DEFAULT_MAX_PACKAGE_BYTES, ModelControl, ReloadRefusedError
 from visionloop.serving.model_server.served import package_version
 
-__all__ = ["FollowSettings", "ProjectFollower", "fetch_deployed_package", "read_deployment"]
+__all__ = ["FollowSettings", "ProjectFollower", "fetch_deployed_package", "fetch_deployment"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class FollowSettings:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def read_deployment(settings: FollowSettings) -> dict[str, Any]:
+def fetch_deployment(settings: FollowSettings) -> dict[str, Any]:
     """The project's deployment (``GET .../deployment``); VisionloopError with the reason when it cannot be read."""
     url = settings.project_url.rstrip("/") + "/deployment"
     try:
@@ -101,7 +101,7 @@ class ProjectFollower:
         """One poll: the change's record when the model was reloaded or rolled back, else None."""
         s = self.settings
         try:
-            deployment = await asyncio.to_thread(read_deployment, s)
+            deployment = await asyncio.to_thread(fetch_deployment, s)
         except VisionloopError as e:
             return self._failed(str(e))
         sha = deployment.get("model_sha256")

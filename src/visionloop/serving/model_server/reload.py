@@ -97,11 +97,15 @@ class ModelControl:
             raise VisionloopError("this server loads packages from its disk only inside --packages-dir, which is not "
                                   "set; upload the package archive as the request body instead")
         root = root.resolve()
-        target = (root / path).resolve()
+        try:
+            target = (root / path).resolve()
+            exists = target.exists()
+        except (OSError, ValueError) as e:  # a NUL byte, a name too long
+            raise VisionloopError(f"package path {path!r} is not a usable file name ({e})") from e
         if not target.is_relative_to(root) or target == root:
             raise VisionloopError(f"package path {path!r} is outside the server's --packages-dir; name a package "
                                   "folder or archive inside it")
-        if not target.exists():
+        if not exists:
             raise NotFoundError("package", path, choices=sorted(p.name for p in root.iterdir())[:50])
         return target
 

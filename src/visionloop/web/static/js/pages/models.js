@@ -1,7 +1,8 @@
-// #/p/:project/models — the model packages (metrics, int8 verdict), which one is deployed, deploy another (admin),
-// and "try it": drop an image, see the deployed model's prediction drawn on it, and its JSON.
+// #/p/:project/models — the model packages (metrics, int8 verdict), which one is deployed (its version, the previous
+// one), deploy another or roll back to the previous one (admin), and "try it": drop an image, see the deployed
+// model's prediction drawn on it, and its JSON.
 import {api, projectPath, roleAllows, session} from '../api.js';
-import {emptyState, fmtDate, h, pageHeader, plural, projectHref, spinner, toast, toastError} from '../ui.js';
+import {confirmDialog, emptyState, fmtDate, h, pageHeader, plural, projectHref, spinner, toast, toastError} from '../ui.js';
 import {headlineText, int8Change} from '../metrics_view.js';
 import {predictionCanvas, predictionSummary, scoreList} from '../prediction_view.js';
 import {jobProgress, watchJob} from '../job_watch.js';
@@ -62,7 +63,8 @@ function renderPackages(el, project, packages, deployment, admin, refresh) {
       button.disabled = false;
     }
   };
-  el.replaceChildren(h('h2', {}, 'Packages'), h('table', {class: 'table packages', id: 'packages'},
+  el.replaceChildren(h('h2', {}, 'Packages'), deploymentLine(project, deployment, admin, refresh),
+    h('table', {class: 'table packages', id: 'packages'},
     h('thead', {}, h('tr', {}, ...['package', 'run', 'precision', 'metrics', 'int8 check', 'size', 'created', ''].map((t) => h('th', {}, t)))),
     h('tbody', {}, ...list.map((pk) => {
       const deployed = pk.deployed || pk.name === current;
@@ -78,6 +80,33 @@ function renderPackages(el, project, packages, deployment, admin, refresh) {
         h('td', {}, fmtDate(pk.created_at)),
         h('td', {}, admin && !deployed ? button : null));
     }))));
+}
+
+// The deployed package with its version (what model servers name in each prediction) and, for admins, a button that
+// deploys the previous one again (POST .../deployment/rollback; servers following the project roll back too).
+function deploymentLine(project, dep, admin, refresh) {
+  if (!dep?.package) return h('p', {class: 'muted', id: 'deployment-line'}, 'Nothing is deployed yet.');
+  const prev = dep.previous;
+  const rollback = admin && prev?.package ? h('button', {type: 'button', id: 'rollback', class: 'small'},
+    `Roll back to ${prev.package}`) : null;
+  rollback?.addEventListener('click', async () => {
+    if (!(await confirmDialog(`Deploy ${prev.package} again (version ${prev.package_version || '–'})? `
+      + `${dep.package} becomes the previous package.`, {confirm: 'Roll back', title: 'Roll back'}))) return;
+    rollback.disabled = true;
+    try {
+      const done = await api.post(projectPath(project, 'deployment/rollback'));
+      toast(`${done.package} is deployed again`, 'success');
+      await refresh();
+    } catch (e) {
+      toastError(e);
+      rollback.disabled = false;
+    }
+  });
+  return h('p', {id: 'deployment-line'}, 'Deployed: ', h('strong', {}, dep.package),
+    h('span', {class: 'muted'}, ` version ${dep.package_version || '–'}`
+      + `${dep.deployed_by ? `, by ${dep.deployed_by}` : ''}${dep.deployed_at ? `, ${fmtDate(dep.deployed_at)}` : ''}`
+      + `${prev?.package ? `; previous: ${prev.package} (${prev.package_version || '–'})` : ''}`),
+    rollback ? ' ' : null, rollback);
 }
 
 const mb = (bytes) => (typeof bytes === 'number' ? `${(bytes / 1e6).toFixed(1)} MB` : '–');
