@@ -36,9 +36,23 @@ def test_dashboard_shows_counts_and_the_class_chart(page, served, shot):
     assert first == max(stats["classes"], key=stats["classes"].get)
     # the admin sees the admin actions and the top bar's admin pages
     expect(page.locator("#create-version")).to_be_visible()
-    expect(page.locator(".topbar-nav >> text=Train")).to_be_visible()
     assert page.locator(".topbar .role-badge").text_content() == "admin"
     shot(page, "dashboard-admin")
+    # the pages are grouped in menus: one opens on a click, a choice or Escape closes it, another click closes it
+    menu = page.locator(".topbar-nav [data-menu=Models]")
+    expect(menu.get_by_role("link", name="Train")).to_be_hidden()
+    menu.locator("summary").click()
+    expect(menu.get_by_role("link", name="Train")).to_be_visible()
+    shot(page, "top-bar-menu")
+    page.keyboard.press("Escape")
+    expect(menu.get_by_role("link", name="Train")).to_be_hidden()
+    page.locator(".topbar-nav [data-menu=Label] summary").click()
+    menu.locator("summary").click()  # opening one menu closes the other
+    expect(page.locator(".topbar-nav [data-menu=Label] a", has_text="Review")).to_be_hidden()
+    menu.get_by_role("link", name="Train").click()
+    page.wait_for_url("**/train")
+    expect(page.locator(".topbar-nav [data-menu=Models] summary")).to_have_class("nav-link active")
+    expect(page.locator(".topbar-nav [data-menu=Models] a", has_text="Train")).to_be_hidden()
 
 
 def test_a_viewer_sees_no_admin_actions(new_page, served, shot):
@@ -53,6 +67,10 @@ def test_a_viewer_sees_no_admin_actions(new_page, served, shot):
                    ".page-actions >> text=Import"):
         assert page.locator(hidden).count() == 0, hidden
     expect(page.locator(".topbar-nav >> text=Images")).to_be_visible()
+    # a menu left with one page for the role is that page's link; one left with none is not shown
+    assert page.locator(".topbar-nav [data-menu=Admin]").count() == 0
+    assert page.locator(".topbar-nav [data-menu=Label]").count() == 0
+    expect(page.locator(".topbar-nav [data-menu=Models] summary")).to_be_visible()
     shot(page, "dashboard-viewer")
 
 

@@ -61,4 +61,5 @@ def test_webhooks_page_adds_tests_turns_off_and_removes(browser, served: Served,
     with csp_page(browser, served.url, "vera", USER_PASSWORD) as page:
         page.goto(f"{served.url}/#/p/{served.name}/webhooks")
         expect(page.get_by_role("alert")).to_contain_text("managed by the project's admins")
-        expect(page.locator(".topbar a.nav-link", has_text="Webhooks")).to_have_count(0)
+        expect(page.locator(".topbar-nav a", has_text="Webhooks")).to_have_count(0)
+        expect(page.locator(".topbar-nav [data-menu=Admin]")).to_have_count(0)

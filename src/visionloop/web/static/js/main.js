@@ -34,22 +34,29 @@ const ROUTES = [
   ['p/:project/loop', 'pages/loop.js'],
 ];
 
-// The project pages in the top bar, with the role each needs to be shown.
+// The project pages in the top bar, with the role each needs to be shown; a [label, [...pages]] entry is a menu (one
+// that leaves a single page for the user's role is that page's link).
 const NAV = [
   ['', 'Dashboard', 'viewer'],
   ['images', 'Images', 'viewer'],
-  ['queue', 'Queue', 'annotator'],
-  ['review', 'Review', 'reviewer'],
   ['health', 'Health', 'viewer'],
-  ['work', 'Work', 'admin'],
-  ['annotators', 'Annotators', 'reviewer'],
-  ['import', 'Import', 'admin'],
-  ['train', 'Train', 'admin'],
-  ['models', 'Models', 'viewer'],
-  ['drift', 'Drift', 'viewer'],
-  ['loop', 'Loop', 'viewer'],
+  ['Label', [
+    ['queue', 'Queue', 'annotator'],
+    ['review', 'Review', 'reviewer'],
+    ['work', 'Work', 'admin'],
+    ['annotators', 'Annotators', 'reviewer'],
+  ]],
+  ['Models', [
+    ['train', 'Train', 'admin'],
+    ['models', 'Models', 'viewer'],
+    ['loop', 'Loop', 'viewer'],
+    ['drift', 'Drift', 'viewer'],
+  ]],
   ['jobs', 'Jobs', 'viewer'],
-  ['webhooks', 'Webhooks', 'admin'],
+  ['Admin', [
+    ['import', 'Import', 'admin'],
+    ['webhooks', 'Webhooks', 'admin'],
+  ]],
 ];
 
 /** The route of a hash: {module, params, options} or null. '#/p/x/images?split=train' -> browse with query. */
@@ -85,14 +92,46 @@ const shell = {
   project: '',
 };
 
-function navLinks(project, role, current) {
-  return NAV.filter(([, , need]) => roleAllows(role, need)).map(([rest, label]) => {
-    const active = current === rest || (rest === 'images' && current === 'annotate')
-      || (rest === 'train' && (current === 'runs' || current === 'compare'));
-    return h('a', { href: projectHref(project, rest), class: active ? 'nav-link active' : 'nav-link',
-      'aria-current': active ? 'page' : null }, label);
-  });
+function isActive(rest, current) {
+  return current === rest || (rest === 'images' && current === 'annotate')
+    || (rest === 'train' && (current === 'runs' || current === 'compare'));
 }
+
+function navLink(project, [rest, label], current, cls = 'nav-link') {
+  const active = isActive(rest, current);
+  return h('a', { href: projectHref(project, rest), class: active ? `${cls} active` : cls,
+    'aria-current': active ? 'page' : null }, label);
+}
+
+// A menu is a <details>: it opens with a click, Enter or Space, and closes on Escape, a click elsewhere or a choice.
+function navMenu(project, label, pages, current) {
+  const active = pages.some(([rest]) => isActive(rest, current));
+  return h('details', { class: 'nav-group', 'data-menu': label },
+    h('summary', { class: active ? 'nav-link active' : 'nav-link' }, label),
+    h('div', { class: 'nav-menu', role: 'menu' }, pages.map((p) => navLink(project, p, current, 'nav-menu-link'))));
+}
+
+function navLinks(project, role, current) {
+  return NAV.map(([first, second, need]) => {
+    if (!Array.isArray(second)) return roleAllows(role, need) ? navLink(project, [first, second], current) : null;
+    const pages = second.filter(([, , want]) => roleAllows(role, want));
+    if (pages.length <= 1) return pages.length ? navLink(project, pages[0], current) : null;
+    return navMenu(project, first, pages, current);
+  }).filter(Boolean);
+}
+
+function closeMenus(except = null) {
+  for (const d of document.querySelectorAll('.topbar details.nav-group[open]')) if (d !== except) d.open = false;
+}
+
+document.addEventListener('click', (e) => {
+  const menu = e.target instanceof Element ? e.target.closest('details.nav-group') : null;
+  closeMenus(menu);
+  if (menu && e.target.closest('a')) menu.open = false;
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && document.querySelector('.topbar details.nav-group[open]')) closeMenus();
+});
 
 function projectSwitcher(s, project) {
   if (!s || s.projects.length < 2) return h('span', { class: 'topbar-project', title: 'Project' }, project);
@@ -136,9 +175,6 @@ function renderTopbar(params, s, route) {
       h('a', { id: 'job-indicator', class: 'job-indicator', hidden: true, href: project ? projectHref(project, 'jobs') : '#/' }),
       h('span', { id: 'pending-edits', class: 'pending-edits', hidden: true, title: 'Edits saved in this browser, waiting for the server' }),
       userMenu(s, params.role)));
-  // on a narrow screen the links scroll sideways: keep the current page's in sight
-  const activeLink = shell.topbar.querySelector('.nav-link.active');
-  if (activeLink) activeLink.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   watchJobs(project);
   refreshPending();
 }
@@ -162,7 +198,7 @@ function showJob(job) {
 }
 
 const JOB_KINDS = { import: 'Import', export: 'Export', train: 'Training', package: 'Package', evaluate: 'Evaluation',
-  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors' };
+  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors', drift: 'Drift check', loop: 'Loop cycle' };
 
 function activeJob(jobs) {
   return jobs.find((j) => j.state === 'running') || jobs.find((j) => j.state === 'queued') || null;
