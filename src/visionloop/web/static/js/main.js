@@ -7,7 +7,7 @@
 // user's role in the route's project ('' outside a project).
 
 import { ApiError, api, session, token, roleAllows, projectPath } from './api.js';
-import { h, replaceChildren, errorState, spinner, projectHref, taskLabel, progressBar } from './ui.js';
+import { h, replaceChildren, errorState, spinner, projectHref, taskLabel, progressBar, JOB_KINDS } from './ui.js';
 
 const ROUTES = [
   ['signin', 'pages/signin.js', { public: true }],
@@ -196,9 +196,6 @@ function showJob(job) {
   replaceChildren(el, h('span', { class: 'job-kind' }, job.state === 'queued' ? `${kind} queued` : `${kind}${pct}`),
     progressBar(job.state === 'running' ? p.fraction : null, `${kind} progress`));
 }
-
-const JOB_KINDS = { import: 'Import', export: 'Export', train: 'Training', package: 'Package', evaluate: 'Evaluation',
-  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors', drift: 'Drift check', loop: 'Loop cycle' };
 
 function activeJob(jobs) {
   return jobs.find((j) => j.state === 'running') || jobs.find((j) => j.state === 'queued') || null;

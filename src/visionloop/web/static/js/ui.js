@@ -285,3 +285,8 @@ export const TASK_LABELS = {
   classification: 'Classification', tagging: 'Tagging', detection: 'Detection', segmentation: 'Segmentation',
 };
 export const taskLabel = (task) => TASK_LABELS[task] || task;
+
+/** What each kind of background job is called in the pages. */
+export const JOB_KINDS = { import: 'Import', export: 'Export', train: 'Training', evaluate: 'Evaluation', package: 'Package',
+  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors', drift: 'Drift check',
+  loop: 'Loop cycle' };

@@ -2,12 +2,10 @@
 import { ApiError, api, apiUrl, projectPath, roleAllows } from '../api.js';
 import {
   confirmDialog, emptyState, errorState, fmtDate, fmtDuration, h, modal, pageHeader, progressBar, projectHref,
-  replaceChildren, spinner, toast, toastError,
+  replaceChildren, spinner, toast, toastError, JOB_KINDS,
 } from '../ui.js';
 
 const ACTIVE = new Set(['queued', 'running']);
-const KIND_LABELS = { import: 'Import', export: 'Export', train: 'Training', evaluate: 'Evaluation', package: 'Package',
-  preannotate: 'Pre-annotation', embed: 'Embeddings', label_errors: 'Label errors' };
 const FAST_MS = 1500;
 const SLOW_MS = 8000;
 
@@ -19,7 +17,7 @@ export function dispose() {
   clearTimeout(timer);
 }
 
-const kindLabel = (kind) => KIND_LABELS[kind] || kind;
+const kindLabel = (kind) => JOB_KINDS[kind] || kind;
 
 function seconds(a, b) {
   if (!a) return null;
