@@ -47,8 +47,12 @@ def _gallery(project: Any, changes: list[dict[str, Any]], metric: str) -> str:
         return "<p>None.</p>"
     cards = []
     for c in changes:
-        caption = (f"<div>{h.esc(c['name'])}</div><div>{h.esc(metric)}: {c['champion']:.3f} &rarr; "
-                   f"{c['challenger']:.3f}</div>" + (f"<div>{h.esc(c['detail'])}</div>" if c.get("detail") else ""))
+        if metric == "right":  # classification: each image is right or wrong
+            change = " &rarr; ".join("right" if v > 0 else "wrong" for v in (c["champion"], c["challenger"]))
+        else:
+            change = f"{h.esc(metric)}: {c['champion']:.3f} &rarr; {c['challenger']:.3f}"
+        caption = (f"<div>{h.esc(c['name'])}</div><div>{change}</div>"
+                   + (f"<div>{h.esc(c['detail'])}</div>" if c.get("detail") else ""))
         cards.append((_thumb(project, c["sha256"]), caption))
     return h.gallery(cards)
 
