@@ -109,6 +109,8 @@ def test_a_model_server_follows_the_projects_deployment(project_root: Path, cell
             web.post(f"{API}/deployment", json={"package": "detector"}, headers=admin).raise_for_status()
             wait_until(lambda: follower.last_error is not None, what="the follower refusing the detector")
             assert "detection" in follower.last_error and serving() == v2 and follower.changes == changes
+            follows = ms.get("/v1/models/cells").json()["follows"]
+            assert follows["project_url"] == f"{platform.url}{API}" and "detection" in follows["last_error"]
             assert ms.post("/v1/models/cells/predict", content=image).json()["package_version"] == v2
 
 

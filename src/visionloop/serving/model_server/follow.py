@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,16 @@ class ProjectFollower:
         self.last_error: str | None = None
         """Why the last poll changed nothing although the deployment differs (None: in step)."""
         self.changes = 0
+        """Reloads and rollbacks made by following."""
+        self.last_poll: float | None = None
+        """When the last poll ended, Unix time."""
         self._refused: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /v1/models/NAME`` shows of the following: the project, the last poll, the changes made and
+        why the last poll changed nothing although the deployment differs (None: in step)."""
+        return {"project_url": self.settings.project_url, "interval_s": self.settings.interval_s,
+                "last_poll": self.last_poll, "changes": self.changes, "last_error": self.last_error}
 
     async def poll(self) -> dict[str, Any] | None:
         """One poll: the change's record when the model was reloaded or rolled back, else None."""
@@ -141,4 +151,5 @@ class ProjectFollower:
         """Poll every ``interval_s`` until cancelled."""
         while True:
             await self.poll()
+            self.last_poll = time.time()
             await asyncio.sleep(self.settings.interval_s)

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["AUTH_RESPONSES", "CONTROL_RESPONSES", "ERROR_RESPONSES", "BatchItemOut", "BatchOut", "CanaryOut",
-           "ChangeOut", "ErrorOut", "HealthOut", "ModelInfoOut", "ModelListOut", "ModelSummaryOut", "PredictionOut",
+           "ChangeOut", "ErrorOut", "FollowOut", "HealthOut", "ModelInfoOut", "ModelListOut", "ModelSummaryOut", "PredictionOut",
            "ReadyOut", "VersionOut"]
 
 
@@ -135,6 +135,14 @@ class CanaryOut(BaseModel):
     agreement: float | None = Field(description="Mean agreement of the two on compared requests, 0..1.")
 
 
+class FollowOut(BaseModel):
+    project_url: str = Field(description="The project whose deployment this model follows (serve --follow).")
+    interval_s: float
+    last_poll: float | None = Field(description="When the last poll ended, Unix time.")
+    changes: int = Field(description="Reloads and rollbacks made by following.")
+    last_error: str | None = Field(description="Why the last poll changed nothing although the deployment differs.")
+
+
 class ChangeOut(BaseModel):
     model: str
     action: str = Field(description="reload, rollback, canary, canary_end (or refused, in the model's history).")
@@ -171,6 +179,7 @@ class ModelInfoOut(BaseModel):
     loaded_at: float = Field(description="When this package started serving, Unix time.")
     previous: VersionOut | None = Field(description="The package it replaced (rollback target), if any.")
     canary: CanaryOut | None
+    follows: FollowOut | None = None
 
 
 class HealthOut(BaseModel):
