@@ -88,6 +88,8 @@ def test_history_lists_cycles_and_a_stale_running_one_is_marked_interrupted(serv
     assert s.http.get(f"{s.base}/cycles/9999", headers=s.viewer).status_code == 404
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # the loop job starts a Python process that imports torch: 20-30 s on 2 loaded cores
 def test_an_admin_starts_a_cycle_as_a_loop_job(served: Served) -> None:
     s = served
     r = s.http.post(s.base, json={}, headers=s.admin)

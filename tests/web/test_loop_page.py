@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.synthetic import make_project
@@ -26,6 +27,8 @@ def _decided(p: Project, *, state: str, champion: float, challenger: float, low:
     return c.id
 
 
+@pytest.mark.slow
+@pytest.mark.ci  # about 50 s on the loaded 2-core machine: the loop job starts a Python process
 def test_loop_page_shows_the_history_and_starts_a_cycle(browser, tmp_path: Path, shot: Callable) -> None:  # noqa: ANN001
     folder = tmp_path / "projects"
     p = make_project(folder / "loop", task="classification", n_per_class=4)
