@@ -304,15 +304,26 @@ def run_detection(work: Path, *, images: int | None, seeds: int, start: int, bat
 
 
 # ---- output -------------------------------------------------------------------------------------------------------
-def plot(results: dict[str, Any], path: Path) -> None:
+def plot(results: dict[str, Any], path: Path, detection: dict[str, Any] | None = None) -> None:
+    """Test accuracy against labels used, per dataset (mean and spread over seeds), and the detection rounds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(6.5 * len(names), 4.6), squeeze=False)
-    for ax, name in zip(axes[0], names, strict=True):
+    panels = len(names) + (detection is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.6), squeeze=False)
+    if detection is not None:
+        ax = axes[0][-1]
+        for s, c in detection["curves"].items():
+            ax.plot(c["labels"], c["map50_mean"], marker="o", label=s, ls="--" if s == "random" else "-")
+        ax.set_title(f"BCCD detection: {detection['epochs']} epoch(s) a round, {detection['seeds']} seed(s)")
+        ax.set_xlabel("labelled images")
+        ax.set_ylabel("test mAP50")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    for ax, name in zip(axes[0], names, strict=False):
         r = results[name]
         for s, c in r["curves"].items():
             x = np.asarray(c["labels"])
@@ -340,6 +351,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--datasets", default="digits,bccd")
     ap.add_argument("--detection", action="store_true", help="also the BCCD detection rounds (expensive)")
+    ap.add_argument("--det-seeds", type=int, default=2, help="detection: seeds")
+    ap.add_argument("--det-rounds", type=int, default=4, help="detection: rounds after the first training")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here instead of benchmarks/results")
     ap.add_argument("--keep", type=Path, default=None, help="keep the BCCD project (and its embeddings) in this "
                     "folder and reuse it on the next run")
@@ -349,7 +362,7 @@ def main() -> None:
             "bccd": {"start": 10, "batch": 10 if args.smoke else 20, "budget": 50 if args.smoke else 600}}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vl-active-") as tmp:
-        for name in args.datasets.split(","):
+        for name in filter(None, args.datasets.split(",")):
             data = digits_data(300 if args.smoke else None) if name == "digits" else \
                 bccd_data(args.keep or Path(tmp) / name, 20 if args.smoke else None)
             results[name] = run_dataset(data, seeds=seeds, **plan[name])
@@ -360,13 +373,13 @@ def main() -> None:
         if args.detection:
             small = {"images": 16, "seeds": 1, "start": 4, "batch": 2, "rounds": 1, "epochs": 1, "size": 224,
                      "val_images": 2}
-            full = {"images": None, "seeds": 2, "start": 16, "batch": 16, "rounds": 4, "epochs": 3, "size": 320,
-                    "val_images": 8}
+            full = {"images": None, "seeds": args.det_seeds, "start": 16, "batch": 16, "rounds": args.det_rounds,
+                    "epochs": 3, "size": 320, "val_images": 8}
             detection = run_detection(Path(tmp) / "detection", **(small if args.smoke else full))
     stem = "active_learning.smoke" if args.smoke else "active_learning"
     png = (args.out.with_suffix(".png") if args.out else RESULTS / f"{stem}.png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    plot(results, png)
+    plot(results, png, detection)
     out = {"goal": {"target_share_of_full_data": TARGET, "max_ratio_to_random": GOAL_RATIO},
            "datasets": results, "detection": detection or "not run (pass --detection)", "plot": png.name}
     if args.out is not None:
