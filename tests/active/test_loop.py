@@ -149,3 +149,15 @@ def test_history_cli_on_a_project_without_cycles(small):
     r = CliRunner().invoke(_cli(), ["loop", "history", str(Path(path)), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["deployment"] is None
+
+
+def test_a_schedule_is_due_when_the_last_cycle_started_long_enough_ago(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from visionloop.active.loop import schedule_due
+
+    with make_project(tmp_path / "p", task="classification", n_per_class=2) as p:
+        assert schedule_due(p, 24)  # never ran
+        start_cycle(p, trigger="schedule", author="loop")
+        assert not schedule_due(p, 24)
+        assert schedule_due(p, 24, now=datetime.now(UTC) + timedelta(hours=25))
