@@ -133,6 +133,9 @@ def test_folder_prediction_keeps_going_past_bad_files(cell_package: Path, tmp_pa
             pred.predict(b"nope")
         arr = np.asarray(cell_data.val[0][0])
         assert pred.predict(arr).label.class_id == pred.predict(Image.fromarray(arr)).label.class_id
+    assert pred._pool.empty()  # closing released the sessions
+    with pytest.raises(VisionloopError, match="closed"):
+        pred.predict(arr)
 
 
 def test_predictor_runs_without_torch(cell_package: Path, bccd_dir: Path) -> None:

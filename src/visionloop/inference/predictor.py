@@ -83,6 +83,7 @@ class Predictor:
         self.input_name = m.inputs[0].name
         self.output_names = [o.name for o in m.outputs]
         self._pool: queue.Queue[Any] = queue.Queue()
+        self._closed = False
         self._open_sessions(threads_per_session, list(providers or ["CPUExecutionProvider"]))
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -122,6 +123,8 @@ class Predictor:
 
     @contextmanager
     def _session(self) -> Iterator[Any]:
+        if self._closed:
+            raise VisionloopError("this predictor was closed; load the package again to predict")
         s = self._pool.get()
         try:
             yield s
@@ -129,9 +132,17 @@ class Predictor:
             self._pool.put(s)
 
     def close(self) -> None:
+        """Wait for the predictions under way, then release the onnxruntime sessions (a model server that replaced
+        this model frees its memory now, not when the last reference goes). A closed predictor predicts no more."""
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self._closed = True
+        while True:
+            try:
+                self._pool.get_nowait()
+            except queue.Empty:
+                break
 
     def __enter__(self) -> Predictor:
         return self
