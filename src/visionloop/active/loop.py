@@ -46,8 +46,9 @@ from visionloop.storage.loop_cycles import (
 )
 from visionloop.storage.versions import create_version
 
-__all__ = ["CycleOutcome", "LoopOptions", "loop_history", "loop_options", "run_cycle", "schedule_due"]
+__all__ = ["STOPPED", "CycleOutcome", "LoopOptions", "loop_history", "loop_options", "run_cycle", "schedule_due"]
 
+STOPPED = "stopped: the cycle's process was asked to stop (a cancelled job, Ctrl-C); the champion stays"
 ProgressFn = Callable[[str, float], None]
 """``progress(message, fraction)`` of a cycle's stages."""
 
@@ -111,8 +112,9 @@ def run_cycle(project: Any, options: LoopOptions | None = None, *, progress: Pro
         try:
             cycle = _cycle(project, cycle, champion, options, metric, progress, stream)
         except BaseException as e:
+            stopped = isinstance(e, KeyboardInterrupt | SystemExit)
             update_cycle(project, cycle.id, state="failed", finished=True,
-                         reason=f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+                         reason=STOPPED if stopped else f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
             raise
         return CycleOutcome(ran=True, check=check, cycle=cycle, interrupted=interrupted)
 

@@ -3,8 +3,12 @@ PROJECT``)."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,6 +56,20 @@ def _one(p: Any, options: Any, *, show_progress: bool) -> dict[str, Any]:
                   transient=True) as bar:
         task = bar.add_task("loop", total=1.0)
         return run_cycle(p, options, progress=lambda m, f: bar.update(task, description=m, completed=f)).to_json()
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """A cancelled job is sent SIGTERM: stop as on Ctrl-C (SystemExit), so the cycle is recorded as stopped before
+    the process ends. The previous handler comes back afterwards; outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +122,7 @@ def loop(
         raise typer.BadParameter(f"one project only (got {target} and {history_of}); for the history: "
                                  "visionloop loop history PROJECT")
     show = not as_json or sys.stderr.isatty()
-    with _open(Path(target)) as p:
+    with _stop_on_sigterm(), _open(Path(target)) as p:
         options = loop_options(p, min_new=min_new, margin=margin, force=force or None, trigger=trigger,
                                metric=metric, champion=champion, epochs=epochs, every_hours=every,
                                deploy=False if dry_run else None, author=author)
