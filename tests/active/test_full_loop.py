@@ -3,7 +3,8 @@ seed trains the champion, deployed in the project and served by a model server; 
 images the project never saw) are predicted by the model server, which sends them back (the random slice and
 classes of interest) to the platform; a scripted reviewer labels them with the stored labels and approves them; the loop
 freezes a version (the test set grows only by the random slice), trains the challenger, finds it better on the frozen
-test set, promotes and deploys it; the model server hot-reloads the new package and names it in its predictions.
+test set, promotes and deploys it; the platform serves it and the model server, following the project, hot-reloads it and names it in
+its predictions.
 Nothing is lost or duplicated on the way."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from visionloop.core import Label
 from visionloop.core.settings import Settings
 from visionloop.serving.model_server.app import create_inference_app
 from visionloop.serving.model_server.feedback import FeedbackSettings
-from visionloop.serving.model_server.reload import ReloadSettings
+from visionloop.serving.model_server.follow import FollowSettings
 from visionloop.serving.model_server.server import InferenceServerThread
 from visionloop.serving.projects_api.server import ServerThread
 from visionloop.storage import Project
@@ -81,15 +82,16 @@ def test_production_feedback_review_retrain_promote_and_hot_reload(bccd_dir: Pat
         v1 = {it.image.id: it.split for it in version_items(p, "v1")}
     crops = _production_crops(bccd_dir, SEED_IMAGES, 14)
     truth = {hashlib.sha256(data).hexdigest(): name for data, name in crops}
-    admin_token = "admin-" + "x" * 30
 
     with ServerThread(path.parent, settings=Settings()) as platform:
         project = platform.app.state.projects.get(path.name)
         feedback = FeedbackSettings(url=f"{platform.url}/api/v1/projects/{path.name}", token=edge, sampling=SAMPLING,
                                     spool_dir=tmp_path / "spool", retry_min_s=0.05, retry_max_s=0.5,
                                     max_pending=4 * len(crops))  # the stream outruns the sender: none dropped
+        follow = FollowSettings(project_url=f"{platform.url}/api/v1/projects/{path.name}", token=edge, model="cells",
+                                interval_s=0.5)  # the model server follows the project's deployment
         app = create_inference_app({"cells": path / "packages" / champion}, sessions=1, feedback=feedback,
-                                   admin_tokens=[admin_token], reload=ReloadSettings(packages_dir=path / "packages"))
+                                   follow=follow)
         with InferenceServerThread(app) as server, httpx.Client(base_url=server.url, timeout=120) as http:
             sender = app.state.model_server.feedback
             before = [http.post("/v1/models/cells/predict", content=data).json() for data, _ in crops]
@@ -115,11 +117,13 @@ def test_production_feedback_review_retrain_promote_and_hot_reload(bccd_dir: Pat
 
             deployed = read_deployment(path)
             assert deployed["package"] == cycle.challenger_run
-            r = http.post("/v1/models/cells/reload", json={"path": deployed["package"]},
-                          headers={"Authorization": f"Bearer {admin_token}"})
-            assert r.status_code == 200, r.text
-            after = http.post("/v1/models/cells/predict", content=crops[0][0]).json()
-            assert after["package_version"] == deployed["package_version"] != before[0]["package_version"]
+            # the platform serves the promoted package, and the model server hot-reloads it by following the project
+            platform_view = httpx.get(f"{platform.url}/api/v1/projects/{path.name}/deployment",
+                                      headers={"Authorization": f"Bearer {edge}"}, timeout=120).json()
+            assert platform_view["package"] == deployed["package"]
+            _wait("the model server on the promoted package", lambda: http.post(
+                "/v1/models/cells/predict", content=crops[0][0]).json()["package_version"] == deployed["package_version"])
+            assert deployed["package_version"] != before[0]["package_version"]
 
     with Project.open(path) as p:
         v2 = {it.image.id: it.split for it in version_items(p, cycle.version)}
