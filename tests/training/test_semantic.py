@@ -139,3 +139,13 @@ def test_semantic_run_defaults_and_validation_keys(project_factory) -> None:
         assert "val_map" not in rec
     best = max(records, key=lambda x: x["val_miou"])
     assert r.metrics["val_miou"] == best["val_miou"] and r.metrics["best_epoch"] == best["epoch"]
+
+
+def test_semantic_epochs_aim_at_a_number_of_steps() -> None:
+    from visionloop.training.semantic import SEMANTIC_STEPS, semantic_epochs
+
+    epochs, why = semantic_epochs(84, 4)  # DSB2018's training split: 21 steps an epoch
+    assert epochs == 36 and epochs * 21 >= SEMANTIC_STEPS and "21 steps" in why
+    assert semantic_epochs(85, 4)[0] == 35  # 22 steps an epoch
+    assert semantic_epochs(10_000, 4)[0] == 12  # a large set: the fewest
+    assert semantic_epochs(8, 4)[0] == 48  # a tiny one: the most

@@ -46,6 +46,7 @@ from visionloop.training.loop import LoopConfig, TrainLoop, default_hooks, warmu
 from visionloop.training.semantic import (
     SEMANTIC_DEFAULT_MODEL,
     SEMANTIC_MIN_OBJECT_PX,
+    semantic_epochs,
     semantic_hparams,
     semantic_intensity,
     semantic_loss,
@@ -357,7 +358,6 @@ def train_detection(
     if kind == "semantic":
         classes = [{"id": cid, "name": n} for cid, n in semantic_classes(info.ontology)[1]]
         num_classes = len(classes)
-    user_epochs = epochs is not None or bool(hparams and hparams.epochs)
     if not resume:
         hp = hparams or DetectionHParams()
         if kind == "semantic":
@@ -374,8 +374,10 @@ def train_detection(
     else:
         eval_size, train_sizes, size_reason = _auto_sizes(by_split["train"], hp,
                                                           names={c.id: c.name for c in info.ontology.active})
-    epochs_reason = "set by the user" if user_epochs else f"the semantic recipe's {hp.epochs} epochs"
-    if not hp.epochs:
+    epochs_reason = "the run being resumed" if resume else "set by the user"
+    if not hp.epochs and kind == "semantic":
+        hp.epochs, epochs_reason = semantic_epochs(len(by_split["train"]), hp.batch_size)
+    elif not hp.epochs:
         hp.epochs, epochs_reason = auto_epochs(len(by_split["train"]))
     hp.eval_size, hp.train_sizes = eval_size, train_sizes
     semantic_size = (eval_size, eval_size) if kind == "semantic" else None
