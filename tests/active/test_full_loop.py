@@ -1,11 +1,10 @@
 """The whole loop on real data (issue point 8), every server real on 127.0.0.1: BCCD cell crops, a small approved
 seed trains the champion, deployed in the project and served by a model server; production images (crops of BCCD
-images the project never saw) are predicted by the model server, which sends them back (the random slice and
-classes of interest) to the platform; a scripted reviewer labels them with the stored labels and approves them; the loop
+images the project never saw) are predicted by the model server, which sends them back (the random slice and classes
+of interest) to the platform; a scripted reviewer labels them with the stored labels and approves them; the loop
 freezes a version (the test set grows only by the random slice), trains the challenger, finds it better on the frozen
-test set, promotes and deploys it; the platform serves it and the model server, following the project, hot-reloads it and names it in
-its predictions.
-Nothing is lost or duplicated on the way."""
+test set, promotes and deploys it; the platform serves it, and the model server, following the project, hot-reloads
+it and names it in its predictions. Nothing is lost or duplicated on the way."""
 
 from __future__ import annotations
 
@@ -42,8 +41,8 @@ from visionloop.training.api import train
 CLASSES = ("WBC", "RBC", "Platelets")
 SEED_IMAGES = 24
 """The first BCCD images make the project (the seed); production crops come from the next ones."""
-SAMPLING = load_sampling_config({"samplers": [{"kind": "random", "rate": 0.25},
-                                              {"kind": "classes", "classes": list(CLASSES)}]})
+SAMPLING = load_sampling_config({"seed": 0, "samplers": [{"kind": "random", "rate": 0.25},
+                                                         {"kind": "classes", "classes": list(CLASSES)}]})
 """Every prediction is sent back: a quarter as the random slice, every one as a class of interest."""
 
 
