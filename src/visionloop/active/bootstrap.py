@@ -22,8 +22,6 @@ Pure functions over plain arrays (and pycocotools); no project or model here.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -31,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from visionloop.core.errors import AnnotationValidationError
+from visionloop.evaluation.coco_eval import coco_evaluator, to_coco_json
 
 __all__ = [
     "BootstrapResult",
@@ -242,25 +241,10 @@ def detection_scorer(
 ) -> Scorer:
     """COCO ``map`` (AP@[.5:.95]) or ``map50`` of ``preds`` against ``gts`` (Boxes/Instances, model labels
     ``labels``; ``sizes`` (height, width)), re-accumulated per resample from one ``COCOeval.evaluate()``."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    from visionloop.evaluation.coco_eval import to_coco_json
-
     if metric not in DETECTION_METRICS:
         raise AnnotationValidationError("detection metric", expected=" | ".join(DETECTION_METRICS), actual=metric)
     gt_json, results = to_coco_json(gts, list(preds), sizes=sizes, labels=labels, iou_type=iou_type)  # type: ignore[arg-type]
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = gt_json
-        gt.createIndex()
-        dt = gt.loadRes(results) if results else COCO()
-        if not results:
-            dt.dataset = {"images": gt_json["images"], "annotations": [], "categories": gt_json["categories"]}
-            dt.createIndex()
-        E = COCOeval(gt, dt, iouType=iou_type)
-        E.params.maxDets = [1, 10, int(max_dets)]
-        E.evaluate()
+    E = coco_evaluator(gt_json, results, iou_type=iou_type, max_dets=max_dets)  # type: ignore[arg-type]
     if list(E.params.imgIds) != list(range(1, len(gts) + 1)):
         raise AssertionError("pycocotools reordered the images")  # to_coco_json numbers them 1..n in order
     cats = _categories(E, len(gts))

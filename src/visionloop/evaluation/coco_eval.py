@@ -25,7 +25,7 @@ import numpy as np
 
 from visionloop.core.annotations import RLE, Boxes, Instances, boxes_of
 
-__all__ = ["STAT_NAMES", "CocoResult", "coco_evaluate", "to_coco_json"]
+__all__ = ["STAT_NAMES", "CocoResult", "coco_evaluate", "coco_evaluator", "to_coco_json"]
 
 IouType = Literal["bbox", "segm"]
 
@@ -137,10 +137,11 @@ def _summary(E: Any, max_dets: int) -> dict[str, float]:
     return dict(zip(STAT_NAMES, vals, strict=True))
 
 
-def coco_evaluate(
+def coco_evaluator(
     gt_json: dict[str, Any], results: list[dict[str, Any]], *, iou_type: IouType = "bbox", max_dets: int = 100,
-) -> CocoResult:
-    """Run pycocotools' COCOeval on in-memory COCO dicts (as written by :func:`to_coco_json`)."""
+) -> Any:
+    """pycocotools' ``COCOeval`` on in-memory COCO dicts (as written by :func:`to_coco_json`), after ``evaluate()``
+    (per image and category matches; ``accumulate()`` is the caller's: once, or once per bootstrap resample)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -155,6 +156,15 @@ def coco_evaluate(
         E = COCOeval(gt, dt, iouType=iou_type)
         E.params.maxDets = [1, 10, int(max_dets)]
         E.evaluate()
+    return E
+
+
+def coco_evaluate(
+    gt_json: dict[str, Any], results: list[dict[str, Any]], *, iou_type: IouType = "bbox", max_dets: int = 100,
+) -> CocoResult:
+    """Run pycocotools' COCOeval on in-memory COCO dicts (as written by :func:`to_coco_json`)."""
+    E = coco_evaluator(gt_json, results, iou_type=iou_type, max_dets=max_dets)
+    with contextlib.redirect_stdout(io.StringIO()):
         E.accumulate()
     stats = _summary(E, int(max_dets))
     precision = E.eval["precision"]  # (T, R, K, A, M)
