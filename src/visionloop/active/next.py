@@ -21,7 +21,6 @@ Embeddings are read from the project (``visionloop embed``); none are computed h
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -41,6 +40,7 @@ from visionloop.active.diversity import DEFAULT_CANDIDATE_FACTOR, diverse_top, t
 from visionloop.core.errors import AnnotationValidationError, ConflictError, ImageError, NotFoundError
 from visionloop.core.task import Task
 from visionloop.inference import Prediction, Predictor
+from visionloop.storage.deployment import PACKAGES_DIR, deployed_package_dir
 from visionloop.storage.embeddings import EmbeddingSet, EmbeddingsMissingError, backbone_key
 from visionloop.storage.models import AnnotationRow, ImageRow
 from visionloop.storage.project import Project
@@ -57,8 +57,6 @@ MAX_LABELLED_CENTRES = 5000
 """At most this many labelled images (a seeded sample) keep k-center picks and TypiClust clusters away from them."""
 MAX_N = 10_000
 _CHUNK = 32
-_DEPLOYMENT_FILE = "deployment.json"
-_PACKAGES_DIR = "packages"
 
 Progress = Callable[[int, int], None]
 
@@ -145,16 +143,12 @@ def _labelled_ids(project: Project) -> list[int]:
 
 # ---- the model -----------------------------------------------------------------------------------------------------
 def deployed_package(project: Project) -> Path | None:
-    """The folder of the package deployed in the project (``PROJECT/deployment.json``), or None."""
+    """The folder of the package deployed in the project (``PROJECT/deployment.json``), or None (nothing deployed,
+    or a deployed package that is gone)."""
     try:
-        record = json.loads((Path(project.root) / _DEPLOYMENT_FILE).read_text(encoding="utf-8"))
-        name = str(record["package"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return deployed_package_dir(project.root)
+    except NotFoundError:
         return None
-    folder = Path(project.root) / _PACKAGES_DIR / name
-    if Path(name).name != name or not (folder / "manifest.json").is_file():
-        return None
-    return folder
 
 
 def _package_path(project: Project, package: str | Path) -> Path:
@@ -162,10 +156,10 @@ def _package_path(project: Project, package: str | Path) -> Path:
     if path.exists():
         return path
     name = str(package)
-    folder = Path(project.root) / _PACKAGES_DIR / name
+    folder = Path(project.root) / PACKAGES_DIR / name
     if Path(name).name == name and (folder / "manifest.json").is_file():
         return folder
-    root = Path(project.root) / _PACKAGES_DIR
+    root = Path(project.root) / PACKAGES_DIR
     known = sorted(p.name for p in root.iterdir() if (p / "manifest.json").is_file()) if root.is_dir() else []
     raise NotFoundError("package", name, choices=known, hint="give a package folder, or a name under PROJECT/packages")
 
