@@ -73,6 +73,7 @@ def test_ui_benchmark_smoke_measures_every_figure_and_its_baseline(bccd_dir) -> 
     assert set(figures) == UI_FIGURES, set(figures) ^ UI_FIGURES
     for name, f in figures.items():
         assert f["ours"] > 0 and f["naive"] > 0 and math.isfinite(f["ratio"]), (name, f)
-        assert f["ratio"] == pytest.approx(f["naive"] / f["ours"], rel=0.02), (name, f)
+        # the ratio is written with two decimals (0.19 for 416.9 / 2140.7)
+        assert f["ratio"] == pytest.approx(f["naive"] / f["ours"], rel=0.02, abs=0.0051), (name, f)
         assert f["naive_is"], name
     assert "open_5000_boxes" in out.stdout  # the table is printed
