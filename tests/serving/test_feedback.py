@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from tests.deploy_fixtures import CELL_CLASSES, jpeg_bytes
 from tests.serving.conftest import bearer_headers
+from tests.waiting import wait_for
 from visionloop.active.samplers import load_sampling_config
 from visionloop.core.errors import VisionloopError
 from visionloop.core.settings import Settings
@@ -38,14 +38,6 @@ from visionloop.storage.users import Role
 
 WAIT_S = 120.0
 EVERY = load_sampling_config({"samplers": [{"kind": "random", "rate": 1.0}]})
-
-
-def wait_for(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {WAIT_S} s for {what}")
-        time.sleep(0.02)
 
 
 def free_port() -> int:

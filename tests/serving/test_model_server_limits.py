@@ -10,7 +10,6 @@ import hashlib
 import io
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.deploy_fixtures import jpeg_bytes
+from tests.waiting import wait_for
 from visionloop.core.errors import VisionloopError
 from visionloop.core.package import load_package
 from visionloop.inference.predictor import Predictor
@@ -59,14 +59,6 @@ def noise_png(side: int, seed: int = 0) -> bytes:
 def metric(text: str, name: str, **labels: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()))
-
-
-def wait_for(what: str, check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {WAIT_S} s for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
