@@ -7,11 +7,12 @@ import random
 import socket
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from tests.serving.webhook_receiver import receiving
 from visionloop.core.settings import Settings
-from visionloop.serving.webhooks import WebhookWorker, sign_delivery, verify_signature
+from visionloop.serving.webhooks import WebhookWorker, public_address, sign_delivery, verify_signature
 from visionloop.storage import Project
 from visionloop.storage.events import (
     DeliveryState,
@@ -19,6 +20,8 @@ from visionloop.storage.events import (
     create_webhook,
     emit_event,
     list_deliveries,
+    list_events,
+    prune_events,
     retry_delivery,
     update_webhook,
 )
@@ -185,3 +188,73 @@ def test_pending_deliveries_survive_a_restart_and_the_thread_sends_them(tmp_path
                 worker.stop()
             assert got.json["payload"] == {"version": "v9"}
             assert state(p, hook.webhook.id) == ("delivered", 1, 204)
+
+
+def test_old_events_and_finished_deliveries_are_removed_pending_ones_stay(project_factory, worker_for) -> None:
+    p: Project = project_factory("detection")
+    with receiving([204, 500]) as rx:
+        wid = create_webhook(p, rx.url, author="ada").webhook.id
+        with p.transaction() as conn:
+            emit_event(conn, EventKind.VERSION_CREATED, {"version": "v1"})  # delivered
+        clock = Clock()
+        keep_1_day = SETTINGS.model_copy(update={"event_keep_days": 1.0, "webhook_max_attempts": 1})
+        worker = worker_for(p, clock=clock, settings=keep_1_day)
+        assert worker.run_once() == 1
+        with p.transaction() as conn:
+            emit_event(conn, EventKind.MODEL_TRAINED, {"run": "r1"})  # given up after its one attempt
+        assert worker.run_once() == 1
+        with p.transaction() as conn:
+            emit_event(conn, EventKind.DRIFT_ALERT, {"mmd_p": 0.01})  # pending: the webhook is turned off
+        update_webhook(p, wid, active=False)
+        assert [d.state.value for d in list_deliveries(p, wid)[1]] == ["pending", "failed", "delivered"]
+        clock.advance(1800)
+        worker.run_once()  # half an hour later: nothing is old yet, and the last removal was this hour anyway
+        assert list_events(p)[0] == 3
+        clock.advance(2 * 86400)
+        worker.run_once()  # two days later: the finished deliveries and their events go, the pending one stays
+        assert [(e.kind, e.payload) for e in list_events(p)[1]] == [("drift.alert", {"mmd_p": 0.01})]
+        assert [d.state.value for d in list_deliveries(p, wid)[1]] == ["pending"]
+        assert prune_events(p, before=clock.now) == (0, 0)  # nothing more to remove
+
+
+def test_private_hosts_can_be_refused_and_the_checked_address_is_the_one_used(project_factory, worker_for) -> None:
+    p: Project = project_factory("detection")
+    private_off = SETTINGS.model_copy(update={"webhook_private_hosts": False})
+    with receiving([204]) as rx:
+        wid = create_webhook(p, rx.url, author="ada").webhook.id
+        with p.transaction() as conn:
+            emit_event(conn, EventKind.REVIEW_DONE, {"images": 1})
+        assert worker_for(p, settings=private_off).run_once() == 1
+        assert rx.received == []  # never connected
+    d = list_deliveries(p, wid)[1][0]
+    assert (d.state, d.attempts, d.last_status) == (DeliveryState.PENDING, 1, None)
+    assert "127.0.0.1, which is not a public address" in d.last_error and "PRIVATE_HOSTS" in d.last_error
+
+    names = {"hooks.example.com": ["93.184.215.14"], "mixed.example.com": ["93.184.215.14", "10.1.2.3"],
+             "inside.example.com": ["fe80::1%eth0"]}
+    assert public_address("hooks.example.com", 443, lambda h, _: names[h]) == "93.184.215.14"
+    for host in ("mixed.example.com", "inside.example.com"):  # one private address is enough to refuse
+        with pytest.raises(ValueError, match="not a public address"):
+            public_address(host, 443, lambda h, _: names[h])
+
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204, stream=httpx.ByteStream(b""))  # a body not read yet, as from a socket
+
+    q: Project = project_factory("detection")
+    wid = create_webhook(q, "https://hooks.example.com:8443/in", author="ada").webhook.id
+    with q.transaction() as conn:
+        emit_event(conn, EventKind.REVIEW_DONE, {"images": 2})
+    worker = WebhookWorker(lambda: [q], settings=private_off, clock=Clock(), transport=httpx.MockTransport(answer),
+                           resolve=lambda h, port: names[h] if port == 8443 else [])
+    try:
+        assert worker.run_once() == 1
+    finally:
+        worker.stop()
+    (request,) = sent  # to the address that was checked, named as the receiver for its Host header and TLS
+    assert (request.url.host, request.url.port, request.url.path) == ("93.184.215.14", 8443, "/in")
+    assert request.headers["Host"] == "hooks.example.com:8443"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+    assert state(q, wid) == ("delivered", 1, 204), list_deliveries(q, wid)[1][0].last_error

@@ -85,3 +85,11 @@ class Settings(BaseSettings):
     """Longest wait between two attempts of a delivery."""
     webhook_poll_s: float = 2.0
     """How often the webhook worker looks for deliveries that are due when it has nothing to send."""
+    webhook_private_hosts: bool = True
+    """Deliveries may go to loopback, private and link-local addresses (the company's own systems, the usual
+    receivers of a self-hosted platform). Off: a receiver's host must resolve to public addresses only, and the
+    delivery connects to the address that was checked (no second lookup), so a webhook cannot reach inside the
+    network the server runs in."""
+    event_keep_days: float = 90.0
+    """Events, and deliveries that are done (delivered or given up), older than this are removed by the platform
+    server (once an hour); pending deliveries and their events stay until they are done."""

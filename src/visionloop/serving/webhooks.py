@@ -21,6 +21,11 @@ event's, the same in every attempt, so a receiver drops repeats) and the headers
     ``sha256=`` + the hex HMAC-SHA256, keyed with the webhook's secret, of ``<timestamp>.<body>`` (the timestamp
     header, a dot, the raw body bytes).
 
+With ``Settings.webhook_private_hosts`` off, a receiver's host must resolve to public addresses only (a webhook
+cannot reach the network the server runs in), and the delivery connects to the address checked, with the host name
+in the ``Host`` header and the TLS server name, so a second lookup cannot point it elsewhere. The worker also removes
+events and finished deliveries older than ``Settings.event_keep_days``, once an hour.
+
 A receiver recomputes the signature over the raw body, compares it in constant time, and refuses a timestamp too far
 from its clock (a replayed old delivery): :func:`verify_signature` does it, and the README shows the same in a few
 lines of plain Python.
@@ -30,13 +35,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
@@ -48,6 +55,7 @@ from visionloop.storage.events import (
     claim_deliveries,
     mark_delivered,
     mark_failed,
+    prune_events,
 )
 from visionloop.storage.models import utcnow
 from visionloop.storage.project import Project
@@ -58,6 +66,8 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "WebhookWorker",
+    "public_address",
+    "resolve_host",
     "retry_policy",
     "sign_delivery",
     "verify_signature",
@@ -71,6 +81,11 @@ ANSWER_BYTES = 300
 """Bytes of a receiver's answer read (and kept as the error of a failed attempt); the rest is never read."""
 LEASE_MARGIN_S = 30.0
 """A claim lasts the timeout plus this: a worker that stops mid-send leaves the delivery to be taken again."""
+PRUNE_EVERY_S = 3600.0
+"""How often the worker removes events and deliveries older than ``Settings.event_keep_days``."""
+
+Resolver = Callable[[str, int], Sequence[str]]
+"""A host name and port to the addresses it resolves to (:func:`resolve_host`; a test gives its own)."""
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +109,25 @@ def verify_signature(secret: str, body: bytes, *, timestamp: str, signature: str
     return hmac.compare_digest(sign_delivery(secret, timestamp, body), signature)
 
 
+def resolve_host(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (an address given as the host is its own), in the resolver's order."""
+    return list(dict.fromkeys(str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)))
+
+
+def public_address(host: str, port: int, resolve: Resolver = resolve_host) -> str:
+    """The address a delivery to ``host`` connects to when private hosts are refused: the first it resolves to, once
+    every one of them is public. ValueError names the one that is not (loopback, private, link-local, reserved)."""
+    addresses = resolve(host, port)
+    if not addresses:
+        raise ValueError(f"{host} resolves to no address")
+    for a in addresses:
+        if not ipaddress.ip_address(a.split("%", 1)[0]).is_global:
+            raise ValueError(f"{host} resolves to {a}, which is not a public address, and webhooks to private hosts "
+                             "are off (VISIONLOOP_WEBHOOK_PRIVATE_HOSTS=false); use a public receiver, or turn "
+                             "them on if this receiver is meant to be inside")
+    return addresses[0]
+
+
 def retry_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(max_attempts=settings.webhook_max_attempts, base_s=settings.webhook_backoff_s,
                        cap_s=max(settings.webhook_backoff_max_s, settings.webhook_backoff_s))
@@ -105,15 +139,20 @@ class WebhookWorker:
     :meth:`run_once` does one round (claim, send at most ``webhook_concurrency`` at once, record) and returns how
     many deliveries it attempted; the thread repeats it, waiting ``webhook_poll_s`` after a round with nothing to do
     or until :meth:`wake`. ``clock`` (the time deliveries are due, signed and retried at) and ``rng`` (the backoff's
-    jitter) may be given, so a test drives the retries without waiting for them.
+    jitter) may be given, so a test drives the retries without waiting for them; ``resolve`` too (how host names are
+    looked up when private hosts are refused).
     """
 
     def __init__(self, projects: Callable[[], Sequence[Project]], *, settings: Settings,
                  clock: Callable[[], datetime] = utcnow, rng: random.Random | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, resolve: Resolver = resolve_host) -> None:
         self._projects = projects
         self._clock = clock
         self._rng = rng or random.Random()
+        self._resolve = resolve
+        self._private_hosts = settings.webhook_private_hosts
+        self._keep = timedelta(days=settings.event_keep_days)
+        self._pruned_at: datetime | None = None
         self._policy = retry_policy(settings)
         self._concurrency = max(1, settings.webhook_concurrency)
         self._timeout_s = settings.webhook_timeout_s
@@ -160,6 +199,9 @@ class WebhookWorker:
         """One round over every project: claim up to ``webhook_concurrency`` due deliveries in all (only those of
         ``ids`` when given), send them at once, record each outcome. Returns how many were attempted."""
         now = self._clock()
+        if self._pruned_at is None or (now - self._pruned_at).total_seconds() >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.prune(now)
         claimed: list[tuple[Project, DueDelivery]] = []
         for project in self._projects():
             free = self._concurrency - len(claimed)
@@ -176,6 +218,18 @@ class WebhookWorker:
             future.result()
         return len(claimed)
 
+    def prune(self, now: datetime) -> None:
+        """Remove every served project's events and finished deliveries older than ``event_keep_days``."""
+        for project in self._projects():
+            try:
+                deliveries, events = prune_events(project, before=now - self._keep)
+            except Exception:
+                log.exception("removing the old events of project %s failed", project.name)
+                continue
+            if deliveries or events:
+                log.info("project %s: removed %d old events and %d finished deliveries", project.name, events,
+                         deliveries)
+
     def _deliver(self, project: Project, delivery: DueDelivery) -> None:
         status, error = self._post(project, delivery)
         now = self._clock()
@@ -191,8 +245,17 @@ class WebhookWorker:
         timestamp = str(int(self._clock().timestamp()))
         headers = {"Content-Type": "application/json", EVENT_HEADER: delivery.kind, DELIVERY_HEADER: str(delivery.id),
                    TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign_delivery(delivery.secret, timestamp, body)}
+        url, extensions = httpx.URL(delivery.url), {}
+        if not self._private_hosts:
+            try:
+                address = public_address(url.host, url.port or (443 if url.scheme == "https" else 80), self._resolve)
+            except (OSError, ValueError) as exc:  # a host that does not resolve: tried again later, like a refusal
+                return None, str(exc)[:ANSWER_BYTES]
+            headers["Host"] = url.netloc.decode("ascii")
+            extensions["sni_hostname"] = url.host
+            url = url.copy_with(host=address)
         try:
-            with self._client.stream("POST", delivery.url, content=body, headers=headers) as answer:
+            with self._client.stream("POST", url, content=body, headers=headers, extensions=extensions) as answer:
                 start = b""
                 for chunk in answer.iter_raw():
                     start += chunk

@@ -79,6 +79,7 @@ __all__ = [
     "list_webhooks",
     "mark_delivered",
     "mark_failed",
+    "prune_events",
     "queue_ping",
     "retry_delivery",
     "update_webhook",
@@ -583,6 +584,19 @@ def mark_failed(project: Project, delivery_id: int, *, status: int | None, error
             values["next_attempt_at"] = now + timedelta(seconds=policy.delay_s(attempts, rng))
         conn.execute(update(DeliveryRow).where(DeliveryRow.id == delivery_id).values(**values))
     return state
+
+
+def prune_events(project: Project, *, before: datetime) -> tuple[int, int]:
+    """Remove the deliveries that are done (delivered or given up) of events made before ``before``, then those
+    events that have no delivery left; pending deliveries and their events stay until they are done. Returns
+    (deliveries removed, events removed)."""
+    old = select(EventRow.id).where(EventRow.created_at < before)
+    with project.transaction() as conn:
+        deliveries = conn.execute(delete(DeliveryRow).where(
+            DeliveryRow.state != DeliveryState.PENDING.value, DeliveryRow.event_id.in_(old))).rowcount
+        left = select(DeliveryRow.id).where(DeliveryRow.event_id == EventRow.id).exists()
+        events = conn.execute(delete(EventRow).where(EventRow.created_at < before, ~left)).rowcount
+    return int(deliveries), int(events)
 
 
 # ---- payloads of the platform's own events -----------------------------------------------------------------------
