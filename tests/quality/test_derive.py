@@ -207,7 +207,7 @@ def test_bccd_crops_count_equals_boxes(bccd_dir, tmp_path):
         ids = p.class_ids(dataset.classes)
         to_project = {i: ids[name] for i, name in enumerate(dataset.classes)}
         n_boxes = 0
-        for sample in dataset.samples:
+        for sample in dataset.samples[:120]:  # a third of BCCD: ~1,600 crops, each cut, encoded and versioned
             if sample.image_path is None or sample.annotation is None:
                 continue
             data = Path(sample.image_path).read_bytes()
@@ -216,7 +216,7 @@ def test_bccd_crops_count_equals_boxes(bccd_dir, tmp_path):
             p.save_annotation(iid, boxes, base_revision=None, author="t")
             n_boxes += int(((boxes.xyxy[:, 2] - boxes.xyxy[:, 0] >= 4) & (boxes.xyxy[:, 3] - boxes.xyxy[:, 1] >= 4)).sum())
         v = create_version(p, name="v1")
-        assert v.summary["images"] == 364
+        assert v.summary["images"] == 120
         rep = derive_project(p, "v1", to="crops", out=tmp_path / "crops")
         assert rep.objects + rep.skipped.get("duplicate_crop", 0) == n_boxes
         with Project.open(tmp_path / "crops") as c:
