@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +37,20 @@ def fresh_postgres_database(base: str, *, prefix: str = "vl_test") -> Iterator[s
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Several test processes share the cores: each gets its share of OpenMP/BLAS threads (one each for `make
+    test`'s two on 2 cores), unless the environment says otherwise, and so do the commands the tests start. Torch
+    threads that outnumber the cores wait for each other at every barrier; see ``_adaptive_threads_for_real_data_training``."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = str(max(1, (os.cpu_count() or 1) // workers))
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(variable, share)
+        torch = sys.modules.get("torch")  # read its variables when imported: set it directly if it already is
+        if torch is not None:
+            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
