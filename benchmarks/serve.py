@@ -285,7 +285,8 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS in /proc (Linux only)")
 
 
-def held_uploads(package: Path, *, clients: int, upload_mb: int, budgets_mb: list[int]) -> list[dict[str, Any]]:
+def held_uploads(package: Path, *, clients: int, upload_mb: int, budgets_mb: list[int],
+                 settle_s: float = 2.0) -> list[dict[str, Any]]:
     """Server RSS while ``clients`` connections each send all but the last MiB of an ``upload_mb`` MiB body and wait:
     with an in-flight budget (the server answers 503 past it) and with one too large to matter (the baseline)."""
     rows = []
@@ -305,7 +306,7 @@ def held_uploads(package: Path, *, clients: int, upload_mb: int, budgets_mb: lis
                     s.sendall(head)
                     for _ in range(upload_mb - 1):
                         s.sendall(chunk)
-                time.sleep(2.0)  # let the server read what was sent
+                time.sleep(settle_s)  # let the server read what was sent
                 held = _rss_mib(srv.proc.pid)
                 refused = 0
                 for s in socks:
@@ -343,9 +344,10 @@ def main() -> None:
             pkg = export(kind, Path(tmp) / kind)
             results[kind] = bench_model(kind, pkg, images, smoke=args.smoke, state={})
             if kind == "classifier":
-                clients, upload = (6, 8) if args.smoke else (16, 16)
+                clients, upload, settle = (6, 8, 1.0) if args.smoke else (16, 16, 2.0)
                 results["memory_under_held_uploads"] = held_uploads(
-                    pkg, clients=clients, upload_mb=upload, budgets_mb=[2 * upload, 64 * clients * upload])
+                    pkg, clients=clients, upload_mb=upload, budgets_mb=[2 * upload, 64 * clients * upload],
+                    settle_s=settle)
     meta = {"images": f"{len(images)} BCCD JPEGs 640x480", "seconds": round(time.time() - t0, 1),
             "load_client": "asyncio raw HTTP/1.1 keep-alive, one request in flight per connection, 127.0.0.1",
             "server": "uvicorn (httptools, uvloop) single process; batching max_wait 2 ms; ORT 1 thread x cores "
