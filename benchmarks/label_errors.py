@@ -11,7 +11,7 @@
 Reported: the share of the flipped crops in the top 10% of the ranking (self-confidence), the same for a random
 ranking in the same run (one seeded draw, and the mean of 1,000 draws; 0.10 is expected), precision and recall of the
 issue sets of confident learning's methods, and the times. Results: benchmarks/results/label_errors.json
-(``--smoke``: the first 30 images, label_errors.smoke.json; ``--images N``: the first N images; ``--out PATH``).
+(``--smoke``: the first 12 images, label_errors.smoke.json; ``--images N``: the first N images; ``--out PATH``).
 
     nice -n 10 python benchmarks/label_errors.py [--smoke]
 """
@@ -149,12 +149,12 @@ def run(images: int | None, *, seed: int = 0, folds: int = 5) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="the first 30 images only")
+    ap.add_argument("--smoke", action="store_true", help="the first 12 images only")
     ap.add_argument("--images", type=int, default=None, help="the first N images (default: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the JSON here instead of benchmarks/results")
     args = ap.parse_args()
-    images = 30 if args.smoke and args.images is None else args.images
+    images = 12 if args.smoke and args.images is None else args.images
     result = run(images, seed=args.seed)
     if args.out is not None:
         import json
