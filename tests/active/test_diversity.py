@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from visionloop.active.diversity import diverse_top, kcenter_greedy, typicality, typiclust
+from visionloop.active.diversity import cluster_top, diverse_top, kcenter_greedy, typicality, typiclust
 from visionloop.core.errors import AnnotationValidationError
 
 
@@ -52,6 +52,28 @@ def test_diverse_top_takes_the_uncertain_but_not_their_copies() -> None:
     assert set(idx) <= top25  # only among the 5 x n most uncertain
     with pytest.raises(AnnotationValidationError, match="one per embedding"):
         diverse_top(scores[:3], x, 2)
+
+
+def test_cluster_top_takes_the_centre_of_each_uncertain_group_and_the_odd_ones_last() -> None:
+    rng = np.random.default_rng(2)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    groups = np.concatenate([c + rng.normal(scale=0.5, size=(12, 2)) for c in centres])  # 36 uncertain points
+    odd = np.array([[30.0, 30.0], [-30.0, 5.0]])  # as uncertain, but alone
+    certain = rng.normal(size=(60, 2)) * 20
+    x = np.concatenate([groups, odd, certain])
+    scores = np.concatenate([rng.uniform(0.7, 0.9, 36), [0.8, 0.8], rng.uniform(0.0, 0.3, 60)])
+    picks = cluster_top(scores, x, 5, factor=7, seed=0)  # the 35 most uncertain: the groups' and the odd two
+    first = picks[:3]  # the clusters with the most uncertainty: one point of each group, near its middle
+    assert sorted(int(np.argmin(((centres - x[p.index]) ** 2).sum(1))) for p in first) == [0, 1, 2]
+    assert all(p.index < 36 and p.distance < 1.0 and p.size > 5 for p in first)
+    assert {p.index for p in picks[3:]} == {36, 37} and all(p.size == 1 for p in picks[3:])
+    assert sum(p.size for p in picks) == 35  # every candidate is in one cluster, and only candidates
+    far = kcenter_greedy(x[:38], 3, first=0)  # k-center greedy over the same points takes the odd two at once
+    assert {36, 37} <= {p.index for p in far}
+    assert [p.index for p in cluster_top(scores, x, 2, factor=1)] == list(np.argsort(-scores, kind="stable")[:2])
+    assert len(cluster_top(scores[:5], x[:5], 10)) == 5 and cluster_top(scores, x, 0) == []
+    with pytest.raises(AnnotationValidationError, match="one per embedding"):
+        cluster_top(scores[:3], x, 2)
 
 
 def test_typicality_is_highest_in_the_dense_middle() -> None:

@@ -79,6 +79,15 @@ def test_kcenter_takes_one_of_near_copies(tmp_path: Path) -> None:
         assert wide[0] == "grey" and len(set(wide)) == 3
 
 
+def test_cluster_takes_the_middle_of_each_uncertain_look(tmp_path: Path) -> None:
+    with colour_project(tmp_path / "p", LOOKS) as p:
+        out = rank_unlabelled(p, n=3, strategy="entropy", diversity="cluster", factor=2)
+        assert out.diversity == "cluster" and out.backbone == "tf_efficientnet_lite0"
+        names = _names(out)  # the three greys are one cluster, the most uncertain one: it comes first
+        assert names[0] == "grey" and set(names) == {"grey", "yellow", "pinkish"}, names
+        assert "the middle of a cluster of 3 among the 6 most uncertain" in out.results[0].reason
+
+
 def test_kcenter_measures_from_labelled_images(tmp_path: Path) -> None:
     with colour_project(tmp_path / "p", ["grey", *LOOKS], labelled={0: "red"}) as p:
         out = rank_unlabelled(p, n=3, strategy="entropy", factor=2)
@@ -115,8 +124,8 @@ def test_missing_embeddings_and_bad_arguments_say_what_to_do(tmp_path: Path) -> 
             rank_unlabelled(p, n=2, strategy="typiclust")
         with pytest.raises(NotFoundError, match="least_confidence"):
             rank_unlabelled(p, n=2, strategy="bald")
-        with pytest.raises(NotFoundError, match="kcenter"):
-            rank_unlabelled(p, n=2, diversity="cluster")
+        with pytest.raises(NotFoundError, match="cluster, kcenter, none"):
+            rank_unlabelled(p, n=2, diversity="dpp")
         with pytest.raises(AnnotationValidationError, match="1..10000"):
             rank_unlabelled(p, n=0)
         with pytest.raises(NotFoundError, match="package 'nope' not found; known: colour"):

@@ -36,7 +36,13 @@ from visionloop.active.acquisition import (
     classification_scores,
     detection_uncertainty,
 )
-from visionloop.active.diversity import DEFAULT_CANDIDATE_FACTOR, diverse_top, typiclust
+from visionloop.active.diversity import (
+    CLUSTER_CANDIDATE_FACTOR,
+    DEFAULT_CANDIDATE_FACTOR,
+    cluster_top,
+    diverse_top,
+    typiclust,
+)
 from visionloop.core.errors import AnnotationValidationError, ConflictError, ImageError, NotFoundError
 from visionloop.core.task import Task
 from visionloop.inference import Prediction, Predictor
@@ -74,6 +80,7 @@ UNCERTAINTY = (Strategy.ENTROPY, Strategy.MARGIN, Strategy.LEAST_CONFIDENCE)
 
 
 class Diversity(StrEnum):
+    CLUSTER = "cluster"
     KCENTER = "kcenter"
     NONE = "none"
 
@@ -288,12 +295,31 @@ def _labelled_vectors(project: Project, backbone: str, rng: np.random.Generator)
 
 
 # ---- the ranking ---------------------------------------------------------------------------------------------------
+def _diverse(project: Project, backbone: str, diversity: Diversity, ids: list[int], cand: np.ndarray, s: np.ndarray,
+             x: np.ndarray, n: int, factor: int, seed: int, rng: np.random.Generator,
+             scored: dict[int, tuple[float, str]]) -> list[tuple[int, float, str]]:
+    """(image id, uncertainty, why) of n candidates (positions ``cand`` of ``ids``, embeddings ``x``) by the
+    diversity step."""
+    def row(j: int, why: str) -> tuple[int, float, str]:
+        i = ids[cand[j]]
+        return i, float(s[cand[j]]), f"{scored[i][1]}; {why}"
+
+    if diversity is Diversity.CLUSTER:
+        return [row(p.index, f"the middle of a cluster of {p.size} among the {len(cand)} most uncertain")
+                for p in cluster_top(s[cand], x, n, factor=factor, seed=seed)]
+    picks = diverse_top(s[cand], x, n, factor=factor, labelled=_labelled_vectors(project, backbone, rng))
+    return [row(p.index, f"k-center among the {len(cand)} most uncertain, {p.distance:.3f} from the nearest image "
+                "chosen or labelled" if np.isfinite(p.distance) else
+                f"k-center among the {len(cand)} most uncertain: the most uncertain") for p in picks]
+
+
+
 def rank_unlabelled(
     project: Project, *, n: int, strategy: Strategy | str = Strategy.AUTO,
     diversity: Diversity | str = Diversity.KCENTER, package: str | Path | None = None, run: str | None = None,
     predictor: Predictor | None = None, model_name: str | None = None, find_model: bool = True,
     backbone: str = DEFAULT_BACKBONE,
-    max_pool: int | None = None, seed: int = 0, factor: int = DEFAULT_CANDIDATE_FACTOR,
+    max_pool: int | None = None, seed: int = 0, factor: int | None = None,
     progress: Progress | None = None,
 ) -> NextResult:
     """The ``n`` unlabelled images to label next, best first (see the module docstring).
@@ -301,8 +327,8 @@ def rank_unlabelled(
     The model: ``predictor`` (an open one, e.g. the platform's deployed model; ``model_name`` says which), else
     ``package`` (a folder, or a name under ``PROJECT/packages``), else ``run`` (a training run id), else the
     project's deployed package (``find_model=False``: only ``predictor``). ``max_pool`` scores a seeded sample of
-    that many pool images (all when None). ``diversity`` applies to the uncertainty strategies. ``factor``: k-center
-    chooses among ``factor`` x n of the most uncertain. ``progress(done, total)`` counts predicted images.
+    that many pool images (all when None). ``diversity`` applies to the uncertainty strategies. ``factor``: the
+    diversity step chooses among ``factor`` x n of the most uncertain (default: 10 for cluster, 5 for kcenter). ``progress(done, total)`` counts predicted images.
     """
     if not 1 <= int(n) <= MAX_N:
         raise AnnotationValidationError("n", expected=f"1..{MAX_N} images", actual=n)
@@ -356,15 +382,12 @@ def rank_unlabelled(
                 notes.append(f"{len(failed)} images could not be read and were left out")
             ids = [i for i in considered if i in scored]
             s = np.asarray([scored[i][0] for i in ids])
-            if diversity is Diversity.KCENTER and len(ids) > n:
+            if diversity is not Diversity.NONE and len(ids) > n:
                 result.backbone = backbone_key(backbone)
-                cand = np.argsort(-s, kind="stable")[: n * factor]
-                x = _vectors(project, backbone, [ids[j] for j in cand], why="k-center diversity")
-                picks = diverse_top(s[cand], x, n, factor=factor, labelled=_labelled_vectors(project, backbone, rng))
-                chosen = [(ids[cand[p.index]], float(s[cand[p.index]]), scored[ids[cand[p.index]]][1] + (
-                    f"; k-center among the {len(cand)} most uncertain, {p.distance:.3f} from the nearest image "
-                    "chosen or labelled" if np.isfinite(p.distance) else
-                    f"; k-center among the {len(cand)} most uncertain: the most uncertain")) for p in picks]
+                f = factor or (CLUSTER_CANDIDATE_FACTOR if diversity is Diversity.CLUSTER else DEFAULT_CANDIDATE_FACTOR)
+                cand = np.argsort(-s, kind="stable")[: n * f]
+                x = _vectors(project, backbone, [ids[j] for j in cand], why=f"{diversity.value} diversity")
+                chosen = _diverse(project, backbone, diversity, ids, cand, s, x, n, f, seed, rng, scored)
             else:
                 result.diversity = Diversity.NONE.value  # asked for none, or every image is taken anyway
                 chosen = [(ids[j], float(s[j]), scored[ids[j]][1]) for j in np.argsort(-s, kind="stable")[:n]]

@@ -25,16 +25,18 @@ def next_images(
         "--strategy", help="auto: entropy with a model, typiclust (cold start) without; entropy, margin, "
         "least_confidence: the model's uncertainty; typiclust: typical images of clusters; random")] = Strategy.AUTO,
     diversity: Annotated[Diversity, typer.Option(
-        "--diversity", help="kcenter: k-center greedy over the most uncertain, so a batch is not near-copies; none: "
-        "the most uncertain as they come")] = Diversity.KCENTER,
+        "--diversity", help="cluster: the middles of clusters of the most uncertain (weighted KMeans); kcenter: "
+        "k-center greedy over them; both keep a batch from being near-copies; none: the most uncertain as they "
+        "come")] = Diversity.KCENTER,
     package: Annotated[str | None, typer.Option(
         "--package", help="a package folder or a name under PROJECT/packages (default: the deployed package)")] = None,
     run: Annotated[str | None, typer.Option("--run", help="a training run id, its own model (needs torch)")] = None,
     backbone: Annotated[str, typer.Option(
         "--backbone", help="whose stored embeddings diversity and the cold start read (visionloop embed "
         "--backbone)")] = DEFAULT_BACKBONE,
-    factor: Annotated[int, typer.Option("--candidates", min=1, max=100, help="k-center chooses among this many "
-                                        "times N of the most uncertain images")] = 5,
+    factor: Annotated[int | None, typer.Option("--candidates", min=1, max=100, help="the diversity step chooses "
+                                               "among this many times N of the most uncertain images (default: 10 "
+                                               "for cluster, 5 for kcenter)")] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="seeds random, the pool sample and the clustering")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:

@@ -35,7 +35,8 @@ def get_next(
     n: Annotated[int, Query(ge=1, le=MAX_NEXT, description="How many images.")] = 100,
     strategy: Annotated[Strategy, Query(description="auto: entropy with a deployed model, typiclust without.")]
     = Strategy.AUTO,
-    diversity: Annotated[Diversity, Query(description="kcenter: no near-copies in one batch.")] = Diversity.KCENTER,
+    diversity: Annotated[Diversity, Query(description="cluster or kcenter: no near-copies in one batch.")]
+    = Diversity.KCENTER,
     backbone: Backbone = DEFAULT_BACKBONE,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="Seeds random, the pool sample, clustering.")] = 0,
 ) -> dict[str, Any]:
