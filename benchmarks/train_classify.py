@@ -10,7 +10,7 @@ baseline's time-to-accuracy curve; ours is timed end to end with ``train(strateg
 Also measured: image decoding throughput against model throughput (is decoding the bottleneck?).
 
     python benchmarks/train_classify.py                # full run, writes benchmarks/results/train_classify.json
-    python benchmarks/train_classify.py --smoke        # 8 source images, linear strategy, 32-image baseline epoch
+    python benchmarks/train_classify.py --smoke        # 8 source images, linear strategy, one 8-image baseline batch
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def main() -> None:
     o = ours(crops, seed=args.seed, strategy="linear" if args.smoke else args.strategy)
     print(f"ours: {o}", flush=True)
     b = baseline(crops, epochs=1 if args.smoke else args.baseline_epochs, seed=args.seed,
-                 max_train=32 if args.smoke else None, eval_every=args.eval_every,
+                 max_train=8 if args.smoke else None, batch_size=8 if args.smoke else 32, eval_every=args.eval_every,
                  max_seconds=None if args.smoke else args.budget_factor * o["train_seconds"])
     target = o["test_accuracy"] - 0.005
     reach = next((c for c in b["curve"] if c["test_accuracy"] >= target), None)
