@@ -70,18 +70,18 @@ def test_kcenter_takes_one_of_near_copies(tmp_path: Path) -> None:
     with colour_project(tmp_path / "p", LOOKS) as p:
         plain = rank_unlabelled(p, n=3, strategy="entropy", diversity="none")
         assert _names(plain) == ["grey"] * 3
-        diverse = rank_unlabelled(p, n=3, strategy="entropy", factor=2)
+        diverse = rank_unlabelled(p, n=3, strategy="entropy", diversity="kcenter", factor=2)
         assert diverse.diversity == "kcenter" and diverse.backbone == "tf_efficientnet_lite0"
         names = _names(diverse)
         assert names[0] == "grey" and set(names) == {"grey", "yellow", "pinkish"}  # among the 6 most uncertain
         assert "k-center among the 6 most uncertain" in diverse.results[1].reason
-        wide = _names(rank_unlabelled(p, n=3, strategy="entropy"))  # 15 candidates: the whole pool
+        wide = _names(rank_unlabelled(p, n=3, strategy="entropy", diversity="kcenter"))  # 15: the whole pool
         assert wide[0] == "grey" and len(set(wide)) == 3
 
 
 def test_cluster_takes_the_middle_of_each_uncertain_look(tmp_path: Path) -> None:
     with colour_project(tmp_path / "p", LOOKS) as p:
-        out = rank_unlabelled(p, n=3, strategy="entropy", diversity="cluster", factor=2)
+        out = rank_unlabelled(p, n=3, strategy="entropy", factor=2)  # cluster: the default
         assert out.diversity == "cluster" and out.backbone == "tf_efficientnet_lite0"
         names = _names(out)  # the three greys are one cluster, the most uncertain one: it comes first
         assert names[0] == "grey" and set(names) == {"grey", "yellow", "pinkish"}, names
@@ -90,7 +90,7 @@ def test_cluster_takes_the_middle_of_each_uncertain_look(tmp_path: Path) -> None
 
 def test_kcenter_measures_from_labelled_images(tmp_path: Path) -> None:
     with colour_project(tmp_path / "p", ["grey", *LOOKS], labelled={0: "red"}) as p:
-        out = rank_unlabelled(p, n=3, strategy="entropy", factor=2)
+        out = rank_unlabelled(p, n=3, strategy="entropy", diversity="kcenter", factor=2)
         names = _names(out)  # the most uncertain first, then none of its copies
         assert names[0] == "grey" and set(names[1:]) == {"yellow", "pinkish"}
         assert "0.00" in out.results[0].reason.split("k-center")[1]  # a copy of it is labelled: near one  # a grey image is labelled: its copies are covered
@@ -167,7 +167,7 @@ def test_real_bccd_crops_uncertain_first_and_diverse(cell_package: Path, cell_da
             p.save_annotation(im.id, Label(ids[["RBC", "WBC", "Platelets"][cls]]), base_revision=None, author="a")
         shutil.copytree(cell_package, Path(p.root) / "packages" / "cells") if cell_package.is_dir() else None
         embed_project(p, load_embedder("tf_efficientnet_lite0", project=p), kind="images")
-        out = rank_unlabelled(p, n=4, strategy="entropy", package=cell_package, factor=3)
+        out = rank_unlabelled(p, n=4, strategy="entropy", diversity="kcenter", package=cell_package, factor=3)
         with Predictor(cell_package, sessions=1) as pred:
             probs = np.stack([pred.predict(p.image_bytes(im.id)).probs for im in images[8:]])
     ent = dict(zip([im.id for im in images[8:]], entropy(probs), strict=True))

@@ -57,7 +57,7 @@ def test_the_deployed_model_orders_the_pool(served: Served) -> None:
     assert body["model"] == {"source": "deployed", "name": "colour"} and body["pool"] == 7 and not body["cold_start"]
     assert [x["name"] for x in body["results"]] == ["1-grey.png", "4-grey.png", "2-yellow.png", "7-yellow.png"]
     auto = served.http.get(f"{API}/next", params={"n": 3}, headers=served.headers[Role.REVIEWER]).json()
-    assert auto["strategy"] == "entropy" and auto["diversity"] == "kcenter" and len(auto["results"]) == 3
+    assert auto["strategy"] == "entropy" and auto["diversity"] == "cluster" and len(auto["results"]) == 3
     for bad in ({"strategy": "bald"}, {"n": 0}, {"n": 1001}, {"diversity": "x"}, {"backbone": "../x"}):
         assert served.http.get(f"{API}/next", params=bad, headers=served.headers[Role.ADMIN]).status_code == 422
 

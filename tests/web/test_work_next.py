@@ -38,7 +38,7 @@ def test_batch_of_the_next_images_in_active_learning_order(browser, tmp_path: Pa
         page.click("#batch-create")
         page.wait_for_selector("tr.work-batch[data-batch='next-4']")
         info = page.text_content("#batch-next-info")
-        assert "Ranked by least_confidence + kcenter (model colour): 4 images of 7 unlabelled." in info, info
+        assert "Ranked by least_confidence + cluster (model colour): 4 images of 7 unlabelled." in info, info
         shot(page, "work-next-batch")
         first = httpx.get(f"{server.url}{API}/work/next", headers=ann, timeout=60).json()["item"]
     with Project.open(root) as p, p.engine.connect() as conn:

@@ -9,8 +9,10 @@ assigned them and they are not approved yet). Strategies:
   probabilities (``Prediction.probs``); tagging the binary uncertainty of each tag, averaged; detection and instance
   segmentation each box's uncertainty from its score (boxes down to a score of 0.05), the mean of the top 3 per
   image (entropy: binary entropy; margin and least confidence: ``1 - |2s - 1|``, which is both for one score).
-* ``--diversity kcenter`` (the default for those) then picks n among the 5 x n most uncertain by k-center greedy over
-  the stored embeddings, away from each other and from already labelled images, so a batch is not n near-copies.
+* ``--diversity cluster`` (the default for those) then splits the 10 x n most uncertain into n clusters of the stored
+  embeddings (KMeans weighted by uncertainty) and takes the image nearest each centre, so a batch is not n
+  near-copies and not n odd ones either; ``kcenter`` picks among the 5 x n most uncertain by k-center greedy, away
+  from each other and from already labelled images.
 * ``typiclust``: the cold start, no model needed: the most typical image of each of n clusters of the embeddings.
 * ``random``: a seeded uniform draw (the unbiased baseline).
 
@@ -316,7 +318,7 @@ def _diverse(project: Project, backbone: str, diversity: Diversity, ids: list[in
 
 def rank_unlabelled(
     project: Project, *, n: int, strategy: Strategy | str = Strategy.AUTO,
-    diversity: Diversity | str = Diversity.KCENTER, package: str | Path | None = None, run: str | None = None,
+    diversity: Diversity | str = Diversity.CLUSTER, package: str | Path | None = None, run: str | None = None,
     predictor: Predictor | None = None, model_name: str | None = None, find_model: bool = True,
     backbone: str = DEFAULT_BACKBONE,
     max_pool: int | None = None, seed: int = 0, factor: int | None = None,
@@ -328,7 +330,8 @@ def rank_unlabelled(
     ``package`` (a folder, or a name under ``PROJECT/packages``), else ``run`` (a training run id), else the
     project's deployed package (``find_model=False``: only ``predictor``). ``max_pool`` scores a seeded sample of
     that many pool images (all when None). ``diversity`` applies to the uncertainty strategies. ``factor``: the
-    diversity step chooses among ``factor`` x n of the most uncertain (default: 10 for cluster, 5 for kcenter). ``progress(done, total)`` counts predicted images.
+    diversity step chooses among ``factor`` x n of the most uncertain (default: 10 for cluster, 5 for kcenter).
+    ``progress(done, total)`` counts predicted images.
     """
     if not 1 <= int(n) <= MAX_N:
         raise AnnotationValidationError("n", expected=f"1..{MAX_N} images", actual=n)

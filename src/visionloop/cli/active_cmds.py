@@ -27,7 +27,7 @@ def next_images(
     diversity: Annotated[Diversity, typer.Option(
         "--diversity", help="cluster: the middles of clusters of the most uncertain (weighted KMeans); kcenter: "
         "k-center greedy over them; both keep a batch from being near-copies; none: the most uncertain as they "
-        "come")] = Diversity.KCENTER,
+        "come")] = Diversity.CLUSTER,
     package: Annotated[str | None, typer.Option(
         "--package", help="a package folder or a name under PROJECT/packages (default: the deployed package)")] = None,
     run: Annotated[str | None, typer.Option("--run", help="a training run id, its own model (needs torch)")] = None,

@@ -20,7 +20,7 @@ class NextImagePublic(BaseModel):
 
 class NextPublic(BaseModel):
     strategy: str = Field(description="The strategy used: `auto` resolved, or `typiclust` for a cold start.")
-    diversity: str = Field(description="`kcenter` or `none`.")
+    diversity: str = Field(description="`cluster`, `kcenter` or `none`.")
     cold_start: bool = Field(description="True when no model was deployed, so typical images came first.")
     model: dict[str, Any] | None = Field(description="`{source, name}` of the model that scored the images.")
     backbone: str | None = Field(description="Whose stored embeddings were read (diversity, cold start).")

@@ -36,7 +36,7 @@ def get_next(
     strategy: Annotated[Strategy, Query(description="auto: entropy with a deployed model, typiclust without.")]
     = Strategy.AUTO,
     diversity: Annotated[Diversity, Query(description="cluster or kcenter: no near-copies in one batch.")]
-    = Diversity.KCENTER,
+    = Diversity.CLUSTER,
     backbone: Backbone = DEFAULT_BACKBONE,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1, description="Seeds random, the pool sample, clustering.")] = 0,
 ) -> dict[str, Any]:
