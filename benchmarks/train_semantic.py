@@ -10,7 +10,7 @@ Data: DSB2018 nuclei as semantic masks (every pixel ``background`` or ``nucleus`
   images stretched to 256 px (the median image side; objects were not looked at). Its loss is today's (CE + Dice).
 
 Reported per model: test nucleus IoU, background IoU, mIoU, wall seconds, epochs, input size. Writes
-``benchmarks/results/train_semantic.json`` (``--smoke``: ``train_semantic.smoke.json``, 16 images, 1 epoch each).
+``benchmarks/results/train_semantic.json`` (``--smoke``: ``train_semantic.smoke.json``, 10 images, 1 epoch each).
 
     python benchmarks/train_semantic.py            # full (an hour or more on 2 busy CPU cores)
     python benchmarks/train_semantic.py --smoke
@@ -75,7 +75,7 @@ def _run(project: Any, *, model: str, hparams: Any, old_recipe: bool) -> dict[st
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--smoke", action="store_true", help="16 images, 1 epoch per model (CI)")
+    ap.add_argument("--smoke", action="store_true", help="10 images, 1 epoch per model (CI)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from visionloop.training.detection import DetectionHParams
 
     with tempfile.TemporaryDirectory() as tmp:
-        project = _project(Path(tmp), 16 if args.smoke else None)
+        project = _project(Path(tmp), 10 if args.smoke else None)
         smoke = {"epochs": 1, "eval_size": 128} if args.smoke else {}
         ours = _run(project, model="unet_mobilenet_v2", hparams=DetectionHParams(**smoke), old_recipe=False)
         old = _run(project, model="deeplabv3_mobilenet_v2", old_recipe=True,
