@@ -26,8 +26,9 @@ the same run, in Debian's Chromium (Playwright) against a real server on 127.0.0
    (``--only-time-to-value`` adds it to the figures already in results/ui.json; a run of the figures alone keeps
    the one there, marked ``kept_from``).
 
-Results: benchmarks/results/ui.json (``--smoke``: fewer repeats, a 5000x3750 large image, ui.smoke.json). Each
-figure holds ``ours``, ``naive``, what the naive approach is, and ``ratio`` = naive / ours. No figure passes or fails.
+Results: benchmarks/results/ui.json (``--smoke``: fewer repeats, saves and mouse moves, a 10,000-image grid, a 5000x3750
+large image, ui.smoke.json). Each figure holds ``ours``, ``naive``, what the naive approach is, and ``ratio`` = naive /
+ours. No figure passes or fails.
 
     nice -n 10 python benchmarks/ui.py [--smoke] [--time-to-value | --only-time-to-value]
 """
@@ -253,7 +254,8 @@ def load_svg(page: Any, url: str, image: int) -> float:
     return page.evaluate("window.vlDone")
 
 
-def boxes_figures(page: Any, url: str, image: int, boxes: dict[str, Any], repeat: int) -> dict[str, Any]:
+def boxes_figures(page: Any, url: str, image: int, boxes: dict[str, Any], repeat: int, *,
+                  steps: int = 90) -> dict[str, Any]:
     """Open and drag, editor (OpenLayers canvas) against every box an SVG node, taken in turns (A, B, A, B...) so
     both meet the same load of the machine."""
     load_editor(page, url, "bccd", image)  # the files of both pages in the browser's cache, as for a returning user
@@ -266,7 +268,7 @@ def boxes_figures(page: Any, url: str, image: int, boxes: dict[str, Any], repeat
     shot(page, "svg-5000-boxes")
 
     x1, y1, x2, y2 = boxes["xyxy"][DRAGGED]
-    dx, dy, steps = 150, 80, 90
+    dx, dy = 150, 80
     ours, naive = [], []
     for i in range(repeat):
         sign = 1 if i % 2 == 0 else -1  # the editor's box stays where it was saved: back again every other drag
@@ -576,7 +578,7 @@ def newcomer(page: Any, url: str, name: str, lap: Callable[[str], None]) -> str:
 
 def run(smoke: bool, *, ttv: bool) -> dict[str, Any]:
     repeat = 1 if smoke else 3
-    images = 20_000 if smoke else 100_000
+    images = 10_000 if smoke else 100_000
     size = (5000, 3750) if smoke else (16000, 12000)
     bccd = SHARED / "datasets" / "bccd"
     result: dict[str, Any] = {"screen": SCREEN, "boxes": BOXES[0] * BOXES[1],
@@ -606,11 +608,11 @@ def run(smoke: bool, *, ttv: bool) -> dict[str, Any]:
             r.raise_for_status()
             figures: dict[str, Any] = {}
             with browser_page(url) as page:
-                figures |= boxes_figures(page, url, image, boxes, repeat)
+                figures |= boxes_figures(page, url, image, boxes, repeat, steps=30 if smoke else 90)
                 figures |= next_image_figure(page, url, repeat)
                 figures |= grid_figures(page, url, images, repeat)
                 figures |= large_image_figure(page, url, source, import_s, repeat)
-                figures |= save_figure(page, url, 7, image, 3 if smoke else 5)
+                figures |= save_figure(page, url, 7, image, 1 if smoke else 5)
         result["figures"] = figures
         result["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
         result["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
