@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from visionloop.storage.runs import read_metrics
     from visionloop.storage.versions import list_versions
 
-    n_train, n_test = (6, 3) if args.smoke else (None, None)
+    n_train, n_test = (4, 2) if args.smoke else (None, None)
     epochs = 1 if args.smoke else args.epochs
     size = 224 if args.smoke else args.eval_size
     with tempfile.TemporaryDirectory() as tmp:
