@@ -1,7 +1,7 @@
 """Detection and instance segmentation on real data, through the CLI a user types.
 
 The full runs (all of BCCD, all of DSB2018, default settings) are ``slow`` and hold the issue's targets: BCCD test
-mAP50 >= 0.85, DSB2018 test mask mAP50 >= 0.70. CI runs the ``ci`` subset: 80 BCCD images for four short epochs,
+mAP50 >= 0.85, DSB2018 test mask mAP50 >= 0.70. CI runs the ``ci`` subset: 48 BCCD images for four short epochs,
 checking that train -> evaluate -> predict work end to end on the real formats and that the detector learns well
 above chance (a detector that learnt nothing scores ~0 mAP50); and Mask R-CNN end to end on 24 DSB2018 images (its
 learning on 40 images, 7 min on 2 cores, is a slow test).
@@ -77,16 +77,17 @@ def _train_evaluate(proj: Path, *options: str) -> tuple[str, dict, dict]:
 @pytest.mark.slow
 @pytest.mark.ci
 def test_bccd_detection_subset_train_evaluate_predict(bccd_dir: Path, tmp_path: Path) -> None:
-    proj = _project(tmp_path / "cells", "detection", _bccd_subset(bccd_dir, tmp_path / "voc", 80))
-    run, config, out = _train_evaluate(proj, "--epochs", "4", "--image-size", "288")  # ~2 min on 2 cores
-    assert config["extra"]["eval_size"] == 288  # --image-size reaches the detector
+    proj = _project(tmp_path / "cells", "detection", _bccd_subset(bccd_dir, tmp_path / "voc", 48))
+    run, config, out = _train_evaluate(proj, "--epochs", "4", "--image-size", "256")  # ~2 min on 2 cores
+    assert config["extra"]["eval_size"] == 256  # --image-size reaches the detector
     assert set(out["per_class"]) == {"WBC", "RBC", "Platelets"}
     for key in ("map", "map50", "map75", "image_jaccard", "confusion"):
         assert key in out
-    # measured on 2 loaded cores: mAP50 0.29 and 0.40, RBC AP50 0.74 and 0.77 (WBC and platelets, 1-2 per image, need
-    # more epochs); a detector that learnt nothing scores ~0.01
-    assert out["map50"] >= 0.2, out["per_class"]
-    assert out["per_class"]["RBC"]["ap50"] >= 0.6, out["per_class"]  # the common class is learnt first
+    # measured on 2 loaded cores: mAP50 0.35, RBC AP50 0.66 (48 images, 4 epochs at 256 px; 80 images at 288 px gave
+    # 0.29 and 0.40, RBC 0.74 and 0.77, in twice the time); WBC and platelets, 1-2 per image, need more epochs. A
+    # detector that learnt nothing scores ~0.01
+    assert out["map50"] >= 0.15, out["per_class"]
+    assert out["per_class"]["RBC"]["ap50"] >= 0.5, out["per_class"]  # the common class is learnt first
     html = (proj / "runs" / run / "report.html").read_text()
     assert "data:image/jpeg;base64" in html and "Augmentation" in html
     # the COCO files the run folder holds give pycocotools the very same numbers, to the last digit
