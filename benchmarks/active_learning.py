@@ -6,7 +6,8 @@ the unlabelled pool. Every strategy starts from the same few random labels (``--
 retrained and its test accuracy (and balanced accuracy) recorded, up to ``--budget`` labels. Strategies
 (``visionloop.active``): ``random``; ``entropy``, ``margin``, ``least_confidence`` (the top of the ranking);
 ``margin+kcenter`` (k-center greedy over the 5x batch most uncertain, away from the labelled points, as
-``visionloop next --diversity kcenter`` does); ``typiclust`` (the cold start while fewer than ``TYPICLUST_UNTIL``
+``visionloop next --diversity kcenter`` does); ``margin+cluster`` (the candidate nearest the centre of each of n
+clusters of the 10x batch most uncertain, KMeans weighted by uncertainty: ``visionloop next``'s default); ``typiclust`` (the cold start while fewer than ``TYPICLUST_UNTIL``
 labels exist, then margin+kcenter: the switch ``visionloop next`` makes once a model is deployed).
 
 Datasets (real):
@@ -44,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 from common import RESULTS, SHARED, write_result  # noqa: E402
 
 from visionloop.active.acquisition import classification_scores, detection_uncertainty  # noqa: E402
-from visionloop.active.diversity import diverse_top, typiclust  # noqa: E402
+from visionloop.active.diversity import cluster_top, diverse_top, typiclust  # noqa: E402
 
-STRATEGIES = ("random", "entropy", "margin", "least_confidence", "margin+kcenter", "typiclust")
+STRATEGIES = ("random", "entropy", "margin", "least_confidence", "margin+kcenter", "margin+cluster", "typiclust")
 TARGET = 0.95
 TYPICLUST_UNTIL = 100
 """Labels after which the ``typiclust`` strategy hands over to margin+kcenter (TypiClust is for the first labels)."""
@@ -157,6 +158,11 @@ def _kcenter(x: np.ndarray, xl: np.ndarray, p: np.ndarray, n: int, rng: np.rando
     return np.asarray([k.index for k in diverse_top(classification_scores(p, "margin"), x, n, labelled=xl)])
 
 
+def _cluster(x: np.ndarray, xl: np.ndarray, p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    scores = classification_scores(p, "margin")
+    return np.asarray([k.index for k in cluster_top(scores, x, n, seed=int(rng.integers(1 << 30)))])
+
+
 def _typiclust(x: np.ndarray, xl: np.ndarray, p: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     if len(xl) >= TYPICLUST_UNTIL:
         return _kcenter(x, xl, p, n, rng)
@@ -166,7 +172,7 @@ def _typiclust(x: np.ndarray, xl: np.ndarray, p: np.ndarray, n: int, rng: np.ran
 CHOOSERS: dict[str, Chooser] = {
     "random": lambda x, xl, p, n, rng: rng.choice(len(x), size=n, replace=False),
     "entropy": _top("entropy"), "margin": _top("margin"), "least_confidence": _top("least_confidence"),
-    "margin+kcenter": _kcenter, "typiclust": _typiclust,
+    "margin+kcenter": _kcenter, "margin+cluster": _cluster, "typiclust": _typiclust,
 }
 
 
@@ -356,7 +362,7 @@ def plot(results: dict[str, Any], path: Path, detection: dict[str, Any] | None =
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="a small run: 16 BCCD images, 300 digits, 2 seeds")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--datasets", default="digits,bccd")
     ap.add_argument("--detection", action="store_true", help="also the BCCD detection rounds (expensive)")
     ap.add_argument("--det-seeds", type=int, default=2, help="detection: seeds")
@@ -367,7 +373,7 @@ def main() -> None:
     args = ap.parse_args()
     seeds = 2 if args.smoke else args.seeds
     plan = {"digits": {"start": 10, "batch": 10, "budget": 60 if args.smoke else 500},
-            "bccd": {"start": 10, "batch": 10 if args.smoke else 20, "budget": 50 if args.smoke else 600}}
+            "bccd": {"start": 10, "batch": 10, "budget": 50 if args.smoke else 600}}
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="vl-active-") as tmp:
         for name in filter(None, args.datasets.split(",")):

@@ -41,7 +41,8 @@ def test_active_learning_smoke_has_every_curve(bccd_dir) -> None:  # noqa: ANN00
     assert (REPO / "benchmarks" / "results" / result["plot"]).stat().st_size > 10_000
     for name in ("digits", "bccd"):
         r = result["datasets"][name]
-        assert set(r["curves"]) == {"random", "entropy", "margin", "least_confidence", "margin+kcenter", "typiclust"}
+        assert set(r["curves"]) == {"random", "entropy", "margin", "least_confidence", "margin+kcenter",
+                                   "margin+cluster", "typiclust"}
         for c in r["curves"].values():
             assert c["labels"][0] == r["start"] and c["labels"][-1] == r["budget"]
             assert all(0.0 <= a <= 1.0 for a in c["accuracy"]["mean"])
