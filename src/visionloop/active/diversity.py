@@ -97,18 +97,23 @@ def kcenter_greedy(x: np.ndarray, n: int, *, labelled: np.ndarray | None = None,
     return picks
 
 
-def diverse_top(scores: np.ndarray, x: np.ndarray, n: int, *, factor: int = DEFAULT_CANDIDATE_FACTOR,
-                labelled: np.ndarray | None = None) -> list[KCenterPick]:
-    """``n`` rows that are uncertain and unlike each other: the ``factor`` x n highest ``scores`` (N,) become the
-    candidates, k-center greedy over their embeddings ``x`` (N, D) picks n of them, starting from the most
-    uncertain. Returned indices are rows of ``x``."""
+def _candidates(scores: np.ndarray, x: np.ndarray, n: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scores as floats, embeddings checked, positions of the ``factor`` x n highest scores, highest first)."""
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     pts = _matrix(x)
     if len(s) != len(pts):
         raise AnnotationValidationError("scores", expected=f"{len(pts)} values, one per embedding", actual=len(s))
     if factor < 1:
         raise AnnotationValidationError("candidate factor", expected="1 or more", actual=factor)
-    order = np.argsort(-s, kind="stable")[: max(0, int(n)) * int(factor)]
+    return s, pts, np.argsort(-s, kind="stable")[: max(0, int(n)) * int(factor)]
+
+
+def diverse_top(scores: np.ndarray, x: np.ndarray, n: int, *, factor: int = DEFAULT_CANDIDATE_FACTOR,
+                labelled: np.ndarray | None = None) -> list[KCenterPick]:
+    """``n`` rows that are uncertain and unlike each other: the ``factor`` x n highest ``scores`` (N,) become the
+    candidates, k-center greedy over their embeddings ``x`` (N, D) picks n of them, starting from the most
+    uncertain. Returned indices are rows of ``x``."""
+    s, pts, order = _candidates(scores, x, n, factor)
     picks = kcenter_greedy(pts[order], n, labelled=labelled, first=0)
     return [KCenterPick(index=int(order[p.index]), distance=p.distance) for p in picks]
 
@@ -127,18 +132,13 @@ def cluster_top(scores: np.ndarray, x: np.ndarray, n: int, *, factor: int = CLUS
                 seed: int = 0) -> list[ClusterPick]:
     """``n`` rows that are uncertain and representative: the ``factor`` x n highest ``scores`` (N,) become the
     candidates, KMeans (scikit-learn, seeded) splits their embeddings ``x`` (N, D) into n clusters, each candidate
-    weighted by its score (uncertainty, 0 or more), and the candidate nearest each centre is picked; clusters with the most weight come first. Fewer than n distinct clusters (duplicates) are
-    filled with the next most uncertain candidates. Returned indices are rows of ``x``."""
+    weighted by its score (uncertainty, 0 or more), and the candidate nearest each centre is picked; clusters with
+    the most weight come first. Fewer than n distinct clusters (duplicates) are filled with the next most uncertain
+    candidates. Returned indices are rows of ``x``."""
     from sklearn.cluster import KMeans
 
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    pts = _matrix(x)
-    if len(s) != len(pts):
-        raise AnnotationValidationError("scores", expected=f"{len(pts)} values, one per embedding", actual=len(s))
-    if factor < 1:
-        raise AnnotationValidationError("candidate factor", expected="1 or more", actual=factor)
-    n = min(max(0, int(n)), len(pts))
-    order = np.argsort(-s, kind="stable")[: n * int(factor)]
+    n = min(max(0, int(n)), len(x))
+    s, pts, order = _candidates(scores, x, n, factor)
     if n == 0:
         return []
     if len(order) <= n:
