@@ -179,6 +179,9 @@ export async function resolveConflict(project, imageId) {
 
 export const isOnline = () => online;
 
+/** The revision this page's last save of an image created (undefined: none). */
+export const savedRevisionOf = (project, imageId) => savedRevision.get(keyOf(project, imageId));
+
 function scheduleRetry() {
   clearTimeout(retryTimer);
   const delay = RETRY_MS[Math.min(retryIndex, RETRY_MS.length - 1)];

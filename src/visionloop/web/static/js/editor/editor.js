@@ -103,7 +103,7 @@ class Editor {
     const p = this.project;
     await offline.ready; // edits a closed page left are queued first
     if (this.disposed) return;
-    const [info, classes, detail, pending, item] = await Promise.all([
+    let [info, classes, detail, pending, item] = await Promise.all([
       api.get(projectPath(p)), api.get(projectPath(p, 'classes')), detailOf(p, this.id, this.query),
       offline.pendingFor(p, this.id).catch(() => null),
       this.query.item ? WorkMode.load(p, this.query.item) : null]); // ?item=N: opened from My queue
@@ -111,6 +111,13 @@ class Editor {
     if (item && item.image.id !== this.id) {
       location.hash = itemHref(p, item); // the item's own image
       return;
+    }
+    const saved = offline.savedRevisionOf(p, this.id);
+    if (!pending && saved !== undefined && (detail.head_revision ?? -1) < saved) {
+      // an edit landed between the prefetch and now (its queue entry is gone, the cached detail predates it)
+      forget(p, this.id);
+      detail = await detailOf(p, this.id, this.query);
+      if (this.disposed) return;
     }
     this.timings.fetched = performance.now();
     this.detail = detail;
