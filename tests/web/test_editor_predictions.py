@@ -123,6 +123,23 @@ def test_shift_o_adds_the_predicted_boxes_as_one_undoable_edit(page, served: Ser
     assert len(image_annotation(served, 3)["xyxy"]) == n0
 
 
+def test_o_pressed_before_the_deployment_is_known_shows_them_once_it_is(page, served: Served) -> None:  # noqa: ANN001
+    """On a loaded server the editor can take keys before it knows what is deployed: O is not lost then."""
+    with admin_client(served.url) as client:
+        n = len(client.get(f"/projects/{served.name}/images/2/predictions").raise_for_status().json()["detections"])
+    held = []
+    # the answer waits until the key was pressed
+    page.route("**/api/v1/projects/*/deployment", lambda route: held.append(route))
+    page.set_default_timeout(60_000)
+    page.goto(f"{served.url}/#/p/{served.name}/annotate/2")
+    page.wait_for_function("window.vlEditor && window.vlEditor.id === 2 && window.vlEditor.history")
+    assert len(held) == 1 and page.evaluate(f"{LAYER}.deployment === undefined")
+    page.keyboard.press("o")
+    held[0].continue_()
+    wait_shown(page, n)
+    page.unroute("**/api/v1/projects/*/deployment")
+
+
 def test_classifier_labels_with_scores_in_the_panel(new_page, bccd_dir: Path, cell_package: Path,  # noqa: F811, ANN001
                                                     tmp_path: Path, shot) -> None:
     path = _plain_project(bccd_dir, tmp_path / "projects", "cells-cls", "classification", CELL_CLASSES, n=2)

@@ -6,9 +6,12 @@ The images' head annotations and review states are checked through the API."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.deploy_fixtures import CELL_CLASSES, bccd_jpegs, detector_package  # noqa: F401
 from tests.serving.conftest import bearer_headers
@@ -24,6 +27,21 @@ from visionloop.storage import Project
 from visionloop.storage.users import Role, add_user, ensure_admin
 
 NAME = "prod"
+
+
+@contextmanager
+def explained(page, shot, what: str) -> Iterator[None]:  # noqa: ANN001
+    """A wait that times out says what the page showed (the hash, the editor's state, the text) and keeps a shot."""
+    try:
+        yield
+    except PlaywrightTimeout:
+        shot(page, "review-production-timeout")
+        state = page.evaluate(
+            "(() => { const e = window.vlEditor; const p = e && e.predictions; return {hash: location.hash, "
+            "editor: e ? {id: e.id, history: !!e.history, timings: e.timings} : null, predictions: p ? "
+            "{visible: p.layer.getVisible(), shown: p.source.getFeatures().length, suggestion: !!p.suggestion, "
+            "deployment: p.deployment} : null, text: document.body.innerText.slice(0, 600)}; })()")
+        raise AssertionError(f"{what}: {state}") from None
 
 
 def test_production_images_reviewed_as_is_and_corrected(new_page, browser, bccd_dir: Path,  # noqa: ANN001
@@ -74,11 +92,14 @@ def test_production_images_reviewed_as_is_and_corrected(new_page, browser, bccd_
         page.goto(f"{platform.url}/#/p/{NAME}/review?view=production")
         page.set_default_timeout(60_000)
         page.locator("#production-edit").click()  # the second image, in the editor
-        page.wait_for_function(f"window.vlEditor && window.vlEditor.id === {samples[1]['image_id']} "
-                               "&& window.vlEditor.history && window.vlEditor.timings.rendered !== undefined")
+        opened = (f"window.vlEditor && window.vlEditor.id === {samples[1]['image_id']} "
+                  "&& window.vlEditor.history && window.vlEditor.timings.rendered !== undefined")
+        with explained(page, shot, f"the editor did not open image {samples[1]['image_id']}"):
+            page.wait_for_function(opened)
         page.keyboard.press("o")
         second = answers[1]["detections"]
-        wait_shown(page, len(second))  # the production prediction, offered as suggestions
+        with explained(page, shot, f"the editor did not show the {len(second)} predicted boxes"):
+            wait_shown(page, len(second))  # the production prediction, offered as suggestions
         box = second[0]["xyxy"]
         page.mouse.click(*screen(page, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
         page.keyboard.press("Enter")  # keep one box: the correction

@@ -151,12 +151,12 @@ export class Predictions {
   }
 
   async toggle() {
-    if (this.deployment === undefined) return;
-    if (!this.deployment.package) {
+    if (this.deployment !== undefined && !this.deployment.package) {
       this.render(); // the panel already says so and links to the Models page
       return;
     }
     setShown(this.project, !this.on);
+    if (this.deployment === undefined) return; // pressed before the deployment is known: start() shows them
     if (this.on) await this.load();
     else this.hide();
   }
